@@ -1,0 +1,29 @@
+"""Search spaces: architecture encodings, samplers, torch builders, ONNX export and cost counting.
+
+Pick a space by name: `create_space("nb201")`, `create_space("mbconv")` (thesis Table 3.1) or
+`create_space("mbconv-small")` (the same 21 layers, sized for millisecond CPU latencies).
+"""
+
+from spaces import mbconv as _mbconv  # noqa: F401  (registers "mbconv", "mbconv-small")
+from spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")
+from spaces.base import Arch, InvalidArchError, SearchSpace
+from spaces.costs import conv_intensity, count_costs
+from spaces.export import ExportedModel, export_onnx, onnx_metadata, read_onnx_metadata
+from spaces.registry import UnknownSpaceError, create_space, list_spaces, register_space, unregister_space
+
+__all__ = [
+    "Arch",
+    "ExportedModel",
+    "InvalidArchError",
+    "SearchSpace",
+    "UnknownSpaceError",
+    "conv_intensity",
+    "count_costs",
+    "create_space",
+    "export_onnx",
+    "list_spaces",
+    "onnx_metadata",
+    "read_onnx_metadata",
+    "register_space",
+    "unregister_space",
+]

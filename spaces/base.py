@@ -1,0 +1,161 @@
+"""The `SearchSpace` contract shared by every space (see docs/contracts.md, "Search space").
+
+An architecture ("arch") is a plain tuple of op indices, one per searchable edge or layer, so it can be
+hashed, stored and compared without any space object. Subclasses supply the op names, the id format, the
+graph encoding and the torch builder; everything that follows from those (validation, sampling, one-hot,
+deterministic weights, costs) lives here once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spaces.costs import count_costs
+from spaces.weights import init_weights, seed_from_id
+
+Arch = tuple[int, ...]
+
+# Below this size, sample_unique draws indices without replacement instead of rejection sampling, which
+# would crawl (coupon collector) when n is close to the size of a small space such as NB201.
+_ENUMERABLE_SIZE = 1 << 20
+
+
+class InvalidArchError(ValueError):
+    """An arch or arch id that does not belong to the space; the message says which part is wrong."""
+
+
+def check_int(owner: str, key: str, value: Any, minimum: int = 1) -> int:
+    """`value` as an int if it is an integer >= minimum, else a ValueError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{owner}: {key} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class SearchSpace(ABC):
+    """A discrete space of architectures with encodings, a torch builder and cost counts."""
+
+    name: str
+
+    @property
+    @abstractmethod
+    def ops(self) -> tuple[str, ...]:
+        """Op names; an arch entry is an index into this tuple."""
+
+    @property
+    @abstractmethod
+    def n_layers(self) -> int:
+        """Number of searchable edges or layers (the length of an arch)."""
+
+    @property
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-able keyword arguments that, with `name`, rebuild this space via `create_space`."""
+
+    @abstractmethod
+    def arch_id(self, arch: Sequence[int]) -> str:
+        """Canonical string id of an arch."""
+
+    @abstractmethod
+    def parse(self, arch_id: str) -> Arch:
+        """Inverse of `arch_id`; raises InvalidArchError naming the bad part."""
+
+    @abstractmethod
+    def to_graph(self, arch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(adjacency float32 [N, N], node features float32 [N, F]) for graph predictors."""
+
+    @abstractmethod
+    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        """Shape (B, 3, H, W) of the network input."""
+
+    @abstractmethod
+    def _make_module(self, arch: Arch) -> nn.Module:
+        """Construct the (uninitialised) network for a validated arch."""
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.ops)
+
+    @property
+    def size(self) -> int:
+        """Number of distinct architectures."""
+        return self.n_ops**self.n_layers
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}(name={self.name!r}, {args})"
+
+    def validate(self, arch: Sequence[int]) -> Arch:
+        """Return `arch` as a tuple of Python ints, or raise InvalidArchError saying what is wrong."""
+        if isinstance(arch, (str, bytes)) or not isinstance(arch, Sequence | np.ndarray):
+            raise InvalidArchError(
+                f"{self.name}: arch must be a sequence of op indices, got {type(arch).__name__}"
+            )
+        if len(arch) != self.n_layers:
+            raise InvalidArchError(f"{self.name}: arch must have {self.n_layers} entries, got {len(arch)}")
+        out = []
+        for pos, op in enumerate(arch):
+            if isinstance(op, bool) or not isinstance(op, int | np.integer):
+                raise InvalidArchError(f"{self.name}: arch[{pos}] must be an int op index, got {op!r}")
+            if not 0 <= op < self.n_ops:
+                raise InvalidArchError(f"{self.name}: arch[{pos}] = {op} is out of range 0..{self.n_ops - 1}")
+            out.append(int(op))
+        return tuple(out)
+
+    def sample(self, rng: np.random.Generator) -> Arch:
+        """One arch drawn uniformly at random."""
+        return tuple(int(op) for op in rng.integers(0, self.n_ops, size=self.n_layers))
+
+    def sample_unique(self, n: int, rng: np.random.Generator) -> list[Arch]:
+        """`n` distinct archs drawn uniformly, in draw order; the same seed gives the same list, and a
+        larger `n` extends a smaller one (prefix-stable)."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"{self.name}: n must be a non-negative int, got {n!r}")
+        if n > self.size:
+            raise ValueError(f"{self.name}: cannot draw {n} distinct archs from a space of {self.size}")
+        if self.size <= _ENUMERABLE_SIZE:
+            # A prefix of one permutation: the first n draws do not depend on n, so `--n 40` after
+            # `--n 20` with the same seed extends the earlier set instead of drawing a new one.
+            return [self._decode(int(i)) for i in rng.permutation(self.size)[: int(n)]]
+        seen: dict[Arch, None] = {}
+        while len(seen) < n:
+            seen.setdefault(self.sample(rng))
+        return list(seen)
+
+    def _decode(self, code: int) -> Arch:
+        """Mixed-radix decode of 0 <= code < size, first layer most significant."""
+        digits = []
+        for _ in range(self.n_layers):
+            code, op = divmod(code, self.n_ops)
+            digits.append(op)
+        return tuple(reversed(digits))
+
+    def to_onehot(self, arch: Sequence[int]) -> np.ndarray:
+        """Flat float32 one-hot of length n_layers * n_ops (layer-major)."""
+        arch = self.validate(arch)
+        onehot = np.zeros((self.n_layers, self.n_ops), dtype=np.float32)
+        onehot[np.arange(self.n_layers), arch] = 1.0
+        return onehot.reshape(-1)
+
+    def build(self, arch: Sequence[int]) -> nn.Module:
+        """The network in eval mode, with weights seeded from the arch id so every build is identical.
+
+        The module is constructed on the meta device and then initialised from a private generator, so
+        building never reads or advances torch's global RNG.
+        """
+        arch = self.validate(arch)
+        with torch.device("meta"):
+            module = self._make_module(arch)
+        module = module.to_empty(device="cpu")
+        generator = torch.Generator().manual_seed(seed_from_id(self.arch_id(arch)))
+        init_weights(module, generator)
+        return module.eval()
+
+    def costs(self, arch: Sequence[int]) -> dict[str, float]:
+        """FLOPs, params, memory accesses and arithmetic intensity (thesis eq. 3.18-3.19), batch 1."""
+        return count_costs(self.build(arch), self.input_shape(1))

@@ -1,0 +1,107 @@
+"""ONNX export of a space's architecture into a content-addressed file (`<sha256 of bytes>.onnx`).
+
+Models travel to boards by content hash and are not resent when already there, so an export must be
+byte-deterministic: the same arch gives the same bytes, and thus the same name, in every process.
+The space name, arch id and config are written into the model's metadata so a file tells what it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+
+from spaces.base import SearchSpace
+
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An exported model: the sha256 of its bytes (its identity), where it lies, and its size."""
+
+    sha256: str
+    path: Path
+    nbytes: int
+
+
+def onnx_metadata(space: SearchSpace, arch: Sequence[int]) -> dict[str, str]:
+    """Metadata props that identify an exported arch: space name, arch id and the space config (JSON)."""
+    return {
+        "edgeprof.space": space.name,
+        "edgeprof.arch_id": space.arch_id(arch),
+        "edgeprof.space_config": json.dumps(space.config, sort_keys=True),
+    }
+
+
+def read_onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata props of an ONNX file (external weight files are not read)."""
+    model = onnx.load(os.fspath(path), load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def _export_bytes(module: torch.nn.Module, example: torch.Tensor, out_dir: Path) -> bytes:
+    """TorchScript-based export with a dynamic batch axis, via a temp file in out_dir."""
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".export-", suffix=".onnx")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.onnx.export(
+                module,
+                (example,),
+                tmp,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                do_constant_folding=True,
+            )
+        return Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write_atomic(data: bytes, path: Path) -> None:
+    """Write via a temp file and rename, so a reader never sees a partial model; keep an existing file."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".write-", suffix=".onnx")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a model is shared data
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def export_onnx(
+    space: SearchSpace, arch: Sequence[int], out_dir: str | os.PathLike[str], batch: int = 1
+) -> ExportedModel:
+    """Export `arch` to `out_dir/<sha256>.onnx`; the batch axis is dynamic, `batch` only sizes the trace."""
+    arch = space.validate(arch)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    module = space.build(arch)
+    raw = _export_bytes(module, torch.zeros(space.input_shape(batch)), out)
+    model = onnx.load_from_string(raw)
+    for key, value in onnx_metadata(space, arch).items():
+        model.metadata_props.add(key=key, value=value)
+    data = model.SerializeToString()
+    digest = hashlib.sha256(data).hexdigest()
+    path = out / f"{digest}.onnx"
+    _write_atomic(data, path)
+    return ExportedModel(sha256=digest, path=path, nbytes=len(data))

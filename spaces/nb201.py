@@ -1,0 +1,238 @@
+"""NAS-Bench-201 cell space (Dong & Yang, ICLR 2020): 5 ops on the 6 edges of a 4-node cell, 15,625 archs.
+
+Ids, edge order and benchmark indices are the benchmark's own, so measurements can be joined with
+NB201-based tables (HELP, HW-NAS-Bench, BRP-NAS). One choice beyond the benchmark: edges whose result
+cannot reach the cell output (every path onward is `none`) are not built. They would be dead code, the
+ONNX exporter drops them anyway, and leaving them out keeps the cost counts equal to what a device runs.
+For such cells FLOPs and params are therefore below the benchmark's own figures, which count dead ops.
+The extremes match the published CIFAR-10 range: 7.78 MFLOPs (no conv) and 220.12 vs 220.11 MFLOPs with
+1.53 M params (all 3x3 convs).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int
+from spaces.registry import register_space
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (source, target)
+N_NODES = 4
+NONE = OPS.index("none")
+
+
+@lru_cache(maxsize=1)
+def _index_table() -> tuple[tuple[Arch, ...], dict[Arch, int]]:
+    """The benchmark's order: all cells in `itertools.product` order, shuffled by `random.Random(88)`."""
+    archs = list(itertools.product(range(len(OPS)), repeat=len(EDGES)))
+    random.Random(88).shuffle(archs)
+    return tuple(archs), {arch: i for i, arch in enumerate(archs)}
+
+
+def live_edges(arch: Arch) -> tuple[int, ...]:
+    """Edges that are not `none` and whose target node feeds the cell output (pure; used by the builder)."""
+    needed = {N_NODES - 1}
+    for node in range(N_NODES - 2, 0, -1):
+        if any(src == node and dst in needed and arch[e] != NONE for e, (src, dst) in enumerate(EDGES)):
+            needed.add(node)
+    return tuple(e for e, (_, dst) in enumerate(EDGES) if arch[e] != NONE and dst in needed)
+
+
+def _graph_adjacency() -> np.ndarray:
+    """BRP-NAS-style op-on-node DAG: [input, one node per edge, output], independent of the arch."""
+    n = len(EDGES) + 2
+    adj = np.zeros((n, n), dtype=np.float32)
+    for e, (src, dst) in enumerate(EDGES):
+        if src == 0:
+            adj[0, 1 + e] = 1.0
+        if dst == N_NODES - 1:
+            adj[1 + e, n - 1] = 1.0
+        for f, (src_f, _) in enumerate(EDGES):
+            if src_f == dst:
+                adj[1 + e, 1 + f] = 1.0
+    return adj
+
+
+_ADJACENCY = _graph_adjacency()
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+        super().__init__(
+            nn.ReLU(),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+def _make_op(name: str, channels: int) -> nn.Module:
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, 1)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, 1)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"nb201: op {name!r} has no module")
+
+
+class Cell(nn.Module):
+    """Node j is the sum of op(node i) over its live in-edges; a needed node without any outputs zeros."""
+
+    def __init__(self, arch: Arch, channels: int) -> None:
+        super().__init__()
+        self.live = live_edges(arch)
+        self.needed = {N_NODES - 1} | {EDGES[e][0] for e in self.live}
+        self.edges = nn.ModuleDict({str(e): _make_op(OPS[arch[e]], channels) for e in self.live})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes: list[torch.Tensor | None] = [x]
+        for node in range(1, N_NODES):
+            total = None
+            for e in self.live:
+                src, dst = EDGES[e]
+                if dst == node:
+                    y = self.edges[str(e)](nodes[src])
+                    total = y if total is None else total + y
+            if total is None and node in self.needed:
+                total = torch.zeros_like(x)
+            nodes.append(total)
+        return nodes[-1]
+
+
+class ResidualReduction(nn.Module):
+    """NB201's ResNet basic block between stages: halves the resolution and doubles the channels."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    """Stem, three stages of N cells at C, 2C, 4C joined by reductions, BN-ReLU, pool, classifier."""
+
+    def __init__(self, arch: Arch, channels: int, cells: int, num_classes: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        blocks: list[nn.Module] = []
+        for stage in range(3):
+            width = channels * 2**stage
+            if stage:
+                blocks.append(ResidualReduction(width // 2, width))
+            blocks.extend(Cell(arch, width) for _ in range(cells))
+        self.cells = nn.Sequential(*blocks)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(channels * 4), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels * 4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.lastact(self.cells(self.stem(x)))
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+class NB201Space(SearchSpace):
+    """The NB201 cell space; C, N, num_classes and resolution default to the CIFAR-10 benchmark setting."""
+
+    def __init__(
+        self, name: str = "nb201", C: int = 16, N: int = 5, num_classes: int = 10, resolution: int = 32
+    ) -> None:
+        self.name = name
+        self.C = check_int(name, "C", C)
+        self.N = check_int(name, "N", N)
+        self.num_classes = check_int(name, "num_classes", num_classes)
+        self.resolution = check_int(name, "resolution", resolution)
+        if self.resolution % 4:
+            raise ValueError(
+                f"{name}: resolution must be a multiple of 4 (two stride-2 stages), got {resolution}"
+            )
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return OPS
+
+    @property
+    def n_layers(self) -> int:
+        return len(EDGES)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"C": self.C, "N": self.N, "num_classes": self.num_classes, "resolution": self.resolution}
+
+    def arch_id(self, arch: Sequence[int]) -> str:
+        ops = [OPS[op] for op in self.validate(arch)]
+        return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+
+    def parse(self, arch_id: str) -> Arch:
+        if not isinstance(arch_id, str):
+            raise InvalidArchError(f"{self.name}: arch id must be a str, got {type(arch_id).__name__}")
+        nodes = arch_id.split("+")
+        if len(nodes) != N_NODES - 1:
+            raise InvalidArchError(f"{self.name}: expected {N_NODES - 1} '+'-separated nodes in {arch_id!r}")
+        arch = []
+        for node, text in enumerate(nodes, start=1):
+            if len(text) < 2 or text[0] != "|" or text[-1] != "|":
+                raise InvalidArchError(f"{self.name}: node {node} {text!r} must start and end with '|'")
+            tokens = text[1:-1].split("|")
+            if len(tokens) != node:
+                raise InvalidArchError(
+                    f"{self.name}: node {node} needs {node} inputs, got {len(tokens)} in {text!r}"
+                )
+            for src, token in enumerate(tokens):
+                op, sep, index = token.partition("~")
+                if not sep or index != str(src):
+                    raise InvalidArchError(
+                        f"{self.name}: input {src} of node {node} must read 'op~{src}', got {token!r}"
+                    )
+                if op not in OPS:
+                    raise InvalidArchError(
+                        f"{self.name}: unknown op {op!r} in {token!r}; known ops: {', '.join(OPS)}"
+                    )
+                arch.append(OPS.index(op))
+        return tuple(arch)
+
+    def index(self, arch: Sequence[int]) -> int:
+        """The arch's index in the NAS-Bench-201 benchmark files."""
+        return _index_table()[1][self.validate(arch)]
+
+    def from_index(self, index: int) -> Arch:
+        """The arch at a NAS-Bench-201 benchmark index."""
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < self.size:
+            raise ValueError(f"{self.name}: index must be an int in 0..{self.size - 1}, got {index!r}")
+        return _index_table()[0][int(index)]
+
+    def to_graph(self, arch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """8 nodes [input, op of each edge, output]; features one-hot over [input, output, *ops] (7)."""
+        arch = self.validate(arch)
+        n = len(EDGES) + 2
+        feats = np.zeros((n, 2 + len(OPS)), dtype=np.float32)
+        feats[0, 0] = 1.0
+        feats[n - 1, 1] = 1.0
+        feats[np.arange(1, n - 1), 2 + np.asarray(arch)] = 1.0
+        return _ADJACENCY.copy(), feats
+
+    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        return (check_int(self.name, "batch", batch), 3, self.resolution, self.resolution)
+
+    def _make_module(self, arch: Arch) -> nn.Module:
+        return NB201Network(arch, self.C, self.N, self.num_classes)
+
+
+@register_space("nb201")
+def nb201(C: int = 16, N: int = 5, num_classes: int = 10, resolution: int = 32) -> NB201Space:
+    """NAS-Bench-201 on CIFAR-10 input (32x32, 10 classes) unless overridden."""
+    return NB201Space("nb201", C=C, N=N, num_classes=num_classes, resolution=resolution)

@@ -1,0 +1,148 @@
+"""Command line of the agent; the only module that prints or exits.
+
+    python -m agents info [--json]
+    python -m agents run JOB.json [--out results.jsonl] [--no-resume] [--quiet]
+    python -m agents worker --job JOB.json --task TASK_ID --out RESULT.json   (internal, one task)
+
+Exit codes: 0 every task has a result line (error lines included); 1 error (lock held, tasks left
+without a line); 2 invalid job or arguments; 130/143 interrupted by SIGINT/SIGTERM.
+"""
+
+import argparse
+import json
+import sys
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _err(message):
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _progress_line(result, progress):
+    head = "[{}/{}] {} {} {}".format(
+        progress["done"],
+        progress["total"],
+        result.get("task_id"),
+        result.get("backend"),
+        result.get("precision"),
+    )
+    if result.get("status") == "ok":
+        lat = result["latency_ms"]
+        ci = lat.get("ci_rel")
+        ci_txt = "n/a" if ci is None else f"{100 * ci:.2f}%"
+        line = "{}: ok  median {:.4g} ms  n={}  ci {}".format(head, lat["median"], lat["n"], ci_txt)
+        if not lat.get("converged"):
+            line += "  (not converged)"
+        n_warn = len(result.get("warnings") or [])
+        if n_warn:
+            line += "  [{} warning{}]".format(n_warn, "s" if n_warn > 1 else "")
+        return line
+    error = result.get("error") or {}
+    message = (error.get("message") or "").splitlines()
+    return "{}: error {}: {}".format(head, error.get("type"), message[0] if message else "")
+
+
+def cmd_info(args):
+    from .info import collect_info, format_info
+
+    info = collect_info()
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(format_info(info) + "\n")
+    return EXIT_OK
+
+
+def cmd_run(args):
+    from .protocol import JobError
+    from .runner import Interrupted, LockError, run_job
+
+    def on_result(result, progress):
+        if not args.quiet:
+            _err(_progress_line(result, progress))
+
+    try:
+        summary = run_job(args.job, out_path=args.out, resume=not args.no_resume, on_result=on_result)
+    except JobError as exc:
+        _err(f"invalid job {args.job}: {exc}")
+        return EXIT_USAGE
+    except LockError as exc:
+        _err(f"cannot run: {exc}")
+        return EXIT_ERROR
+    except Interrupted as exc:
+        _err(f"interrupted ({exc}); results so far are in place, rerun to resume")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except OSError as exc:  # results folder not writable, disk full
+        _err(f"cannot run: {exc}")
+        return EXIT_ERROR
+    if not args.quiet:
+        _err(
+            "{job_id}: {total} tasks: {ok} ok, {error} error, {skipped} already done -> {out_path}".format(
+                **summary
+            )
+        )
+    if summary["missing"]:
+        _err("tasks without a result line: {}".format(", ".join(summary["missing"])))
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_worker(args):
+    from .protocol import JobError, load_job
+    from .worker import run_task, write_result_file
+
+    try:
+        job = load_job(args.job)
+        result = run_task(job, args.task, args.job, idle_power_mw=args.idle_mw)
+    except JobError as exc:
+        _err(f"worker: invalid job {args.job}: {exc}")
+        return EXIT_USAGE
+    write_result_file(result, args.out)
+    return EXIT_OK
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m agents", description="edgeprof board-side agent")
+    sub = parser.add_subparsers(dest="command", metavar="{info,run}")
+    p = sub.add_parser("info", help="what this machine offers: backends, power meters, board")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("run", help="measure every task of a job, appending to results.jsonl")
+    p.add_argument("job", help="job.json (model paths are relative to its folder)")
+    p.add_argument("--out", default=None, help="results file (default: results.jsonl beside the job)")
+    p.add_argument(
+        "--no-resume", action="store_true", help="run every task, even those already in the results"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("worker")  # internal: one task in this process, result written to --out
+    p.add_argument("--job", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--idle-mw", type=float, default=None)
+    p.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_usage(sys.stderr)
+        _err("python -m agents: error: a command is required (info, run)")
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

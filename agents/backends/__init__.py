@@ -1,0 +1,16 @@
+"""Backends by name. Entries are lazy so that a missing runtime never breaks the agent's import."""
+
+from ..registry import Registry
+from .base import (  # noqa: F401 (re-exported interface)
+    Backend,
+    BackendError,
+    BackendOptionError,
+    BackendUnavailable,
+    InferenceError,
+    ModelLoadError,
+)
+
+BACKENDS = Registry("backend")
+BACKENDS.add_lazy("onnxruntime", __name__ + ".onnxruntime:OnnxRuntimeBackend")
+BACKENDS.add_lazy("debug", __name__ + ".debug:DebugBackend")
+# tensorrt, torch: later; each is one new module plus one add_lazy line here.

@@ -1,0 +1,125 @@
+"""Name -> implementation registries for backends and meters.
+
+Heavy runtimes (TensorRT, ONNX Runtime, torch) are registered lazily as "module:Attr" strings so that a
+board without one of them can still list, report and use the others.
+"""
+
+import difflib
+import importlib
+
+
+class RegistryError(Exception):
+    """Base class of registry errors."""
+
+
+class UnknownEntryError(RegistryError, KeyError):
+    """Raised by Registry.get for a name nobody registered; the message lists the known names."""
+
+    def __str__(self):
+        # KeyError.__str__ would repr() the message, adding quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateEntryError(RegistryError, ValueError):
+    """Two entries with one name: the second would silently shadow the first."""
+
+
+class EntryImportError(RegistryError, ImportError):
+    """A lazy entry whose module or attribute cannot be imported."""
+
+
+class Registry:
+    """A small registry of named implementations of one kind ("backend", "meter")."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self._entries = {}  # name -> object, or "module:Attr" string for lazy entries
+
+    def _check_new(self, name):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
+        if name in self._entries:
+            raise DuplicateEntryError(f"{self.kind} {name!r} is already registered")
+
+    def register(self, name):
+        """Decorator registering a class (or any object) under name."""
+
+        def decorator(obj):
+            self._check_new(name)
+            self._entries[name] = obj
+            return obj
+
+        return decorator
+
+    def add_lazy(self, name, target):
+        """Register "package.module:Attr", imported only when the entry is asked for."""
+        self._check_new(name)
+        if not isinstance(target, str) or target.count(":") != 1:
+            raise ValueError(f"lazy {self.kind} target must look like 'module:Attr', got {target!r}")
+        self._entries[name] = target
+
+    def names(self):
+        """Registered names, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name):
+        return name in self._entries
+
+    def __len__(self):
+        return len(self._entries)
+
+    def unknown_message(self, name):
+        """The message of UnknownEntryError for name (also used by job validation)."""
+        known = self.names()
+        msg = "unknown {} {!r} (known: {})".format(self.kind, name, ", ".join(known) or "none")
+        close = difflib.get_close_matches(str(name), known, n=1)
+        if close:
+            msg += f"; did you mean {close[0]!r}?"
+        return msg
+
+    def get(self, name):
+        """The implementation registered under name, importing a lazy entry on first use."""
+        if name not in self._entries:
+            raise UnknownEntryError(self.unknown_message(name))
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            entry = self._resolve(name, entry)
+            self._entries[name] = entry
+        return entry
+
+    def _resolve(self, name, target):
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - an ImportError, or any error raised while importing
+            raise EntryImportError(
+                f"{self.kind} {name!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
+            )
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise EntryImportError(f"{self.kind} {name!r}: module {module_name} has no attribute {attr!r}")
+
+    def available(self):
+        """{name: None if usable here, else the reason why not} for every entry.
+
+        Each implementation answers through its own available() (None or a reason string); an import
+        failure or an error inside available() is reported as the reason, never raised.
+        """
+        out = {}
+        for name in self.names():
+            try:
+                obj = self.get(name)
+            except RegistryError as exc:
+                out[name] = str(exc)
+                continue
+            probe = getattr(obj, "available", None)
+            if probe is None:
+                out[name] = None
+                continue
+            try:
+                reason = probe()
+            except Exception as exc:  # noqa: BLE001
+                reason = f"available() failed: {type(exc).__name__}: {exc}"
+            out[name] = None if reason is None else str(reason)
+        return out

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch: pinned here so pip does not pull CUDA wheels; override with TORCH_VERSION=...
+TORCH_VERSION ?= 2.13.0
+TORCH_SPEC ?= torch==$(TORCH_VERSION)
+BIN := $(VENV)/bin
+# A Python 3.6 (JetPack 4's) to run the agent under for real, when this machine has one (pyenv or PATH).
+PY36 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.6*/bin/python3.6) $(shell command -v python3.6 2>/dev/null))
+VENV36 ?= .venv36
+
+.PHONY: demo test install install-test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/edgeprof demo
+
+# Best effort: without it the Python 3.6 test skips and says why; vermin still checks agents/.
+$(VENV36)/.installed:
+	@if [ -n "$(PY36)" ]; then \
+	  $(PY36) -m venv $(VENV36) && \
+	  $(VENV36)/bin/pip install -q "numpy==1.19.5" "onnxruntime==1.10.0" && touch $@ \
+	  || echo "note: could not prepare a Python 3.6 agent environment; its test will skip"; \
+	else echo "note: no Python 3.6 on this machine; the real-3.6 agent test will skip"; fi
+
+test: install-test $(VENV36)/.installed
+	@py36=""; if [ -f $(VENV36)/.installed ]; then py36="$(abspath $(VENV36))/bin/python"; fi; \
+	echo "EDGEPROF_PY36=$$py36 $(BIN)/python -m pytest"; \
+	EDGEPROF_PY36="$$py36" $(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(VENV36) build *.egg-info

@@ -1,0 +1,3 @@
+from edgeprof.cli import main
+
+raise SystemExit(main())

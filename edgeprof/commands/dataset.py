@@ -1,0 +1,65 @@
+"""Look at the latency dataset: `summary` per device and space, `export` to CSV or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from edgeprof.commands import DEFAULT_DB
+from edgeprof.output import err, out, print_json
+from profiler.dataset import export, summarize
+from profiler.store import Store
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    s = sub.add_parser("summary", help="counts, latency spread and environment per device and space")
+    s.add_argument("--db", default=DEFAULT_DB)
+    s.add_argument("--device", help="only this device")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    e = sub.add_parser("export", help="write every measurement as a flat table")
+    e.add_argument("out", help="output file (.csv or .parquet)")
+    e.add_argument("--db", default=DEFAULT_DB)
+    e.add_argument("--device", help="only this device")
+    e.add_argument("--format", choices=("csv", "parquet"), help="default: from the file suffix")
+    e.add_argument("--samples", action="store_true", help="include the raw per-run samples")
+    e.add_argument("--json", action="store_true", help="print JSON")
+
+
+def summary_table(summary: dict) -> Table:
+    t = Table("device", "space", "backend", "prec", "batch", "ok", "err", "median ms (min / p50 / max)",
+              "cv (median)", "runs", title=f"{summary['db']}")
+    for g in summary["groups"]:
+        lat = g.get("latency_ms")
+        t.add_row(g["device"], str(g["space"]), g["backend"], g["precision"], str(g["batch"]), str(g["ok"]),
+                  str(g["error"]),
+                  f"{lat['min']:.3f} / {lat['median']:.3f} / {lat['max']:.3f}" if lat else "-",
+                  f"{g['cv_median']:.3f}" if lat else "-", str(g.get("runs_median", "-")))
+    return t
+
+
+def _open(db: str) -> Store:
+    from pathlib import Path
+
+    if not Path(db).exists():
+        raise ValueError(f"--db: {db} does not exist (measure with `edgeprof profile` first)")
+    return Store(db)
+
+
+def run(args: argparse.Namespace) -> int:
+    with _open(args.db) as store:
+        if args.action == "summary":
+            s = summarize(store, device=args.device)
+            if args.json:
+                print_json(s)
+            else:
+                out.print(summary_table(s))
+            return 0
+        n = export(store, args.out, fmt=args.format, device=args.device, with_samples=args.samples)
+    if args.json:
+        print_json({"rows": n, "out": args.out})
+    else:
+        err.print(f"wrote {n} rows to {args.out}")
+    return 0

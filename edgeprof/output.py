@@ -1,0 +1,52 @@
+"""Where output goes: data on stdout (JSON with --json), people's text and progress bars on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from profiler.session import Progress as SessionProgress
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+PHASE_LABELS = {"export": "exporting ONNX", "upload": "uploading models", "measure": "measuring"}
+
+
+@contextmanager
+def session_progress(quiet: bool = False) -> Iterator[SessionProgress]:
+    """Rich progress bars driven by the profile session's callbacks."""
+    if quiet:
+        yield SessionProgress()
+        return
+    bars = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err, transient=False)
+    ids: dict[str, Any] = {}
+
+    def on_phase(phase: str, total: int) -> None:
+        if total:
+            ids[phase] = bars.add_task(PHASE_LABELS.get(phase, phase), total=total, last="")
+
+    def on_step(phase: str) -> None:
+        bars.advance(ids[phase])
+
+    def on_result(r: dict[str, Any]) -> None:
+        if r["status"] == "ok":
+            last = f"{r['latency_ms']['median']:.3f} ms"
+        else:
+            last = f"[red]{(r.get('error') or {}).get('type', 'error')}[/]"
+        bars.update(ids["measure"], advance=1, last=last)
+
+    with bars:
+        yield SessionProgress(on_phase=on_phase, on_step=on_step, on_result=on_result)

@@ -1,0 +1,102 @@
+"""Views of the store: a per-device summary and flat exports (CSV, Parquet)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from profiler.store import Store
+
+GROUP_KEYS = ("device", "space", "backend", "precision", "batch")
+EXPORT_COLUMNS = (
+    "id", "device", "space", "arch_id", "model_sha256", "backend", "precision", "batch", "status",
+    "error_type", "error_message", "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms",
+    "p99_ms", "iqr_mean_ms", "cv", "n", "ci_halfwidth_ms", "converged", "energy_mj", "flops", "params",
+    "mem_access", "intensity", "job_id", "task_id", "source", "measured_at",
+)
+# Environment facts worth showing per group (the full record stays in the store).
+ENV_KEYS = ("hostname", "platform", "kernel", "board_model", "l4t", "jetpack", "agent_version")
+
+
+def _env_summary(env: dict[str, Any]) -> dict[str, Any]:
+    out = {k: env.get(k) for k in ENV_KEYS if env.get(k) is not None}
+    cpu = env.get("cpu") or {}
+    if cpu:
+        out["cpu_model"] = cpu.get("model")
+        out["cpu_count"] = cpu.get("count")
+    if env.get("libraries"):
+        out["libraries"] = env["libraries"]
+    gov = {p.get("governor") for p in (env.get("cpufreq") or {}).values() if isinstance(p, dict)} - {None}
+    if gov:
+        out["cpu_governor"] = sorted(gov)
+    return out
+
+
+def summarize(store: Store, device: str | None = None) -> dict[str, Any]:
+    """Counts, latency spread and environment per (device, space, backend, precision, batch)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in store.rows(device=device):
+        groups[tuple(r[k] for k in GROUP_KEYS)].append(r)
+    out = []
+    for key, rows in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        ok = [r for r in rows if r["status"] == "ok"]
+        g: dict[str, Any] = dict(zip(GROUP_KEYS, key))
+        g["ok"] = len(ok)
+        g["error"] = len(rows) - len(ok)
+        g["models"] = len({r["model_sha256"] for r in rows})
+        if ok:
+            med = np.array([r["median_ms"] for r in ok])
+            g["latency_ms"] = {"min": float(med.min()), "p25": float(np.percentile(med, 25)),
+                               "median": float(np.median(med)), "p75": float(np.percentile(med, 75)),
+                               "max": float(med.max())}
+            g["cv_median"] = float(np.median([r["cv"] for r in ok]))
+            g["runs_median"] = int(np.median([r["n"] for r in ok]))
+            g["converged_share"] = float(np.mean([bool(r["converged"]) for r in ok]))
+            energy = [r["energy_mj"] for r in ok if r["energy_mj"] is not None]
+            if energy:
+                g["energy_mj"] = {"min": float(min(energy)), "median": float(np.median(energy)),
+                                  "max": float(max(energy))}
+            g["environment"] = _env_summary(json.loads(ok[-1]["environment"] or "{}"))
+        errors = Counter(r["error_type"] for r in rows if r["status"] != "ok")
+        if errors:
+            g["error_types"] = dict(errors)
+        g["first_measured"] = min((r["measured_at"] or "" for r in rows), default=None)
+        g["last_measured"] = max((r["measured_at"] or "" for r in rows), default=None)
+        out.append(g)
+    return {"db": str(store.path), "counts": store.counts(), "groups": out}
+
+
+def export(store: Store, path: str | Path, fmt: str | None = None, device: str | None = None,
+           with_samples: bool = False) -> int:
+    """Write every measurement as one flat row; Parquet also carries the raw samples when asked."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"export format must be csv or parquet (from --format or the file suffix), got {fmt!r}")
+    rows = store.rows(device=device)
+    table = [{c: r.get(c) for c in EXPORT_COLUMNS} for r in rows]
+    if with_samples:
+        for t in table:
+            t["samples_ms"] = store.samples(t["id"])[0].tolist()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        cols = list(EXPORT_COLUMNS) + (["samples_ms"] if with_samples else [])
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for t in table:
+                if with_samples:
+                    t["samples_ms"] = json.dumps(t["samples_ms"])
+                w.writerow(t)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = {c: [t[c] for t in table] for c in table[0]} if table else {c: [] for c in EXPORT_COLUMNS}
+        pq.write_table(pa.table(cols), path)
+    return len(table)

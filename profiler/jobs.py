@@ -1,0 +1,50 @@
+"""Job bundles: the versioned document the agent reads (see docs/contracts.md)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agents.protocol import JOB_SCHEMA, validate_job
+from profiler.config import DeviceConfig
+
+
+@dataclass(frozen=True)
+class ModelTask:
+    """One model to measure: its content hash and its input shape at the measured batch size."""
+
+    sha256: str
+    input_shape: tuple[int, ...]
+
+
+def new_job_id(device: str) -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{device}-{secrets.token_hex(3)}"
+
+
+def build_job(config: DeviceConfig, models: list[ModelTask], batch: int, job_id: str | None = None,
+              protocol_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A validated job for `config`'s board; model paths are relative to the job's folder."""
+    protocol = {**config.protocol, **(protocol_overrides or {})}
+    tasks = []
+    for i, m in enumerate(models):
+        tasks.append({
+            "task_id": f"t{i:05d}",
+            "model": f"../../models/{m.sha256}.onnx",
+            "model_sha256": m.sha256,
+            "inputs": {"input": [batch, *m.input_shape[1:]]},
+            "dtype": "float32",
+            "backend": config.runtime.backend,
+            "precision": config.runtime.precision,
+            "batch": batch,
+            "options": config.task_options(),
+        })
+    job = {"schema": JOB_SCHEMA, "job_id": job_id or new_job_id(config.name), "device": config.name,
+           "protocol": protocol, "meter": config.meter_settings(), "tasks": tasks}
+    return validate_job(job)
+
+
+def job_text(job: dict[str, Any]) -> str:
+    return json.dumps(job, indent=1, sort_keys=True)

@@ -1,0 +1,244 @@
+"""The latency dataset: one SQLite file (WAL) with devices, models and measurements.
+
+Ingest is idempotent: a result line is keyed by (job id, task id), so reading the same results file twice,
+or resuming after a dropped link, never duplicates a measurement. Raw samples sit in a side table as
+little-endian float64 arrays so summaries stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.protocol import RESULT_SCHEMA
+
+SCHEMA_VERSION = 1
+STAT_FIELDS = ("median", "mean", "std", "min", "max", "p10", "p90", "p99", "iqr_mean")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS devices (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    config TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS models (
+    sha256 TEXT PRIMARY KEY,
+    space TEXT NOT NULL,
+    space_config TEXT NOT NULL,
+    arch_id TEXT NOT NULL,
+    input_shape TEXT,
+    flops INTEGER,
+    params INTEGER,
+    mem_access INTEGER,
+    intensity REAL,
+    nbytes INTEGER,
+    added_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS models_by_arch ON models (space, arch_id);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    result_key TEXT NOT NULL UNIQUE,
+    job_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    device TEXT NOT NULL REFERENCES devices (name),
+    model_sha256 TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error_type TEXT,
+    error_message TEXT,
+    median_ms REAL, mean_ms REAL, std_ms REAL, min_ms REAL, max_ms REAL,
+    p10_ms REAL, p90_ms REAL, p99_ms REAL, iqr_mean_ms REAL,
+    cv REAL, n INTEGER, ci_halfwidth_ms REAL, converged INTEGER,
+    energy_mj REAL,
+    energy TEXT,
+    environment TEXT,
+    protocol TEXT,
+    backend_info TEXT,
+    warnings TEXT,
+    source TEXT NOT NULL,
+    measured_at TEXT,
+    ingested_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS measurements_by_model ON measurements (device, model_sha256, backend, precision, batch);
+CREATE TABLE IF NOT EXISTS samples (
+    measurement_id INTEGER PRIMARY KEY REFERENCES measurements (id) ON DELETE CASCADE,
+    timed BLOB,
+    warmup BLOB
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or a record does not fit its schema."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    sha256: str
+    space: str
+    space_config: dict[str, Any]
+    arch_id: str
+    input_shape: list[int] | None = None
+    flops: int | None = None
+    params: int | None = None
+    mem_access: int | None = None
+    intensity: float | None = None
+    nbytes: int | None = None
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def result_key(job_id: str, task_id: str) -> str:
+    return hashlib.sha256(f"{job_id}\0{task_id}".encode()).hexdigest()
+
+
+def _blob(values: list[float] | None) -> bytes | None:
+    return None if values is None else np.asarray(values, dtype="<f8").tobytes()
+
+
+class Store:
+    """A latency dataset in one SQLite file. Use as a context manager or call close()."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(self.path), timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: written by a newer edgeprof (schema {version} > "
+                                 f"{SCHEMA_VERSION}); upgrade edgeprof to read it")
+            self.db.executescript(DDL)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.db.commit()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a usable edgeprof database: {e}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self.db:
+            yield self.db
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def add_device(self, name: str, kind: str, config: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO devices (name, kind, config, added_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET kind=excluded.kind, config=excluded.config",
+                (name, kind, json.dumps(config, sort_keys=True), _now()))
+
+    def add_models(self, models: Iterable[ModelRecord]) -> int:
+        rows = [(m.sha256, m.space, json.dumps(m.space_config, sort_keys=True), m.arch_id,
+                 json.dumps(m.input_shape) if m.input_shape is not None else None,
+                 m.flops, m.params, m.mem_access, m.intensity, m.nbytes, _now()) for m in models]
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO models VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            return db.total_changes - before
+
+    def add_results(self, results: Iterable[dict[str, Any]], source: str = "agent") -> int:
+        """Ingest agent result dicts; returns how many were new. Duplicates are ignored."""
+        added = 0
+        with self._tx() as db:
+            for r in results:
+                if r.get("schema") != RESULT_SCHEMA:
+                    raise StoreError(f"result for task {r.get('task_id')!r}: schema {r.get('schema')!r}, "
+                                     f"expected {RESULT_SCHEMA!r}")
+                added += self._insert_result(db, r, source)
+        return added
+
+    def _insert_result(self, db: sqlite3.Connection, r: dict[str, Any], source: str) -> int:
+        lat = r.get("latency_ms") or {}
+        err = r.get("error") or {}
+        energy = r.get("energy")
+        key = result_key(r["job_id"], r["task_id"])
+        cur = db.execute(
+            "INSERT OR IGNORE INTO measurements (result_key, job_id, task_id, device, model_sha256, backend, "
+            "precision, batch, status, error_type, error_message, median_ms, mean_ms, std_ms, min_ms, max_ms, "
+            "p10_ms, p90_ms, p99_ms, iqr_mean_ms, cv, n, ci_halfwidth_ms, converged, energy_mj, energy, "
+            "environment, protocol, backend_info, warnings, source, measured_at, ingested_at) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (key, r["job_id"], r["task_id"], r["device"], r["model_sha256"], r["backend"], r["precision"],
+             int(r["batch"]), r["status"], err.get("type"), err.get("message"),
+             *(lat.get(f) for f in STAT_FIELDS), lat.get("cv"), lat.get("n"), lat.get("ci_halfwidth"),
+             None if not lat else int(bool(lat.get("converged"))),
+             (energy or {}).get("net_mj", (energy or {}).get("gross_mj")),
+             json.dumps(energy) if energy is not None else None,
+             json.dumps(r.get("environment")), json.dumps(r.get("protocol")),
+             json.dumps(r.get("backend_info")), json.dumps(r.get("warnings") or []),
+             source, r.get("finished_at"), _now()))
+        if cur.rowcount == 0:
+            return 0
+        if r.get("samples_ms") is not None or r.get("warmup_ms") is not None:
+            db.execute("INSERT INTO samples VALUES (?, ?, ?)",
+                       (cur.lastrowid, _blob(r.get("samples_ms")), _blob(r.get("warmup_ms"))))
+        return 1
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def measured_archs(self, device: str, space: str, backend: str, precision: str, batch: int) -> set[str]:
+        """Arch ids of `space` that already have an ok measurement under these settings."""
+        rows = self.db.execute(
+            "SELECT DISTINCT m.arch_id FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
+            "WHERE x.device=? AND m.space=? AND x.backend=? AND x.precision=? AND x.batch=? AND x.status='ok'",
+            (device, space, backend, precision, batch)).fetchall()
+        return {r[0] for r in rows}
+
+    def samples(self, measurement_id: int) -> tuple[np.ndarray, np.ndarray]:
+        row = self.db.execute("SELECT timed, warmup FROM samples WHERE measurement_id=?",
+                              (measurement_id,)).fetchone()
+        if row is None:
+            return np.empty(0), np.empty(0)
+        return tuple(np.frombuffer(b, dtype="<f8") if b else np.empty(0) for b in row)  # type: ignore
+
+    def rows(self, device: str | None = None, space: str | None = None,
+             status: str | None = None) -> list[dict[str, Any]]:
+        """Flat measurement rows joined with their model (the export and summary view)."""
+        where, args = [], []
+        for col, val in (("x.device", device), ("m.space", space), ("x.status", status)):
+            if val is not None:
+                where.append(f"{col}=?")
+                args.append(val)
+        sql = (
+            "SELECT x.id, x.device, m.space, m.arch_id, x.model_sha256, x.backend, x.precision, x.batch, "
+            "x.status, x.error_type, x.error_message, x.median_ms, x.mean_ms, x.std_ms, x.min_ms, x.max_ms, "
+            "x.p10_ms, x.p90_ms, x.p99_ms, x.iqr_mean_ms, x.cv, x.n, x.ci_halfwidth_ms, x.converged, "
+            "x.energy_mj, m.flops, m.params, m.mem_access, m.intensity, x.job_id, x.task_id, x.source, "
+            "x.measured_at, x.environment FROM measurements x LEFT JOIN models m ON m.sha256 = x.model_sha256"
+            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY x.id")
+        return [dict(r) for r in self.db.execute(sql, args).fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        q = self.db.execute
+        return {"devices": q("SELECT COUNT(*) FROM devices").fetchone()[0],
+                "models": q("SELECT COUNT(*) FROM models").fetchone()[0],
+                "measurements": q("SELECT COUNT(*) FROM measurements").fetchone()[0]}

@@ -1,0 +1,88 @@
+"""The transport contract: how a job bundle reaches a board and how result lines come back.
+
+Local and SSH transports take the same steps, so the profile session does not know which one it drives:
+put the agent (content-hashed), put missing models (content-addressed), put the job, start the agent
+detached, read new bytes of ``results.jsonl`` from an offset, stop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import agents
+
+AGENT_ROOT = Path(agents.__file__).resolve().parent
+
+
+class TransportError(RuntimeError):
+    """The board cannot be reached or a transfer failed; the message says which and why."""
+
+
+def agent_files() -> list[tuple[str, Path]]:
+    """(relative path, file) of every agent source file, in a stable order."""
+    return sorted((p.relative_to(AGENT_ROOT.parent).as_posix(), p)
+                  for p in AGENT_ROOT.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def agent_hash() -> str:
+    """Content hash of the agent package: an unchanged agent is not sent again."""
+    h = hashlib.sha256()
+    for rel, p in agent_files():
+        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+class Transport(ABC):
+    """One board. Paths given to these methods are relative to the board's work folder."""
+
+    @abstractmethod
+    def prepare(self) -> str:
+        """Make sure the work folder and the current agent are there; return the agent's hash."""
+
+    @abstractmethod
+    def missing_models(self, sha256s: list[str]) -> list[str]:
+        """Which of these models the board does not have yet."""
+
+    @abstractmethod
+    def put_model(self, local_path: Path, sha256: str) -> None: ...
+
+    @abstractmethod
+    def put_job(self, job_id: str, job_text: str) -> None: ...
+
+    @abstractmethod
+    def start(self, job_id: str) -> None:
+        """Start the agent on the job, detached from this process."""
+
+    @abstractmethod
+    def read_results(self, job_id: str, offset: int) -> bytes:
+        """Bytes of the job's results file from `offset` on (empty if none yet)."""
+
+    @abstractmethod
+    def finished(self, job_id: str) -> int | None:
+        """The agent's exit status once it has ended, else None."""
+
+    @abstractmethod
+    def log_tail(self, job_id: str, n_lines: int = 20) -> str: ...
+
+    @abstractmethod
+    def stop(self, job_id: str) -> None:
+        """Stop the agent (what it finished stays in the results file)."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def model_relpath(sha256: str) -> str:
+    return f"models/{sha256}.onnx"
+
+
+def job_dir(job_id: str) -> str:
+    return f"jobs/{job_id}"

@@ -1,0 +1,110 @@
+"""The local transport: the board is this machine, reached through a work folder and a subprocess.
+
+It takes exactly the steps the SSH transport takes, so the whole pipeline is exercised without a board.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from profiler.config import DeviceConfig
+from profiler.transports.base import Transport, TransportError, agent_files, agent_hash, job_dir, model_relpath
+
+
+class LocalTransport(Transport):
+    def __init__(self, config: DeviceConfig, workdir: Path | None = None):
+        self.config = config
+        self.root = Path(workdir) if workdir is not None else config.workdir()
+        self.python = config.connection.python or sys.executable
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.agent_dir: Path | None = None
+
+    def prepare(self) -> str:
+        digest = agent_hash()
+        target = self.root / "agent" / digest
+        if not (target / ".complete").exists():
+            tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            for rel, src in agent_files():
+                dst = tmp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+            (tmp / ".complete").write_text(digest)
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        self.agent_dir = target
+        return digest
+
+    def missing_models(self, sha256s: list[str]) -> list[str]:
+        return [s for s in sha256s if not (self.root / model_relpath(s)).exists()]
+
+    def put_model(self, local_path: Path, sha256: str) -> None:
+        dst = self.root / model_relpath(sha256)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_suffix(f".part{os.getpid()}")
+        try:
+            os.link(local_path, tmp)
+        except OSError:
+            shutil.copyfile(local_path, tmp)
+        os.replace(tmp, dst)
+
+    def put_job(self, job_id: str, job_text: str) -> None:
+        d = self.root / job_dir(job_id)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "job.json").write_text(job_text)
+
+    def start(self, job_id: str) -> None:
+        if self.agent_dir is None:
+            raise TransportError("prepare() must run before start()")
+        d = self.root / job_dir(job_id)
+        env = dict(os.environ, PYTHONPATH=str(self.agent_dir))
+        log = open(d / "agent.log", "ab")
+        try:
+            self._procs[job_id] = subprocess.Popen(
+                [self.python, "-m", "agents", "run", str(d / "job.json"), "--out", str(d / "results.jsonl")],
+                cwd=str(self.agent_dir), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True)  # Ctrl-C reaches the host, which then stops the agent cleanly
+        except OSError as e:
+            raise TransportError(f"{self.config.name}: cannot start {self.python}: {e}") from None
+        finally:
+            log.close()
+
+    def read_results(self, job_id: str, offset: int) -> bytes:
+        try:
+            with open(self.root / job_dir(job_id) / "results.jsonl", "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def finished(self, job_id: str) -> int | None:
+        p = self._procs.get(job_id)
+        return None if p is None else p.poll()
+
+    def log_tail(self, job_id: str, n_lines: int = 20) -> str:
+        try:
+            text = (self.root / job_dir(job_id) / "agent.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-n_lines:])
+
+    def stop(self, job_id: str) -> None:
+        p = self._procs.get(job_id)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def close(self) -> None:
+        for job_id in list(self._procs):
+            self.stop(job_id)

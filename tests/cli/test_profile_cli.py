@@ -1,0 +1,128 @@
+"""The CLI end to end on this CPU: real agent processes, real ONNX Runtime, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from profiler.config import load_config
+from profiler.session import profile
+from profiler.store import Store
+from spaces import create_space, export_onnx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def edgeprof(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edgeprof", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=os.environ.copy())
+
+
+def test_profile_summary_and_rerun(fast_cpu_config: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "x.db")
+    r = edgeprof("profile", str(fast_cpu_config), "--space", "nb201", "--n", "3", "--db", db, "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert (rep["measured_ok"], rep["measured_error"], rep["already_measured"]) == (3, 0, 0)
+
+    s = edgeprof("dataset", "summary", "--db", db, "--json")
+    assert s.returncode == 0, s.stderr
+    (g,) = json.loads(s.stdout)["groups"]
+    assert (g["device"], g["space"], g["ok"], g["error"]) == ("fast-cpu", "nb201", 3, 0)
+    assert 0 < g["latency_ms"]["min"] <= g["latency_ms"]["median"] <= g["latency_ms"]["max"]
+    assert g["runs_median"] >= 5
+    env = g["environment"]
+    assert env["cpu_count"] >= 1 and env["kernel"] and "onnxruntime" in env["libraries"]
+
+    again = edgeprof("profile", str(fast_cpu_config), "--space", "nb201", "--n", "3", "--db", db, "--json")
+    assert json.loads(again.stdout)["already_measured"] == 3
+    more = edgeprof("profile", str(fast_cpu_config), "--space", "nb201", "--n", "4", "--db", db, "--json")
+    rep = json.loads(more.stdout)
+    assert (rep["already_measured"], rep["measured_ok"]) == (3, 1)
+
+    out = tmp_path / "x.parquet"
+    e = edgeprof("dataset", "export", str(out), "--db", db, "--json")
+    assert e.returncode == 0 and json.loads(e.stdout)["rows"] == 4 and out.exists()
+
+
+def test_invalid_config_exits_2_and_names_key(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('name = "bad"\nkind = "cpu"\n[runtime]\nprecision = "fp64"\n')
+    r = edgeprof("profile", str(p), "--space", "nb201", "--n", "1", "--db", str(tmp_path / "x.db"))
+    assert r.returncode == 2
+    assert "runtime.precision" in r.stderr and str(p) in r.stderr
+
+
+def test_unknown_space_and_bad_n_exit_2(fast_cpu_config: Path, tmp_path: Path) -> None:
+    r = edgeprof("profile", str(fast_cpu_config), "--space", "nb202", "--n", "1", "--db", str(tmp_path / "x.db"))
+    assert r.returncode == 2 and "nb201" in r.stderr
+    r = edgeprof("profile", str(fast_cpu_config), "--space", "nb201", "--n", "0", "--db", str(tmp_path / "x.db"))
+    assert r.returncode == 2 and "--n" in r.stderr
+
+
+def test_devices_json_lists_local_cpu() -> None:
+    r = edgeprof("devices", "--json")
+    assert r.returncode == 0
+    names = {d["name"]: d for d in json.loads(r.stdout)["devices"]}
+    assert names["local-cpu"]["backend"] == "onnxruntime" and names["local-cpu"]["error"] is None
+
+
+def _ok_rows(db: Path) -> list[tuple[str, str]]:
+    c = sqlite3.connect(db)
+    try:
+        return c.execute("SELECT m.arch_id, x.job_id FROM measurements x JOIN models m "
+                         "ON m.sha256 = x.model_sha256 WHERE x.status = 'ok'").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        c.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_measurements_and_rerun_fills_the_rest(fast_cpu_config: Path, tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    n = 8
+    args = [sys.executable, "-m", "edgeprof", "profile", str(fast_cpu_config), "--space", "nb201", "--n", str(n),
+            "--db", str(db), "-q"]
+    p = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_ok_rows(db)) < 2:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    kept = _ok_rows(db)
+    assert 2 <= len(kept) < n, "the interrupt should land mid-job"
+    r = subprocess.run(args + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["already_measured"] == len(kept)
+    rows = _ok_rows(db)
+    assert len(rows) == n and len({a for a, _ in rows}) == n  # every arch exactly once
+
+
+def test_corrupt_model_on_board_is_an_error_line_and_the_rest_is_measured(fast_cpu_config: Path,
+                                                                          tmp_path: Path) -> None:
+    config = load_config(fast_cpu_config)
+    space = create_space("nb201")
+    archs = space.sample_unique(3, np.random.default_rng(7))
+    victim = export_onnx(space, archs[1], tmp_path / "m")
+    board_copy = tmp_path / "work" / "models" / f"{victim.sha256}.onnx"
+    board_copy.parent.mkdir(parents=True)
+    board_copy.write_bytes(b"\x08\x07garbage, not a protobuf")
+    with Store(tmp_path / "x.db") as store:
+        rep = profile(config, space, n=3, seed=7, batch=1, store=store)
+        assert rep.ok == 2 and len(rep.errors) == 1
+        assert rep.errors[0]["model_sha256"] == victim.sha256
+        assert rep.errors[0]["type"] and rep.errors[0]["message"]
+        assert store.measured_archs("fast-cpu", "nb201", "onnxruntime", "fp32", 1) == {
+            space.arch_id(archs[0]), space.arch_id(archs[2])}

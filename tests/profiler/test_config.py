@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from profiler.config import ConfigError, list_configs, load_config, parse_config, resolve_device
+
+
+def write(tmp_path: Path, text: str, name: str = "board.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_builtin_local_cpu_is_valid_and_found_by_name() -> None:
+    c = resolve_device("local-cpu")
+    assert c.name == "local-cpu" and c.kind == "cpu"
+    assert c.connection.transport == "local"
+    assert c.runtime.backend == "onnxruntime"
+    assert c.task_options()["providers"] == ["CPUExecutionProvider"]
+    assert "local-cpu" in list_configs()
+
+
+def test_every_shipped_config_is_valid() -> None:
+    for name, path in list_configs().items():
+        assert load_config(path).name == name
+
+
+@pytest.mark.parametrize("body, needle", [
+    ('name = "x"\nkind = "phone"\n', "kind: expected one of"),
+    ('name = "x"\n', "kind: required key is missing"),
+    ('name = "x"\nkind = "cpu"\n[runtime]\nbakend = "onnxruntime"\n', "runtime.bakend: unknown key (did you mean 'backend'?)"),
+    ('name = "x"\nkind = "cpu"\n[connection]\ntransport = "ssh"\n', "connection.host: required"),
+    ('name = "x"\nkind = "cpu"\n[connection]\nport = 70000\n', "connection.port: expected an integer port"),
+    ('name = "x"\nkind = "cpu"\n[connection]\npassword = "hunter2"\n', "secrets do not belong"),
+    ('name = "x"\nkind = "cpu"\n[protocol]\nmin_runs = 50\nmax_runs = 10\n', "protocol.min_runs: 50 is larger"),
+    ('name = "x"\nkind = "cpu"\n[protocol]\nmin_runs = 0\n', "protocol.min_runs: expected an integer > 0"),
+    ('name = "bad name!"\nkind = "cpu"\n', "name: expected a name"),
+    ('name = "x"\nkind = "cpu"\nruntime = 3\n', "[runtime] must be a table"),
+])
+def test_invalid_configs_name_file_and_key(tmp_path: Path, body: str, needle: str) -> None:
+    p = write(tmp_path, body)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+    assert needle in str(e.value)
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "name = \n"))
+    with pytest.raises(ConfigError, match="cannot read device config"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_unknown_device_name_suggests() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'local-cpu'"):
+        resolve_device("local-cpus")
+
+
+def test_user_config_folder_is_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "cfg" / "edgeprof" / "devices"
+    d.mkdir(parents=True)
+    (d / "lab-box.toml").write_text('name = "lab-box"\nkind = "cpu"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    assert resolve_device("lab-box").name == "lab-box"
+
+
+def test_relative_workdir_goes_under_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    c = parse_config({"name": "b", "kind": "cpu", "connection": {"workdir": "b"}})
+    assert c.workdir() == tmp_path / "edgeprof" / "b"

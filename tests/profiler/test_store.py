@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from agents.protocol import RESULT_SCHEMA
+from profiler.dataset import export, summarize
+from profiler.store import ModelRecord, Store, StoreError
+
+
+def result(task: str, sha: str, status: str = "ok", median: float = 1.0, job: str = "j1") -> dict[str, Any]:
+    samples = list(np.linspace(median * 0.9, median * 1.1, 21))
+    ok = status == "ok"
+    return {
+        "schema": RESULT_SCHEMA, "job_id": job, "task_id": task, "model_sha256": sha, "device": "dev",
+        "backend": "onnxruntime", "precision": "fp32", "batch": 1, "status": status,
+        "error": None if ok else {"type": "ModelLoadError", "message": "bad file"},
+        "latency_ms": {"median": median, "mean": median, "std": 0.05, "min": samples[0], "max": samples[-1],
+                       "p10": samples[2], "p90": samples[-3], "p99": samples[-1], "iqr_mean": median,
+                       "cv": 0.05, "n": 21, "ci_halfwidth": 0.01, "ci_rel": 0.01, "confidence": 0.95,
+                       "converged": True} if ok else None,
+        "samples_ms": samples if ok else None, "warmup_ms": [5.0, 2.0] if ok else None, "energy": None,
+        "environment": {"hostname": "h", "cpu": {"model": "Test CPU", "count": 2},
+                        "libraries": {"onnxruntime": "1.0"}},
+        "protocol": {"min_runs": 20}, "backend_info": {}, "warnings": [], "finished_at": "2026-01-01T00:00:00Z",
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "d.db")
+    s.add_device("dev", "cpu", {})
+    s.add_models([ModelRecord("a" * 64, "nb201", {}, "arch-a", [1, 3, 32, 32], 10, 5, 20, 0.5, 100),
+                  ModelRecord("b" * 64, "nb201", {}, "arch-b", [1, 3, 32, 32], 20, 5, 20, 1.0, 100)])
+    return s
+
+
+def test_wal_and_schema_version(store: Store) -> None:
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_ingest_is_idempotent_and_keeps_samples(store: Store) -> None:
+    rs = [result("t1", "a" * 64, median=1.0), result("t2", "b" * 64, status="error")]
+    assert store.add_results(rs) == 2
+    assert store.add_results(rs) == 0  # the same lines again: nothing new
+    assert store.counts()["measurements"] == 2
+    row = store.rows(status="ok")[0]
+    timed, warm = store.samples(row["id"])
+    assert timed.shape == (21,) and warm.tolist() == [5.0, 2.0]
+    assert np.isclose(np.median(timed), 1.0)
+    err = store.rows(status="error")[0]
+    assert err["error_type"] == "ModelLoadError" and err["median_ms"] is None
+
+
+def test_measured_archs_counts_only_ok(store: Store) -> None:
+    store.add_results([result("t1", "a" * 64), result("t2", "b" * 64, status="error")])
+    assert store.measured_archs("dev", "nb201", "onnxruntime", "fp32", 1) == {"arch-a"}
+    assert store.measured_archs("dev", "nb201", "onnxruntime", "fp32", 8) == set()
+
+
+def test_wrong_schema_refused(store: Store) -> None:
+    bad = result("t1", "a" * 64)
+    bad["schema"] = "other/9"
+    with pytest.raises(StoreError, match="schema"):
+        store.add_results([bad])
+    assert store.counts()["measurements"] == 0
+
+
+def test_newer_schema_refused(tmp_path: Path) -> None:
+    p = tmp_path / "new.db"
+    c = sqlite3.connect(p)
+    c.execute("PRAGMA user_version=99")
+    c.close()
+    with pytest.raises(StoreError, match="newer edgeprof"):
+        Store(p)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    p = tmp_path / "junk.db"
+    p.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable edgeprof database"):
+        Store(p)
+
+
+def test_summary_and_exports(store: Store, tmp_path: Path) -> None:
+    store.add_results([result("t1", "a" * 64, median=1.0), result("t2", "b" * 64, median=3.0),
+                       result("t3", "b" * 64, status="error")])
+    s = summarize(store)
+    (g,) = s["groups"]
+    assert (g["ok"], g["error"], g["models"]) == (2, 1, 2)
+    assert g["latency_ms"]["min"] == 1.0 and g["latency_ms"]["max"] == 3.0
+    assert g["environment"]["cpu_model"] == "Test CPU"
+    assert g["error_types"] == {"ModelLoadError": 1}
+    assert export(store, tmp_path / "x.csv") == 3
+    lines = (tmp_path / "x.csv").read_text().splitlines()
+    assert lines[0].startswith("id,device,space,arch_id") and len(lines) == 4
+    assert export(store, tmp_path / "x.parquet", with_samples=True) == 3
+    t = pq.read_table(tmp_path / "x.parquet").to_pydict()
+    assert t["arch_id"] == ["arch-a", "arch-b", "arch-b"]
+    assert len(t["samples_ms"][0]) == 21 and t["samples_ms"][2] == []
+    with pytest.raises(ValueError, match="csv or parquet"):
+        export(store, tmp_path / "x.xlsx")

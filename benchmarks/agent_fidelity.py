@@ -27,12 +27,12 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from profiler.config import parse_config  # noqa: E402
-from profiler.jobs import ModelTask, build_job  # noqa: E402
-from profiler.session import Progress, ProfileReport, run_job  # noqa: E402
-from profiler.store import Store  # noqa: E402
-from profiler.transports.local import LocalTransport  # noqa: E402
-from spaces import create_space, export_onnx  # noqa: E402
+from profiler.config import parse_config
+from profiler.jobs import ModelTask, build_job
+from profiler.session import ProfileReport, Progress, run_job
+from profiler.store import Store
+from profiler.transports.local import LocalTransport
+from spaces import create_space, export_onnx
 
 # The reference loop: nothing from edgeprof, just ONNX Runtime and perf_counter.
 REFERENCE = r"""

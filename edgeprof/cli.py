@@ -30,12 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from agents.protocol import JobError
+    from edgeprof.output import err
     from profiler.config import ConfigError
     from profiler.store import StoreError
     from profiler.transports import TransportError
     from spaces import UnknownSpaceError
-
-    from edgeprof.output import err
 
     args = build_parser().parse_args(argv)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Self
 
 import agents
 
@@ -73,7 +74,7 @@ class Transport(ABC):
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

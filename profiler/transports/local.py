@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from profiler.config import DeviceConfig
-from profiler.transports.base import Transport, TransportError, agent_files, agent_hash, job_dir, model_relpath
+from profiler.transports.base import (
+    Transport,
+    TransportError,
+    agent_files,
+    agent_hash,
+    job_dir,
+    model_relpath,
+)
 
 
 class LocalTransport(Transport):
@@ -64,16 +71,14 @@ class LocalTransport(Transport):
             raise TransportError("prepare() must run before start()")
         d = self.root / job_dir(job_id)
         env = dict(os.environ, PYTHONPATH=str(self.agent_dir))
-        log = open(d / "agent.log", "ab")
         try:
-            self._procs[job_id] = subprocess.Popen(
-                [self.python, "-m", "agents", "run", str(d / "job.json"), "--out", str(d / "results.jsonl")],
-                cwd=str(self.agent_dir), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)  # Ctrl-C reaches the host, which then stops the agent cleanly
+            with open(d / "agent.log", "ab") as log:  # the child keeps its own descriptor
+                self._procs[job_id] = subprocess.Popen(
+                    [self.python, "-m", "agents", "run", str(d / "job.json"), "--out", str(d / "results.jsonl")],
+                    cwd=str(self.agent_dir), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    start_new_session=True)  # Ctrl-C reaches the host, which then stops the agent cleanly
         except OSError as e:
             raise TransportError(f"{self.config.name}: cannot start {self.python}: {e}") from None
-        finally:
-            log.close()
 
     def read_results(self, job_id: str, offset: int) -> bytes:
         try:

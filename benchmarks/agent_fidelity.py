@@ -27,7 +27,7 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from profiler.config import parse_config
+from profiler.config import parse_config, resolve_device
 from profiler.jobs import ModelTask, build_job
 from profiler.session import ProfileReport, Progress, run_job
 from profiler.store import Store
@@ -77,7 +77,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=20, help="NB201 networks (default 20)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds, at least 2 (default 3)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="intra-op threads for both (0: ORT decides)")
+    ap.add_argument("--threads", type=int, default=resolve_device("local-cpu").runtime.intra_op_threads,
+                    help="intra-op threads for both (default: local-cpu's setting; 0: ORT decides)")
     ap.add_argument("--json", action="store_true", help="print JSON")
     args = ap.parse_args()
     if args.rounds < 2:
@@ -136,8 +137,9 @@ def main() -> int:
         "targets": {"ratio_median_within_5pct": bool(abs(np.median(ratio) - 1) <= 0.05),
                     "share_within_15pct_ge_90": bool(within15 >= 0.9),
                     "rho_ge_0_95": bool(min(rhos) >= 0.95)},
-        "per_model": [{"agent_ms": float(a), "reference_ms": float(b), "ratio": float(c)}
-                      for a, b, c in zip(agent_med, ref_med, ratio)],
+        "per_model": [{"agent_ms": float(agent_med[i]), "reference_ms": float(ref_med[i]), "ratio": float(ratio[i]),
+                       "agent_rounds_ms": agent[:, i].tolist(), "reference_rounds_ms": ref[:, i].tolist()}
+                      for i in range(args.n)],
     }
     if args.json:
         print(json.dumps(res, indent=2))

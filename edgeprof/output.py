@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from profiler.session import Progress as SessionProgress
 
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Tables on stdout keep their width when piped to a file (rich would fall back to 80 columns).
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def print_json(data: Any) -> None:

@@ -29,14 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def summary_table(summary: dict) -> Table:
-    t = Table("device", "space", "backend", "prec", "batch", "ok", "err", "median ms (min / p50 / max)",
-              "cv (median)", "runs", title=f"{summary['db']}")
+    t = Table("device", "space", "backend", "prec", "batch", "ok", "err", "min ms", "p50 ms", "max ms",
+              "cv p50", "runs p50", title=f"{summary['db']}: medians over models")
     for g in summary["groups"]:
         lat = g.get("latency_ms")
+        nums = ([f"{lat['min']:.3f}", f"{lat['median']:.3f}", f"{lat['max']:.3f}", f"{g['cv_median']:.3f}",
+                 str(g["runs_median"])] if lat else ["-"] * 5)
         t.add_row(g["device"], str(g["space"]), g["backend"], g["precision"], str(g["batch"]), str(g["ok"]),
-                  str(g["error"]),
-                  f"{lat['min']:.3f} / {lat['median']:.3f} / {lat['max']:.3f}" if lat else "-",
-                  f"{g['cv_median']:.3f}" if lat else "-", str(g.get("runs_median", "-")))
+                  str(g["error"]), *nums)
     return t
 
 

@@ -66,7 +66,13 @@ def cmd_run(args):
             _err(_progress_line(result, progress))
 
     try:
-        summary = run_job(args.job, out_path=args.out, resume=not args.no_resume, on_result=on_result)
+        summary = run_job(
+            args.job,
+            out_path=args.out,
+            resume=not args.no_resume,
+            on_result=on_result,
+            board_lock=args.board_lock,
+        )
     except JobError as exc:
         _err(f"invalid job {args.job}: {exc}")
         return EXIT_USAGE
@@ -121,6 +127,7 @@ def build_parser():
         "--no-resume", action="store_true", help="run every task, even those already in the results"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--board-lock", default=None, help="lock file for the whole board (one job at a time)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("worker")  # internal: one task in this process, result written to --out
     p.add_argument("--job", required=True)

@@ -71,8 +71,10 @@ class ResultsLock:
     cannot be checked and is refused with instructions.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, purpose="results file is locked", holder="another runner is writing it"):
         self.path = path
+        self.purpose = purpose
+        self.holder = holder
         self.held = False
 
     def read_owner(self):
@@ -110,8 +112,7 @@ class ResultsLock:
                         owner.get("pid"), owner.get("host"), owner.get("started_at")
                     )
                 raise LockError(
-                    f"results file is locked by {who}: another runner is writing it. If no runner is "
-                    f"running, delete {self.path}"
+                    f"{self.purpose} by {who}: {self.holder}. If no runner is running, delete {self.path}"
                 )
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now_iso()}, f)
@@ -377,13 +378,23 @@ def _idle_power(job, root):
 
 
 def run_job(
-    job_path, out_path=None, resume=True, python=sys.executable, on_result=None, root="/", extra_env=()
+    job_path,
+    out_path=None,
+    resume=True,
+    python=sys.executable,
+    on_result=None,
+    root="/",
+    extra_env=(),
+    board_lock=None,
 ):
     """Run every task of job_path not yet in out_path (default: results.jsonl beside the job).
 
     on_result(result, progress) is called after each line is written, progress being
     {"done", "total", "skipped"}. Returns a summary dict. Raises JobError (invalid job), LockError
     (another runner), Interrupted (SIGINT/SIGTERM; no partial line, lock released).
+
+    board_lock, when given, is a second lock file for the whole board: two jobs measuring at once on
+    one board would disturb each other's timings, so the second one refuses to start.
     """
     job = load_job(job_path, backends=BACKENDS.names(), meters=METERS.names())
     if out_path is None:
@@ -404,12 +415,17 @@ def run_job(
     }
 
     lock = ResultsLock(out_path + ".lock")
+    board = None
+    if board_lock:
+        board = ResultsLock(board_lock, "board is busy", "another job is measuring on this board")
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, run.on_signal)
     state = "running"
     try:
+        if board is not None:
+            board.acquire()
         lock.acquire()
         run.check_stop()
         repair_results(out_path)
@@ -465,3 +481,5 @@ def run_job(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         lock.release()
+        if board is not None:
+            board.release()

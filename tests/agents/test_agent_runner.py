@@ -275,3 +275,17 @@ def test_workers_get_a_clean_environment(dbg):
     (r,) = read_lines(dbg / "results.jsonl")
     assert r["environment"]["env"].get("OMP_NUM_THREADS") == "1"
     assert "TF_EDGEPROF_PROBE" not in r["environment"]["env"]  # recorded if set, but not passed to workers
+
+
+def test_the_board_lock_keeps_a_second_job_off_a_busy_board(dbg):
+    """Two jobs with different results files still may not measure on one board at the same time."""
+    job = write_job(dbg, [debug_task("a")])
+    board = dbg / "board.lock"
+    board.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": "x"}))
+    proc = run_agent(["run", job, "--board-lock", str(board)], cwd=dbg)
+    assert proc.returncode == 1 and "board is busy" in proc.stderr
+    assert not (dbg / "results.jsonl").exists()
+    board.unlink()
+    proc = run_agent(["run", job, "--board-lock", str(board)], cwd=dbg)
+    assert proc.returncode == 0, proc.stderr
+    assert not board.exists() and len(read_lines(dbg / "results.jsonl")) == 1

@@ -39,12 +39,13 @@ class ConfigError(ValueError):
 class Connection:
     transport: str = "local"
     host: str | None = None
-    port: int = 22
-    user: str | None = None
+    port: int | None = None  # None: from ~/.ssh/config, else 22
+    user: str | None = None  # None: from ~/.ssh/config, else the local user
     identity_file: str | None = None
     known_hosts: str | None = None
     workdir: str = ""
     python: str | None = None
+    reconnect_max_s: float = 120.0  # how long a dropped SSH link is retried before the run gives up
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
                   "a name of letters, digits, '.', '_' or '-' (at most 64)"),
          "kind": _one_of(KINDS), "description": STR},
     "connection": {"transport": _one_of(TRANSPORTS), "host": STR, "port": PORT, "user": STR,
-                   "identity_file": STR, "known_hosts": STR, "workdir": STR, "python": STR},
+                   "identity_file": STR, "known_hosts": STR, "workdir": STR, "python": STR,
+                   "reconnect_max_s": NONNEG_NUM},
     "runtime": {"backend": _one_of(BACKENDS), "precision": _one_of(PRECISIONS), "providers": STR_LIST,
                 "intra_op_threads": NONNEG_INT, "inter_op_threads": NONNEG_INT, "options": TABLE},
     "meter": {"kind": _one_of(METERS), "rail": STR, "rate_hz": POS_NUM, "idle_s": NONNEG_NUM},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,12 +41,17 @@ class ProfileReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
     interrupted: bool = False
+    resumed_jobs: list[str] = field(default_factory=list)
+    reconnects: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"device": self.device, "space": self.space, "requested": self.requested,
                 "already_measured": self.already_measured, "measured_ok": self.ok,
                 "measured_error": len(self.errors), "errors": self.errors, "job_id": self.job_id,
-                "wall_s": round(self.wall_s, 3), "interrupted": self.interrupted}
+                "wall_s": round(self.wall_s, 3), "interrupted": self.interrupted,
+                "resumed_jobs": self.resumed_jobs, "reconnects": self.reconnects,
+                "models_per_hour": round(3600 * (self.ok + len(self.errors)) / self.wall_s, 1)
+                if self.wall_s > 0 else None}
 
 
 @dataclass
@@ -71,6 +77,9 @@ def record_for(space: SearchSpace, arch: Any, sha256: str, nbytes: int) -> Model
                        intensity=float(costs["intensity"]), nbytes=nbytes)
 
 
+_EXPORT_LOCK = threading.Lock()  # torch's ONNX exporter keeps global state: one export at a time
+
+
 def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: Progress,
                   cache: Path | None = None) -> list[tuple[str, Path]]:
     """Export archs to ONNX (content-addressed) and record them with their costs in the store."""
@@ -78,7 +87,8 @@ def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: 
     out, records = [], []
     progress.on_phase("export", len(archs))
     for arch in archs:
-        m = export_onnx(space, arch, cache)
+        with _EXPORT_LOCK:
+            m = export_onnx(space, arch, cache)
         out.append((m.sha256, Path(m.path)))
         records.append(record_for(space, arch, m.sha256, m.nbytes))
         progress.on_step("export")
@@ -86,31 +96,36 @@ def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: 
     return out
 
 
-def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: Progress,
-            report: ProfileReport) -> None:
-    """Run one job on the board behind `transport`, ingesting every result line as it lands."""
-    job_id = job["job_id"]
-    transport.put_job(job_id, job_text(job))
-    transport.start(job_id)
+def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report: ProfileReport) -> None:
+    results = [json.loads(line) for line in chunk.split(b"\n") if line.strip()]
+    results = [r for r in results if r.get("device") == device]  # a shared work folder: keep our own
+    if results:
+        store.add_results(results)
+    for r in results:
+        if r["status"] == "ok":
+            report.ok += 1
+        else:
+            report.errors.append({"task_id": r["task_id"], "model_sha256": r["model_sha256"],
+                                  **(r.get("error") or {})})
+        progress.on_result(r)
+
+
+def follow(transport: Transport, job_id: str, device: str, store: Store, progress: Progress,
+           report: ProfileReport, should_stop: Callable[[], bool] = lambda: False) -> int:
+    """Ingest a job's result lines as they land until the agent ends; returns its exit status.
+
+    Only whole lines are ingested; a line being written stays pending until its newline arrives.
+    """
     offset, pending = 0, b""
-    progress.on_phase("measure", len(job["tasks"]))
 
     def drain() -> None:
         nonlocal offset, pending
         chunk = transport.read_results(job_id, offset)
         offset += len(chunk)
         pending += chunk
-        *lines, pending = pending.split(b"\n")
-        results = [json.loads(line) for line in lines if line.strip()]
-        if results:
-            store.add_results(results)
-        for r in results:
-            if r["status"] == "ok":
-                report.ok += 1
-            else:
-                report.errors.append({"task_id": r["task_id"], "model_sha256": r["model_sha256"],
-                                      **(r.get("error") or {})})
-            progress.on_result(r)
+        whole, _, pending = pending.rpartition(b"\n")
+        if whole:
+            _ingest(whole, device, store, progress, report)
 
     try:
         while True:
@@ -119,20 +134,65 @@ def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: P
             if status is not None:
                 drain()
                 break
-            time.sleep(POLL_S)
+            if should_stop():
+                raise KeyboardInterrupt  # a fleet-wide stop: same path as Ctrl-C
+            time.sleep(transport.poll_s)
     except KeyboardInterrupt:
-        report.interrupted = True
         transport.stop(job_id)
         drain()
         raise
+    if status == 0:
+        transport.mark_ingested(job_id)
+    return status
+
+
+def sync_board(transport: Transport, device: str, store: Store, progress: Progress,
+               report: ProfileReport) -> None:
+    """Bring in what the board measured that the store may lack, before planning new work.
+
+    Lines of jobs that ended while the host was away are ingested (idempotently); a job still running
+    (the host crashed or lost its link) is followed to its end instead of being started again.
+    """
+    for job_id in transport.list_jobs():
+        if transport.is_ingested(job_id):
+            continue
+        status = transport.finished(job_id)
+        if status is None:
+            progress.on_phase("measure", 0)
+            report.resumed_jobs.append(job_id)
+            follow(transport, job_id, device, store, progress, report)
+            continue
+        data = transport.read_results(job_id, 0)
+        whole, _, _ = data.rpartition(b"\n")
+        if whole:
+            before = report.ok + len(report.errors)
+            _ingest(whole, device, store, progress, report)
+            if report.ok + len(report.errors) > before:
+                report.resumed_jobs.append(job_id)
+        transport.mark_ingested(job_id)
+
+
+def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: Progress,
+            report: ProfileReport, should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Run one job on the board behind `transport`, ingesting every result line as it lands."""
+    job_id = job["job_id"]
+    transport.put_job(job_id, job_text(job))
+    transport.start(job_id)
+    progress.on_phase("measure", len(job["tasks"]))
+    status = follow(transport, job_id, job["device"], store, progress, report, should_stop)
     if status != 0:
         raise AgentFailed(f"agent exited with status {status} on job {job_id}:\n{transport.log_tail(job_id)}")
 
 
 def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: int, store: Store,
             progress: Progress | None = None, transport: Transport | None = None,
-            protocol_overrides: dict[str, Any] | None = None) -> ProfileReport:
-    """Measure `n` architectures of `space` (sampled from `seed`) on the device; skip what is measured."""
+            protocol_overrides: dict[str, Any] | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> ProfileReport:
+    """Measure `n` architectures of `space` (sampled from `seed`) on the device; skip what is measured.
+
+    The board is synced first, so a rerun after a crash or a dropped link collects what the board
+    measured meanwhile and plans only what is still missing.
+    """
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     if batch < 1:
@@ -140,35 +200,38 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
     progress = progress or Progress()
     t0 = time.perf_counter()
     archs = space.sample_unique(n, np.random.default_rng(seed))
-    done = store.measured_archs(config.name, space.name, config.runtime.backend, config.runtime.precision, batch)
-    todo = [a for a in archs if space.arch_id(a) not in done]
-    report = ProfileReport(device=config.name, space=space.name, requested=n, already_measured=n - len(todo))
+    report = ProfileReport(device=config.name, space=space.name, requested=n, already_measured=0)
     store.add_device(config.name, config.kind, {"path": str(config.path) if config.path else None,
                                                 "backend": config.runtime.backend,
                                                 "precision": config.runtime.precision})
-    if not todo:
-        report.wall_s = time.perf_counter() - t0
-        return report
-    models = export_models(space, todo, store, progress)
     own = transport is None
     transport = transport or open_transport(config)
     try:
         transport.prepare()
-        missing = set(transport.missing_models([sha for sha, _ in models]))
-        progress.on_phase("upload", len(missing))
-        for sha, path in models:
-            if sha in missing:
-                transport.put_model(path, sha)
-                progress.on_step("upload")
-        shape = space.input_shape(1)
-        job = build_job(config, [ModelTask(sha, shape) for sha, _ in models], batch,
-                        protocol_overrides=protocol_overrides)
-        report.job_id = job["job_id"]
-        run_job(transport, job, store, progress, report)
+        sync_board(transport, config.name, store, progress, report)
+        done = store.measured_archs(config.name, space.name, config.runtime.backend, config.runtime.precision,
+                                    batch)
+        todo = [a for a in archs if space.arch_id(a) not in done]
+        report.already_measured = n - len(todo)
+        report.ok, report.errors = 0, []  # count this run's own measurements from here on
+        if todo:
+            models = export_models(space, todo, store, progress)
+            missing = set(transport.missing_models([sha for sha, _ in models]))
+            progress.on_phase("upload", len(missing))
+            for sha, path in models:
+                if sha in missing:
+                    transport.put_model(path, sha)
+                    progress.on_step("upload")
+            shape = space.input_shape(1)
+            job = build_job(config, [ModelTask(sha, shape) for sha, _ in models], batch,
+                            protocol_overrides=protocol_overrides)
+            report.job_id = job["job_id"]
+            run_job(transport, job, store, progress, report, should_stop)
     except KeyboardInterrupt:
         report.interrupted = True  # every finished result is already in the store
     finally:
         report.wall_s = time.perf_counter() - t0
+        report.reconnects = getattr(transport, "reconnects", 0)
         if own:
             transport.close()
     return report

@@ -8,6 +8,7 @@ from profiler.transports.base import Transport, TransportError
 
 TRANSPORTS = Registry("transport")
 TRANSPORTS.add_lazy("local", "profiler.transports.local:LocalTransport")
+TRANSPORTS.add_lazy("ssh", "profiler.transports.ssh:SSHTransport")
 
 
 def open_transport(config: DeviceConfig) -> Transport:

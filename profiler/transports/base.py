@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import agents
 
@@ -70,6 +70,23 @@ class Transport(ABC):
     @abstractmethod
     def stop(self, job_id: str) -> None:
         """Stop the agent (what it finished stays in the results file)."""
+
+    @abstractmethod
+    def list_jobs(self) -> list[str]:
+        """Ids of the jobs in the board's work folder (finished, running or abandoned)."""
+
+    @abstractmethod
+    def mark_ingested(self, job_id: str) -> None:
+        """Note on the board that every line of this finished job is in the store."""
+
+    @abstractmethod
+    def is_ingested(self, job_id: str) -> bool: ...
+
+    @abstractmethod
+    def agent_info(self) -> dict[str, Any]:
+        """What `python -m agents info --json` reports on the board (after prepare())."""
+
+    poll_s: float = 0.2
 
     def close(self) -> None:
         pass

@@ -5,6 +5,7 @@ It takes exactly the steps the SSH transport takes, so the whole pipeline is exe
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,18 @@ from profiler.transports.base import (
     job_dir,
     model_relpath,
 )
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalTransport(Transport):
@@ -74,7 +87,8 @@ class LocalTransport(Transport):
         try:
             with open(d / "agent.log", "ab") as log:  # the child keeps its own descriptor
                 self._procs[job_id] = subprocess.Popen(
-                    [self.python, "-m", "agents", "run", str(d / "job.json"), "--out", str(d / "results.jsonl")],
+                    [self.python, "-m", "agents", "run", str(d / "job.json"), "--out", str(d / "results.jsonl"),
+                     "--board-lock", str(self.root / "board.lock")],
                     cwd=str(self.agent_dir), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     start_new_session=True)  # Ctrl-C reaches the host, which then stops the agent cleanly
         except OSError as e:
@@ -90,7 +104,39 @@ class LocalTransport(Transport):
 
     def finished(self, job_id: str) -> int | None:
         p = self._procs.get(job_id)
-        return None if p is None else p.poll()
+        if p is not None:
+            return p.poll()
+        # A job started by an earlier host process (the agent survives the host: its own session).
+        status = self._status(job_id)
+        if status.get("state") == "running" and _alive(status.get("pid")):
+            return None
+        return {"finished": 0, "interrupted": 130}.get(status.get("state", ""), 255)
+
+    def _status(self, job_id: str) -> dict:
+        try:
+            return json.loads((self.root / job_dir(job_id) / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def list_jobs(self) -> list[str]:
+        d = self.root / "jobs"
+        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+
+    def mark_ingested(self, job_id: str) -> None:
+        (self.root / job_dir(job_id) / "ingested").write_text("1")
+
+    def is_ingested(self, job_id: str) -> bool:
+        return (self.root / job_dir(job_id) / "ingested").exists()
+
+    def agent_info(self) -> dict:
+        if self.agent_dir is None:
+            raise TransportError("prepare() must run before agent_info()")
+        r = subprocess.run([self.python, "-m", "agents", "info", "--json"], cwd=str(self.agent_dir),
+                           env=dict(os.environ, PYTHONPATH=str(self.agent_dir)), capture_output=True,
+                           text=True, check=False, timeout=120)
+        if r.returncode != 0:
+            raise TransportError(f"{self.config.name}: `python -m agents info` failed: {r.stderr.strip()[-500:]}")
+        return json.loads(r.stdout)
 
     def log_tail(self, job_id: str, n_lines: int = 20) -> str:
         try:

@@ -1,0 +1,482 @@
+"""The SSH transport: boards on a network, reached with paramiko, verified against known_hosts.
+
+It takes the same steps as the local transport. The agent runs detached on the board (setsid + nohup)
+and keeps measuring when the link drops. Every operation retries a dropped connection with bounded
+backoff and then picks up where it was, because the results file on the board is append-only.
+
+Security rules kept here:
+- Host keys are verified. An unknown or changed key is refused, and the message says how to check it
+  and trust it.
+- Passwords are never used. Authentication is by key file, ssh-agent or the default keys.
+- Every remote command is built from shlex-quoted words. Every remote path is the work folder joined
+  with a checked relative path, so a job id or file name cannot leave it.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shlex
+import socket
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from profiler.config import DeviceConfig
+from profiler.transports.base import (
+    Transport,
+    TransportError,
+    agent_files,
+    agent_hash,
+    job_dir,
+    model_relpath,
+)
+
+SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # job ids, listed from the board
+PATH_PART = re.compile(r"^[A-Za-z0-9._-]+$")  # one component of a path inside the work folder
+DEFAULT_WORKDIR = "edgeprof"
+MIN_PYTHON = (3, 6)
+CONNECT_TIMEOUT_S = 15.0
+
+
+class HostKeyError(TransportError):
+    """The board's host key is unknown or has changed; never retried."""
+
+
+class AuthError(TransportError):
+    """The board refused every key offered; never retried."""
+
+
+class Unreachable(TransportError):
+    """The board could not be reached (retried while reconnecting)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom to connect, after ~/.ssh/config has been applied."""
+
+    alias: str
+    hostname: str
+    port: int
+    user: str
+    key_files: tuple[str, ...]
+    known_hosts: str
+
+    @property
+    def host_key_name(self) -> str:
+        """The host's name as known_hosts writes it."""
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.hostname}:{self.port}"
+
+
+def ssh_config_path() -> Path:
+    return Path(os.environ.get("EDGEPROF_SSH_CONFIG", Path.home() / ".ssh" / "config"))
+
+
+def resolve_target(config: DeviceConfig) -> Target:
+    """Device config first, then ~/.ssh/config (host aliases, user, port, identity files), then defaults."""
+    c = config.connection
+    if not c.host:
+        raise TransportError(f"{config.path or config.name}: connection.host: required for the ssh transport")
+    found: dict[str, Any] = {}
+    path = ssh_config_path()
+    if path.exists():
+        try:
+            found = paramiko.SSHConfig.from_path(str(path)).lookup(c.host)
+        except (OSError, paramiko.ssh_exception.ConfigParseError) as e:
+            raise TransportError(f"{path}: cannot read SSH config: {e}") from None
+    keys: list[str] = []
+    if c.identity_file:
+        keys = [c.identity_file]
+    elif found.get("identityfile"):
+        keys = [k for k in found["identityfile"] if Path(os.path.expanduser(k)).exists()]
+    known = c.known_hosts or (found.get("userknownhostsfile") or "~/.ssh/known_hosts").split()[0]
+    return Target(alias=c.host, hostname=found.get("hostname", c.host), port=int(c.port or found.get("port", 22)),
+                  user=c.user or found.get("user") or getpass.getuser(),
+                  key_files=tuple(os.path.expanduser(k) for k in keys), known_hosts=os.path.expanduser(known))
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint, as `ssh-keygen -lf` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class _UnknownHost(paramiko.MissingHostKeyPolicy):
+    """Refuse, keeping the key offered so the error can show its fingerprint."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise _UnknownHostKey(hostname, key)
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey):
+        super().__init__(hostname)
+        self.hostname = hostname
+        self.key = key
+
+
+class _Record(paramiko.MissingHostKeyPolicy):
+    """Used only by `fetch_host_key`: accept for this one connection so the key can be shown."""
+
+    def __init__(self) -> None:
+        self.key: paramiko.PKey | None = None
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        self.key = key
+
+
+def fetch_host_key(target: Target) -> paramiko.PKey:
+    """The host key the board presents. Nothing is authenticated and nothing is trusted by this call."""
+    try:
+        sock = socket.create_connection((target.hostname, target.port), timeout=CONNECT_TIMEOUT_S)
+    except OSError as e:
+        raise Unreachable(f"cannot reach {target.hostname}:{target.port}: {e.strerror or e}") from None
+    t = paramiko.Transport(sock)
+    try:
+        t.start_client(timeout=CONNECT_TIMEOUT_S)
+        return t.get_remote_server_key()
+    except paramiko.SSHException as e:
+        raise Unreachable(f"{target.hostname}:{target.port} did not complete an SSH handshake: {e}") from None
+    finally:
+        t.close()
+
+
+def known_host_key(target: Target) -> paramiko.PKey | None:
+    """The key known_hosts holds for the target, if any (hashed entries included)."""
+    if not Path(target.known_hosts).exists():
+        return None
+    keys = paramiko.HostKeys(target.known_hosts)
+    entry = keys.lookup(target.host_key_name)
+    return next(iter(entry.values())) if entry else None
+
+
+def trust_host_key(target: Target, key: paramiko.PKey) -> None:
+    """Append the key to the target's known_hosts (created 0600 when missing)."""
+    path = Path(target.known_hosts)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    line = f"{target.host_key_name} {key.get_name()} {key.get_base64()}\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as f:
+        f.write(line)
+
+
+def quote_command(argv: list[str]) -> str:
+    """One shell command line from words, every word quoted."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def check_relpath(rel: str) -> str:
+    """A path relative to the work folder whose parts are plain names: no '..', no absolute paths."""
+    parts = rel.split("/")
+    if not rel or not all(PATH_PART.match(p) and p not in (".", "..") for p in parts):
+        raise TransportError(f"refusing remote path {rel!r}: it must stay inside the work folder")
+    return rel
+
+
+class SSHTransport(Transport):
+    """One board over SSH. Thread-confined: the fleet gives every board its own transport."""
+
+    poll_s = 1.0
+
+    def __init__(self, config: DeviceConfig):
+        self.config = config
+        self.name = str(config.path or config.name)
+        self.target = resolve_target(config)
+        self.python = config.connection.python or "python3"
+        self.reconnect_max_s = config.connection.reconnect_max_s
+        wd = config.connection.workdir or DEFAULT_WORKDIR
+        self.workdir = wd.removeprefix("~/")
+        self.client: paramiko.SSHClient | None = None
+        self.sftp: paramiko.SFTPClient | None = None
+        self.root: str | None = None  # absolute work folder on the board
+        self.agent_dir: str | None = None
+        self.reconnects = 0
+        self.agent_uploaded = False
+
+    # --- connection ----------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        t = self.target
+        client = paramiko.SSHClient()
+        if Path(t.known_hosts).exists():
+            client.load_host_keys(t.known_hosts)
+        client.set_missing_host_key_policy(_UnknownHost())
+        try:
+            client.connect(t.hostname, port=t.port, username=t.user, key_filename=list(t.key_files) or None,
+                           allow_agent=True, look_for_keys=not t.key_files, timeout=CONNECT_TIMEOUT_S,
+                           banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S)
+        except _UnknownHostKey as e:
+            client.close()
+            raise HostKeyError(
+                f"{self.name}: the host key of {t.host_key_name} is not in {t.known_hosts} "
+                f"({e.key.get_name()} {fingerprint(e.key)}). Check the fingerprint on the board "
+                f"(ssh-keygen -lf /etc/ssh/ssh_host_{e.key.get_name().split('-')[-1]}_key.pub) and "
+                f"record it with `edgeprof trust {self.config.name}`") from None
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise HostKeyError(
+                f"{self.name}: the host key of {t.host_key_name} has CHANGED: the board offers "
+                f"{fingerprint(e.key)}, {t.known_hosts} expects {fingerprint(e.expected_key)}. Someone may "
+                f"be intercepting the connection, or the board was reinstalled. If you know why it changed, "
+                f"remove the old key (ssh-keygen -R '{t.host_key_name}' -f {t.known_hosts}) and run "
+                f"`edgeprof trust {self.config.name}`") from None
+        except paramiko.AuthenticationException as e:
+            client.close()
+            tried = ", ".join(t.key_files) if t.key_files else "ssh-agent and the default keys in ~/.ssh"
+            raise AuthError(
+                f"{self.name}: authentication failed for {t} ({e}); tried {tried}. Set connection.identity_file "
+                f"or load the key into ssh-agent, and put its public key in the board's "
+                f"~/.ssh/authorized_keys") from None
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            client.close()
+            raise Unreachable(f"{self.name}: cannot reach {t}: {e}") from None
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(5)
+        self.client = client
+        self.sftp = client.open_sftp()
+
+    def _drop(self) -> None:
+        for c in (self.sftp, self.client):
+            try:
+                if c is not None:
+                    c.close()
+            except Exception:  # noqa: BLE001, S110  (already broken)
+                pass
+        self.sftp = self.client = None
+
+    def _retry(self, what: str, fn: Any) -> Any:
+        """Run fn(); on a dropped link reconnect with backoff (0.5 s doubling to 10 s) for reconnect_max_s."""
+        deadline: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                if self.client is None:
+                    self._connect()
+                return fn()
+            except (HostKeyError, AuthError):
+                raise
+            except (Unreachable, OSError, EOFError, paramiko.SSHException) as e:
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.reconnect_max_s
+                if now >= deadline:
+                    raise TransportError(f"{self.name}: connection to {self.target} lost while {what}, "
+                                         f"and not back within {self.reconnect_max_s:.0f} s: {e}") from None
+                self._drop()
+                self.reconnects += 1
+                time.sleep(min(delay, max(0.0, deadline - now)))
+                delay = min(delay * 2, 10.0)
+
+    def _exec(self, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
+        assert self.client is not None
+        _, out, err = self.client.exec_command(command, timeout=timeout)
+        o = out.read().decode(errors="replace")
+        e = err.read().decode(errors="replace")
+        return out.channel.recv_exit_status(), o, e
+
+    def run(self, argv: list[str], what: str, timeout: float = 120.0) -> tuple[int, str, str]:
+        """Run a command of quoted words on the board (retrying a dropped link)."""
+        return self._retry(what, lambda: self._exec(quote_command(argv), timeout))
+
+    def _path(self, rel: str) -> str:
+        assert self.root is not None, "prepare() first"
+        return posixpath.join(self.root, check_relpath(rel))
+
+    # --- the transport steps -------------------------------------------------------------------------
+
+    def python_version(self) -> tuple[int, ...]:
+        rc, out, err = self.run([self.python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                                "checking the board's Python")
+        if rc != 0:
+            raise TransportError(f"{self.name}: connection.python: {self.python!r} does not run on {self.target}: "
+                                 f"{(err or out).strip()[-300:]}")
+        return tuple(int(x) for x in out.strip().split("."))
+
+    def prepare(self) -> str:
+        def setup() -> None:
+            rc, _out, err = self._exec(quote_command(["mkdir", "-p", "--", self.workdir]))
+            if rc != 0:
+                raise TransportError(f"{self.name}: connection.workdir: cannot create {self.workdir!r} on "
+                                     f"{self.target}: {err.strip()}")
+            assert self.sftp is not None
+            self.root = self.sftp.normalize(self.workdir)
+            for sub in ("agent", "models", "jobs"):
+                rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", posixpath.join(self.root, sub)]))
+                if rc != 0:
+                    raise TransportError(f"{self.name}: cannot create {sub}/ in {self.root}: {err.strip()}")
+
+        self._retry("preparing the work folder", setup)
+        version = self.python_version()
+        if version[:2] < MIN_PYTHON:
+            raise TransportError(f"{self.name}: the agent needs Python >= 3.6; {self.python} on {self.target} "
+                                 f"is {'.'.join(map(str, version))} (set connection.python)")
+        digest = agent_hash()
+        self.agent_dir = self._path(f"agent/{digest}")
+        if not self.exists(f"agent/{digest}/.complete"):
+            self._retry("uploading the agent", lambda: self._upload_agent(digest))
+            self.agent_uploaded = True
+        return digest
+
+    def _upload_agent(self, digest: str) -> None:
+        assert self.sftp is not None
+        tmp = self._path(f"agent/{digest}.part{os.getpid()}")
+        self._exec(quote_command(["rm", "-rf", "--", tmp]))
+        dirs = sorted({posixpath.dirname(rel) for rel, _ in agent_files()})
+        rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", *(posixpath.join(tmp, d) for d in dirs)]))
+        if rc != 0:
+            raise TransportError(f"{self.name}: cannot create the agent folder: {err.strip()}")
+        for rel, src in agent_files():
+            self.sftp.put(str(src), posixpath.join(tmp, rel))
+        with self.sftp.open(posixpath.join(tmp, ".complete"), "w") as f:
+            f.write(digest)
+        final = self._path(f"agent/{digest}")
+        rc, _, err = self._exec(quote_command(["rm", "-rf", "--", final]) + " && "
+                                + quote_command(["mv", "--", tmp, final]))
+        if rc != 0:
+            raise TransportError(f"{self.name}: cannot install the agent in {final}: {err.strip()}")
+
+    def exists(self, rel: str) -> bool:
+        def stat_() -> bool:
+            assert self.sftp is not None
+            try:
+                self.sftp.stat(self._path(rel))
+                return True
+            except FileNotFoundError:
+                return False
+        return self._retry(f"checking {rel}", stat_)
+
+    def agent_info(self) -> dict[str, Any]:
+        assert self.agent_dir is not None
+        rc, out, err = self.run(["env", f"PYTHONPATH={self.agent_dir}", self.python, "-m", "agents", "info",
+                                 "--json"], "asking the agent what the board offers")
+        if rc != 0:
+            raise TransportError(f"{self.name}: `python -m agents info` failed on {self.target}: {err.strip()[-500:]}")
+        return json.loads(out)
+
+    def missing_models(self, sha256s: list[str]) -> list[str]:
+        def listing() -> set[str]:
+            assert self.sftp is not None
+            return set(self.sftp.listdir(self._path("models")))
+        have = self._retry("listing models", listing)
+        return [s for s in sha256s if f"{s}.onnx" not in have]
+
+    def put_model(self, local_path: Path, sha256: str) -> None:
+        final = self._path(model_relpath(sha256))
+
+        def put() -> None:
+            assert self.sftp is not None
+            part = final + ".part"
+            self.sftp.put(str(local_path), part)
+            self.sftp.posix_rename(part, final)
+        self._retry(f"uploading model {sha256[:12]}", put)
+
+    def put_job(self, job_id: str, job_text: str) -> None:
+        d = self._path(job_dir(job_id))
+
+        def put() -> None:
+            assert self.sftp is not None
+            rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", d]))
+            if rc != 0:
+                raise TransportError(f"{self.name}: cannot create {d}: {err.strip()}")
+            with self.sftp.open(posixpath.join(d, "job.json.part"), "w") as f:
+                f.write(job_text)
+            self.sftp.posix_rename(posixpath.join(d, "job.json.part"), posixpath.join(d, "job.json"))
+        self._retry(f"sending job {job_id}", put)
+
+    def start(self, job_id: str) -> None:
+        if self.agent_dir is None:
+            raise TransportError("prepare() must run before start()")
+        d = self._path(job_dir(job_id))
+        q = shlex.quote
+        run = quote_command([self.python, "-m", "agents", "run", f"{d}/job.json", "--out", f"{d}/results.jsonl",
+                             "-q", "--board-lock", self._path("board.lock")])
+        # The exit status lands in a file, so the host can tell a finished job from a killed one.
+        inner = f"{run}; echo $? > {q(d + '/exit_status.part')} && mv {q(d + '/exit_status.part')} {q(d + '/exit_status')}"
+        # `;` not `&&` before the `&`: a backgrounded && list would be a subshell holding the SSH channel
+        # open until the agent ends, and start() would block for the whole job.
+        command = (f"cd {q(self.agent_dir)} || exit 1; S=$(command -v setsid); "
+                   f"PYTHONPATH={q(self.agent_dir)} $S nohup sh -c {q(inner)} > {q(d + '/agent.log')} 2>&1 "
+                   f"< /dev/null & echo $! > {q(d + '/agent.pid')}")
+        rc, _, err = self._retry(f"starting job {job_id}", lambda: self._exec(command))
+        if rc != 0:
+            raise TransportError(f"{self.name}: cannot start the agent on {self.target}: {err.strip()}")
+
+    def read_results(self, job_id: str, offset: int) -> bytes:
+        path = self._path(f"{job_dir(job_id)}/results.jsonl")
+
+        def read() -> bytes:
+            assert self.sftp is not None
+            try:
+                with self.sftp.open(path, "rb") as f:
+                    f.seek(offset)
+                    return f.read()
+            except FileNotFoundError:
+                return b""
+        return self._retry(f"reading results of {job_id}", read)
+
+    def finished(self, job_id: str) -> int | None:
+        d = self._path(job_dir(job_id))
+        q = shlex.quote
+        probe = (f"if [ -f {q(d + '/exit_status')} ]; then cat {q(d + '/exit_status')}; "
+                 f"elif [ -f {q(d + '/agent.pid')} ] && kill -0 $(cat {q(d + '/agent.pid')}) 2>/dev/null; "
+                 f"then echo running; else echo gone; fi")
+        _, out, _ = self._retry(f"polling job {job_id}", lambda: self._exec(probe))
+        word = out.strip()
+        if word == "running":
+            return None
+        if word == "gone":
+            return 255  # killed without writing an exit status (reboot, kill -9)
+        try:
+            return int(word)
+        except ValueError:
+            return 255
+
+    def log_tail(self, job_id: str, n_lines: int = 20) -> str:
+        _, out, _ = self.run(["tail", "-n", str(n_lines), self._path(f"{job_dir(job_id)}/agent.log")],
+                             f"reading the log of {job_id}")
+        return out
+
+    def stop(self, job_id: str) -> None:
+        d = self._path(job_dir(job_id))
+        q = shlex.quote
+        # The wrapper leads its own session (setsid); TERM to the group reaches runner and worker, and the
+        # runner's status.json names its pid for boards without setsid.
+        script = (f"p=$(cat {q(d + '/agent.pid')} 2>/dev/null); [ -n \"$p\" ] && kill -TERM -- -$p 2>/dev/null; "
+                  f"r=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' {q(d + '/status.json')} 2>/dev/null); "
+                  f"[ -n \"$r\" ] && kill -TERM $r 2>/dev/null; true")
+        self._retry(f"stopping job {job_id}", lambda: self._exec(script))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.finished(job_id) is None:
+            time.sleep(0.5)
+
+    def list_jobs(self) -> list[str]:
+        def listing() -> list[str]:
+            assert self.sftp is not None
+            return sorted(a.filename for a in self.sftp.listdir_attr(self._path("jobs"))
+                          if stat.S_ISDIR(a.st_mode or 0) and SAFE_PART.match(a.filename))
+        return self._retry("listing jobs", listing)
+
+    def mark_ingested(self, job_id: str) -> None:
+        def mark() -> None:
+            assert self.sftp is not None
+            with self.sftp.open(self._path(f"{job_dir(job_id)}/ingested"), "w") as f:
+                f.write("1")
+        self._retry(f"marking {job_id}", mark)
+
+    def is_ingested(self, job_id: str) -> bool:
+        return self.exists(f"{job_dir(job_id)}/ingested")
+
+    def close(self) -> None:
+        self._drop()

@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY36 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.6*/bin/python3.6) $(shell command -v python3.6 2>/dev/null))
 VENV36 ?= .venv36
 
-.PHONY: demo test install install-test lint clean
+.PHONY: demo test install install-test lint clean sshd
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,23 @@ demo: install
 $(VENV36)/.installed:
 	@if [ -n "$(PY36)" ]; then \
 	  $(PY36) -m venv $(VENV36) && \
-	  $(VENV36)/bin/pip install -q "numpy==1.19.5" "onnxruntime==1.10.0" && touch $@ \
+	  $(VENV36)/bin/python -m pip install -q --upgrade "pip<22" && \
+	  $(VENV36)/bin/pip install -q "numpy==1.19.5" && \
+	  { $(VENV36)/bin/pip install -q "onnxruntime==1.10.0" || echo "note: no onnxruntime for Python 3.6"; } && \
+	  touch $@ \
 	  || echo "note: could not prepare a Python 3.6 agent environment; its test will skip"; \
 	else echo "note: no Python 3.6 on this machine; the real-3.6 agent test will skip"; fi
 
-test: install-test $(VENV36)/.installed
+# The ssh tests start a real OpenSSH server on loopback; install it when missing and we may (root).
+sshd:
+	@if ! [ -x /usr/sbin/sshd ] && ! command -v sshd >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null) \
+	    || echo "note: could not install openssh-server; the ssh tests will skip"; \
+	  else echo "note: sshd is missing (apt-get install openssh-server); the ssh tests will skip"; fi; \
+	fi
+
+test: install-test $(VENV36)/.installed sshd
 	@py36=""; if [ -f $(VENV36)/.installed ]; then py36="$(abspath $(VENV36))/bin/python"; fi; \
 	echo "EDGEPROF_PY36=$$py36 $(BIN)/python -m pytest"; \
 	EDGEPROF_PY36="$$py36" $(BIN)/python -m pytest

@@ -37,8 +37,7 @@ def session_progress(quiet: bool = False) -> Iterator[SessionProgress]:
     ids: dict[str, Any] = {}
 
     def on_phase(phase: str, total: int) -> None:
-        if total:
-            ids[phase] = bars.add_task(PHASE_LABELS.get(phase, phase), total=total, last="")
+        ids[phase] = bars.add_task(PHASE_LABELS.get(phase, phase), total=total or None, last="")
 
     def on_step(phase: str) -> None:
         bars.advance(ids[phase])
@@ -48,7 +47,35 @@ def session_progress(quiet: bool = False) -> Iterator[SessionProgress]:
             last = f"{r['latency_ms']['median']:.3f} ms"
         else:
             last = f"[red]{(r.get('error') or {}).get('type', 'error')}[/]"
+        if "measure" not in ids:  # lines collected from an earlier job on the board
+            ids["measure"] = bars.add_task("collecting", total=None, last="")
         bars.update(ids["measure"], advance=1, last=last)
 
     with bars:
         yield SessionProgress(on_phase=on_phase, on_step=on_step, on_result=on_result)
+
+
+@contextmanager
+def fleet_progress(quiet: bool = False) -> Iterator[Any]:
+    """One progress row per board; returns a factory board name -> session callbacks."""
+    if quiet:
+        yield lambda name: SessionProgress()
+        return
+    bars = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[last]}"), TimeElapsedColumn(), console=err)
+
+    def factory(name: str) -> SessionProgress:
+        row = bars.add_task(f"{name}: connecting", total=None, last="")
+
+        def on_phase(phase: str, total: int) -> None:
+            bars.update(row, description=f"{name}: {PHASE_LABELS.get(phase, phase)}", total=total or None,
+                        completed=0)
+
+        def on_result(r: dict[str, Any]) -> None:
+            last = f"{r['latency_ms']['median']:.3f} ms" if r["status"] == "ok" else "[red]error[/]"
+            bars.update(row, advance=1, last=last)
+
+        return SessionProgress(on_phase=on_phase, on_step=lambda phase: bars.advance(row), on_result=on_result)
+
+    with bars:
+        yield factory

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
 from edgeprof.commands import DEFAULT_DB
-from edgeprof.output import err, print_json, session_progress
+from edgeprof.output import err, fleet_progress, out, print_json, session_progress
 from profiler.config import resolve_device
+from profiler.fleet import run_fleet
 from profiler.session import profile
 from profiler.store import Store
 from spaces import create_space, list_spaces
@@ -18,7 +21,8 @@ EXIT_INTERRUPTED = 130
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("device", help="a device name (see `edgeprof devices`) or a path to a TOML file")
+    p.add_argument("device", help="a device name (see `edgeprof devices`) or a path to a TOML file; "
+                   "several, comma-separated, run in parallel (one worker per board)")
     p.add_argument("--space", required=True, help=f"search space: {', '.join(list_spaces())}")
     p.add_argument("--n", type=int, required=True, help="number of architectures to sample")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -38,6 +42,9 @@ def print_report(rep: dict, db: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    names = [d for d in args.device.split(",") if d]
+    if len(names) > 1:
+        return run_fleet_command(args, names)
     config = resolve_device(args.device)
     space = create_space(args.space)
     with Store(args.db) as store, session_progress(args.quiet or args.json) as progress:
@@ -49,3 +56,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(rep, args.db)
     return EXIT_INTERRUPTED if report.interrupted else 0
+
+
+def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:
+    configs = [resolve_device(n) for n in names]  # every config is checked before any board starts
+    create_space(args.space)
+    with fleet_progress(args.quiet or args.json) as progress_for:
+        outcomes = run_fleet(configs, args.space, args.n, args.seed, args.batch, args.db, progress_for)
+    rows = [o.to_dict() for o in outcomes]
+    if args.json:
+        print_json({"space": args.space, "n": args.n, "db": args.db, "boards": rows})
+    else:
+        t = Table("board", "status", "measured", "failed", "already", "remaining", "models/hour", "wall s",
+                  title=f"{args.space}, n={args.n}")
+        for r in rows:
+            t.add_row(r["device"], r["status"] if not r["error"] else f"[red]{r['error']}[/]",
+                      *(str(r.get(k, "-")) for k in ("measured_ok", "measured_error", "already_measured",
+                                                     "remaining", "models_per_hour", "wall_s")))
+        out.print(t)
+        err.print(f"dataset: {args.db}")
+    if any(r["status"] == "interrupted" for r in rows):
+        return EXIT_INTERRUPTED
+    return 1 if any(r["error"] for r in rows) else 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import getpass
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -24,6 +25,7 @@ import re
 import shlex
 import socket
 import stat
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +190,7 @@ def check_relpath(rel: str) -> str:
 class SSHTransport(Transport):
     """One board over SSH. Thread-confined: the fleet gives every board its own transport."""
 
-    poll_s = 1.0
+    poll_s = 0.5  # one exec + one SFTP read per poll; the last poll bounds the tail of every job
 
     def __init__(self, config: DeviceConfig):
         self.config = config
@@ -306,16 +308,13 @@ class SSHTransport(Transport):
 
     def prepare(self) -> str:
         def setup() -> None:
-            rc, _out, err = self._exec(quote_command(["mkdir", "-p", "--", self.workdir]))
+            folders = [posixpath.join(self.workdir, sub) for sub in ("agent", "models", "jobs")]
+            rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", *folders]))
             if rc != 0:
                 raise TransportError(f"{self.name}: connection.workdir: cannot create {self.workdir!r} on "
                                      f"{self.target}: {err.strip()}")
             assert self.sftp is not None
             self.root = self.sftp.normalize(self.workdir)
-            for sub in ("agent", "models", "jobs"):
-                rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", posixpath.join(self.root, sub)]))
-                if rc != 0:
-                    raise TransportError(f"{self.name}: cannot create {sub}/ in {self.root}: {err.strip()}")
 
         self._retry("preparing the work folder", setup)
         version = self.python_version()
@@ -330,22 +329,27 @@ class SSHTransport(Transport):
         return digest
 
     def _upload_agent(self, digest: str) -> None:
+        """One tar file, unpacked by the board's own Python: one round trip instead of one per file."""
         assert self.sftp is not None
-        tmp = self._path(f"agent/{digest}.part{os.getpid()}")
-        self._exec(quote_command(["rm", "-rf", "--", tmp]))
-        dirs = sorted({posixpath.dirname(rel) for rel, _ in agent_files()})
-        rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", *(posixpath.join(tmp, d) for d in dirs)]))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for rel, src in agent_files():
+                tar.add(str(src), arcname=rel)
+            info = tarfile.TarInfo(".complete")
+            info.size = len(digest)
+            tar.addfile(info, io.BytesIO(digest.encode()))
+        archive = self._path(f"agent/{digest}.tar.gz")
+        with self.sftp.open(archive, "wb") as f:
+            f.write(buf.getvalue())
+        tmp, final = self._path(f"agent/{digest}.part"), self._path(f"agent/{digest}")
+        unpack = "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])"
+        rc, _, err = self._exec(" && ".join([
+            quote_command(["rm", "-rf", "--", tmp, final]),
+            quote_command([self.python, "-c", unpack, archive, tmp]),
+            quote_command(["mv", "--", tmp, final]),
+            quote_command(["rm", "-f", "--", archive])]))
         if rc != 0:
-            raise TransportError(f"{self.name}: cannot create the agent folder: {err.strip()}")
-        for rel, src in agent_files():
-            self.sftp.put(str(src), posixpath.join(tmp, rel))
-        with self.sftp.open(posixpath.join(tmp, ".complete"), "w") as f:
-            f.write(digest)
-        final = self._path(f"agent/{digest}")
-        rc, _, err = self._exec(quote_command(["rm", "-rf", "--", final]) + " && "
-                                + quote_command(["mv", "--", tmp, final]))
-        if rc != 0:
-            raise TransportError(f"{self.name}: cannot install the agent in {final}: {err.strip()}")
+            raise TransportError(f"{self.name}: cannot install the agent in {final}: {err.strip()[-500:]}")
 
     def exists(self, rel: str) -> bool:
         def stat_() -> bool:

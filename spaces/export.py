@@ -21,7 +21,9 @@ import torch
 
 from spaces.base import SearchSpace
 
-OPSET = 17
+# Opset 13: the newest that JetPack 4.6's TensorRT 8.0 parses, and well inside what ONNX Runtime 1.10
+# (JetPack 4's Python 3.6 wheels) accepts; opset 17 models fail to load there (seen on ORT 1.10).
+OPSET = 13
 
 
 @dataclass(frozen=True)

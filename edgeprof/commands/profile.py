@@ -36,8 +36,11 @@ def print_report(rep: dict, db: str) -> None:
     msg = (f"{rep['device']} / {rep['space']}: {rep['measured_ok']} measured, {rep['measured_error']} failed, "
            f"{rep['already_measured']} already in the store, {rep['wall_s']:.1f} s")
     err.print(msg + (" [yellow](interrupted: rerun to finish)[/]" if rep["interrupted"] else ""))
-    for e in rep["errors"][:10]:
-        err.print(f"  [red]{e['task_id']}[/] {e.get('type')}: {e.get('message')}")
+    for e in rep["errors"][:3]:
+        msg = " ".join(str(e.get("message")).split())
+        err.print(f"  [red]{e['task_id']}[/] {e.get('type')}: {msg[:300]}{'...' if len(msg) > 300 else ''}")
+    if len(rep["errors"]) > 3:
+        err.print(f"  ... and {len(rep['errors']) - 3} more (edgeprof dataset summary lists error types)")
     err.print(f"dataset: {db}")
 
 

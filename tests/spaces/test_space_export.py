@@ -104,3 +104,14 @@ def test_mbconv_small_export(tmp_path):
 def test_export_rejects_bad_arch(tmp_path):
     with pytest.raises(ValueError, match="6 entries"):
         export_onnx(create_space("nb201"), (1, 2, 3), tmp_path)
+
+
+def test_exports_stay_loadable_on_jetpack4_runtimes(tmp_path: Path) -> None:
+    """Opset 13 at most: JetPack 4.6's TensorRT 8.0 parses up to 13, ONNX Runtime 1.10 refuses 17."""
+    import onnx
+
+    for name in ("nb201", "mbconv-small"):
+        space = create_space(name)
+        m = export_onnx(space, space.sample(np.random.default_rng(0)), tmp_path)
+        model = onnx.load(m.path)
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= 13

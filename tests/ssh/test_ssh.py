@@ -203,3 +203,22 @@ def test_remote_paths_stay_inside_the_work_folder():
         with pytest.raises(TransportError, match="inside the work folder"):
             check_relpath(bad)
     assert check_relpath("jobs/20261122T1-dev-abc/results.jsonl")
+
+
+PY36 = os.environ.get("EDGEPROF_PY36")
+
+
+@pytest.mark.skipif(not PY36, reason="set EDGEPROF_PY36 to a Python 3.6 with numpy and onnxruntime (make test does)")
+def test_profile_a_jetpack4_like_board_running_python36(sshd, user_key, tmp_path):
+    """The board's agent runs under Python 3.6 + ONNX Runtime 1.10, as on JetPack 4.6 (Nano, TX2)."""
+    probe = subprocess.run([PY36, "-c", "import onnxruntime"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("the Python 3.6 environment has no onnxruntime")
+    board = write_board(tmp_path, sshd, "jp46", user_key)
+    board.write_text(board.read_text().replace(f'python = "{sys.executable}"', f'python = "{PY36}"'))
+    db = str(tmp_path / "x.db")
+    r = edgeprof("profile", str(board), "--space", "nb201", "--n", "3", "--db", db, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["measured_ok"] == 3, r.stdout
+    (g,) = json.loads(edgeprof("dataset", "summary", "--db", db, "--json").stdout)["groups"]
+    assert g["environment"]["libraries"]["onnxruntime"].startswith("1.10")

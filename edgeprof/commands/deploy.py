@@ -17,12 +17,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def offer(info: dict[str, Any], backend: str) -> dict[str, Any]:
+# How to get what a board lacks. The agent uses the runtimes the board already has (on Jetsons:
+# JetPack's system TensorRT and pycuda, for JetPack's own Python), never pip wheels it cannot run.
+HINTS = {
+    "tensorrt": "Jetson: TensorRT comes with JetPack (sudo apt install nvidia-tensorrt, or python3-libnvinfer "
+                "on JetPack 4) and is importable only by the system Python: set connection.python = "
+                "\"/usr/bin/python3\". Desktop GPU: pip install tensorrt matching the driver's CUDA.",
+    "pycuda": "pip3 install pycuda with CUDA on PATH (export PATH=/usr/local/cuda/bin:$PATH; on a Jetson "
+              "also CPATH=/usr/local/cuda/include).",
+    "onnxruntime": "x86 CPU: pip install onnxruntime; NVIDIA GPU: pip install onnxruntime-gpu; Jetson: the "
+                   "Jetson Zoo / jetson-ai-lab wheel for the JetPack's Python (PyPI wheels do not run there).",
+    "torch": "Jetson: NVIDIA's PyTorch for Jetson wheel for the JetPack release; elsewhere pip install torch.",
+    "rapl": "energy_uj is root-only since Linux 5.10 (CVE-2020-8694): add a udev rule or run "
+            "sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj (until reboot).",
+    "nvml": "install the NVIDIA driver (libnvidia-ml.so.1); pip install nvidia-ml-py for pynvml (optional).",
+    "ina3221": "only on Jetson boards; on JetPack 5+ the rails are under /sys/bus/i2c/drivers/ina3221/*/hwmon.",
+    "tegrastats": "only on Jetson boards (JetPack ships /usr/bin/tegrastats).",
+}
+
+
+def offer(info: dict[str, Any], backend: str, meter: str = "none") -> dict[str, Any]:
     """The parts of `agents info` a user decides with: runtimes, meters, board, and what is missing."""
     backends = info.get("backends", {})
+    missing = []
     wanted = backends.get(backend, {})
-    missing = [] if wanted.get("available") else [
-        f"backend {backend!r}: {wanted.get('reason') or 'not reported by the agent'}"]
+    if not wanted.get("available"):
+        missing.append({"what": f"backend {backend}", "reason": wanted.get("reason") or "not reported by the agent",
+                        "how": HINTS.get(backend, "")})
+    if backend == "tensorrt" and not backends.get("pycuda", {}).get("available", True):
+        missing.append({"what": "pycuda (for tensorrt)", "reason": backends["pycuda"].get("reason"),
+                        "how": HINTS["pycuda"]})
+    m = info.get("meters", {}).get(meter, {})
+    if meter not in ("none", "null", "auto") and not m.get("available"):
+        missing.append({"what": f"power meter {meter}", "reason": m.get("reason") or "not reported by the agent",
+                        "how": HINTS.get(meter, "")})
     env = info.get("environment") or {}
     board = {k: env.get(k) for k in ("hostname", "machine", "board_model", "l4t", "jetpack", "kernel")}
     board["cpu_model"] = (env.get("cpu") or {}).get("model")
@@ -36,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         digest = transport.prepare()
         info = transport.agent_info()
         uploaded = getattr(transport, "agent_uploaded", None)
-    report = {"device": config.name, "agent_hash": digest, "agent_uploaded": uploaded, **offer(info, config.runtime.backend),
-              "info": info}
+    report = {"device": config.name, "agent_hash": digest, "agent_uploaded": uploaded,
+              **offer(info, config.runtime.backend, config.meter.kind), "info": info}
     if args.json:
         print_json(report)
         return 0 if not report["missing"] else 1
@@ -56,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     for name, b in sorted(report["meters"].items()):
         m.add_row(name, "yes" if b.get("available") else "no", str(b.get("rail") or b.get("reason") or b.get("note") or ""))
     out.print(m)
-    for line in report["missing"]:
-        err.print(f"[yellow]missing:[/] {line}")
+    for m in report["missing"]:
+        err.print(f"[yellow]missing:[/] {m['what']}: {m['reason']}")
+        if m["how"]:
+            err.print(f"  how to get it: {m['how']}")
     return 0 if not report["missing"] else 1

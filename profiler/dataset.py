@@ -17,7 +17,7 @@ EXPORT_COLUMNS = (
     "id", "device", "space", "arch_id", "model_sha256", "backend", "precision", "batch", "status",
     "error_type", "error_message", "median_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms", "p90_ms",
     "p99_ms", "iqr_mean_ms", "cv", "n", "ci_halfwidth_ms", "converged", "energy_mj", "flops", "params",
-    "mem_access", "intensity", "job_id", "task_id", "source", "measured_at",
+    "mem_access", "intensity", "device_median_ms", "job_id", "task_id", "source", "measured_at",
 )
 # Environment facts worth showing per group (the full record stays in the store).
 ENV_KEYS = ("hostname", "platform", "kernel", "board_model", "l4t", "jetpack", "agent_version")

@@ -21,7 +21,14 @@ import numpy as np
 
 from agents.protocol import RESULT_SCHEMA
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Additions per version, applied in order to older files (a database is never rebuilt from scratch).
+MIGRATIONS = {
+    2: """
+ALTER TABLE measurements ADD COLUMN device_median_ms REAL;
+ALTER TABLE measurements ADD COLUMN device_latency TEXT;
+""",
+}
 STAT_FIELDS = ("median", "mean", "std", "min", "max", "p10", "p90", "p99", "iqr_mean")
 
 DDL = """
@@ -63,6 +70,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     cv REAL, n INTEGER, ci_halfwidth_ms REAL, converged INTEGER,
     energy_mj REAL,
     energy TEXT,
+    device_median_ms REAL,
+    device_latency TEXT,
     environment TEXT,
     protocol TEXT,
     backend_info TEXT,
@@ -72,6 +81,16 @@ CREATE TABLE IF NOT EXISTS measurements (
     ingested_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS measurements_by_model ON measurements (device, model_sha256, backend, precision, batch);
+CREATE TABLE IF NOT EXISTS layers (
+    measurement_id INTEGER NOT NULL REFERENCES measurements (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    op_type TEXT,
+    time_ms REAL NOT NULL,
+    calls INTEGER,
+    share REAL,
+    PRIMARY KEY (measurement_id, idx)
+);
 CREATE TABLE IF NOT EXISTS samples (
     measurement_id INTEGER PRIMARY KEY REFERENCES measurements (id) ON DELETE CASCADE,
     timed BLOB,
@@ -127,6 +146,10 @@ class Store:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: written by a newer edgeprof (schema {version} > "
                                  f"{SCHEMA_VERSION}); upgrade edgeprof to read it")
+            fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='measurements'").fetchone()
+            if not fresh:
+                for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    self.db.executescript(MIGRATIONS[v])
             self.db.executescript(DDL)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.db.commit()
@@ -185,19 +208,26 @@ class Store:
             "INSERT OR IGNORE INTO measurements (result_key, job_id, task_id, device, model_sha256, backend, "
             "precision, batch, status, error_type, error_message, median_ms, mean_ms, std_ms, min_ms, max_ms, "
             "p10_ms, p90_ms, p99_ms, iqr_mean_ms, cv, n, ci_halfwidth_ms, converged, energy_mj, energy, "
+            "device_median_ms, device_latency, "
             "environment, protocol, backend_info, warnings, source, measured_at, ingested_at) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (key, r["job_id"], r["task_id"], r["device"], r["model_sha256"], r["backend"], r["precision"],
              int(r["batch"]), r["status"], err.get("type"), err.get("message"),
              *(lat.get(f) for f in STAT_FIELDS), lat.get("cv"), lat.get("n"), lat.get("ci_halfwidth"),
              None if not lat else int(bool(lat.get("converged"))),
              (energy or {}).get("net_mj", (energy or {}).get("gross_mj")),
              json.dumps(energy) if energy is not None else None,
+             (r.get("latency_device_ms") or {}).get("median"),
+             json.dumps(r["latency_device_ms"]) if r.get("latency_device_ms") else None,
              json.dumps(r.get("environment")), json.dumps(r.get("protocol")),
              json.dumps(r.get("backend_info")), json.dumps(r.get("warnings") or []),
              source, r.get("finished_at"), _now()))
         if cur.rowcount == 0:
             return 0
+        if r.get("layers"):
+            db.executemany("INSERT INTO layers VALUES (?,?,?,?,?,?,?)",
+                           [(cur.lastrowid, i, lay["name"], lay.get("op_type"), float(lay["time_ms"]),
+                             lay.get("calls"), lay.get("share")) for i, lay in enumerate(r["layers"])])
         if r.get("samples_ms") is not None or r.get("warmup_ms") is not None:
             db.execute("INSERT INTO samples VALUES (?, ?, ?)",
                        (cur.lastrowid, _blob(r.get("samples_ms")), _blob(r.get("warmup_ms"))))
@@ -232,10 +262,16 @@ class Store:
             "SELECT x.id, x.device, m.space, m.arch_id, x.model_sha256, x.backend, x.precision, x.batch, "
             "x.status, x.error_type, x.error_message, x.median_ms, x.mean_ms, x.std_ms, x.min_ms, x.max_ms, "
             "x.p10_ms, x.p90_ms, x.p99_ms, x.iqr_mean_ms, x.cv, x.n, x.ci_halfwidth_ms, x.converged, "
-            "x.energy_mj, m.flops, m.params, m.mem_access, m.intensity, x.job_id, x.task_id, x.source, "
+            "x.energy_mj, x.device_median_ms, m.flops, m.params, m.mem_access, m.intensity, x.job_id, "
+            "x.task_id, x.source, "
             "x.measured_at, x.environment FROM measurements x LEFT JOIN models m ON m.sha256 = x.model_sha256"
             + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY x.id")
         return [dict(r) for r in self.db.execute(sql, args).fetchall()]
+
+    def layers(self, measurement_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT idx, name, op_type, time_ms, calls, share FROM layers WHERE measurement_id=? ORDER BY idx",
+            (measurement_id,)).fetchall()]
 
     def counts(self) -> dict[str, int]:
         q = self.db.execute

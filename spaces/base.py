@@ -26,6 +26,13 @@ Arch = tuple[int, ...]
 _ENUMERABLE_SIZE = 1 << 20
 
 
+def top_level_part(name: str) -> str:
+    """First path component of a node/module name: '/5/5.0/Conv' -> '5', 'cells.3.op' -> 'cells'."""
+    first = name.split(" + ")[0].strip().lstrip("/")
+    head = first.split("/")[0]
+    return head.split(".")[0] if "/" not in first else head
+
+
 class InvalidArchError(ValueError):
     """An arch or arch id that does not belong to the space; the message says which part is wrong."""
 
@@ -155,6 +162,17 @@ class SearchSpace(ABC):
         generator = torch.Generator().manual_seed(seed_from_id(self.arch_id(arch)))
         init_weights(module, generator)
         return module.eval()
+
+    def layer_label(self, arch: Sequence[int], name: str) -> str:
+        """The network part a runtime's node or module name belongs to (per-layer profiles).
+
+        Accepts ONNX node names (`/cells/cells.3/Conv`), TensorRT's fused names (`/a/Conv + /a/Relu`: the
+        first part decides) and torch module paths (`cells.3.edges`). Spaces refine the top-level part.
+        """
+        return self._top_level_label(arch, top_level_part(name))
+
+    def _top_level_label(self, arch: Sequence[int], part: str) -> str:
+        return part
 
     def costs(self, arch: Sequence[int]) -> dict[str, float]:
         """FLOPs, params, memory accesses and arithmetic intensity (thesis eq. 3.18-3.19), batch 1."""

@@ -183,6 +183,16 @@ class MBConvSpace(SearchSpace):
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (check_int(self.name, "batch", batch), 3, self.resolution, self.resolution)
 
+    def _top_level_label(self, arch: Sequence[int], part: str) -> str:
+        """Sequential index -> stem, fixed, L<i>:<op> for the searchable layers, head, pool, classifier."""
+        if not part.isdigit():
+            return part
+        i, n = int(part), self.n_layers
+        if i >= 2 and i < 2 + n:
+            return f"L{i - 2:02d}:{TOKENS[arch[i - 2]]}" if len(arch) == n else f"L{i - 2:02d}"
+        return {0: "stem", 1: "fixed", 2 + n: "head", 3 + n: "pool", 4 + n: "flatten", 5 + n: "classifier"}.get(
+            i, part)
+
     def _make_module(self, arch: Arch) -> nn.Module:
         stem = scale_channels(STEM_CHANNELS, self.width_mult)
         first = scale_channels(FIRST_CHANNELS, self.width_mult)

@@ -228,6 +228,21 @@ class NB201Space(SearchSpace):
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (check_int(self.name, "batch", batch), 3, self.resolution, self.resolution)
 
+    def layer_label(self, arch: Sequence[int], name: str) -> str:
+        """stem, cell<k> (the stage's k-th cell), reduction<s>, lastact, pool, classifier."""
+        first = name.split(" + ")[0].strip().lstrip("/")
+        parts = first.replace("/", ".").split(".")
+        if parts[0] != "cells":
+            return parts[0]
+        block = next((int(p) for p in parts[1:] if p.isdigit()), None)
+        if block is None:
+            return "cells"
+        n = self.N  # blocks: N cells, reduction, N cells, reduction, N cells
+        if block < n:
+            return f"cell0.{block}"
+        stage, k = divmod(block - n, n + 1)
+        return f"reduction{stage + 1}" if k == 0 else f"cell{stage + 1}.{k - 1}"
+
     def _make_module(self, arch: Arch) -> nn.Module:
         return NB201Network(arch, self.C, self.N, self.num_classes)
 

@@ -10,7 +10,7 @@ import pytest
 
 from agents.protocol import RESULT_SCHEMA
 from profiler.dataset import export, summarize
-from profiler.store import ModelRecord, Store, StoreError
+from profiler.store import SCHEMA_VERSION, ModelRecord, Store, StoreError
 
 
 def result(task: str, sha: str, status: str = "ok", median: float = 1.0, job: str = "j1") -> dict[str, Any]:
@@ -42,7 +42,7 @@ def store(tmp_path: Path) -> Store:
 
 def test_wal_and_schema_version(store: Store) -> None:
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_ingest_is_idempotent_and_keeps_samples(store: Store) -> None:
@@ -106,3 +106,35 @@ def test_summary_and_exports(store: Store, tmp_path: Path) -> None:
     assert len(t["samples_ms"][0]) == 21 and t["samples_ms"][2] == []
     with pytest.raises(ValueError, match="csv or parquet"):
         export(store, tmp_path / "x.xlsx")
+
+
+def test_layers_and_device_time_are_stored(store: Store) -> None:
+    r = result("t1", "a" * 64)
+    r["latency_device_ms"] = {"median": 0.8, "mean": 0.81, "n": 21}
+    r["layers"] = [{"name": "/0/Conv", "op_type": "Conv", "time_ms": 0.5, "calls": 1, "share": 0.625},
+                   {"name": "/1/Relu", "op_type": "Relu", "time_ms": 0.3, "calls": 1, "share": 0.375}]
+    store.add_results([r])
+    (row,) = store.rows()
+    assert row["device_median_ms"] == 0.8
+    assert [(x["name"], x["time_ms"]) for x in store.layers(row["id"])] == [("/0/Conv", 0.5), ("/1/Relu", 0.3)]
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    """Files written before schema 2 keep their measurements and gain the new columns and tables."""
+    from profiler.store import DDL
+
+    v1 = DDL.replace("    device_median_ms REAL,\n    device_latency TEXT,\n", "")
+    v1 = v1[: v1.index("CREATE TABLE IF NOT EXISTS layers")] + v1[v1.index("CREATE TABLE IF NOT EXISTS samples"):]
+    p = tmp_path / "old.db"
+    c = sqlite3.connect(p)
+    c.executescript(v1)
+    c.execute("INSERT INTO devices VALUES ('dev', 'cpu', '{}', 'x')")
+    c.execute("PRAGMA user_version=1")
+    c.commit()
+    c.close()
+    with Store(p) as s:
+        cols = {r[1] for r in s.db.execute("PRAGMA table_info(measurements)")}
+        assert {"device_median_ms", "device_latency"} <= cols
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        s.add_results([result("t1", "a" * 64)])
+        assert s.counts() == {"devices": 1, "models": 0, "measurements": 1}

@@ -120,3 +120,24 @@ def test_sample_unique_is_prefix_stable(name: str) -> None:
     small = space.sample_unique(5, np.random.default_rng(3))
     large = space.sample_unique(12, np.random.default_rng(3))
     assert large[:5] == small
+
+
+def test_layer_labels_map_runtime_names_to_space_layers() -> None:
+    """Per-layer profiles name nodes the runtime's way; the space maps them back to its own layers."""
+    mb = create_space("mbconv-small")
+    arch = tuple([3] * mb.n_layers)
+    assert mb.layer_label(arch, "/0/0.0/Conv") == "stem"
+    assert mb.layer_label(arch, "/1/conv/Conv") == "fixed"
+    assert mb.layer_label(arch, "/5/5.0/Conv + /5/5.2/Clip") == "L03:k5e6"  # a TensorRT fused layer
+    assert mb.layer_label(arch, "7.conv.0") == "L05:k5e6"  # a torch module path
+    assert mb.layer_label(arch, f"/{2 + mb.n_layers}/Conv") == "head"
+    assert mb.layer_label(arch, f"/{5 + mb.n_layers}/Gemm") == "classifier"
+    nb = create_space("nb201")
+    a = nb.from_index(0)
+    assert nb.layer_label(a, "/stem/stem.0/Conv") == "stem"
+    assert nb.layer_label(a, "/cells/cells.0/edges/Conv") == "cell0.0"
+    assert nb.layer_label(a, "/cells/cells.5/conv_a/Conv") == "reduction1"
+    assert nb.layer_label(a, "/cells/cells.6/x/Conv") == "cell1.0"
+    assert nb.layer_label(a, "cells.11.conv") == "reduction2"
+    assert nb.layer_label(a, "/cells/cells.16/Add") == "cell2.4"
+    assert nb.layer_label(a, "/classifier/Gemm") == "classifier"

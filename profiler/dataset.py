@@ -54,9 +54,13 @@ def summarize(store: Store, device: str | None = None) -> dict[str, Any]:
             g["latency_ms"] = {"min": float(med.min()), "p25": float(np.percentile(med, 25)),
                                "median": float(np.median(med)), "p75": float(np.percentile(med, 75)),
                                "max": float(med.max())}
-            g["cv_median"] = float(np.median([r["cv"] for r in ok]))
-            g["runs_median"] = int(np.median([r["n"] for r in ok]))
-            g["converged_share"] = float(np.mean([bool(r["converged"]) for r in ok]))
+            # Imported tables carry one number per model: no spread, run count or convergence.
+            cvs = [r["cv"] for r in ok if r["cv"] is not None]
+            runs = [r["n"] for r in ok if r["n"] is not None]
+            conv = [bool(r["converged"]) for r in ok if r["converged"] is not None]
+            g["cv_median"] = float(np.median(cvs)) if cvs else None
+            g["runs_median"] = int(np.median(runs)) if runs else None
+            g["converged_share"] = float(np.mean(conv)) if conv else None
             energy = [r["energy_mj"] for r in ok if r["energy_mj"] is not None]
             if energy:
                 g["energy_mj"] = {"min": float(min(energy)), "median": float(np.median(energy)),
@@ -100,3 +104,40 @@ def export(store: Store, path: str | Path, fmt: str | None = None, device: str |
         cols = {c: [t[c] for t in table] for c in table[0]} if table else {c: [] for c in EXPORT_COLUMNS}
         pq.write_table(pa.table(cols), path)
     return len(table)
+
+
+def layer_table(store: Store, device: str, space: str, by: str = "layer", arch_id: str | None = None) -> dict[str, Any]:
+    """Per-layer latency from the runtimes' own profilers, grouped by the space's layers or by op type.
+
+    For each model, layer times are summed per group, then averaged over models; `share` is the mean
+    fraction of the model's profiled time. With `arch_id`, one model's groups (its latest measurement).
+    """
+    from spaces import create_space
+
+    if by not in ("layer", "op_type"):
+        raise ValueError(f"--by must be 'layer' or 'op_type', got {by!r}")
+    rows = [r for r in store.rows(device=device, space=space, status="ok") if arch_id in (None, r["arch_id"])]
+    configs = {r[0]: json.loads(r[1]) for r in store.db.execute(
+        "SELECT sha256, space_config FROM models WHERE space=?", (space,)).fetchall()}
+    per_model: list[dict[str, float]] = []
+    for r in rows[-1:] if arch_id else rows:
+        layers = store.layers(r["id"])
+        if not layers:
+            continue
+        sp = create_space(space, **configs.get(r["model_sha256"], {}))
+        arch = sp.parse(r["arch_id"])
+        groups: dict[str, float] = defaultdict(float)
+        for lay in layers:
+            key = sp.layer_label(arch, lay["name"]) if by == "layer" else (lay["op_type"] or "?")
+            groups[key] += lay["time_ms"]
+        per_model.append(dict(groups))
+    if not per_model:
+        raise ValueError(f"no per-layer profiles for {device}/{space}"
+                         + (f" arch {arch_id}" if arch_id else "") + " (profile with --layers)")
+    keys = sorted({k for m in per_model for k in m}, key=lambda k: -np.mean([m.get(k, 0.0) for m in per_model]))
+    totals = [sum(m.values()) for m in per_model]
+    out = [{"group": k, "time_ms": float(np.mean([m.get(k, 0.0) for m in per_model])),
+            "share": float(np.mean([m.get(k, 0.0) / t for m, t in zip(per_model, totals) if t > 0]))}
+           for k in keys]
+    return {"device": device, "space": space, "by": by, "arch_id": arch_id, "models": len(per_model),
+            "profiled_ms_mean": float(np.mean(totals)), "groups": out}

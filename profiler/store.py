@@ -214,7 +214,7 @@ class Store:
             (key, r["job_id"], r["task_id"], r["device"], r["model_sha256"], r["backend"], r["precision"],
              int(r["batch"]), r["status"], err.get("type"), err.get("message"),
              *(lat.get(f) for f in STAT_FIELDS), lat.get("cv"), lat.get("n"), lat.get("ci_halfwidth"),
-             None if not lat else int(bool(lat.get("converged"))),
+             None if lat.get("converged") is None else int(bool(lat["converged"])),  # unknown for imports
              (energy or {}).get("net_mj", (energy or {}).get("gross_mj")),
              json.dumps(energy) if energy is not None else None,
              (r.get("latency_device_ms") or {}).get("median"),

@@ -1,9 +1,11 @@
 """Search spaces: architecture encodings, samplers, torch builders, ONNX export and cost counting.
 
-Pick a space by name: `create_space("nb201")`, `create_space("mbconv")` (thesis Table 3.1) or
-`create_space("mbconv-small")` (the same 21 layers, sized for millisecond CPU latencies).
+Pick a space by name: `create_space("nb201")`, `create_space("mbconv")` (thesis Table 3.1),
+`create_space("mbconv-small")` (the same 21 layers, sized for millisecond CPU latencies) or
+`create_space("fbnet")` (HW-NAS-Bench's FBNet space as HELP uses it, CIFAR-100).
 """
 
+from spaces import fbnet as _fbnet  # noqa: F401  (registers "fbnet")
 from spaces import mbconv as _mbconv  # noqa: F401  (registers "mbconv", "mbconv-small")
 from spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")
 from spaces.base import Arch, InvalidArchError, SearchSpace

@@ -1,4 +1,4 @@
-"""Look at the latency dataset: `summary` per device and space, `export` to CSV or Parquet."""
+"""Look at the latency dataset: `summary` per device and space, `layers`, `export` to CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rich.table import Table
 
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, out, print_json
-from profiler.dataset import export, summarize
+from profiler.dataset import export, layer_table, summarize
 from profiler.store import Store
 
 
@@ -19,6 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--db", default=DEFAULT_DB)
     s.add_argument("--device", help="only this device")
     s.add_argument("--json", action="store_true", help="print JSON")
+    lay = sub.add_parser("layers", help="per-layer latency (from `profile --layers`) by space layer or op type")
+    lay.add_argument("--db", default=DEFAULT_DB)
+    lay.add_argument("--device", required=True)
+    lay.add_argument("--space", required=True)
+    lay.add_argument("--by", choices=("layer", "op_type"), default="layer")
+    lay.add_argument("--arch", help="one architecture id instead of the mean over models")
+    lay.add_argument("--json", action="store_true", help="print JSON")
     e = sub.add_parser("export", help="write every measurement as a flat table")
     e.add_argument("out", help="output file (.csv or .parquet)")
     e.add_argument("--db", default=DEFAULT_DB)
@@ -33,8 +40,9 @@ def summary_table(summary: dict) -> Table:
               "cv p50", "runs p50", title=f"{summary['db']}: medians over models")
     for g in summary["groups"]:
         lat = g.get("latency_ms")
-        nums = ([f"{lat['min']:.3f}", f"{lat['median']:.3f}", f"{lat['max']:.3f}", f"{g['cv_median']:.3f}",
-                 str(g["runs_median"])] if lat else ["-"] * 5)
+        cv = "-" if g.get("cv_median") is None else f"{g['cv_median']:.3f}"
+        nums = ([f"{lat['min']:.3f}", f"{lat['median']:.3f}", f"{lat['max']:.3f}", cv,
+                 str(g["runs_median"] if g.get("runs_median") is not None else "-")] if lat else ["-"] * 5)
         t.add_row(g["device"], str(g["space"]), g["backend"], g["precision"], str(g["batch"]), str(g["ok"]),
                   str(g["error"]), *nums)
     return t
@@ -56,6 +64,17 @@ def run(args: argparse.Namespace) -> int:
                 print_json(s)
             else:
                 out.print(summary_table(s))
+            return 0
+        if args.action == "layers":
+            t = layer_table(store, args.device, args.space, by=args.by, arch_id=args.arch)
+            if args.json:
+                print_json(t)
+            else:
+                table = Table(args.by, "ms (mean)", "share", title=f"{args.device} / {args.space}: "
+                              f"{t['models']} model(s), {t['profiled_ms_mean']:.3f} ms profiled")
+                for g in t["groups"]:
+                    table.add_row(g["group"], f"{g['time_ms']:.4f}", f"{100 * g['share']:.1f}%")
+                out.print(table)
             return 0
         n = export(store, args.out, fmt=args.format, device=args.device, with_samples=args.samples)
     if args.json:

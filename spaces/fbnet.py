@@ -1,0 +1,287 @@
+"""The FBNet space as HW-NAS-Bench and HELP use it (CIFAR-100): 22 searchable layers, 9 ops, 9^22 archs.
+
+Encoding: an arch is 22 op indices in HELP's / HW-NAS-Bench's op order (`OPS`, the same list as
+`op_idx_list` in HELP's `data/fbnet/metainfo.pt`), so HELP's `arch.pt` rows are archs as they stand and
+the ids join with HELP's FBNet latency tables. The arch id is the op names joined by '-'.
+
+Macro-structure, from HW-NAS-Bench's FBNet builder with its CIFAR settings (checked against
+`hw_nas_bench_api/fbnet_models/model_infer.py`: equal costs, and equal outputs with copied weights, on 23
+archs): stem 3x3 conv stride 1 (16) -> seven stages of (out channels, layers, stride of the first layer) =
+(16,1,1) (24,4,1) (32,4,2) (64,4,2) (112,4,1) (184,4,2) (352,1,1) -> 1x1 conv (1504) -> global average
+pool -> FC (100 classes), 32x32 input.
+Block details that follow HW-NAS-Bench rather than the FBNet paper or `spaces/mbconv.py`:
+- a `kK_eE[_gG]` block always has its 1x1 expansion conv, even at e == 1, and both 1x1 convs use G
+  groups, with a channel shuffle after the expansion when G > 1; depthwise convs are K x K with the
+  layer's stride; convs are followed by BN and ReLU, except the linear 1x1 projection (BN only); the
+  block adds its input when stride is 1 and channels are kept;
+- `skip` is the identity where the layer keeps its shape, else a 1x1 conv with the layer's stride,
+  BN and ReLU (HW-NAS-Bench's `Skip`); stem and head convs are conv-BN-ReLU.
+Only the CIFAR setting is built; HW-NAS-Bench's ImageNet variant (stride-2 stem and first stage, a 1984
+head) is not. HW-NAS-Bench's FBNet latencies on some devices are sums of per-block lookup tables, not
+end-to-end runs (see the data notes in the shared folder), so a built network's measured latency need
+not equal a table value.
+
+`load_plain_torch_file` reads HELP's `.pt` files (torch zip archives holding plain pickled lists and
+dicts) without torch and without running code from the file; the HELP importers use it too.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int
+from spaces.registry import register_space
+
+OPS: tuple[str, ...] = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
+SKIP = OPS.index("skip")
+STEM_CHANNELS = 16
+HEAD_CHANNELS = 1504
+# (out channels, layers, stride of the first layer) per stage, CIFAR setting
+STAGES: tuple[tuple[int, int, int], ...] = (
+    (16, 1, 1), (24, 4, 1), (32, 4, 2), (64, 4, 2), (112, 4, 1), (184, 4, 2), (352, 1, 1),
+)
+N_LAYERS = sum(n for _, n, _ in STAGES)  # 22
+_BLOCK_RE = re.compile(r"k(\d+)_e(\d+)(?:_g(\d+))?")
+
+
+def op_spec(name: str) -> tuple[int, int, int]:
+    """(kernel, expansion, groups) of a block name such as 'k5_e6' or 'k3_e1_g2'."""
+    match = _BLOCK_RE.fullmatch(name)
+    if match is None:
+        raise ValueError(f"fbnet: {name!r} is not a block name of the form k<K>_e<E>[_g<G>]")
+    kernel, expansion, groups = match.groups()
+    return int(kernel), int(expansion), int(groups or 1)
+
+
+def layer_plan() -> list[tuple[int, int, int]]:
+    """(in channels, out channels, stride) of each of the 22 searchable layers, in order."""
+    plan, c_in = [], STEM_CHANNELS
+    for c_out, repeats, stride in STAGES:
+        for i in range(repeats):
+            plan.append((c_in, c_out, stride if i == 0 else 1))
+            c_in = c_out
+    return plan
+
+
+def conv_bn(
+    c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
+    """Conv (same padding, no bias) + BN, then ReLU unless `act` is False."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+    ]
+    if act:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle, so grouped 1x1 convs mix information across groups."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+
+
+class FBNetBlock(nn.Module):
+    """Inverted bottleneck with grouped 1x1 convs: expand (G groups) [shuffle], depthwise KxK, project."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, groups: int, stride: int) -> None:
+        super().__init__()
+        hidden = c_in * expansion
+        if hidden % groups or c_out % groups:
+            raise ValueError(f"fbnet: {hidden} and {c_out} channels do not split into {groups} groups")
+        self.expand = conv_bn(c_in, hidden, 1, groups=groups)
+        self.shuffle = ChannelShuffle(groups) if groups > 1 else nn.Identity()
+        self.depthwise = conv_bn(hidden, hidden, kernel, stride, groups=hidden)
+        self.project = conv_bn(hidden, c_out, 1, groups=groups, act=False)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.depthwise(self.shuffle(self.expand(x))))
+        return x + y if self.residual else y
+
+
+def make_layer(op: int, c_in: int, c_out: int, stride: int) -> nn.Module:
+    """The module for op index `op` in a searchable layer of the given shape."""
+    if op == SKIP:
+        return nn.Identity() if stride == 1 and c_in == c_out else conv_bn(c_in, c_out, 1, stride)
+    kernel, expansion, groups = op_spec(OPS[op])
+    return FBNetBlock(c_in, c_out, kernel, expansion, groups, stride)
+
+
+class FBNetNetwork(nn.Module):
+    """Stem, the 22 searchable layers, 1x1 head conv, global pool, classifier."""
+
+    def __init__(self, arch: Arch, num_classes: int) -> None:
+        super().__init__()
+        self.stem = conv_bn(3, STEM_CHANNELS, 3)
+        self.layers = nn.Sequential(
+            *(make_layer(op, c_in, c_out, s) for op, (c_in, c_out, s) in zip(arch, layer_plan(), strict=True))
+        )
+        self.head = conv_bn(STAGES[-1][0], HEAD_CHANNELS, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.head(self.layers(self.stem(x))))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class FBNetSpace(SearchSpace):
+    """HW-NAS-Bench's FBNet space, CIFAR setting; `num_classes` and `resolution` may be changed."""
+
+    def __init__(self, name: str = "fbnet", num_classes: int = 100, resolution: int = 32) -> None:
+        self.name = name
+        self.num_classes = check_int(name, "num_classes", num_classes)
+        self.resolution = check_int(name, "resolution", resolution)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return OPS
+
+    @property
+    def n_layers(self) -> int:
+        return N_LAYERS
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "resolution": self.resolution}
+
+    def arch_id(self, arch: Sequence[int]) -> str:
+        return "-".join(OPS[op] for op in self.validate(arch))
+
+    def parse(self, arch_id: str) -> Arch:
+        if not isinstance(arch_id, str):
+            raise InvalidArchError(f"{self.name}: arch id must be a str, got {type(arch_id).__name__}")
+        tokens = arch_id.split("-")
+        if len(tokens) != self.n_layers:
+            raise InvalidArchError(
+                f"{self.name}: arch id needs {self.n_layers} '-'-separated ops, got {len(tokens)}"
+            )
+        for pos, token in enumerate(tokens):
+            if token not in OPS:
+                raise InvalidArchError(
+                    f"{self.name}: unknown op {token!r} at layer {pos}; known: {', '.join(OPS)}"
+                )
+        return tuple(OPS.index(token) for token in tokens)
+
+    def to_graph(self, arch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """22 nodes (the searchable layers) with op one-hot features, chained l -> l+1."""
+        feats = self.to_onehot(arch).reshape(self.n_layers, self.n_ops)
+        return np.eye(self.n_layers, k=1, dtype=np.float32), feats
+
+    def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
+        return (check_int(self.name, "batch", batch), 3, self.resolution, self.resolution)
+
+    def layer_label(self, arch: Sequence[int], name: str) -> str:
+        """stem, L<i>:<op> for the searchable layers (L<i> if arch is not a full arch), head, pool, classifier."""
+        first = name.split(" + ")[0].strip().lstrip("/")
+        parts = first.replace("/", ".").split(".")
+        if parts[0] != "layers":
+            return parts[0]
+        i = next((int(p) for p in parts[1:] if p.isdigit()), None)
+        if i is None or not 0 <= i < self.n_layers:
+            return "layers"
+        full = len(arch) == self.n_layers and all(0 <= op < self.n_ops for op in arch)
+        return f"L{i:02d}:{OPS[arch[i]]}" if full else f"L{i:02d}"
+
+    def _make_module(self, arch: Arch) -> nn.Module:
+        return FBNetNetwork(arch, self.num_classes)
+
+
+@register_space("fbnet")
+def fbnet(num_classes: int = 100, resolution: int = 32) -> FBNetSpace:
+    """HW-NAS-Bench / HELP FBNet space on CIFAR-100 input (32x32, 100 classes) unless overridden."""
+    return FBNetSpace("fbnet", num_classes=num_classes, resolution=resolution)
+
+
+# --- HELP files ------------------------------------------------------------------------------------------
+
+# Globals a plain table may name: numpy scalars and dtypes (tables saved from numpy values). Anything else
+# (torch tensors, arbitrary callables) is refused, so reading a file never runs code from it.
+_SAFE_GLOBALS = {
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"),
+}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only plain lists/dicts are read)")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("holds tensor storages (only plain lists/dicts are read)")
+
+
+def load_plain_pickle(data: bytes, what: str) -> Any:
+    """Unpickle `data` allowing only builtin containers and numpy scalars; ValueError naming `what`."""
+    try:
+        return _PlainUnpickler(io.BytesIO(data)).load()
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same: not a plain table
+        raise ValueError(f"{what}: not a plain pickled table: {e}") from None
+
+
+def load_plain_torch_file(path: str | Path) -> Any:
+    """The list or dict inside a `torch.save` zip archive, read with zipfile + a restricted unpickler."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if m.endswith("data.pkl")]
+            if len(members) != 1:
+                raise ValueError(f"{path}: expected one '*/data.pkl' member in the torch archive, "
+                                 f"found {len(members)}")
+            data = archive.read(members[0])
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path}: not a torch zip archive (torch.save format) or damaged") from None
+    return load_plain_pickle(data, str(path))
+
+
+def find_help_data(root: str | Path) -> Path:
+    """HELP's `data` folder from the shared folder, the `HELP` folder or the `HELP/data` folder itself."""
+    root = Path(root)
+    for candidate in (root / "data" / "HELP" / "data", root / "HELP" / "data", root / "data", root):
+        if (candidate / "nasbench201").is_dir() or (candidate / "fbnet").is_dir():
+            return candidate
+    raise ValueError(f"{root}: no HELP data here (looked for nasbench201/ or fbnet/ under {root}, "
+                     f"{root / 'data'}, {root / 'HELP' / 'data'} and {root / 'data' / 'HELP' / 'data'})")
+
+
+def help_fbnet_archs(root: str | Path) -> list[Arch]:
+    """The 5,000 archs of HELP's `data/fbnet/arch.pt`, in file order (row i has latency i in each table).
+
+    `root` is the shared folder, HELP's folder or HELP's `data` folder. Every row is validated, so a
+    damaged file fails here with the row named instead of later inside a predictor.
+    """
+    path = find_help_data(root) / "fbnet" / "arch.pt"
+    rows = load_plain_torch_file(path)
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{path}: expected a non-empty list of op-index lists, got {type(rows).__name__}")
+    space = fbnet()
+    archs = []
+    for i, row in enumerate(rows):
+        try:
+            archs.append(space.validate(row))
+        except InvalidArchError as e:
+            raise ValueError(f"{path}: row {i}: {e}") from None
+    return archs

@@ -6,15 +6,26 @@
 
 Exit codes: 0 every task has a result line (error lines included); 1 error (lock held, tasks left
 without a line); 2 invalid job or arguments; 130/143 interrupted by SIGINT/SIGTERM.
+
+EDGEPROF_AGENT_ROOT, when set, is a path prefix that replaces "/" for every board reader (a fake board
+tree in tests and demos); `run` hands it on to its workers.
 """
 
 import argparse
 import json
+import os
 import sys
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+# A path prefix that replaces "/" for every sysfs/proc reader: a fake board tree in tests and demos
+ROOT_ENV = "EDGEPROF_AGENT_ROOT"
+
+
+def _root():
+    return os.environ.get(ROOT_ENV) or "/"
 
 
 def _err(message):
@@ -49,7 +60,7 @@ def _progress_line(result, progress):
 def cmd_info(args):
     from .info import collect_info, format_info
 
-    info = collect_info()
+    info = collect_info(_root())
     if args.json:
         sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
     else:
@@ -72,6 +83,7 @@ def cmd_run(args):
             resume=not args.no_resume,
             on_result=on_result,
             board_lock=args.board_lock,
+            root=_root(),
         )
     except JobError as exc:
         _err(f"invalid job {args.job}: {exc}")
@@ -105,8 +117,16 @@ def cmd_worker(args):
     from .worker import run_task, write_result_file
 
     try:
+        job_state = json.loads(args.job_state) if args.job_state else None
+    except ValueError as exc:
+        _err(f"worker: --job-state is not JSON: {exc}")
+        return EXIT_USAGE
+    try:
         job = load_job(args.job)
-        result = run_task(job, args.task, args.job, idle_power_mw=args.idle_mw)
+        root = args.root or _root()
+        result = run_task(
+            job, args.task, args.job, idle_power_mw=args.idle_mw, root=root, job_state=job_state
+        )
     except JobError as exc:
         _err(f"worker: invalid job {args.job}: {exc}")
         return EXIT_USAGE
@@ -134,6 +154,8 @@ def build_parser():
     p.add_argument("--task", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--idle-mw", type=float, default=None)
+    p.add_argument("--job-state", default=None)  # JSON: board setup and idle power, measured once per job
+    p.add_argument("--root", default=None)  # fake board tree (default: $EDGEPROF_AGENT_ROOT or /)
     p.set_defaults(func=cmd_worker)
     return parser
 

@@ -9,9 +9,7 @@ import glob
 import os
 import platform
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import time
 
@@ -75,6 +73,22 @@ ENV_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "CUDA_", "ORT_", "TRT_", "NVIDIA_",
 ENV_NAMES = ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONHASHSEED", "GOMP_CPU_AFFINITY")
 
 GPU_DEVFREQ_NAMES = ("gp10b", "gv11b", "ga10b", "gb10b", "gpu")
+
+# keys that board.collect_board_state adds to the environment
+BOARD_KEYS = (
+    "l4t",
+    "jetpack",
+    "board_model",
+    "soc",
+    "nvpmodel",
+    "cpufreq",
+    "gpu_devfreq",
+    "igpu",
+    "emc",
+    "jetson_clocks",
+    "thermal_c",
+    "board_reasons",
+)
 
 _L4T_RE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)\.(\d+)")
 _NUM_RE = re.compile(r"(\d+)")
@@ -270,19 +284,26 @@ def read_loadavg(root="/"):
         return None
 
 
-def read_gpu_devfreq(root="/"):
-    """Jetson integrated-GPU devfreq state {name: {governor, cur_hz, min_hz, max_hz}}, or None.
+def find_gpu_devfreq(root="/"):
+    """[(devfreq folder, of_node name)] of the Jetson integrated GPU(s), as jtop's find_igpu finds them.
 
-    Found by the of_node name of each /sys/class/devfreq entry (gp10b, gv11b, ga10b, gpu), as jtop does,
+    Matched by the of_node name of each /sys/class/devfreq entry (gp10b, gv11b, ga10b, gb10b, gpu),
     because the folder names differ on every board and release.
     """
+    out = []
+    for folder in sorted(glob.glob(_p(root, "/sys/class/devfreq/*")), key=natural_key):
+        node = read_text(os.path.join(folder, "device", "of_node", "name"))
+        node = node.replace("\x00", "").strip() if node else os.path.basename(folder).split(".")[-1]
+        if node in GPU_DEVFREQ_NAMES:
+            out.append((folder, node))
+    return out
+
+
+def read_gpu_devfreq(root="/"):
+    """Jetson integrated-GPU devfreq state {name: {governor, cur_hz, min_hz, max_hz}}, or None."""
     try:
         out = {}
-        for folder in sorted(glob.glob(_p(root, "/sys/class/devfreq/*")), key=natural_key):
-            node = read_text(os.path.join(folder, "device", "of_node", "name"))
-            node = node.replace("\x00", "").strip() if node else os.path.basename(folder).split(".")[-1]
-            if node not in GPU_DEVFREQ_NAMES:
-                continue
+        for folder, _ in find_gpu_devfreq(root):
             gov = read_text(os.path.join(folder, "governor"))
             out[os.path.basename(folder)] = {
                 "governor": gov.strip() if gov else None,
@@ -296,36 +317,21 @@ def read_gpu_devfreq(root="/"):
 
 
 def parse_nvpmodel_query(text):
-    """{"mode": name, "id": int or None} from `nvpmodel -q` output, or None."""
-    mode = mode_id = None
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if line.startswith("NV Power Mode:"):
-            mode = line.split(":", 1)[1].strip() or None
-        elif line.isdigit() and mode is not None and mode_id is None:
-            mode_id = int(line)
-    return None if mode is None else {"mode": mode, "id": mode_id}
+    """{"mode": name, "id": int or None} from `nvpmodel -q` output, or None (board.py has the full parse)."""
+    from .board import parse_nvpmodel_query as parse
+
+    state = parse(text)
+    return None if state is None else {"mode": state["mode"], "id": state["id"]}
 
 
-def read_nvpmodel(root="/", timeout_s=3.0):
-    """The nvpmodel power mode via `nvpmodel -q`; None off Jetson, under a fake root, or on any failure."""
-    if (root or "/") != "/" or not os.path.exists("/etc/nv_tegra_release"):
-        return None
-    exe = shutil.which("nvpmodel")
-    if exe is None:
-        return None
+def read_nvpmodel(root="/", timeout_s=5.0):
+    """The nvpmodel state via `nvpmodel -q` (see board.read_nvpmodel); None off Jetson, under a fake root,
+    or on any failure."""
+    from .board import read_nvpmodel as read
+
     try:
-        proc = subprocess.Popen(
-            [exe, "-q"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return None
-        return parse_nvpmodel_query(out)
-    except (OSError, ValueError):
+        return read(root, timeout_s)[0]
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -358,7 +364,12 @@ def timer_info():
 
 
 def collect_environment(root="/", backend_versions=None, environ=None):
-    """Everything recorded about the machine for one result (see the contract's `environment`)."""
+    """Everything recorded about the machine for one result (see the contract's `environment`).
+
+    The board part (L4T, model, nvpmodel, clocks, GPU, EMC, temperatures) comes from
+    board.collect_board_state, so that it is read in one place.
+    """
+    from .board import collect_board_state
 
     def safe(fn, *args):
         try:
@@ -366,8 +377,7 @@ def collect_environment(root="/", backend_versions=None, environ=None):
         except Exception:  # noqa: BLE001
             return None
 
-    l4t = read_l4t_release(root)
-    return {
+    env = {
         "agent_version": __version__,
         "hostname": safe(socket.gethostname),
         "platform": safe(platform.platform),
@@ -381,17 +391,15 @@ def collect_environment(root="/", backend_versions=None, environ=None):
         "numpy": numpy_version(),
         "timer": timer_info(),
         "cpu": read_cpu_info(root),
-        "cpufreq": read_cpufreq(root),
-        "gpu_devfreq": read_gpu_devfreq(root),
-        "thermal_c": read_thermal_zones(root),
-        "l4t": l4t,
-        "jetpack": jetpack_for_l4t(l4t),
-        "board_model": read_board_model(root),
-        "nvpmodel": read_nvpmodel(root),
         "loadavg": read_loadavg(root),
         "libraries": dict(backend_versions or {}),
         "env": read_env_vars(environ),
     }
+    board = safe(collect_board_state, root)
+    if board is None:  # never expected: collect_board_state guards each reader
+        board = {k: None for k in BOARD_KEYS}
+    env.update(board)
+    return env
 
 
 def collect_dynamic_state(root="/"):

@@ -1,50 +1,23 @@
 """`python -m agents info`: what this machine offers the agent, and why anything is missing.
 
-The host runs it when a device is added, so every "no" carries a reason a person can act on.
+The host runs it when a device is added, so every "no" carries a reason a person can act on. Each power
+meter reports what its discovery found (INA3221 rails with labels and values, RAPL zones, NVML GPUs, the
+tegrastats binary) through its probe(), the same code the meter itself uses.
 """
 
-import ctypes.util
-import glob
 import importlib.util
-import os
 import platform
-import shutil
 import sys
 
 from . import __version__
 from .backends import BACKENDS
-from .environment import (
-    jetpack_for_l4t,
-    read_board_model,
-    read_cpu_info,
-    read_l4t_release,
-    read_nvpmodel,
-    read_text,
-)
-from .meters import METERS
+from .board import read_nvpmodel
+from .environment import jetpack_for_l4t, read_board_model, read_cpu_info, read_l4t_release
+from .meters import METERS, NULL_METERS
 
 # runtimes that later agent versions will register as backends
-PLANNED_BACKENDS = ("tensorrt", "torch", "pycuda")
-NOT_IMPLEMENTED = "no %s meter in agent %s yet"
-NVML_LIB_GLOBS = (
-    "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so*",
-    "/usr/lib/aarch64-linux-gnu/libnvidia-ml.so*",
-    "/usr/lib64/libnvidia-ml.so*",
-    "/usr/lib/libnvidia-ml.so*",
-)
-
-
-def _p(root, path):
-    return os.path.join(root or "/", path.lstrip("/"))
-
-
-def _readable(path):
-    try:
-        with open(path, "rb") as f:
-            f.read(64)
-        return True
-    except OSError:
-        return False
+# Libraries backends need that are not backends themselves: reported so `deploy` can say what is missing.
+PLANNED_BACKENDS = ("pycuda",)
 
 
 def _installed(module):
@@ -52,110 +25,6 @@ def _installed(module):
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
-
-
-def _which(root, name, fallbacks=()):
-    if (root or "/") == "/":
-        return shutil.which(name)
-    for path in fallbacks:
-        if os.path.exists(_p(root, path)):
-            return path
-    return None
-
-
-def probe_rapl(root="/"):
-    """Intel/AMD RAPL energy counters under /sys/class/powercap."""
-    folders = glob.glob(_p(root, "/sys/class/powercap/intel-rapl:*"))
-    zones = {}
-    for folder in sorted(folders):
-        name = read_text(os.path.join(folder, "name"))
-        zones[os.path.basename(folder)] = {
-            "name": name.strip() if name else None,
-            "energy_uj_readable": _readable(os.path.join(folder, "energy_uj")),
-        }
-    if not zones:
-        why = (
-            "no /sys/class/powercap/intel-rapl:* zones (not an x86 CPU with RAPL, or a kernel without "
-            "CONFIG_INTEL_RAPL)"
-        )
-    elif not any(z["energy_uj_readable"] for z in zones.values()):
-        why = (
-            "RAPL zones found but energy_uj is readable by root only (Linux >= 5.10, CVE-2020-8694): run "
-            "as root or make it world-readable with a udev or sysfs.conf rule; and "
-            + NOT_IMPLEMENTED
-            % ("RAPL", __version__)
-        )
-    else:
-        why = "RAPL energy_uj is readable, but " + NOT_IMPLEMENTED % ("RAPL", __version__)
-    return {"found": bool(zones), "available": False, "reason": why, "zones": zones}
-
-
-def probe_ina3221(root="/"):
-    """Jetson INA3221 power monitors: hwmon (JetPack 5+) or iio (JetPack 4) layout, rails by label."""
-    devices = {}
-    for dev in sorted(glob.glob(_p(root, "/sys/bus/i2c/devices/*"))):
-        name = read_text(os.path.join(dev, "name"))
-        if not name or "ina3221" not in name:
-            continue
-        labels = glob.glob(os.path.join(dev, "hwmon", "hwmon*", "in*_label"))
-        layout = "hwmon" if labels else None
-        if not labels:
-            labels = glob.glob(os.path.join(dev, "iio:device*", "rail_name_*"))
-            labels += glob.glob(os.path.join(dev, "iio_device", "rail_name_*"))
-            layout = "iio" if labels else None
-        rails = []
-        for path in sorted(labels):
-            text = read_text(path)
-            if text and text.strip() and "NC" not in text.strip().split():
-                rails.append(text.strip())
-        devices[os.path.basename(dev)] = {"driver": name.strip(), "layout": layout, "rails": rails}
-    if not devices:
-        why = "no INA3221 under /sys/bus/i2c/devices (not a Jetson, or the driver is not loaded)"
-    else:
-        why = "INA3221 found, but " + NOT_IMPLEMENTED % ("INA3221", __version__)
-    return {"found": bool(devices), "available": False, "reason": why, "devices": devices}
-
-
-def probe_nvml(root="/", l4t=None):
-    """NVIDIA's management library (desktop and server GPUs; no power readings on Jetson)."""
-    smi = _which(root, "nvidia-smi", ("/usr/bin/nvidia-smi",))
-    lib = None
-    if (root or "/") == "/":
-        lib = ctypes.util.find_library("nvidia-ml")
-    if lib is None:
-        for pattern in NVML_LIB_GLOBS:
-            hits = sorted(glob.glob(_p(root, pattern)))
-            if hits:
-                lib = hits[0]
-                break
-    found = bool(smi or lib)
-    if l4t:
-        why = (
-            f"this is a Jetson (L4T {l4t}): NVML has no power or energy readings here (NotSupported); "
-            "the INA3221 rails are the meter to use"
-        )
-    elif not found:
-        why = "no nvidia-smi and no libnvidia-ml: no NVIDIA driver on this machine"
-    else:
-        why = "NVML found, but " + NOT_IMPLEMENTED % ("NVML", __version__)
-    return {
-        "found": found,
-        "available": False,
-        "reason": why,
-        "nvidia_smi": smi,
-        "libnvidia_ml": lib,
-        "pynvml_installed": _installed("pynvml"),
-    }
-
-
-def probe_tegrastats(root="/"):
-    exe = _which(root, "tegrastats", ("/usr/bin/tegrastats",))
-    why = (
-        "tegrastats not found (not a Jetson)"
-        if exe is None
-        else "tegrastats found, but " + NOT_IMPLEMENTED % ("tegrastats", __version__)
-    )
-    return {"found": exe is not None, "available": False, "reason": why, "path": exe}
 
 
 def backends_info():
@@ -187,39 +56,38 @@ def backends_info():
             "available": False,
             "installed": installed,
             "reason": (
-                f"{name} is installed, but agent {__version__} has no {name} backend yet"
+                f"{name} is installed (a library of the tensorrt backend, not a backend of its own)"
                 if installed
-                else f"{name} is not installed (and agent {__version__} has no {name} backend yet)"
+                else f"{name} is not installed (the tensorrt backend needs pycuda or cuda-python)"
             ),
         }
     return out
 
 
 def meters_info(root="/", l4t=None):
+    """{name: {"registered", "available", "reason", "found", ...what the meter's discovery found}}."""
     out = {}
-    for name, reason in METERS.available().items():
-        out[name] = {
-            "registered": True,
-            "available": reason is None,
-            "reason": reason,
-            "note": "measures nothing: results carry energy null" if name in ("none", "null") else None,
-        }
-    probes = {
-        "rapl": lambda: probe_rapl(root),
-        "ina3221": lambda: probe_ina3221(root),
-        "nvml": lambda: probe_nvml(root, l4t),
-        "tegrastats": lambda: probe_tegrastats(root),
-    }
-    for name, probe in probes.items():
+    for name in METERS.names():
+        if name in NULL_METERS:
+            out[name] = {
+                "registered": True,
+                "available": True,
+                "reason": None,
+                "found": True,
+                "note": "measures nothing: results carry energy null",
+            }
+            continue
         try:
-            entry = probe()
+            entry = METERS.get(name).probe(root=root)
         except Exception as exc:  # noqa: BLE001
             entry = {
                 "found": False,
                 "available": False,
                 "reason": f"probe failed: {type(exc).__name__}: {exc}",
             }
-        entry["registered"] = name in METERS
+        entry["registered"] = True
+        if not entry.get("available") and not entry.get("reason"):
+            entry["reason"] = "unavailable (no reason given)"
         out[name] = entry
     return out
 
@@ -228,6 +96,10 @@ def collect_info(root="/"):
     """A JSON-able report of the agent, this machine, its backends and its power meters."""
     l4t = read_l4t_release(root)
     cpu = read_cpu_info(root) or {}
+    try:
+        nvpmodel, nvpmodel_reason = read_nvpmodel(root)
+    except Exception as exc:  # noqa: BLE001
+        nvpmodel, nvpmodel_reason = None, f"{type(exc).__name__}: {exc}"
     return {
         "agent_version": __version__,
         "python": {"version": platform.python_version(), "executable": sys.executable},
@@ -238,7 +110,8 @@ def collect_info(root="/"):
             "board_model": read_board_model(root),
             "l4t": l4t,
             "jetpack": jetpack_for_l4t(l4t),
-            "nvpmodel": read_nvpmodel(root),
+            "nvpmodel": nvpmodel,
+            "nvpmodel_reason": nvpmodel_reason,
             "cpu_model": cpu.get("model"),
             "cpu_count": cpu.get("count"),
         },
@@ -284,4 +157,35 @@ def format_info(info):
     for name, m in sorted(info["meters"].items()):
         state = "yes" if m["available"] else "no "
         lines.append("  {:<12} {}  {}".format(name, state, m.get("reason") or m.get("note") or ""))
+        lines.extend("  {:<12}      {}".format("", d) for d in _meter_details(m))
     return "\n".join(lines)
+
+
+def _meter_details(m):
+    """Extra lines for a meter's discovery: rails, zones, GPUs, the chosen meter."""
+    out = []
+    rails = m.get("rails")
+    if isinstance(rails, list) and rails and isinstance(rails[0], dict):
+        parts = []
+        for r in rails:
+            mw = r.get("power_mw")
+            parts.append("{} {}".format(r["rail"], "?" if mw is None else f"{mw:.0f} mW"))
+        out.append("rails: " + ", ".join(parts))
+        out.append("board total: {}".format(m.get("total_rail") or "sum of the rails"))
+    for note in m.get("notes") or []:
+        out.append("note: " + note)
+    zones = m.get("zones")
+    if zones:
+        out.append(
+            "zones: "
+            + ", ".join(
+                "{} {}{}".format(k, z.get("name"), "" if z.get("readable") else " (unreadable)")
+                for k, z in sorted(zones.items())
+            )
+        )
+    for d in m.get("devices") or []:
+        if isinstance(d, dict) and "index" in d:
+            out.append("gpu{} {}: {}".format(d["index"], d.get("name"), d.get("mode") or d.get("reason")))
+    if m.get("chooses"):
+        out.append("chooses " + m["chooses"])
+    return out

@@ -29,13 +29,17 @@ DEFAULT_PROTOCOL = {
     "thermal_zones": [],
     "thermal_wait_max_s": 300.0,
     "thermal_poll_s": 1.0,
+    "layer_profile_runs": 0,
 }
 
 DEFAULT_METER = {"kind": "none", "rail": None, "rate_hz": 100.0, "idle_s": 2.0}
 
+# optional board setup before the job (agents/setup.py); absent from a job means this
+DEFAULT_SETUP = {"nvpmodel_mode": None, "jetson_clocks": False}
+
 TASK_DEFAULTS = {"model_sha256": None, "dtype": "float32", "precision": "fp32", "batch": 1, "options": {}}
 TASK_REQUIRED = ("task_id", "model", "inputs", "backend")
-JOB_KEYS = ("schema", "job_id", "device", "protocol", "meter", "tasks")
+JOB_KEYS = ("schema", "job_id", "device", "protocol", "meter", "setup", "tasks")
 
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -57,7 +61,19 @@ LATENCY_KEYS = (
     "confidence",
     "converged",
 )
-ENERGY_KEYS = ("gross_mj", "net_mj", "mean_power_mw", "idle_power_mw", "rail", "sample_rate_hz", "n_samples")
+ENERGY_KEYS = (
+    "gross_mj",
+    "net_mj",
+    "mean_power_mw",
+    "idle_power_mw",
+    "rail",
+    "rule",
+    "sample_rate_hz",
+    "n_samples",
+    "window_s",
+    "extended",
+    "n_runs",
+)
 RESULT_KEYS = (
     "schema",
     "job_id",
@@ -72,6 +88,9 @@ RESULT_KEYS = (
     "latency_ms",
     "samples_ms",
     "warmup_ms",
+    "latency_device_ms",
+    "samples_device_ms",
+    "layers",
     "energy",
     "environment",
     "protocol",
@@ -195,6 +214,7 @@ def validate_protocol(raw, path="protocol"):
     out["thermal_zones"] = [_str(z, f"{path}.thermal_zones[{i}]") for i, z in enumerate(zones)]
     out["thermal_wait_max_s"] = _float(p["thermal_wait_max_s"], path + ".thermal_wait_max_s", positive=False)
     out["thermal_poll_s"] = _float(p["thermal_poll_s"], path + ".thermal_poll_s")
+    out["layer_profile_runs"] = _int(p["layer_profile_runs"], path + ".layer_profile_runs", 0)
     return out
 
 
@@ -214,6 +234,27 @@ def validate_meter(raw, path="meter", meters=None):
         "rate_hz": _float(m["rate_hz"], path + ".rate_hz"),
         "idle_s": _float(m["idle_s"], path + ".idle_s", positive=False),
     }
+
+
+def validate_setup(raw, path="setup"):
+    """The optional board-setup block: {"nvpmodel_mode": int >= 0 or null, "jetson_clocks": bool}."""
+    raw = _mapping({} if raw is None else raw, path)
+    _reject_unknown(raw, list(DEFAULT_SETUP), path)
+    s = dict(DEFAULT_SETUP)
+    s.update(raw)
+    mode = s["nvpmodel_mode"]
+    clocks = s["jetson_clocks"]
+    if not isinstance(clocks, bool):
+        raise JobError(path + ".jetson_clocks", f"expected true or false, got {_describe(clocks)}")
+    return {
+        "nvpmodel_mode": None if mode is None else _int(mode, path + ".nvpmodel_mode", 0),
+        "jetson_clocks": clocks,
+    }
+
+
+def job_setup(job):
+    """The job's setup block, or the default (nothing to do) when the job has none."""
+    return dict(job.get("setup") or DEFAULT_SETUP)
 
 
 def _unknown_name(kind, name, known):
@@ -295,6 +336,8 @@ def validate_job(raw, backends=None, meters=None):
         "meter": validate_meter(raw.get("meter"), "meter", meters),
         "tasks": [],
     }
+    if "setup" in raw:  # optional; kept out of jobs that do not ask, so they validate to themselves
+        job["setup"] = validate_setup(raw["setup"], "setup")
     seen = {}
     for i, task in enumerate(tasks):
         path = f"tasks[{i}]"
@@ -362,6 +405,9 @@ def make_result(
     started_at=None,
     finished_at=None,
     wall_s=None,
+    latency_device_ms=None,
+    samples_device_ms=None,
+    layers=None,
 ):
     """A result dict with every contract key, in the contract's order."""
     if status not in ("ok", "error"):
@@ -380,6 +426,9 @@ def make_result(
         "latency_ms": latency_ms,
         "samples_ms": samples_ms,
         "warmup_ms": warmup_ms,
+        "latency_device_ms": latency_device_ms,
+        "samples_device_ms": samples_device_ms,
+        "layers": layers,
         "energy": energy,
         "environment": environment if environment is not None else {},
         "protocol": protocol if protocol is not None else job.get("protocol"),

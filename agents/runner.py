@@ -18,10 +18,9 @@ import time
 
 from .backends import BACKENDS
 from .environment import collect_environment
-from .meters import METERS, NULL_METERS
-from .meters.base import measure_idle_power
+from .meters import METERS
 from .protocol import error_result, load_job, read_results, result_to_line, utc_now_iso
-from .worker import read_result_file
+from .worker import prepare_job, read_result_file
 
 AGENTS_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASS_ENV_NAMES = ("PATH", "HOME", "LANG", "LANGUAGE", "LD_LIBRARY_PATH", "TMPDIR", "USER", "LOGNAME")
@@ -252,6 +251,7 @@ class _JobRun:
         self.proc = None
         self.stop_signum = None
         self._environment = None
+        self.job_state = None  # worker.prepare_job's record (setup, idle power), passed to every worker
 
     # -- signals
     def on_signal(self, signum, frame):
@@ -276,6 +276,9 @@ class _JobRun:
                 self._environment = collect_environment(self.root)
             except Exception:  # noqa: BLE001
                 self._environment = {}
+            if self.job_state is not None:
+                self._environment["setup"] = self.job_state.get("setup")
+                self._environment["idle_power"] = self.job_state.get("idle")
         return self._environment
 
     # -- one task
@@ -291,6 +294,10 @@ class _JobRun:
         argv += ["--out", tmp]
         if idle_power_mw is not None:
             argv += ["--idle-mw", repr(float(idle_power_mw))]
+        if self.job_state is not None:
+            argv += ["--job-state", result_to_line(self.job_state)]
+        if (self.root or "/") != "/":
+            argv += ["--root", os.path.abspath(self.root)]
         timeout_s = self.job["protocol"]["timeout_s"]
         started_at = utc_now_iso()
         t0 = time.monotonic()
@@ -357,24 +364,6 @@ class _JobRun:
             finished_at=utc_now_iso(),
             wall_s=wall_s,
         )
-
-
-def _idle_power(job, root):
-    """Idle power (mW) sampled once before the job, or None when there is no usable meter."""
-    cfg = job["meter"]
-    if cfg["kind"] in NULL_METERS or cfg["idle_s"] <= 0:
-        return None
-    try:
-        cls = METERS.get(cfg["kind"])
-        if cls.available(root=root):
-            return None
-        meter = cls(rail=cfg["rail"], rate_hz=cfg["rate_hz"], root=root)
-        try:
-            return measure_idle_power(meter, cfg["idle_s"])
-        finally:
-            meter.close()
-    except Exception:  # noqa: BLE001
-        return None  # the worker reports the meter problem in each result
 
 
 def run_job(
@@ -452,7 +441,10 @@ def run_job(
             )
 
         status(None)
-        idle_power_mw = _idle_power(job, root) if todo else None
+        idle_power_mw = None
+        if todo:  # board setup, then idle power: once per job, before the first task
+            run.job_state = prepare_job(job, root)
+            idle_power_mw = run.job_state["idle"]["power_mw"]
         for task in todo:
             run.check_stop()
             status(task["task_id"])

@@ -32,7 +32,7 @@ def warm_up(run_once, protocol, clock=time.perf_counter):
     return warmup_ms
 
 
-def run_timed(run_once, protocol, clock=time.perf_counter):
+def run_timed(run_once, protocol, clock=time.perf_counter, after_run=None):
     """The timed phase. Returns (samples_ms, converged, stopped_by, t_start, t_end).
 
     Stops, never before min_runs, at the first of: the CI target met (converged), max_runs, or the phase
@@ -50,6 +50,8 @@ def run_timed(run_once, protocol, clock=time.perf_counter):
         t0 = clock()
         run_once()
         t1 = clock()
+        if after_run is not None:
+            after_run()  # outside the timed window (e.g. read the run's device time)
         ms = (t1 - t0) * 1e3
         samples_ms.append(ms)
         bisect.insort(ordered, ms)

@@ -13,4 +13,6 @@ from .base import (  # noqa: F401 (re-exported interface)
 BACKENDS = Registry("backend")
 BACKENDS.add_lazy("onnxruntime", __name__ + ".onnxruntime:OnnxRuntimeBackend")
 BACKENDS.add_lazy("debug", __name__ + ".debug:DebugBackend")
-# tensorrt, torch: later; each is one new module plus one add_lazy line here.
+BACKENDS.add_lazy("tensorrt", __name__ + ".tensorrt:TensorRTBackend")
+BACKENDS.add_lazy("torch", __name__ + ".torch:TorchBackend")
+# a new runtime is one new module plus one add_lazy line here (tests run checks.check_backend on each)

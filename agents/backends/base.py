@@ -2,8 +2,19 @@
 
 A backend module imports its runtime lazily (inside functions), so a board without TensorRT or torch can
 still import the agent, list backends and report why one is unavailable.
+
+Life cycle, as the worker drives it:
+
+    reason = cls.available()                      # None, or why not (the task becomes an error result)
+    b = cls(task["options"]); b.set_job_dir(dir)  # options checked here, no runtime imported yet
+    b.load(model, inputs, dtype, precision)       # build/deserialize, allocate; never timed
+    b.run_once() ...                              # warm-up, then timed runs (host clock around each)
+        b.device_time_ms()                        # optional, after each run, outside the timed window
+    b.layer_profile(n_runs)                       # optional, after the timed phase, never inside it
+    b.info(); b.close()
 """
 
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -41,6 +52,26 @@ NUMPY_DTYPES = {
 }
 
 
+MAX_MESSAGE = 600
+
+
+def short_error(exc, limit=MAX_MESSAGE):
+    """'Type: message' of an exception, cut to `limit` characters (runtime errors can be pages long)."""
+    text = f"{type(exc).__name__}: {str(exc).strip()}"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def default_cache_dir(job_dir, model_path, kind="engines"):
+    """Where built engines are kept between jobs: <workdir>/<kind>.
+
+    A job folder is <workdir>/jobs/<job id>, so <job folder>/../../<kind>; without a job folder, models
+    live in <workdir>/models, so <model folder>/../<kind> is the same place.
+    """
+    if job_dir:
+        return os.path.normpath(os.path.join(job_dir, os.pardir, os.pardir, kind))
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(model_path)), os.pardir, kind))
+
+
 def _rng(seed):
     # numpy < 1.17 (the apt numpy on JetPack 4) has no default_rng
     if hasattr(np.random, "default_rng"):
@@ -76,6 +107,10 @@ class Backend:
 
     OPTIONS maps each accepted task option to its default; anything else in `options` is an error, so a
     typo does not silently measure the default configuration.
+
+    Optional parts (the defaults here say "not offered"): device_time_ms() (the last run's device compute
+    time from device events, as trtexec's "GPU Compute Time" next to its end-to-end "Latency") and
+    layer_profile(n_runs) (per-layer times, run after the timed phase).
     """
 
     name = "base"
@@ -102,14 +137,38 @@ class Backend:
             )
         self.options = dict(self.OPTIONS)
         self.options.update(task_options)
+        self.job_dir = None
+
+    def set_job_dir(self, job_dir):
+        """The folder of the job being run (for caches kept next to it: <job folder>/../../engines)."""
+        self.job_dir = job_dir
+        return self
 
     def load(self, model_path, inputs, dtype="float32", precision="fp32"):
         """Build the engine or session and allocate the inputs. Never timed."""
         raise NotImplementedError
 
     def run_once(self):
-        """One synchronized inference on the pre-allocated inputs (returns when the result is ready)."""
+        """One synchronized end-to-end inference on the pre-allocated inputs, host<->device copies included.
+
+        Returns when the result is ready; the caller's host clock around it is the end-to-end latency.
+        """
         raise NotImplementedError
+
+    def device_time_ms(self):
+        """Device (GPU) compute time of the last run_once() in ms, from device events; None if not measured.
+
+        Cheap and outside the timed window: call it after run_once() returned and the host clock was read.
+        """
+        return
+
+    def layer_profile(self, n_runs=10):
+        """Per-layer times over n_runs extra runs, or None when this backend has no layer profiler.
+
+        A list of {"name", "op_type", "time_ms" (mean per run), "calls" (per run)} (agents.layers
+        normalises it). Profiling slows the runs down, so call it only after the timed phase.
+        """
+        return
 
     def info(self):
         """The settings actually used (providers, threads, ...), recorded as the result's backend_info."""
@@ -124,3 +183,19 @@ class Backend:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def check_option(backend, option, value, kinds, what, ok=None, allow_none=False):
+    """value if it is of `kinds` (bool never counts as a number) and ok(value) holds, else BackendOptionError.
+
+    what: the expected value in words, for the message ("an integer >= 0").
+    """
+    if value is None and allow_none:
+        return value
+    number = kinds in (int, float, (int, float))
+    good = isinstance(value, kinds) and not (number and isinstance(value, bool))
+    if good and ok is not None:
+        good = bool(ok(value))
+    if not good:
+        raise BackendOptionError(f"{backend} option {option}: expected {what}, got {value!r}")
+    return value

@@ -1,7 +1,10 @@
 """A fake runtime for pipeline tests and CI machines without any real runtime.
 
 Its latency is configured and deterministic (a fixed jitter pattern), and it can fail on purpose at
-load or run, or make the worker process die, to exercise every error path of the runner.
+load or run, or make the worker process die, to exercise every error path of the runner. With
+`device_fraction` it also reports a device time per run (that fraction of the run's latency), and with
+`layers` > 0 a layer profile of that many equal layers, so the worker's GPU-only fields can be tested
+on any machine.
 """
 
 import math
@@ -25,6 +28,8 @@ class DebugBackend(Backend):
         "spin": False,
         "fail_on": None,
         "fail_after": 0,
+        "device_fraction": None,  # device_time_ms() = fraction * the last run's latency; None: not offered
+        "layers": 0,  # layer_profile() gives this many layers; 0: not offered (None)
     }
 
     @classmethod
@@ -45,8 +50,17 @@ class DebugBackend(Backend):
         fa = o["fail_after"]
         if isinstance(fa, bool) or not isinstance(fa, int) or fa < 0:
             raise BackendOptionError(f"debug option fail_after: expected an integer >= 0, got {fa!r}")
+        df = o["device_fraction"]
+        if df is not None and (isinstance(df, bool) or not isinstance(df, (int, float)) or not 0 < df <= 1):
+            raise BackendOptionError(
+                f"debug option device_fraction: expected a number in (0, 1] or null, got {df!r}"
+            )
+        nl = o["layers"]
+        if isinstance(nl, bool) or not isinstance(nl, int) or nl < 0:
+            raise BackendOptionError(f"debug option layers: expected an integer >= 0, got {nl!r}")
         self.calls = 0
         self.loaded = False
+        self.profiled_runs = 0
 
     def load(self, model_path, inputs, dtype="float32", precision="fp32"):
         if self.options["fail_on"] == "load":
@@ -77,5 +91,34 @@ class DebugBackend(Backend):
         elif delay > 0:
             time.sleep(delay)
 
+    def device_time_ms(self):
+        fraction = self.options["device_fraction"]
+        if fraction is None or self.calls == 0:
+            return None
+        return self.latency_s(self.calls - 1) * 1e3 * fraction
+
+    def layer_profile(self, n_runs=10):
+        n = self.options["layers"]
+        if not n:
+            return None
+        if not self.loaded:
+            raise InferenceError("layer_profile() called before load()")
+        self.profiled_runs += n_runs
+        per_layer = self.options["latency_ms"] / n
+        return [
+            {
+                "name": f"layer{k}",
+                "op_type": "Conv" if k % 2 == 0 else "Relu",
+                "time_ms": per_layer,
+                "calls": 1,
+            }
+            for k in range(n)
+        ]
+
     def info(self):
-        return {"debug": __version__, "options": dict(self.options), "calls": self.calls}
+        return {
+            "debug": __version__,
+            "options": dict(self.options),
+            "calls": self.calls,
+            "profiled_runs": self.profiled_runs,
+        }

@@ -1,10 +1,32 @@
-"""ONNX Runtime backend (CPU execution provider; other providers pass through when installed).
+"""ONNX Runtime backend: CPU, CUDA and TensorRT execution providers.
 
-`sess.run(None, feeds)` returns host arrays, so each call is synchronized. GPU providers would include
-host<->device copies in every run; IO binding comes with the GPU backends.
+On the CPU provider `sess.run(None, feeds)` returns host arrays, so each call is synchronized. With a GPU
+provider (CUDAExecutionProvider, TensorrtExecutionProvider) the inputs are bound once on the device and the
+outputs bound to the device (IO binding), and each run is run_with_iobinding + synchronize_outputs: the
+timed run is the device work, without the host<->device copies ORT would otherwise add to every run
+(`io_binding: false` measures those copies too). backend_info["timed_copies"] says which.
+
+GPU provider options come from task options (device_id, cudnn_conv_algo_search, trt_fp16_enable,
+trt_engine_cache_enable/path, ...), or per provider as ["Name", {options}] entries of `providers`
+(those win). Precision fp16/int8 on the TensorRT provider sets trt_fp16_enable / trt_int8_enable. The
+first run on a GPU provider (where the TensorRT provider builds its engines: minutes on a Jetson) happens
+in load(), never timed (backend_info["first_run_s"]). A requested provider that ORT does not have, or that
+the session silently dropped (ORT falls back to CPU when CUDA libraries are missing), is
+BackendUnavailable.
+
+layer_profile() runs a separate short session with enable_profiling after the timed phase and reads its
+Chrome-trace JSON: per node, the `dur` (us) of the "Node" events named <node>_kernel_time, inside the
+"model_run" windows after a warm-up run, with args.op_name and args.provider. On GPU providers these are
+host-side times of each kernel call (launch and synchronization as ORT sees them), not CUDA kernel times;
+the TensorRT provider shows each TensorRT subgraph as one node.
 """
 
+import bisect
+import json
 import os
+import shutil
+import tempfile
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -15,7 +37,10 @@ from .base import (
     BackendUnavailable,
     InferenceError,
     ModelLoadError,
+    check_option,
+    default_cache_dir,
     make_inputs,
+    short_error,
 )
 
 ORT_TYPES = {
@@ -36,7 +61,25 @@ OPT_LEVELS = {
 }
 EXEC_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
 FLOAT_DTYPES = ("float32", "float16", "float64")
-MAX_MESSAGE = 600
+CPU_EP = "CPUExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+TRT_EP = "TensorrtExecutionProvider"
+GPU_EPS = (CUDA_EP, TRT_EP)
+# task options passed to a provider when set (None = the provider's default)
+CUDA_KEYS = ("cudnn_conv_algo_search", "gpu_mem_limit", "arena_extend_strategy", "do_copy_in_default_stream")
+TRT_KEYS = (
+    "trt_fp16_enable",
+    "trt_int8_enable",
+    "trt_int8_calibration_table_name",
+    "trt_engine_cache_enable",
+    "trt_engine_cache_path",
+    "trt_max_workspace_size",
+    "trt_timing_cache_enable",
+    "trt_dla_enable",
+    "trt_dla_core",
+)
+CONV_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
+KERNEL_SUFFIX = "_kernel_time"
 
 
 def _ort():
@@ -45,9 +88,7 @@ def _ort():
     return onnxruntime
 
 
-def _short(exc):
-    text = f"{type(exc).__name__}: {str(exc).strip()}"
-    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
+_short = short_error
 
 
 def _choice(value, table, option):
@@ -93,17 +134,106 @@ def _providers(value):
     return out
 
 
+def _provider_name(p):
+    return p if isinstance(p, str) else p[0]
+
+
+def parse_profile(events, skip_runs=0):
+    """Per-node times from an ORT profile (the JSON list of Chrome-trace events).
+
+    Node events "<node>_kernel_time" are assigned to the "model_run" window holding them; the first
+    skip_runs windows (warm-up) are dropped. Returns (records, n_runs) with records
+    [{"name", "op_type", "provider", "time_ms" (mean per run), "calls" (per run)}] in execution order.
+    Without model_run events (older or unusual traces) every node's first skip_runs calls are dropped.
+    """
+    if isinstance(events, dict):  # some writers wrap the list as {"traceEvents": [...]}
+        events = events.get("traceEvents", [])
+    runs = sorted(
+        (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
+        for e in events
+        if isinstance(e, dict) and e.get("cat") == "Session" and e.get("name") == "model_run"
+    )
+    nodes = sorted(
+        (
+            e
+            for e in events
+            if isinstance(e, dict)
+            and e.get("cat") == "Node"
+            and str(e.get("name", "")).endswith(KERNEL_SUFFIX)
+        ),
+        key=lambda e: float(e.get("ts", 0)),
+    )
+    kept = []
+    if runs:
+        windows = runs[skip_runs:]
+        n_runs = len(windows)
+        starts = [w[0] for w in windows]
+        for e in nodes:
+            ts = float(e.get("ts", 0))
+            k = bisect.bisect_right(starts, ts) - 1
+            if k >= 0 and ts <= windows[k][1]:
+                kept.append(e)
+    else:
+        seen = {}
+        for e in nodes:
+            seen[e["name"]] = seen.get(e["name"], 0) + 1
+            if seen[e["name"]] > skip_runs:
+                kept.append(e)
+        n_runs = max(seen.values()) - skip_runs if seen else 0
+    order = []
+    acc = {}
+    for e in kept:
+        name = e["name"][: -len(KERNEL_SUFFIX)]
+        args = e.get("args") or {}
+        if name not in acc:
+            order.append(name)
+            acc[name] = {
+                "name": name,
+                "op_type": args.get("op_name"),
+                "provider": args.get("provider"),
+                "us": 0.0,
+                "calls": 0,
+            }
+        acc[name]["us"] += float(e.get("dur", 0))
+        acc[name]["calls"] += 1
+    records = []
+    for name in order:
+        a = acc[name]
+        div = float(max(n_runs, 1))
+        records.append(
+            {
+                "name": name,
+                "op_type": a["op_type"],
+                "provider": a["provider"],
+                "time_ms": a["us"] / 1e3 / div,
+                "calls": a["calls"] / div,
+            }
+        )
+    return records, n_runs
+
+
+def read_profile(path, skip_runs=0):
+    """parse_profile() of a profile file."""
+    with open(path, "r", encoding="utf-8") as f:
+        return parse_profile(json.load(f), skip_runs)
+
+
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime InferenceSession with explicit providers, threads and graph optimization level."""
 
     name = "onnxruntime"
-    OPTIONS: ClassVar[dict] = {
-        "providers": ["CPUExecutionProvider"],
-        "intra_op_threads": 0,
-        "inter_op_threads": 0,
-        "graph_optimization_level": "all",
-        "execution_mode": "sequential",
-    }
+    OPTIONS: ClassVar[dict] = dict(
+        [
+            ("providers", [CPU_EP]),
+            ("intra_op_threads", 0),
+            ("inter_op_threads", 0),
+            ("graph_optimization_level", "all"),
+            ("execution_mode", "sequential"),
+            ("device_id", 0),
+            ("io_binding", "auto"),  # auto: with a GPU provider; true; false (copies timed)
+        ]
+        + [(k, None) for k in CUDA_KEYS + TRT_KEYS]
+    )
 
     @classmethod
     def available(cls):
@@ -134,10 +264,49 @@ class OnnxRuntimeBackend(Backend):
             o["graph_optimization_level"], OPT_LEVELS, "graph_optimization_level"
         )
         self.execution_mode = _choice(o["execution_mode"], EXEC_MODES, "execution_mode")
+        self.device_id = check_option(
+            "onnxruntime", "device_id", o["device_id"], int, "a GPU index >= 0", ok=lambda v: v >= 0
+        )
+        if o["io_binding"] not in ("auto", True, False):
+            raise BackendOptionError(
+                "onnxruntime option io_binding: expected auto, true or false, got {!r}".format(
+                    o["io_binding"]
+                )
+            )
+        search = o["cudnn_conv_algo_search"]
+        if search is not None and str(search).upper() not in CONV_ALGO_SEARCH:
+            raise BackendOptionError(
+                "onnxruntime option cudnn_conv_algo_search: expected one of {}, got {!r}".format(
+                    ", ".join(CONV_ALGO_SEARCH), search
+                )
+            )
+        for key in CUDA_KEYS + TRT_KEYS:
+            value = o[key]
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise BackendOptionError(
+                    f"onnxruntime option {key}: expected a string, number or boolean, got {value!r}"
+                )
+        names = [_provider_name(p) for p in self.providers]
+        for keys, ep in ((CUDA_KEYS, CUDA_EP), (TRT_KEYS, TRT_EP)):
+            given = [k for k in keys if o[k] is not None]
+            if given and ep not in names:
+                raise BackendOptionError(
+                    "onnxruntime option(s) {} apply to {}, which is not in providers ({})".format(
+                        ", ".join(given), ep, ", ".join(names)
+                    )
+                )
+        self.gpu = any(n in GPU_EPS for n in names)
+        self.io_binding = self.gpu if o["io_binding"] == "auto" else bool(o["io_binding"])
+        self.io_device = "cuda" if self.gpu else "cpu"  # io_binding true on the CPU binds host buffers
         self._sess = None
         self._feeds = None
+        self._io = None
+        self._device_values = []
         self._input_info = {}
         self._precision = None
+        self._model_path = None
+        self._effective = None
+        self._first_run_s = None
 
     def _session_options(self, ort):
         so = ort.SessionOptions()
@@ -149,23 +318,107 @@ class OnnxRuntimeBackend(Backend):
         so.execution_mode = getattr(ort.ExecutionMode, EXEC_MODES[self.execution_mode])
         return so
 
+    def effective_providers(self, precision="fp32", model_path=None):
+        """The providers list for InferenceSession: task options folded into each GPU provider's options."""
+        o = self.options
+        out = []
+        for p in self.providers:
+            name = _provider_name(p)
+            explicit = dict(p[1]) if not isinstance(p, str) else {}
+            opts = {}
+            if name in GPU_EPS:
+                opts["device_id"] = self.device_id
+            if name == CUDA_EP:
+                for key in CUDA_KEYS:
+                    if o[key] is not None:
+                        opts[key] = str(o[key]).upper() if key == "cudnn_conv_algo_search" else o[key]
+            if name == TRT_EP:
+                for key in TRT_KEYS:
+                    if o[key] is not None:
+                        opts[key] = o[key]
+                if precision == "fp16":
+                    opts["trt_fp16_enable"] = True
+                if precision == "int8":
+                    opts["trt_int8_enable"] = True
+                if (
+                    opts.get("trt_engine_cache_enable")
+                    and not opts.get("trt_engine_cache_path")
+                    and model_path
+                ):
+                    opts["trt_engine_cache_path"] = os.path.join(
+                        default_cache_dir(self.job_dir, model_path), "ort-tensorrt"
+                    )
+            opts.update(explicit)
+            out.append((name, opts) if (opts or not isinstance(p, str)) else name)
+        return out
+
+    def _check_precision(self, precision, dtype):
+        names = [_provider_name(p) for p in self.providers]
+        trt_ep = TRT_EP in names
+        if precision == "fp32" or (precision == "fp16" and (trt_ep or dtype == "float16")):
+            pass
+        elif precision == "int8" and trt_ep:
+            table = self.options["trt_int8_calibration_table_name"]
+            explicit = [p[1] for p in self.providers if not isinstance(p, str) and p[0] == TRT_EP]
+            if not table and not any(e.get("trt_int8_calibration_table_name") for e in explicit):
+                raise ModelLoadError(
+                    "onnxruntime precision int8 on TensorrtExecutionProvider needs a calibration table: set the "
+                    "task option trt_int8_calibration_table_name (or use a model with Q/DQ nodes in fp32)"
+                )
+        else:
+            raise BackendUnavailable(
+                "onnxruntime backend: precision {!r} needs {}".format(
+                    precision,
+                    "a model exported in float16 (dtype float16), or TensorrtExecutionProvider"
+                    if precision == "fp16"
+                    else "TensorrtExecutionProvider (trt_int8_enable) or a quantized model run as fp32",
+                )
+            )
+
+    def _make_session(self, ort, model_path, profile_prefix=None):
+        so = self._session_options(ort)
+        if profile_prefix:
+            so.enable_profiling = True
+            so.profile_file_prefix = profile_prefix
+        return ort.InferenceSession(model_path, sess_options=so, providers=self._effective)
+
+    def _bind(self, ort, sess, feeds):
+        """IO binding: inputs copied once to the device, outputs left on the device. (io, ortvalues).
+
+        Returns the binding and the OrtValues, which must live as long as it."""
+        io = sess.io_binding()
+        values = []
+        for name, arr in feeds.items():
+            value = ort.OrtValue.ortvalue_from_numpy(arr, self.io_device, self.device_id)
+            values.append(value)
+            if hasattr(io, "bind_ortvalue_input"):
+                io.bind_ortvalue_input(name, value)
+            else:
+                io.bind_input(
+                    name, self.io_device, self.device_id, arr.dtype, list(arr.shape), value.data_ptr()
+                )
+        for out in sess.get_outputs():
+            io.bind_output(out.name, self.io_device, self.device_id)
+        return io, values
+
+    @staticmethod
+    def _run(sess, io, feeds):
+        if io is not None:
+            sess.run_with_iobinding(io)
+            if hasattr(io, "synchronize_outputs"):
+                io.synchronize_outputs()
+        else:
+            sess.run(None, feeds)
+
     def load(self, model_path, inputs, dtype="float32", precision="fp32"):
         try:
             ort = _ort()
         except Exception as exc:  # noqa: BLE001
             raise BackendUnavailable(f"onnxruntime is not importable: {_short(exc)}")
-        if precision not in ("fp32", "fp16") or (precision == "fp16" and dtype != "float16"):
-            raise BackendUnavailable(
-                "onnxruntime backend runs the graph as exported: precision {!r} needs {}".format(
-                    precision,
-                    "a model exported in float16 (dtype float16)"
-                    if precision == "fp16"
-                    else "a backend that supports it (not available in this agent version)",
-                )
-            )
+        self._check_precision(precision, dtype)
         available = list(ort.get_available_providers())
         for p in self.providers:
-            name = p if isinstance(p, str) else p[0]
+            name = _provider_name(p)
             if name not in available:
                 raise BackendUnavailable(
                     "execution provider {} is not available (available: {})".format(
@@ -174,15 +427,42 @@ class OnnxRuntimeBackend(Backend):
                 )
         if not os.path.isfile(model_path):
             raise ModelLoadError(f"model file not found: {model_path}")
+        self._effective = self.effective_providers(precision, model_path)
+        for p in self._effective:
+            if not isinstance(p, str) and p[1].get("trt_engine_cache_path"):
+                try:
+                    os.makedirs(p[1]["trt_engine_cache_path"], exist_ok=True)
+                except OSError:
+                    pass
         try:
-            self._sess = ort.InferenceSession(
-                model_path, sess_options=self._session_options(ort), providers=self.providers
-            )
+            self._sess = self._make_session(ort, model_path)
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"cannot load model {model_path}: {_short(exc)}")
+        used = list(self._sess.get_providers())
+        dropped = [_provider_name(p) for p in self.providers if _provider_name(p) not in used]
+        if dropped:
+            raise BackendUnavailable(
+                "onnxruntime did not use {} for this session (it runs on {}): the provider's libraries "
+                "(CUDA, cuDNN, TensorRT) are probably missing or of the wrong version".format(
+                    ", ".join(dropped), ", ".join(used)
+                )
+            )
         dtypes = self._check_inputs(inputs, dtype)
         self._precision = precision
+        self._model_path = model_path
         self._feeds = make_inputs(inputs, dtypes, seed=0)
+        if self.io_binding:
+            try:
+                self._io, self._device_values = self._bind(ort, self._sess, self._feeds)
+            except Exception as exc:  # noqa: BLE001
+                raise ModelLoadError(f"IO binding failed: {_short(exc)}")
+        if self.gpu:  # the first run allocates, tunes and (TensorRT provider) builds engines: not timed
+            t0 = time.monotonic()
+            try:
+                self._run(self._sess, self._io, self._feeds)
+            except Exception as exc:  # noqa: BLE001
+                raise ModelLoadError(f"first run on {', '.join(used)} failed: {_short(exc)}")
+            self._first_run_s = time.monotonic() - t0
         return self
 
     def _check_inputs(self, inputs, dtype):
@@ -226,11 +506,33 @@ class OnnxRuntimeBackend(Backend):
 
     def run_once(self):
         try:
-            self._sess.run(None, self._feeds)
+            self._run(self._sess, self._io, self._feeds)
         except Exception as exc:  # noqa: BLE001
             if self._sess is None:
                 raise InferenceError("run_once() called before load()")
             raise InferenceError(f"inference failed: {_short(exc)}")
+
+    def layer_profile(self, n_runs=10, warmup_runs=1):
+        """Per-node times from a separate profiling session (same options and providers), after timing."""
+        if self._sess is None:
+            raise InferenceError("layer_profile() called before load()")
+        ort = _ort()
+        folder = tempfile.mkdtemp(prefix="edgeprof-ort-profile-")
+        try:
+            try:
+                sess = self._make_session(ort, self._model_path, os.path.join(folder, "ort"))
+                io = self._bind(ort, sess, self._feeds)[0] if self._io is not None else None
+                for _ in range(warmup_runs + max(1, int(n_runs))):
+                    self._run(sess, io, self._feeds)
+                path = sess.end_profiling()
+            except Exception as exc:  # noqa: BLE001
+                raise InferenceError(f"profiling session failed: {_short(exc)}")
+            if not os.path.isfile(path):
+                path = os.path.join(folder, os.path.basename(path))
+            records, _ = read_profile(path, skip_runs=warmup_runs)
+            return records
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def info(self):
         out = {
@@ -241,7 +543,15 @@ class OnnxRuntimeBackend(Backend):
             "graph_optimization_level": self.graph_optimization_level,
             "execution_mode": self.execution_mode,
             "precision": self._precision,
+            "io_binding": self.io_binding,
+            "timed_copies": not (self.io_binding and self.gpu),
         }
+        if self.gpu:
+            out["device_id"] = self.device_id
+        if self._effective is not None:
+            out["providers_effective"] = [p if isinstance(p, str) else [p[0], p[1]] for p in self._effective]
+        if self._first_run_s is not None:
+            out["first_run_s"] = self._first_run_s
         if self._sess is not None:
             out["providers"] = list(self._sess.get_providers())
             try:
@@ -253,5 +563,7 @@ class OnnxRuntimeBackend(Backend):
         return out
 
     def close(self):
+        self._io = None
+        self._device_values = []
         self._sess = None
         self._feeds = None

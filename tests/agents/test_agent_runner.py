@@ -212,9 +212,11 @@ def test_info_json():
     ort = info["backends"]["onnxruntime"]
     assert ort["available"] is True and "CPUExecutionProvider" in ort["providers"]
     assert info["backends"]["debug"]["available"] is True
-    for name in ("tensorrt", "torch", "pycuda"):
-        b = info["backends"][name]
-        assert b["registered"] is False and b["available"] is False and b["reason"]
+    trt = info["backends"]["tensorrt"]
+    assert trt["registered"] is True and trt["available"] is False and "tensorrt" in trt["reason"].lower()
+    assert info["backends"]["torch"]["registered"] is True  # available where torch is installed
+    pycuda = info["backends"]["pycuda"]
+    assert pycuda["registered"] is False and pycuda["available"] is False and pycuda["reason"]
     assert info["meters"]["none"]["available"] is True
     for name in ("rapl", "ina3221", "nvml", "tegrastats"):
         m = info["meters"][name]
@@ -289,3 +291,24 @@ def test_the_board_lock_keeps_a_second_job_off_a_busy_board(dbg):
     proc = run_agent(["run", job, "--board-lock", str(board)], cwd=dbg)
     assert proc.returncode == 0, proc.stderr
     assert not board.exists() and len(read_lines(dbg / "results.jsonl")) == 1
+
+
+def test_device_time_and_layer_profile_reach_the_result(tmp_path):
+    """A backend offering device (GPU compute) time and a layer profile: both land in the result line,
+    device time per timed run (never warm-up), the profile only when the protocol asks for it."""
+    (tmp_path / "m.bin").write_bytes(b"x")
+    opts = {"latency_ms": 0.3, "device_fraction": 0.5, "layers": 4}
+    job = write_job(tmp_path, [task("gpu", "m.bin", {"x": [1]}, backend="debug", options=opts)],
+                    protocol={"layer_profile_runs": 3})
+    proc = run_agent(["run", job], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = read_lines(tmp_path / "results.jsonl")
+    assert r["status"] == "ok"
+    assert len(r["samples_device_ms"]) == len(r["samples_ms"])
+    assert r["latency_device_ms"]["median"] < r["latency_ms"]["median"]
+    assert len(r["layers"]) == 4 and abs(sum(x["share"] for x in r["layers"]) - 1) < 1e-6
+    job = write_job(tmp_path / "b", [task("cpu", str(tmp_path / "m.bin"), {"x": [1]}, backend="debug",
+                                          options={"latency_ms": 0.3})])
+    assert run_agent(["run", job], cwd=tmp_path / "b").returncode == 0
+    (r,) = read_lines(tmp_path / "b" / "results.jsonl")
+    assert r["latency_device_ms"] is None and r["layers"] is None

@@ -97,7 +97,7 @@ def main() -> int:
         transport = LocalTransport(config)
         transport.prepare()
         for m in models:
-            transport.put_model(Path(m.path), m.sha256)
+            transport.put_model(Path(m.path))
         agent = np.zeros((args.rounds, args.n))
         ref = np.zeros((args.rounds, args.n))
         protocol = {**config.protocol}

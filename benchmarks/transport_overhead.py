@@ -38,10 +38,10 @@ def one_run(config: DeviceConfig, models: list, shape: tuple[int, ...], db: Path
     with Store(db) as store, open_transport(config) as t:
         store.add_device(config.name, config.kind, {})
         t.prepare()
-        missing = set(t.missing_models([m.sha256 for m in models]))
+        missing = set(t.missing_models([Path(m.path).name for m in models]))
         for m in models:
-            if m.sha256 in missing:
-                t.put_model(Path(m.path), m.sha256)
+            if Path(m.path).name in missing:
+                t.put_model(Path(m.path))
         job = build_job(config, [ModelTask(m.sha256, shape) for m in models], batch=1)
         rep = ProfileReport(device=config.name, space="nb201", requested=len(models), already_measured=0)
         run_job(t, job, store, Progress(), rep)

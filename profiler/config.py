@@ -154,7 +154,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
                  "max_runs": POS_INT, "target_rel_ci": POS_NUM, "confidence": (
                      lambda v: _is_num(v) and 0.5 <= v < 1, "a number in [0.5, 1)"),
                  "max_time_s": POS_NUM, "timeout_s": POS_NUM, "thermal_max_c": POS_NUM,
-                 "thermal_zones": STR_LIST, "thermal_wait_max_s": NONNEG_NUM, "thermal_poll_s": POS_NUM},
+                 "thermal_zones": STR_LIST, "thermal_wait_max_s": NONNEG_NUM, "thermal_poll_s": POS_NUM,
+                 "layer_profile_runs": NONNEG_INT},
 }
 assert set(SCHEMA["protocol"]) <= set(DEFAULT_PROTOCOL), "config protocol keys must exist in the agent"
 
@@ -180,6 +181,23 @@ def _check_table(source: str, section: str, table: dict[str, Any]) -> None:
             raise ConfigError(f"{source}: {prefix}{key}: expected {what}, got {value!r}")
 
 
+def _check_backend_options(source: str, backend: str, options: dict[str, Any]) -> None:
+    """runtime.options names must be options of the backend: a typo fails here, not on the board.
+
+    The backend class is imported without its runtime (agents import tensorrt/torch lazily).
+    """
+    from agents.backends import BACKENDS
+
+    known = dict(getattr(BACKENDS.get(backend), "OPTIONS", {}))
+    known.pop("providers", None)  # set by [runtime] keys, not options
+    for key in options:
+        if key not in known:
+            import difflib
+            hint = difflib.get_close_matches(key, list(known), n=1)
+            more = f"did you mean '{hint[0]}'?" if hint else f"known: {', '.join(sorted(known))}"
+            raise ConfigError(f"{source}: runtime.options.{key}: the {backend} backend has no such option ({more})")
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | None = None) -> DeviceConfig:
     """Validate a parsed TOML document and build a DeviceConfig."""
     _check_table(source, "", data)
@@ -197,6 +215,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
     if lo > hi:
         raise ConfigError(f"{source}: protocol.min_runs: {lo} is larger than protocol.max_runs ({hi})")
     rt = dict(data.get("runtime", {}))
+    _check_backend_options(source, rt.get("backend", "onnxruntime"), rt.get("options", {}))
     if "providers" in rt:
         rt["providers"] = tuple(rt["providers"])
     return DeviceConfig(

@@ -33,7 +33,8 @@ class BoardOutcome:
 
 
 def run_fleet(configs: list[DeviceConfig], space_name: str, n: int, seed: int, batch: int, db: str | Path,
-              progress_for: Callable[[str], Progress], stop: threading.Event | None = None) -> list[BoardOutcome]:
+              progress_for: Callable[[str], Progress], stop: threading.Event | None = None,
+              protocol_overrides: dict[str, Any] | None = None) -> list[BoardOutcome]:
     """Profile the same sample on every board in parallel; outcomes in the order of `configs`."""
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
@@ -44,7 +45,8 @@ def run_fleet(configs: list[DeviceConfig], space_name: str, n: int, seed: int, b
         try:
             with Store(db) as store:
                 rep = profile(config, create_space(space_name), n=n, seed=seed, batch=batch, store=store,
-                              progress=progress_for(config.name), should_stop=stop.is_set)
+                              progress=progress_for(config.name), should_stop=stop.is_set,
+                              protocol_overrides=protocol_overrides)
             return BoardOutcome(config.name, rep)
         except Exception as e:  # noqa: BLE001  (a failing board is reported, the others go on)
             return BoardOutcome(config.name, None, f"{type(e).__name__}: {e}")

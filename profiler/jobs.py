@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agents.protocol import JOB_SCHEMA, validate_job
@@ -14,10 +14,12 @@ from profiler.config import DeviceConfig
 
 @dataclass(frozen=True)
 class ModelTask:
-    """One model to measure: its content hash and its input shape at the measured batch size."""
+    """One model to measure: its content hash, input shape, file name on the board and own options."""
 
     sha256: str
     input_shape: tuple[int, ...]
+    filename: str = ""  # `<sha256>.onnx` unless given (the torch backend takes `<sha256>.zip`)
+    options: dict[str, Any] = field(default_factory=dict)  # merged over the device's backend options
 
 
 def new_job_id(device: str) -> str:
@@ -32,17 +34,19 @@ def build_job(config: DeviceConfig, models: list[ModelTask], batch: int, job_id:
     for i, m in enumerate(models):
         tasks.append({
             "task_id": f"t{i:05d}",
-            "model": f"../../models/{m.sha256}.onnx",
+            "model": f"../../models/{m.filename or m.sha256 + '.onnx'}",
             "model_sha256": m.sha256,
             "inputs": {"input": [batch, *m.input_shape[1:]]},
             "dtype": "float32",
             "backend": config.runtime.backend,
             "precision": config.runtime.precision,
             "batch": batch,
-            "options": config.task_options(),
+            "options": {**config.task_options(), **m.options},
         })
     job = {"schema": JOB_SCHEMA, "job_id": job_id or new_job_id(config.name), "device": config.name,
            "protocol": protocol, "meter": config.meter_settings(), "tasks": tasks}
+    if config.setup.nvpmodel_mode is not None or config.setup.jetson_clocks:
+        job["setup"] = {"nvpmodel_mode": config.setup.nvpmodel_mode, "jetson_clocks": config.setup.jetson_clocks}
     return validate_job(job)
 
 

@@ -22,6 +22,7 @@ from profiler.jobs import ModelTask, build_job, job_text
 from profiler.store import ModelRecord, Store
 from profiler.transports import Transport, open_transport
 from spaces import SearchSpace, export_onnx
+from spaces.export import export_space_package
 
 POLL_S = 0.2
 
@@ -80,20 +81,27 @@ def record_for(space: SearchSpace, arch: Any, sha256: str, nbytes: int) -> Model
 _EXPORT_LOCK = threading.Lock()  # torch's ONNX exporter keeps global state: one export at a time
 
 
-def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: Progress,
-                  cache: Path | None = None) -> list[tuple[str, Path]]:
-    """Export archs to ONNX (content-addressed) and record them with their costs in the store."""
+def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: Progress, backend: str = "onnxruntime",
+                  cache: Path | None = None) -> list[ModelTask]:
+    """Export archs in the form the backend takes (content-addressed) and record them with their costs.
+
+    ONNX for TensorRT and ONNX Runtime; for the torch backend the space's own package and the arch, so
+    the board runs the space's eager module rather than a conversion.
+    """
     cache = cache or model_cache_dir()
-    out, records = [], []
+    tasks, records = [], []
     progress.on_phase("export", len(archs))
+    shape = space.input_shape(1)
     for arch in archs:
         with _EXPORT_LOCK:
-            m = export_onnx(space, arch, cache)
-        out.append((m.sha256, Path(m.path)))
+            m = export_space_package(space, arch, cache) if backend == "torch" else export_onnx(space, arch, cache)
+        opts = ({"model_format": "space", "space": space.name, "space_config": space.config, "arch": list(arch)}
+                if backend == "torch" else {})
+        tasks.append(ModelTask(m.sha256, shape, filename=Path(m.path).name, options=opts))
         records.append(record_for(space, arch, m.sha256, m.nbytes))
         progress.on_step("export")
     store.add_models(records)
-    return out
+    return tasks
 
 
 def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report: ProfileReport) -> None:
@@ -215,16 +223,14 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
         report.already_measured = n - len(todo)
         report.ok, report.errors = 0, []  # count this run's own measurements from here on
         if todo:
-            models = export_models(space, todo, store, progress)
-            missing = set(transport.missing_models([sha for sha, _ in models]))
+            models = export_models(space, todo, store, progress, backend=config.runtime.backend)
+            missing = set(transport.missing_models([m.filename for m in models]))
             progress.on_phase("upload", len(missing))
-            for sha, path in models:
-                if sha in missing:
-                    transport.put_model(path, sha)
+            for m in models:
+                if m.filename in missing:
+                    transport.put_model(model_cache_dir() / m.filename)
                     progress.on_step("upload")
-            shape = space.input_shape(1)
-            job = build_job(config, [ModelTask(sha, shape) for sha, _ in models], batch,
-                            protocol_overrides=protocol_overrides)
+            job = build_job(config, models, batch, protocol_overrides=protocol_overrides)
             report.job_id = job["job_id"]
             run_job(transport, job, store, progress, report, should_stop)
     except KeyboardInterrupt:

@@ -10,8 +10,19 @@ from spaces import mbconv as _mbconv  # noqa: F401  (registers "mbconv", "mbconv
 from spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")
 from spaces.base import Arch, InvalidArchError, SearchSpace
 from spaces.costs import conv_intensity, count_costs
-from spaces.export import ExportedModel, export_onnx, onnx_metadata, read_onnx_metadata
 from spaces.registry import UnknownSpaceError, create_space, list_spaces, register_space, unregister_space
+
+_EXPORT_NAMES = ("ExportedModel", "export_onnx", "export_space_package", "onnx_metadata", "read_onnx_metadata")
+
+
+def __getattr__(name: str) -> object:
+    """Export helpers load onnx on first use only: a board that builds spaces eagerly (the agent's torch
+    backend, from a zip of this package) needs torch, not onnx."""
+    if name in _EXPORT_NAMES:
+        from spaces import export
+
+        return getattr(export, name)
+    raise AttributeError(f"module 'spaces' has no attribute {name!r}")
 
 __all__ = [
     "Arch",
@@ -23,6 +34,7 @@ __all__ = [
     "count_costs",
     "create_space",
     "export_onnx",
+    "export_space_package",
     "list_spaces",
     "onnx_metadata",
     "read_onnx_metadata",

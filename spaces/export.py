@@ -8,10 +8,12 @@ The space name, arch id and config are written into the model's metadata so a fi
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +80,7 @@ def _write_atomic(data: bytes, path: Path) -> None:
     """Write via a temp file and rename, so a reader never sees a partial model; keep an existing file."""
     if path.exists():
         return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".write-", suffix=".onnx")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".write-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -105,5 +107,32 @@ def export_onnx(
     data = model.SerializeToString()
     digest = hashlib.sha256(data).hexdigest()
     path = out / f"{digest}.onnx"
+    _write_atomic(data, path)
+    return ExportedModel(sha256=digest, path=path, nbytes=len(data))
+
+
+SPACES_DIR = Path(__file__).resolve().parent
+_ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same code and arch give the same bytes
+
+
+def export_space_package(space: SearchSpace, arch: Sequence[int], out_dir: str | os.PathLike[str]) -> ExportedModel:
+    """The arch as the space itself builds it, for eager runtimes (the agent's torch backend).
+
+    A zip of this `spaces` package plus `model.json` ({space, config, arch, arch_id}), named by its sha256.
+    The board imports `spaces` from the zip and calls `create_space(space, **config).build(arch)`, so the
+    network is the space's own torch module, not a conversion. It needs the host's Python on the board.
+    """
+    arch = space.validate(arch)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = {"space": space.name, "config": space.config, "arch": list(arch), "arch_id": space.arch_id(arch)}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for src in sorted(SPACES_DIR.glob("*.py")):
+            z.writestr(zipfile.ZipInfo(f"spaces/{src.name}", _ZIP_TIME), src.read_bytes())
+        z.writestr(zipfile.ZipInfo("model.json", _ZIP_TIME), json.dumps(spec, sort_keys=True))
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    path = out / f"{digest}.zip"
     _write_atomic(data, path)
     return ExportedModel(sha256=digest, path=path, nbytes=len(data))

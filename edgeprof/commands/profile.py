@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--db", default=DEFAULT_DB, help=f"dataset file (default {DEFAULT_DB})")
+    p.add_argument("--layers", nargs="?", type=int, const=20, default=0, metavar="RUNS",
+                   help="also record a per-layer profile from the runtime's own profiler, averaged over RUNS "
+                        "runs after the timed phase (default 20); see `edgeprof dataset layers`")
     p.add_argument("--json", action="store_true", help="print the run's report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -44,6 +47,12 @@ def print_report(rep: dict, db: str) -> None:
     err.print(f"dataset: {db}")
 
 
+def overrides(args: argparse.Namespace) -> dict:
+    if args.layers < 0:
+        raise ValueError(f"--layers must be a number of runs >= 0, got {args.layers}")
+    return {"layer_profile_runs": args.layers} if args.layers else {}
+
+
 def run(args: argparse.Namespace) -> int:
     names = [d for d in args.device.split(",") if d]
     if len(names) > 1:
@@ -52,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     space = create_space(args.space)
     with Store(args.db) as store, session_progress(args.quiet or args.json) as progress:
         report = profile(config, space, n=args.n, seed=args.seed, batch=args.batch, store=store,
-                         progress=progress)
+                         progress=progress, protocol_overrides=overrides(args))
     rep = report.to_dict()
     if args.json:
         print_json(rep)
@@ -65,7 +74,8 @@ def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:
     configs = [resolve_device(n) for n in names]  # every config is checked before any board starts
     create_space(args.space)
     with fleet_progress(args.quiet or args.json) as progress_for:
-        outcomes = run_fleet(configs, args.space, args.n, args.seed, args.batch, args.db, progress_for)
+        outcomes = run_fleet(configs, args.space, args.n, args.seed, args.batch, args.db, progress_for,
+                             protocol_overrides=overrides(args))
     rows = [o.to_dict() for o in outcomes]
     if args.json:
         print_json({"space": args.space, "n": args.n, "db": args.db, "boards": rows})

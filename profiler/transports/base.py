@@ -8,6 +8,7 @@ detached, read new bytes of ``results.jsonl`` from an offset, stop.
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Self
@@ -43,11 +44,12 @@ class Transport(ABC):
         """Make sure the work folder and the current agent are there; return the agent's hash."""
 
     @abstractmethod
-    def missing_models(self, sha256s: list[str]) -> list[str]:
-        """Which of these models the board does not have yet."""
+    def missing_models(self, filenames: list[str]) -> list[str]:
+        """Which of these model files (`<sha256>.<ext>`) the board does not have yet."""
 
     @abstractmethod
-    def put_model(self, local_path: Path, sha256: str) -> None: ...
+    def put_model(self, local_path: Path) -> None:
+        """Send a content-addressed model file (its name is `<sha256>.<ext>`)."""
 
     @abstractmethod
     def put_job(self, job_id: str, job_text: str) -> None: ...
@@ -98,8 +100,14 @@ class Transport(ABC):
         self.close()
 
 
-def model_relpath(sha256: str) -> str:
-    return f"models/{sha256}.onnx"
+MODEL_FILE = re.compile(r"^[0-9a-f]{64}\.(onnx|zip|pt)$")
+
+
+def model_relpath(filename: str) -> str:
+    """Where a content-addressed model file lives in the work folder (its name is checked)."""
+    if not MODEL_FILE.match(filename):
+        raise TransportError(f"refusing model file name {filename!r}: expected <sha256>.onnx, .zip or .pt")
+    return f"models/{filename}"
 
 
 def job_dir(job_id: str) -> str:

@@ -61,11 +61,11 @@ class LocalTransport(Transport):
         self.agent_dir = target
         return digest
 
-    def missing_models(self, sha256s: list[str]) -> list[str]:
-        return [s for s in sha256s if not (self.root / model_relpath(s)).exists()]
+    def missing_models(self, filenames: list[str]) -> list[str]:
+        return [f for f in filenames if not (self.root / model_relpath(f)).exists()]
 
-    def put_model(self, local_path: Path, sha256: str) -> None:
-        dst = self.root / model_relpath(sha256)
+    def put_model(self, local_path: Path) -> None:
+        dst = self.root / model_relpath(Path(local_path).name)
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_suffix(f".part{os.getpid()}")
         try:

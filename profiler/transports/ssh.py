@@ -369,15 +369,16 @@ class SSHTransport(Transport):
             raise TransportError(f"{self.name}: `python -m agents info` failed on {self.target}: {err.strip()[-500:]}")
         return json.loads(out)
 
-    def missing_models(self, sha256s: list[str]) -> list[str]:
+    def missing_models(self, filenames: list[str]) -> list[str]:
         def listing() -> set[str]:
             assert self.sftp is not None
             return set(self.sftp.listdir(self._path("models")))
         have = self._retry("listing models", listing)
-        return [s for s in sha256s if f"{s}.onnx" not in have]
+        return [f for f in filenames if f not in have]
 
-    def put_model(self, local_path: Path, sha256: str) -> None:
-        final = self._path(model_relpath(sha256))
+    def put_model(self, local_path: Path) -> None:
+        final = self._path(model_relpath(Path(local_path).name))
+        sha256 = Path(local_path).stem
 
         def put() -> None:
             assert self.sftp is not None

@@ -71,3 +71,11 @@ def test_relative_workdir_goes_under_cache(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     c = parse_config({"name": "b", "kind": "cpu", "connection": {"workdir": "b"}})
     assert c.workdir() == tmp_path / "edgeprof" / "b"
+
+
+def test_runtime_options_are_checked_against_the_backend(tmp_path: Path) -> None:
+    p = write(tmp_path, 'name = "g"\nkind = "gpu"\n[runtime]\nbackend = "tensorrt"\n[runtime.options]\n'
+                        'workspace_mbs = 512\n')
+    with pytest.raises(ConfigError, match=r"runtime.options.workspace_mbs: the tensorrt backend has no such "
+                                          r"option \(did you mean 'workspace_mb'\?\)"):
+        load_config(p)

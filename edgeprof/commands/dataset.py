@@ -1,8 +1,9 @@
-"""Look at the latency dataset: `summary` per device and space, `layers`, `export` to CSV or Parquet."""
+"""The latency dataset: `summary` per device and space, `layers`, `import` published tables, `export`."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.table import Table
 
@@ -26,6 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lay.add_argument("--by", choices=("layer", "op_type"), default="layer")
     lay.add_argument("--arch", help="one architecture id instead of the mean over models")
     lay.add_argument("--json", action="store_true", help="print JSON")
+    imp = sub.add_parser("import", help="bring published latency tables into the dataset (idempotent)")
+    imp.add_argument("format", choices=("help", "latbench", "hwnasbench360"))
+    imp.add_argument("path", help="HELP: its folder (or the shared folder); LatBench: a .pickle; "
+                                  "HW-NAS-Bench-360: a .parquet")
+    imp.add_argument("--db", default=DEFAULT_DB)
+    imp.add_argument("--devices", help="comma-separated device names to import (default all)")
+    imp.add_argument("--space", help="HELP: nb201 or fbnet (default both); HW-NAS-Bench-360: the space (nb201)")
+    imp.add_argument("--device", help="LatBench: the device name (default: from the file name)")
+    imp.add_argument("--json", action="store_true", help="print JSON")
     e = sub.add_parser("export", help="write every measurement as a flat table")
     e.add_argument("out", help="output file (.csv or .parquet)")
     e.add_argument("--db", default=DEFAULT_DB)
@@ -49,14 +59,36 @@ def summary_table(summary: dict) -> Table:
 
 
 def _open(db: str) -> Store:
-    from pathlib import Path
-
     if not Path(db).exists():
         raise ValueError(f"--db: {db} does not exist (measure with `edgeprof profile` first)")
     return Store(db)
 
 
+def run_import(args: argparse.Namespace) -> int:
+    from predictors.importers import IMPORTERS
+
+    if not Path(args.path).exists():
+        raise ValueError(f"{args.path}: no such file or folder")
+    devices = [d for d in (args.devices or "").split(",") if d] or None
+    with Store(args.db) as store:
+        if args.format == "help":
+            kw = {"spaces": (args.space,) if args.space else ("nb201", "fbnet"), "devices": devices}
+        elif args.format == "latbench":
+            kw = {"device": args.device}
+        else:
+            kw = {"space": args.space or "nb201", "devices": devices}
+        summary = IMPORTERS[args.format](store, args.path, **kw)
+    if args.json:
+        print_json(summary)
+    else:
+        err.print(f"{args.format}: {summary.get('added', 0)} measurements added, {summary.get('skipped', 0)} skipped, "
+                  f"devices: {', '.join(summary.get('devices', []))} -> {args.db}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "import":
+        return run_import(args)
     with _open(args.db) as store:
         if args.action == "summary":
             s = summarize(store, device=args.device)

@@ -127,3 +127,21 @@ def test_corrupt_model_on_board_is_an_error_line_and_the_rest_is_measured(fast_c
         assert rep.errors[0]["type"] and rep.errors[0]["message"]
         assert store.measured_archs("fast-cpu", "nb201", "onnxruntime", "fp32", 1) == {
             space.arch_id(archs[0]), space.arch_id(archs[2])}
+
+
+def test_dataset_import_help_then_summary(tmp_path: Path) -> None:
+    shared = REPO.parent / "shared"
+    if not (shared / "data" / "HELP" / "data" / "nasbench201" / "latency" / "fpga.pt").exists():
+        pytest.skip(f"HELP data not found under {shared}")
+    db = str(tmp_path / "h.db")
+    r = edgeprof("dataset", "import", "help", str(shared), "--space", "nb201", "--devices", "fpga", "--db", db,
+                 "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["added"] == 15625
+    again = json.loads(edgeprof("dataset", "import", "help", str(shared), "--space", "nb201", "--devices", "fpga",
+                                "--db", db, "--json").stdout)
+    assert again["added"] == 0
+    (g,) = json.loads(edgeprof("dataset", "summary", "--db", db, "--json").stdout)["groups"]
+    assert (g["device"], g["space"], g["ok"]) == ("fpga", "nb201", 15625)
+    bad = edgeprof("dataset", "import", "latbench", str(tmp_path / "nope.pickle"), "--db", db)
+    assert bad.returncode == 2 and "no such file" in bad.stderr

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from profiler.session import Progress as SessionProgress
 
-err = Console(stderr=True, highlight=False)
+# Messages are never wrapped when stderr is a log or a pipe: a path or an error must stay on one line.
+err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 # Tables on stdout keep their width when piped to a file (rich would fall back to 80 columns).
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 

@@ -1,0 +1,162 @@
+"""Supervised predictors on HELP's NB201 tables: 900 training archs per device, HELP's query set.
+
+Protocol (HELP's loader): train on the archs at NB201 indices [0, 900) of one device (all 900 by default;
+`--drop-train-outliers` drops the 10% fastest and slowest of them as HELP does for its pool), evaluate on
+indices [900, 1900) without the 10% fastest and 10% slowest (800 archs). One predictor per device and
+kind; Spearman rho (HELP's metric), Acc@10 (nn-Meter's +-10%) and MAPE. HELP's tables are imported into
+a temporary Store first, so the numbers come through the same path (`load_xy`) as measured data.
+Target: GNN mean rho >= 0.97 over the devices run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from predictors.data import load_xy
+from predictors.importers import IMPORTERS
+from predictors.importers.help import help_devices
+from predictors.metrics import report
+from predictors.registry import create_predictor, list_predictors
+from profiler.store import Store
+from spaces import create_space
+
+HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")  # HELP's meta-test
+TORCH_KINDS = ("mlp", "gnn", "gcn")
+
+
+def drop_extremes(ids: list[str], y: np.ndarray, share: float = 0.1) -> tuple[list[str], np.ndarray]:
+    """Without the `share` fastest and `share` slowest (by rank), as HELP's remove_outlier."""
+    order = np.argsort(y, kind="stable")
+    k = int(len(y) * share)
+    keep = np.sort(order[k:len(y) - k])
+    return [ids[i] for i in keep], y[keep]
+
+
+def device_split(store: Store, device: str, train_n: int, drop_train: bool
+                 ) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    ids, y = load_xy(store, device, "nb201")
+    sp = create_space("nb201")
+    by_index = {sp.index(sp.parse(a)): (a, v) for a, v in zip(ids, y, strict=True)}
+    missing = [i for i in range(train_n + 1000) if i not in by_index]
+    if missing:
+        raise ValueError(f"{device}: no latency for NB201 indices {missing[:5]}...")
+    train_ids = [by_index[i][0] for i in range(train_n)]
+    train_y = np.array([by_index[i][1] for i in range(train_n)])
+    query_ids = [by_index[i][0] for i in range(train_n, train_n + 1000)]
+    query_y = np.array([by_index[i][1] for i in range(train_n, train_n + 1000)])
+    if drop_train:
+        train_ids, train_y = drop_extremes(train_ids, train_y)
+    query_ids, query_y = drop_extremes(query_ids, query_y)
+    return train_ids, train_y, query_ids, query_y
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--help-dir", default=str(ROOT.parent / "shared"),
+                    help="HELP folder, its data folder, or the shared folder holding data/HELP")
+    ap.add_argument("--devices", default="all",
+                    help="comma-separated HELP device names, 'all' (default) or 'help-test' (HELP's 6)")
+    ap.add_argument("--models", default="mlp,gnn,gbdt", help=f"comma-separated kinds ({', '.join(list_predictors())})")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs of the torch predictors (default: theirs)")
+    ap.add_argument("--train-n", type=int, default=900, help="training archs: NB201 indices [0, n) (default 900)")
+    ap.add_argument("--drop-train-outliers", action="store_true", help="drop the 10%% extremes of the pool too")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    known = help_devices(args.help_dir, "nb201")
+    if args.devices == "all":
+        devices = known
+    elif args.devices == "help-test":
+        devices = list(HELP_TEST_DEVICES)
+    else:
+        devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    unknown = [d for d in devices if d not in known]
+    if unknown:
+        ap.error(f"no HELP NB201 table for {', '.join(unknown)}; known: {', '.join(known)}")
+    kinds = [k.strip() for k in args.models.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in list_predictors():
+            ap.error(f"unknown kind {kind!r}; known: {', '.join(list_predictors())}")
+
+    def log(msg: str) -> None:
+        if not args.json:
+            print(msg, file=sys.stderr, flush=True)
+
+    t_start = time.perf_counter()
+    results: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "help.db") as store:
+        t0 = time.perf_counter()
+        IMPORTERS["help"](store, args.help_dir, spaces=("nb201",), devices=devices)
+        log(f"imported {len(devices)} HELP NB201 tables in {time.perf_counter() - t0:.1f} s")
+        for device in devices:
+            train_ids, train_y, query_ids, query_y = device_split(store, device, args.train_n,
+                                                                  args.drop_train_outliers)
+            results[device] = {}
+            for kind in kinds:
+                hp: dict = {"seed": args.seed}
+                if kind in TORCH_KINDS and args.epochs is not None:
+                    hp["epochs"] = args.epochs
+                pred = create_predictor(kind, **hp)
+                t0 = time.perf_counter()
+                pred.fit(train_ids, train_y)
+                fit_s = time.perf_counter() - t0
+                rep = report(pred.predict(query_ids), query_y, n_target_samples=len(train_y),
+                             split="HELP nb201 query [900,1900) minus 10% extremes")
+                rep["fit_s"] = round(fit_s, 2)
+                results[device][kind] = rep
+                log(f"{device:15s} {kind:5s} rho {rep['spearman']:.4f}  acc10 {rep['acc10']:.3f}  "
+                    f"mape {rep['mape']:6.2f}%  fit {fit_s:5.1f} s")
+
+    def mean_of(kind: str, key: str, subset: list[str] | None = None) -> float:
+        vals = [results[d][kind][key] for d in (subset or devices) if d in results]
+        return float(np.mean(vals))
+
+    help_subset = [d for d in HELP_TEST_DEVICES if d in results]
+    summary = {kind: {"mean_spearman": mean_of(kind, "spearman"), "mean_acc10": mean_of(kind, "acc10"),
+                      "mean_mape": mean_of(kind, "mape"),
+                      "mean_spearman_help_test": mean_of(kind, "spearman", help_subset) if help_subset else None,
+                      "total_fit_s": round(sum(results[d][kind]["fit_s"] for d in devices), 1)}
+               for kind in kinds}
+    targets = {"gnn_mean_spearman_ge_0_97": summary["gnn"]["mean_spearman"] >= 0.97} if "gnn" in kinds else {}
+    out = {"protocol": {"train": f"NB201 indices [0, {args.train_n})" + (" minus 10% extremes"
+                                                                      if args.drop_train_outliers else ""),
+                        "query": f"indices [{args.train_n}, {args.train_n + 1000}) minus 10% fastest and slowest",
+                        "epochs": args.epochs, "seed": args.seed, "threads": args.threads},
+           "devices": devices, "results": results, "summary": summary, "targets": targets,
+           "wall_s": round(time.perf_counter() - t_start, 1)}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for metric, label, fmt in (("spearman", "Spearman rho", "{:.3f}"), ("acc10", "Acc@10", "{:.3f}"),
+                               ("mape", "MAPE %", "{:.2f}")):
+        print(f"\n{label} (train {len(train_y)} archs, query {len(query_y)} archs per device)")
+        print(f"{'device':16s}" + "".join(f"{k:>9s}" for k in kinds))
+        for d in devices:
+            print(f"{d:16s}" + "".join(f"{fmt.format(results[d][k][metric]):>9s}" for k in kinds))
+        print(f"{'mean':16s}" + "".join(f"{fmt.format(mean_of(k, metric)):>9s}" for k in kinds))
+        if help_subset and len(help_subset) < len(devices):
+            print(f"{'mean HELP test':16s}" + "".join(f"{fmt.format(mean_of(k, metric, help_subset)):>9s}"
+                                                      for k in kinds))
+    print("\nfit time (s, all devices): " + ", ".join(f"{k} {summary[k]['total_fit_s']}" for k in kinds))
+    for k, v in targets.items():
+        print(f"target {k}: {'met' if v else 'MISSED'}")
+    print(f"wall {out['wall_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Predictor files: a folder with `arrays.npz` (the learned arrays) and `card.json` (everything else).
+
+Format choice: the arrays are written with `np.savez` and read with `np.load(allow_pickle=False)`, not
+`torch.save`. Every predictor's `state()` already yields plain numpy arrays (torch weights, GBDT trees,
+LUT tables alike), so one container serves all kinds, a loaded GBDT or LUT needs no torch, and an object
+array is refused both when saving and when loading: loading never unpickles anything. (DESIGN.md's
+"torch.save of a state dict" predates this; `torch.load(weights_only=True)` would be equally safe but
+would tie non-torch predictors to torch.)
+
+The card holds: format and version, kind, params (space and space config included), feature spec, target
+transform and normalisation, devices, a fingerprint of the training data, held-out metrics, package
+versions, creation time, and the predictor's JSON state. `load_predictor` rebuilds through the registry
+and `from_state`; an unknown kind or a newer format is a clear error, not a guess.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from predictors.base import LatencyPredictor
+from predictors.common import jsonable_params, onehot_spec
+from predictors.registry import UnknownPredictorError, predictor_class
+
+FORMAT = "edgeprof.predictor"
+FORMAT_VERSION = 1
+CARD = "card.json"
+ARRAYS = "arrays.npz"
+
+
+class PredictorFileError(ValueError):
+    """A predictor folder that cannot be read: missing files, another format, a newer version, bad arrays."""
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions that can change a loaded predictor's numbers (scikit-learn only if it was used)."""
+    versions = {"edgeprof": _version("edgeprof"), "numpy": np.__version__, "python": sys.version.split()[0]}
+    if "torch" in sys.modules:
+        versions["torch"] = sys.modules["torch"].__version__
+    if "sklearn" in sys.modules:
+        versions["scikit-learn"] = sys.modules["sklearn"].__version__
+    return versions
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as null (JSON has none), numpy scalars as Python numbers, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    out = {}
+    for key, value in arrays.items():
+        if not isinstance(key, str) or not key or "/" in key:
+            raise PredictorFileError(f"{where}: array name {key!r} must be a non-empty str without '/'")
+        a = np.asarray(value)
+        if a.dtype.hasobject:
+            raise PredictorFileError(f"{where}: array {key!r} holds Python objects; only numeric arrays are "
+                                     "stored (no pickle)")
+        out[key] = a
+    return out
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, Any] | None = None,
+                   data_fingerprint: str | None = None, devices: Sequence[str] | str | None = None) -> Path:
+    """Write the fitted `pred` to the folder `path` (created; files replaced); returns the folder.
+
+    `metrics` are held-out metrics (e.g. `predictors.metrics.report`), `data_fingerprint` names the
+    training data (`predictors.data.data_fingerprint`), `devices` the target device(s).
+    """
+    pred.check_is_fitted()
+    arrays, extra = pred.state()
+    folder = Path(path)
+    arrays = _check_arrays(arrays, f"{type(pred).__name__}.state()")
+    spec = pred.feature_spec() if hasattr(pred, "feature_spec") else onehot_spec(pred)
+    card = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": pred.kind,
+        "class": f"{type(pred).__module__}.{type(pred).__qualname__}",
+        "params": jsonable_params(pred.get_params()),
+        "space": {"name": pred.space, "config": pred.space_obj().config},
+        "features": spec,
+        "target": extra.get("target"),
+        "devices": [devices] if isinstance(devices, str) else list(devices or []),
+        "data_fingerprint": data_fingerprint,
+        "metrics": metrics,
+        "versions": package_versions(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in arrays.items()},
+        "state": extra,
+    }
+    text = json.dumps(_json_safe(card), indent=2, sort_keys=True, allow_nan=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(folder / ARRAYS, lambda f: np.savez(f, **arrays))
+    _write_atomic(folder / CARD, lambda f: f.write((text + "\n").encode("utf-8")))  # card last: complete
+    return folder
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The card of a predictor folder, checked for format and version (PredictorFileError otherwise)."""
+    file = Path(path) / CARD
+    if not file.is_file():
+        raise PredictorFileError(f"{path}: no {CARD}; not a saved predictor folder")
+    try:
+        card = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PredictorFileError(f"{file}: not valid JSON: {e}") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise PredictorFileError(f"{file}: format is {card.get('format') if isinstance(card, dict) else None!r}, "
+                                 f"expected {FORMAT!r}")
+    version = card.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise PredictorFileError(f"{file}: format_version must be an int >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise PredictorFileError(f"{file}: written by a newer edgeprof (predictor format {version} > "
+                                 f"{FORMAT_VERSION}); upgrade edgeprof to load it")
+    for key in ("kind", "params", "state"):
+        if key not in card:
+            raise PredictorFileError(f"{file}: card lacks {key!r}")
+    return card
+
+
+def _restore_tuples(cls: type[LatencyPredictor], params: dict[str, Any]) -> dict[str, Any]:
+    """JSON turned tuple defaults into lists; give them back as tuples so get_params() round-trips."""
+    out = dict(params)
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for name, p in inspect.signature(init).parameters.items():
+            if isinstance(p.default, tuple) and isinstance(out.get(name), list):
+                out[name] = tuple(out[name])
+    return out
+
+
+def load_predictor(path: str | Path) -> LatencyPredictor:
+    """Rebuild a saved predictor (kind from the card, via the registry); its card is kept as `card_`."""
+    card = read_card(path)
+    try:
+        cls = predictor_class(card["kind"])
+    except UnknownPredictorError as e:
+        raise UnknownPredictorError(f"{Path(path) / CARD}: {e}") from None
+    file = Path(path) / ARRAYS
+    if not file.is_file():
+        raise PredictorFileError(f"{path}: no {ARRAYS}")
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:  # an object array asks for pickle, which stays off
+        raise PredictorFileError(f"{file}: cannot be read without pickle: {e}") from None
+    pred = cls.from_state(_restore_tuples(cls, card["params"]), arrays, card["state"])
+    pred.card_ = card
+    return pred

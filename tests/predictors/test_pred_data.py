@@ -1,0 +1,86 @@
+"""Training data from the Store: medians per arch, one setting at a time, clear errors; split; fingerprint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictors.data import data_fingerprint, load_xy, split
+from profiler.importing import imported_model, imported_result
+from profiler.store import Store
+from spaces import create_space
+
+
+def _add(store: Store, device: str, space: str, values: dict[int, list[float]], batch: int = 1,
+         backend: str = "unknown", status_error: bool = False) -> list[str]:
+    sp = create_space(space)
+    archs = {i: sp.from_index(i) if space == "nb201" else sp.sample(np.random.default_rng(i)) for i in values}
+    models = {i: imported_model(sp, a) for i, a in archs.items()}
+    store.add_device(device, "cpu", {})
+    store.add_models(models.values())
+    results = []
+    for i, ms_list in values.items():
+        for r, ms in enumerate(ms_list):
+            res = imported_result(job_id=f"job-{device}-{backend}-{batch}", task_id=f"{i}-{r}",
+                                  model_sha256=models[i].sha256, device=device, median_ms=ms, batch=batch,
+                                  backend=backend, environment={})
+            if status_error:
+                res = {**res, "status": "error", "error": {"type": "X", "message": "boom"}}
+            results.append(res)
+    store.add_results(results)
+    return [sp.arch_id(archs[i]) for i in values]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "lat.db") as s:
+        yield s
+
+
+def test_median_over_repeats_in_first_measured_order(store):
+    ids = _add(store, "pi", "nb201", {5: [3.0, 1.0, 2.0], 2: [4.0], 9: [1.0, 2.0]})
+    _add(store, "pi", "nb201", {7: [100.0]}, status_error=True)  # errors never count
+    got_ids, y = load_xy(store, "pi", "nb201")
+    assert got_ids == ids
+    np.testing.assert_array_equal(y, [2.0, 4.0, 1.5])
+
+
+def test_nothing_there_names_the_devices_that_have_data(store):
+    _add(store, "pi", "nb201", {1: [1.0]})
+    _add(store, "nano", "nb201", {1: [2.0]})
+    with pytest.raises(ValueError, match=r"no ok measurements of space 'nb201' on device 'xavier'.*"
+                                         r"devices with nb201 data: nano, pi"):
+        load_xy(store, "xavier", "nb201")
+    with pytest.raises(ValueError, match=r"device 'pi' with batch=8.*devices with nb201 data: nano, pi"):
+        load_xy(store, "pi", "nb201", batch=8)
+    with pytest.raises(ValueError, match="devices with fbnet data: none"):
+        load_xy(store, "pi", "fbnet")
+
+
+def test_mixed_settings_must_be_picked(store):
+    _add(store, "gpu", "nb201", {1: [1.0], 2: [2.0]}, batch=1)
+    _add(store, "gpu", "nb201", {1: [10.0]}, batch=32)
+    with pytest.raises(ValueError, match="2 settings.*batch=1.*batch=32.*pass backend, precision, batch"):
+        load_xy(store, "gpu", "nb201")
+    ids, y = load_xy(store, "gpu", "nb201", batch=32)
+    assert len(ids) == 1 and y[0] == 10.0
+    assert len(load_xy(store, "gpu", "nb201", batch=1, backend="unknown", precision="unknown")[0]) == 2
+
+
+def test_split_is_deterministic_and_disjoint():
+    ids = [f"a{i}" for i in range(50)]
+    y = np.arange(50, dtype=float) + 1
+    tr, ytr, te, _ = split(ids, y, 30, seed=3)
+    assert len(tr) == 30 and len(te) == 20 and not set(tr) & set(te) and set(tr) | set(te) == set(ids)
+    assert [int(a[1:]) + 1 for a in tr] == ytr.tolist()
+    assert split(ids, y, 30, seed=3)[0] == tr and split(ids, y, 30, seed=4)[0] != tr
+    for bad in (0, 50, 2.5):
+        with pytest.raises(ValueError, match="train_n"):
+            split(ids, y, bad)
+
+
+def test_fingerprint_ignores_order_but_not_values():
+    ids, y = ["a", "b", "c"], np.array([1.0, 2.0, 3.0])
+    fp = data_fingerprint(ids, y)
+    assert len(fp) == 64 and fp == data_fingerprint(ids[::-1], y[::-1])
+    assert fp != data_fingerprint(ids, y + [0, 0, 1e-9])

@@ -35,9 +35,8 @@ def _help_class():
 
 def train_meta(args: argparse.Namespace) -> int:
     """edgeprof train meta --devices a,b,c: meta-train across source devices."""
-    from predictors.io import save_predictor
-
     from predictors.data import load_xy
+    from predictors.io import save_predictor
 
     devices = [d for d in (args.devices or "").split(",") if d]
     if len(devices) < 2:
@@ -61,11 +60,10 @@ def train_meta(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictors.io import load_predictor, save_predictor
-
     from edgeprof.commands.evaluate import evaluation
     from edgeprof.commands.train import print_metrics
     from predictors.data import load_xy
+    from predictors.io import load_predictor, save_predictor
 
     if args.samples < 2:
         raise ValueError(f"--samples: at least 2 measurements are needed to adapt, got {args.samples}")

@@ -23,9 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def evaluation(predictor_dir: str | Path, db: str, device: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """(metrics, predicted, measured) on the device's archs outside the predictor's own samples."""
-    from predictors.io import load_predictor
-
     from predictors.data import load_xy
+    from predictors.io import load_predictor
     from predictors.metrics import report
 
     path = Path(predictor_dir)

@@ -47,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
         from edgeprof.commands.adapt import train_meta
 
         return train_meta(args)
-    from predictors.io import save_predictor
-
     from predictors.data import data_fingerprint, load_xy, split
+    from predictors.io import save_predictor
     from predictors.registry import create_predictor, list_predictors
 
     if args.kind not in list_predictors():

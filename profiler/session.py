@@ -104,9 +104,16 @@ def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: 
     return tasks
 
 
-def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report: ProfileReport) -> None:
+def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report: ProfileReport) -> int:
+    """Ingest whole result lines; returns how many were left out as not this store's.
+
+    A board's work folder can hold jobs of other datasets (another --db, another host): only lines of
+    this device whose model this store registered (it does so before starting a job) are taken.
+    """
     results = [json.loads(line) for line in chunk.split(b"\n") if line.strip()]
-    results = [r for r in results if r.get("device") == device]  # a shared work folder: keep our own
+    known = store.known_models({r.get("model_sha256") for r in results})
+    mine = [r for r in results if r.get("device") == device and r.get("model_sha256") in known]
+    left_out, results = len(results) - len(mine), mine
     if results:
         store.add_results(results)
     for r in results:
@@ -116,6 +123,7 @@ def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report:
             report.errors.append({"task_id": r["task_id"], "model_sha256": r["model_sha256"],
                                   **(r.get("error") or {})})
         progress.on_result(r)
+    return left_out
 
 
 def follow(transport: Transport, job_id: str, device: str, store: Store, progress: Progress,
@@ -172,12 +180,14 @@ def sync_board(transport: Transport, device: str, store: Store, progress: Progre
             continue
         data = transport.read_results(job_id, 0)
         whole, _, _ = data.rpartition(b"\n")
+        left_out = 0
         if whole:
             before = report.ok + len(report.errors)
-            _ingest(whole, device, store, progress, report)
+            left_out = _ingest(whole, device, store, progress, report)
             if report.ok + len(report.errors) > before:
                 report.resumed_jobs.append(job_id)
-        transport.mark_ingested(job_id)
+        if not left_out:  # lines of another dataset stay on the board for it
+            transport.mark_ingested(job_id)
 
 
 def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: Progress,

@@ -243,6 +243,14 @@ class Store:
             (device, space, backend, precision, batch)).fetchall()
         return {r[0] for r in rows}
 
+    def known_models(self, sha256s: set[str | None]) -> set[str]:
+        """Which of these model hashes the store has registered."""
+        wanted = [s for s in sha256s if s]
+        if not wanted:
+            return set()
+        marks = ",".join("?" * len(wanted))
+        return {r[0] for r in self.db.execute(f"SELECT sha256 FROM models WHERE sha256 IN ({marks})", wanted)}
+
     def samples(self, measurement_id: int) -> tuple[np.ndarray, np.ndarray]:
         row = self.db.execute("SELECT timed, warmup FROM samples WHERE measurement_id=?",
                               (measurement_id,)).fetchone()

@@ -145,3 +145,18 @@ def test_dataset_import_help_then_summary(tmp_path: Path) -> None:
     assert (g["device"], g["space"], g["ok"]) == ("fpga", "nb201", 15625)
     bad = edgeprof("dataset", "import", "latbench", str(tmp_path / "nope.pickle"), "--db", db)
     assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def test_a_board_shared_by_two_datasets_keeps_them_apart(fast_cpu_config: Path, tmp_path: Path) -> None:
+    """Jobs another dataset left in the board's work folder are not pulled into this one."""
+    config = load_config(fast_cpu_config)
+    with Store(tmp_path / "a.db") as a:
+        assert profile(config, create_space("nb201"), n=2, seed=1, batch=1, store=a).ok == 2
+    # the jobs of a.db on the board look unfinished-for-ingest to a fresh dataset
+    for marker in (tmp_path / "work" / "jobs").glob("*/ingested"):
+        marker.unlink()
+    with Store(tmp_path / "b.db") as b:
+        rep = profile(config, create_space("nb201"), n=1, seed=2, batch=1, store=b)
+        assert rep.ok == 1 and not rep.resumed_jobs
+        rows = b.rows()
+        assert len(rows) == 1 and rows[0]["space"] == "nb201"

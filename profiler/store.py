@@ -117,6 +117,11 @@ class ModelRecord:
     nbytes: int | None = None
 
 
+def _statements(script: str) -> list[str]:
+    """Split a DDL script (no triggers, no string literals with ';') into statements."""
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -142,19 +147,40 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: written by a newer edgeprof (schema {version} > "
-                                 f"{SCHEMA_VERSION}); upgrade edgeprof to read it")
-            fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='measurements'").fetchone()
-            if not fresh:
-                for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
-                    self.db.executescript(MIGRATIONS[v])
-            self.db.executescript(DDL)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self.db.commit()
+            self._setup_schema()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable edgeprof database: {e}") from None
+
+    def _setup_schema(self) -> None:
+        """Create or migrate the schema under one write lock.
+
+        Several boards of a fleet open the same file at once; without the lock one process could see the
+        tables another has just created but not yet stamped with a version, and migrate them twice.
+        """
+        level = self.db.isolation_level
+        self.db.isolation_level = None  # explicit transaction control
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path}: written by a newer edgeprof (schema {version} > "
+                                     f"{SCHEMA_VERSION}); upgrade edgeprof to read it")
+                fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='measurements'").fetchone()
+                if not fresh and version < SCHEMA_VERSION:
+                    for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                        for statement in _statements(MIGRATIONS[v]):
+                            self.db.execute(statement)
+                if version < SCHEMA_VERSION or fresh:
+                    for statement in _statements(DDL):
+                        self.db.execute(statement)
+                    self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        finally:
+            self.db.isolation_level = level
 
     def close(self) -> None:
         self.db.close()

@@ -138,3 +138,33 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
         assert s.db.execute("PRAGMA user_version").fetchone()[0] == 2
         s.add_results([result("t1", "a" * 64)])
         assert s.counts() == {"devices": 1, "models": 0, "measurements": 1}
+
+
+
+def _open_store(path: str, go, out) -> None:
+    go.wait()
+    try:
+        with Store(path) as s:
+            out.put(s.db.execute("PRAGMA user_version").fetchone()[0])
+    except Exception as e:  # reported to the parent, which asserts
+        out.put(repr(e))
+
+
+def test_many_processes_open_a_fresh_file_at_once(tmp_path):
+    """A fleet opens one database from several processes; the schema must be created exactly once."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    path = str(tmp_path / "fleet.db")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_open_store, args=(path, go, out)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    go.set()  # all released together, as boards of a fleet starting in parallel
+    versions = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert versions == [SCHEMA_VERSION] * len(procs)
+    with Store(path) as s:
+        columns = [r[1] for r in s.db.execute("PRAGMA table_info(measurements)")]
+    assert columns.count("device_median_ms") == 1

@@ -31,6 +31,14 @@ from spaces.fbnet import find_help_data, load_plain_torch_file
 
 HELP_DIR = ROOT.parent / "shared" / "data" / "HELP" / "data"
 
+# Members of the default HelpEnsemble (weights chosen on the meta-valid devices). The MLP member is
+# HelpPredictor's default (Meta-SGD, 5 inner steps, log target); the additive member is an op-cost table
+# V[op] shared by all edges (rank 1), solved exactly by one Gauss-Newton step with a wide prior (100),
+# on raw latency, where a sum of op costs is what a device computes.
+MLP_MEMBER = {"meta_iters": 1000}
+ADDITIVE_MEMBER = {"model": "additive", "hidden": [], "rank": 1, "inner": "gauss-newton", "inner_steps": 1,
+                   "inner_lr": 100.0, "adapt_params": ["V", "b"], "target": "raw", "meta_iters": 300}
+
 NB201 = {
     "space": "nb201", "folder": "nasbench201", "pool": 900, "query": 1000,
     "train": ["1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50", "pixel3",
@@ -39,6 +47,7 @@ NB201 = {
     "help": {"titan_rtx_256": 0.987, "gold_6226": 0.989, "fpga": 0.985, "pixel2": 0.802, "raspi4": 0.890,
              "eyeriss": 0.940},
     "help_mean": 0.932, "target": 0.95,
+    "members": [MLP_MEMBER, MLP_MEMBER, ADDITIVE_MEMBER],
 }
 
 
@@ -84,7 +93,7 @@ def run_protocol(cfg: dict[str, Any], arch_ids: list[str], ref_rows: Sequence[in
     t0 = time.perf_counter()
     fits = []
     for train_seed in args.train_seeds:
-        model = make_model(cfg["space"], refs, train_seed, args)
+        model = make_model(cfg, refs, train_seed, args)
         model.meta_fit(tasks, valid=valid if not args.no_valid else None)
         fits.append({"seed": train_seed, "valid_rho": getattr(model, "valid_score_", None),
                      **({"meta_iter": model.meta_iter_} if hasattr(model, "meta_iter_") else
@@ -108,10 +117,13 @@ def run_protocol(cfg: dict[str, Any], arch_ids: list[str], ref_rows: Sequence[in
             "wall_s": round(time.perf_counter() - t0, 1)}
 
 
-def make_model(space: str, refs: list[str], seed: int, args: argparse.Namespace) -> HelpPredictor | HelpEnsemble:
-    """The predictor the options describe: one HelpPredictor, or a HelpEnsemble with --members."""
-    if args.members is not None:
-        return HelpEnsemble(space=space, seed=seed, reference=refs, members=args.members, weights=args.weights,
+def make_model(cfg: dict[str, Any], refs: list[str], seed: int, args: argparse.Namespace
+               ) -> HelpPredictor | HelpEnsemble:
+    """The predictor the options describe: the space's default ensemble, --members, or --single."""
+    space = cfg["space"]
+    if not args.single:
+        members = [{"n_support": args.k, **m} for m in (cfg["members"] if args.members is None else args.members)]
+        return HelpEnsemble(space=space, seed=seed, reference=refs, members=members, weights=args.weights,
                             verbose=True)
     return HelpPredictor(space=space, seed=seed, reference=refs, hidden=tuple(args.hidden),
                          inner_lr=args.inner_lr, inner_steps=args.inner_steps,
@@ -119,7 +131,7 @@ def make_model(space: str, refs: list[str], seed: int, args: argparse.Namespace)
                          meta_iters=args.iters, meta_batch=args.meta_batch, n_support=args.k,
                          n_query=args.n_query, outer_lr=args.outer_lr, target=args.target,
                          adapt_on_reference=not args.no_reference_support, device_mixup=args.mixup,
-                         adapt_params=args.adapt_params, weight_decay=args.weight_decay,
+                         adapt_params=args.adapt_params,
                          model=args.model, rank=args.rank, inner=args.inner,
                          valid_every=args.valid_every, verbose=True)
 
@@ -145,7 +157,7 @@ def parse_args(argv: Sequence[str] | None, defaults: dict[str, Any] | None = Non
     p.add_argument("--k", type=int, default=10, help="target samples drawn from the pool")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="sample draws")
     p.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="meta-trainings")
-    p.add_argument("--iters", type=int, default=2000)
+    p.add_argument("--iters", type=int, default=1500)
     p.add_argument("--meta-batch", type=int, default=4)
     p.add_argument("--n-query", type=int, default=200)
     p.add_argument("--hidden", type=int, nargs="*", default=[128, 128])
@@ -162,13 +174,13 @@ def parse_args(argv: Sequence[str] | None, defaults: dict[str, Any] | None = Non
     p.add_argument("--no-valid", action="store_true", help="keep the last iterate instead of the best on meta-valid")
     p.add_argument("--adapt-params", nargs="+", default=None,
                    help="name prefixes of the parameters the inner loop adapts (default all)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--model", choices=["mlp", "additive"], default="mlp")
-    p.add_argument("--rank", type=int, default=2)
+    p.add_argument("--rank", type=int, default=1)
     p.add_argument("--inner", choices=["sgd", "gauss-newton"], default="sgd")
+    p.add_argument("--single", action="store_true",
+                   help="one HelpPredictor set by the options above, instead of the default ensemble")
     p.add_argument("--members", type=json.loads, default=None,
-                   help="JSON list of HelpPredictor parameter dicts: blend them (HelpEnsemble); the model "
-                        "options above are then ignored")
+                   help="JSON list of HelpPredictor parameter dicts to blend instead of the default members")
     p.add_argument("--weights", type=float, nargs="+", default=None, help="member weights (default: meta-valid)")
     p.add_argument("--valid-every", type=int, default=100)
     if defaults:

@@ -61,7 +61,6 @@ class _CostPredictor(SupervisedPredictor):
     """ms = a + b * cost: ordinary least squares on one cost count."""
 
     cost: ClassVar[str] = "flops"
-    encoding: ClassVar[str] = "costs"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = dict(SPACE_CONSTRAINTS)
 
     def _x(self, arch_ids: Sequence[str]) -> np.ndarray:
@@ -124,6 +123,7 @@ class LUTPredictor(SupervisedPredictor):
     The one-hot of each layer sums to 1, so the table is defined up to a constant per layer; we report it
     with the cheapest op of every layer at 0, which makes `offset_ms_` the predicted latency of the arch
     with the cheapest op everywhere. A (layer, op) never seen in training gets its layer's mean entry.
+    Being linear in ms, it can predict <= 0 ms far from its training data (no clipping: a baseline).
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = dict(SPACE_CONSTRAINTS)

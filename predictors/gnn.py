@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -97,17 +98,36 @@ class OneHotToNodes(nn.Module):
         return (self.base + onehot @ self.weight).view(-1, *self.shape)
 
 
+# Rows per pass inside the graph nets' forward: a [B, N, 256] intermediate of 10,000 archs is 80 MB, and
+# the element-wise ops on it run at memory speed; 256-row pieces stay in cache (3-4x more archs/s).
+FORWARD_CHUNK = 256
+
+
+def chunked(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """forward(x) in FORWARD_CHUNK-row pieces (differentiable: the pieces are concatenated)."""
+    if len(x) <= FORWARD_CHUNK:
+        return forward(x)
+    return torch.cat([forward(piece) for piece in x.split(FORWARD_CHUNK)])
+
+
 class DirectedGraphConv(nn.Module):
-    """½[ReLU(Â⁺ H W⁺) + ReLU(Â⁻ H W⁻)]; W⁺ and W⁻ are one Linear of twice the width (one matmul)."""
+    """½[ReLU(Â⁺ H W⁺) + ReLU(Â⁻ H W⁻)]; W⁺ and W⁻ are one Linear of twice the width (one matmul).
+
+    Takes ½Â⁺ and ½Â⁻ (ReLU(x/2) = ReLU(x)/2, so the halving is folded into the adjacency once), and
+    works in place when no gradient is recorded.
+    """
 
     def __init__(self, d_in: int, d_out: int) -> None:
         super().__init__()
         self.d_out = d_out
         self.lin = nn.Linear(d_in, 2 * d_out)
 
-    def forward(self, h: torch.Tensor, a_fwd: torch.Tensor, a_bwd: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, half_fwd: torch.Tensor, half_bwd: torch.Tensor) -> torch.Tensor:
         z_fwd, z_bwd = self.lin(h).split(self.d_out, dim=-1)
-        return 0.5 * (torch.relu(torch.matmul(a_fwd, z_fwd)) + torch.relu(torch.matmul(a_bwd, z_bwd)))
+        fwd, bwd = torch.matmul(half_fwd, z_fwd), torch.matmul(half_bwd, z_bwd)
+        if torch.is_grad_enabled():
+            return torch.relu(fwd) + torch.relu(bwd)
+        return torch.relu_(fwd).add_(torch.relu_(bwd))
 
 
 class GNNNet(nn.Module):
@@ -117,8 +137,8 @@ class GNNNet(nn.Module):
         super().__init__()
         adj, base, weight = graph_map(sp)
         self.nodes = OneHotToNodes(base, weight)
-        self.register_buffer("a_fwd", torch.from_numpy(row_normalised(adj)), persistent=False)
-        self.register_buffer("a_bwd", torch.from_numpy(row_normalised(adj.T.copy())), persistent=False)
+        self.register_buffer("half_fwd", torch.from_numpy(0.5 * row_normalised(adj)), persistent=False)
+        self.register_buffer("half_bwd", torch.from_numpy(0.5 * row_normalised(adj.T.copy())), persistent=False)
         dims = [base.shape[1]] + [hidden] * layers
         self.convs = nn.ModuleList(DirectedGraphConv(a, b) for a, b in itertools.pairwise(dims))
         mlp: list[nn.Module] = []
@@ -130,9 +150,12 @@ class GNNNet(nn.Module):
         self.head = nn.Sequential(*mlp)
 
     def forward(self, onehot: torch.Tensor) -> torch.Tensor:
+        return chunked(self._forward, onehot)
+
+    def _forward(self, onehot: torch.Tensor) -> torch.Tensor:
         h = self.nodes(onehot)
         for conv in self.convs:
-            h = conv(h, self.a_fwd, self.a_bwd)
+            h = conv(h, self.half_fwd, self.half_bwd)
         return self.head(h.mean(dim=1)).squeeze(-1)
 
 
@@ -159,6 +182,9 @@ class GCNNet(nn.Module):
         self.out = nn.Linear(hidden, 1)
 
     def forward(self, onehot: torch.Tensor) -> torch.Tensor:
+        return chunked(self._forward, onehot)
+
+    def _forward(self, onehot: torch.Tensor) -> torch.Tensor:
         h = self.nodes(onehot)
         for lin in self.lins:
             h = torch.relu(torch.matmul(self.a, lin(h)))

@@ -100,6 +100,13 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
     training data (`predictors.data.data_fingerprint`), `devices` the target device(s).
     """
     pred.check_is_fitted()
+    try:
+        registered = predictor_class(pred.kind)
+    except UnknownPredictorError:
+        registered = None
+    if registered is not type(pred):
+        raise PredictorFileError(f"{type(pred).__name__} is not the class registered as kind {pred.kind!r}, so "
+                                 "load_predictor could not rebuild it; register it with register_predictor")
     arrays, extra = pred.state()
     folder = Path(path)
     arrays = _check_arrays(arrays, f"{type(pred).__name__}.state()")
@@ -180,6 +187,10 @@ def load_predictor(path: str | Path) -> LatencyPredictor:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:  # an object array asks for pickle, which stays off
         raise PredictorFileError(f"{file}: cannot be read without pickle: {e}") from None
+    unknown = sorted(set(card["params"]) - set(cls._param_names()))
+    if unknown:
+        raise PredictorFileError(f"{Path(path) / CARD}: {cls.__name__} has no parameter(s) {', '.join(unknown)} "
+                                 "(saved by another edgeprof version?)")
     pred = cls.from_state(_restore_tuples(cls, card["params"]), arrays, card["state"])
     pred.card_ = card
     return pred

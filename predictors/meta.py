@@ -1,20 +1,25 @@
-"""Meta-learned predictors: one MAML engine, used twice.
+"""Meta-learned predictors: one MAML engine, used for few-shot latency and for few-shot accuracy.
 
-- `HelpPredictor` (kind "help"): hardware-adaptive few-shot latency prediction in the style of HELP
+Kinds (registered on import of this module, so `predictors.io` can save and load them):
+- "help" `HelpPredictor`: hardware-adaptive few-shot latency prediction in the style of HELP
   (NeurIPS'21). A device is described by its latencies on a fixed set of reference archs; a network
   f(arch one-hot, device embedding) is meta-trained across source devices and adapted to a new device from
   K measurements plus the reference latencies. Ranking (Spearman) is what NAS needs, so each device's
   latencies are standardised (log, then mean/std of its reference set): devices differing only in scale
   become the same task, and the predictor learns shapes, not magnitudes.
-- `MetaAccuracyPredictor` (kind "maml-acc"): Domino's meta-accuracy predictor (thesis ch.5, §3.5): a
-  128-64-1 MLP meta-trained with MAML (one inner step) on (arch, accuracy) pairs from a proxy task and
-  adapted with a few pairs from the target task. Unlike the thesis' per-pair formulation, episodes use
-  disjoint support and query mini-batches (the standard MAML reading, recorded in the spec).
+- "help-ensemble" `HelpEnsemble`: several HelpPredictors with different inductive biases (MLP, additive
+  op-cost table) blended with weights chosen on meta-valid devices; what the HELP benchmarks run.
+- "maml-acc" `MetaAccuracyPredictor`: Domino's meta-accuracy predictor (thesis ch.5, §3.5): a 128-64-1
+  MLP meta-trained with MAML (one inner step) on (arch, accuracy) pairs from proxy tasks and adapted
+  with a few pairs from the target task. Unlike the thesis' per-pair formulation, episodes use disjoint
+  support and query mini-batches (the standard MAML reading, which the spec asks to record).
 
 `MAML` is the shared engine: it holds a model built by `model_fn`, adapts its parameters functionally
-(`torch.func.functional_call`) so the outer loss can differentiate through the inner steps, and can learn
-per-parameter inner learning rates (Meta-SGD). Persistence (`state()` / `from_state()`) is arrays plus
-JSON, never pickle, so `predictors/io.py` stores these like any other predictor.
+(`torch.func.functional_call`) so the outer loss differentiates through the inner loop, and can learn
+per-parameter inner rates (Meta-SGD) or take damped Gauss-Newton inner steps. Few-shot predictors are
+"fitted" (`check_is_fitted`, what saving needs) once meta-trained; `predict` also needs `adapt`
+(`check_is_adapted`), except for the accuracy predictor, which answers with its meta-init before.
+Persistence (`state()` / `from_state()`) is numeric arrays plus JSON, never pickle.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from predictors.base import (
     NotFittedError,
     check_targets,
 )
+from predictors.common import onehot_spec
+from predictors.metrics import spearman
+from predictors.registry import register_predictor
 
 Params = dict[str, torch.Tensor]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -66,15 +74,14 @@ class MAML(nn.Module):
     `inner="gauss-newton"` replaces the gradient steps by damped Gauss-Newton steps on the squared error
     with a Gaussian prior centred on the meta-init: theta = theta0 + S J^T (J S J^T + I)^-1 r, J the
     Jacobian of the outputs over the adapted parameters, S = diag(|rate|) the per-parameter rates, now
-    prior variances (one such step from theta0 with S small is Meta-SGD's step). Why: a few gradient
+    prior variances (for small S, one step from theta0 is a Meta-SGD step with rates N S / 2). Why: a few gradient
     steps stop far from the fit the support allows, so more samples barely help; the Gauss-Newton step
     solves the linearised problem exactly (for a model linear in the adapted parameters, in one step),
     in the N x N dual form, cheap for few-shot N whatever the number of parameters. It ignores `loss_fn`.
     """
 
     def __init__(self, model_fn: Callable[[], nn.Module], inner_lr: float | Mapping[str, float] = 0.01,
-                 inner_steps: int = 1,
-                 learn_inner_lr: bool = False, first_order: bool = False,
+                 inner_steps: int = 1, learn_inner_lr: bool = False, first_order: bool = False,
                  adapt_names: Iterable[str] | None = None, loss_fn: LossFn = mse, inner: str = "sgd") -> None:
         super().__init__()
         if inner_steps < 0:
@@ -110,7 +117,10 @@ class MAML(nn.Module):
 
     def adapt(self, x: torch.Tensor, y: torch.Tensor, steps: int | None = None, params: Params | None = None,
               create_graph: bool = True) -> Params:
-        """Parameters after `steps` inner gradient steps on (x, y), starting from `params` (or the meta-init)."""
+        """Parameters after `steps` inner steps on (x, y), from `params` (default: the meta-init).
+
+        `create_graph` keeps the steps differentiable in the meta-parameters (meta-training); adaptation
+        at test time passes False."""
         params = dict(self.params() if params is None else params)
         steps = self.inner_steps if steps is None else steps
         second = create_graph and not self.first_order
@@ -145,8 +155,8 @@ class MAML(nn.Module):
             with torch.enable_grad():
                 jac = torch.func.jacrev(outputs)(theta)
                 f = outputs(theta)
-            # float64: the kernel J S J^T is ill-conditioned when parameters are redundant (one-hot rows
-            # sum to a constant), and float32 round-off then moves them along the redundant directions
+            # float64 for the solve: J S J^T can be ill-conditioned (one-hot rows sum to a constant, so
+            # parameters are redundant, and the prior variances span orders of magnitude)
             jm = torch.cat([jac[n].reshape(len(x), -1) for n in names], dim=1).double()  # [N, P]
             delta = torch.cat([(theta[n] - theta0[n]).reshape(-1) for n in names]).double()
             r = y.reshape(-1).double() - f.double() + jm @ delta  # residual linearised at theta, from theta0
@@ -233,8 +243,8 @@ class AdditiveNet(nn.Module):
 
 def engine_state(engine: MAML, prefix: str = "") -> dict[str, np.ndarray]:
     """Meta-parameters and inner rates as named float32 arrays."""
-    out = {f"{prefix}p/{n}": p.detach().cpu().numpy().copy() for n, p in engine.params().items()}
-    out.update({f"{prefix}lr/{k}": v.detach().cpu().numpy().copy() for k, v in engine.lrs.items()})
+    out = {f"{prefix}p.{n}": p.detach().cpu().numpy().copy() for n, p in engine.params().items()}
+    out.update({f"{prefix}lr.{k}": v.detach().cpu().numpy().copy() for k, v in engine.lrs.items()})
     return out
 
 
@@ -242,9 +252,9 @@ def load_engine_state(engine: MAML, arrays: Mapping[str, np.ndarray], prefix: st
     """Inverse of `engine_state`; ValueError naming the first missing or misshapen array."""
     with torch.no_grad():
         for n, p in engine.params().items():
-            p.copy_(_array(arrays, f"{prefix}p/{n}", tuple(p.shape)))
+            p.copy_(_array(arrays, f"{prefix}p.{n}", tuple(p.shape)))
         for k, v in engine.lrs.items():
-            v.copy_(_array(arrays, f"{prefix}lr/{k}", tuple(v.shape)))
+            v.copy_(_array(arrays, f"{prefix}lr.{k}", tuple(v.shape)))
 
 
 def _array(arrays: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> torch.Tensor:
@@ -282,13 +292,14 @@ class FewShotPredictor(LatencyPredictor):
         raise NotImplementedError(f"{type(self).__name__} is few-shot: call meta_fit(tasks) on source tasks, "
                                   f"then adapt(...) with the target's samples")
 
-    def check_is_meta_fitted(self) -> None:
-        if not getattr(self, "meta_fitted_", False):
+    def check_is_fitted(self) -> None:
+        """Meta-trained (what `io.save_predictor` needs: a meta-trained predictor is worth storing)."""
+        if not getattr(self, "fitted_", False):
             raise NotFittedError(f"This {type(self).__name__} is not meta-trained yet; call meta_fit() first.")
 
-    def check_is_fitted(self) -> None:
-        self.check_is_meta_fitted()
-        if not getattr(self, "fitted_", False):
+    def check_is_adapted(self) -> None:
+        self.check_is_fitted()
+        if not getattr(self, "adapted_", False):
             raise NotFittedError(f"This {type(self).__name__} is not adapted to a target yet; call adapt() first.")
 
     def _log(self, msg: str) -> None:
@@ -297,8 +308,6 @@ class FewShotPredictor(LatencyPredictor):
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from predictors.metrics import spearman
-
     r = spearman(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     return 0.0 if math.isnan(r) else r
 
@@ -322,6 +331,7 @@ def _is_hidden(v: Any) -> bool:
 # --- (a) HELP-style hardware-adaptive latency predictor ------------------------------------------------------
 
 
+@register_predictor("help")
 class HelpPredictor(FewShotPredictor):
     """Few-shot latency predictor for a new device from K samples plus its reference-arch latencies.
 
@@ -330,10 +340,19 @@ class HelpPredictor(FewShotPredictor):
     archs (their shape, scale removed). The network sees [one-hot, embedding]. Meta-training draws
     episodes: a source device, a support of `n_support` archs (plus the reference archs when
     `adapt_on_reference`, as at adaptation time, since they are measured anyway), a disjoint query of
-    `n_query`; the inner loop adapts all weights (`inner_steps`, learned per-parameter rates when
-    `learn_inner_lr`), the outer loss is the query MSE. `device_mixup` is the share of episodes on a
+    `n_query`; the inner loop adapts the weights (`adapt_params` name prefixes, default all) with
+    `inner_steps` steps (`inner`: "sgd", learned per-parameter rates when `learn_inner_lr`, or
+    "gauss-newton"), the outer loss is the query MSE. `device_mixup` is the share of episodes on a
     synthetic device: a random blend of two source devices' scale-free latencies, which widens the few
-    source devices into a family the target is more likely to fall in.
+    source devices into a family the target is more likely to fall in. With `valid` tasks, meta_fit keeps
+    the meta-iteration that scores best on them (the MLP overfits the 9 HELP source devices after a few
+    hundred iterations).
+
+    `model`: "mlp" (default; an MLP on [one-hot, embedding]) or "additive" (`AdditiveNet`: a per-layer
+    op-cost table of rank `rank`, 0 = unfactorised, plus an MLP correction when `hidden` is non-empty).
+    Defaults are the MLP member of the benchmarks' ensemble; the additive member there is
+    `model="additive", hidden=(), rank=1, inner="gauss-newton", inner_steps=1, inner_lr=100,
+    adapt_params=["V", "b"], target="raw"` (an exact, prior-regularised least-squares fit of op costs).
     """
 
     kind: ClassVar[str] = "help"
@@ -352,7 +371,6 @@ class HelpPredictor(FewShotPredictor):
                          "None (all) or a list of parameter-name prefixes"),
         "inner_lr": (lambda v: _is_pos_float(v) or (isinstance(v, Mapping) and all(
             isinstance(k, str) and _is_pos_float(x) for k, x in v.items())), "a positive float or {prefix: float}"),
-        "weight_decay": (lambda v: isinstance(v, int | float) and v >= 0, "a float >= 0"),
         "model": (lambda v: v in ("mlp", "additive"), "'mlp' or 'additive'"),
         "rank": (_is_nonneg_int, "an int >= 0 (0: unfactorised)"),
         "inner": (lambda v: v in ("sgd", "gauss-newton"), "'sgd' or 'gauss-newton'"),
@@ -361,12 +379,12 @@ class HelpPredictor(FewShotPredictor):
     def __init__(self, space: str = "nb201", space_config: dict[str, Any] | None = None, seed: int = 0,
                  reference: Sequence[str] | None = None, hidden: Sequence[int] = (128, 128),
                  inner_lr: float | dict[str, float] = 0.01, inner_steps: int = 5,
-                 learn_inner_lr: bool = True,
-                 first_order: bool = False, meta_iters: int = 2000, meta_batch: int = 4, n_support: int = 10,
+                 learn_inner_lr: bool = True, first_order: bool = False, meta_iters: int = 1000,
+                 meta_batch: int = 4, n_support: int = 10,
                  n_query: int = 200, outer_lr: float = 1e-3, target: str = "log",
-                 adapt_on_reference: bool = True, device_mixup: float = 0.5, adapt_params: Sequence[str] | None = None,
-                 weight_decay: float = 0.0, model: str = "mlp", rank: int = 2, inner: str = "sgd",
-                 valid_every: int = 100, verbose: bool = False):
+                 adapt_on_reference: bool = True, device_mixup: float = 0.5, model: str = "mlp", rank: int = 1,
+                 inner: str = "sgd", adapt_params: Sequence[str] | None = None, valid_every: int = 100,
+                 verbose: bool = False):
         super().__init__(space=space, space_config=space_config, seed=seed)
         self.reference = reference
         self.hidden = hidden
@@ -382,11 +400,10 @@ class HelpPredictor(FewShotPredictor):
         self.target = target
         self.adapt_on_reference = adapt_on_reference
         self.device_mixup = device_mixup
-        self.adapt_params = adapt_params
-        self.weight_decay = weight_decay
         self.model = model
         self.rank = rank
         self.inner = inner
+        self.adapt_params = adapt_params
         self.valid_every = valid_every
         self.verbose = verbose
 
@@ -418,7 +435,11 @@ class HelpPredictor(FewShotPredictor):
         return float(t.mean()), float(max(t.std(), 1e-6))
 
     def _build(self, n_in: int) -> MAML:
-        torch.manual_seed(self.seed)
+        with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
+            torch.manual_seed(self.seed)
+            return self._build_engine(n_in)
+
+    def _build_engine(self, n_in: int) -> MAML:
         n_ref = len(self.reference_ids())
         if self.model == "additive":
             sp = self.space_obj()
@@ -465,7 +486,7 @@ class HelpPredictor(FewShotPredictor):
         queries); without it the last iterate is kept. Forgets any earlier fit.
         """
         self._validate_params()
-        for k in ("meta_fitted_", "fitted_"):
+        for k in ("fitted_", "adapted_", "adapted_params_"):
             self.__dict__.pop(k, None)
         if len(tasks) < 1:
             raise ValueError("meta_fit needs at least one source device")
@@ -486,7 +507,7 @@ class HelpPredictor(FewShotPredictor):
         self.n_features_ = int(feats.shape[1])
         rng = np.random.default_rng(self.seed)
         engine = self._build(feats.shape[1])
-        opt = torch.optim.AdamW(engine.parameters(), lr=self.outer_lr, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(engine.parameters(), lr=self.outer_lr)
         valid_tasks = {name: (t, self.encode(list(t.query_ids))) for name, t in (valid or {}).items()}
         best = (-math.inf, None, -1)
         t0 = time.perf_counter()
@@ -518,7 +539,7 @@ class HelpPredictor(FewShotPredictor):
         self.meta_iter_ = int(best[2]) if best[1] is not None else self.meta_iters
         self.valid_score_ = float(best[0]) if best[1] is not None else None
         self.source_devices_ = [name for name, *_ in devices]
-        self.meta_fitted_ = True
+        self.fitted_ = True
         return self
 
     def _draw_device(self, devices: list, tables: list[dict[int, float]], rng: np.random.Generator
@@ -529,7 +550,7 @@ class HelpPredictor(FewShotPredictor):
         if len(devices) < 2 or rng.random() >= self.device_mixup:
             return rows, y, ref_y
         j = int(rng.choice([k for k in range(len(devices)) if k != i]))
-        _, _rows_j, _, ref_j = devices[j]
+        ref_j = devices[j][3]
         common = [r for r in rows if r in tables[j]]
         if len(common) < self.n_support + 1:
             return rows, y, ref_y
@@ -599,36 +620,46 @@ class HelpPredictor(FewShotPredictor):
         Reference archs may also appear among the samples. Raises ValueError when a reference latency is
         missing or fewer than 2 samples remain. Replaces any earlier adaptation; the meta-init is kept.
         """
-        self.check_is_meta_fitted()
+        self.check_is_fitted()
         params, emb, (mean, std) = self._adapt_params(self.engine_, arch_ids, y_ms, reference)
-        self.adapted_ = params
+        self.adapted_params_ = params
         self.embedding_ = emb
         self.norm_ = (mean, std)
+        self.floor_ = 0.01 * float(np.min(self._t_inv(emb * std + mean)))
         self.n_target_samples_ = len(arch_ids)
-        self.fitted_ = True
+        self.adapted_ = True
         return self
 
     def predict(self, arch_ids: Sequence[str]) -> np.ndarray:
         """Latencies (ms) on the adapted device; their ranking is what the predictor is trained for."""
-        self.check_is_fitted()
+        self.check_is_adapted()
+        x = self._inputs(self.encode(list(arch_ids)), self.embedding_)
         with torch.no_grad():
-            z = self.engine_.forward_with(self.adapted_, self._inputs(self.encode(list(arch_ids)), self.embedding_))
+            z = self.engine_.forward_with(self.adapted_params_, x)
         mean, std = self.norm_
-        return self._t_inv(z.numpy().astype(np.float64).ravel() * std + mean)
+        ms = self._t_inv(z.numpy().astype(np.float64).ravel() * std + mean)
+        # 'raw' can extrapolate below zero; keep latencies positive (ties only among such outliers)
+        return np.maximum(ms, self.floor_)
 
     # --- persistence ---------------------------------------------------------------------------------------
 
+    def feature_spec(self) -> dict[str, Any]:
+        """The card's `features`: the space's one-hot plus the device embedding (reference archs)."""
+        return _help_feature_spec(self)
+
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        self.check_is_meta_fitted()
+        self.check_is_fitted()
         arrays = engine_state(self.engine_)
         extra: dict[str, Any] = {"kind": self.kind, "n_features": self.n_features_,
+                                 "target": {"transform": self.target, "standardised_by": "reference archs"},
                                  "reference": self.reference_ids(), "meta_iter": self.meta_iter_,
                                  "valid_score": self.valid_score_, "source_devices": self.source_devices_,
-                                 "adapted": bool(getattr(self, "fitted_", False))}
+                                 "adapted": bool(getattr(self, "adapted_", False))}
         if extra["adapted"]:
-            arrays.update({f"a/{n}": p.numpy().copy() for n, p in self.adapted_.items()})
+            arrays.update({f"a.{n}": p.numpy().copy() for n, p in self.adapted_params_.items()})
             arrays["embedding"] = np.asarray(self.embedding_, dtype=np.float64)
             extra["norm"] = list(self.norm_)
+            extra["floor"] = self.floor_
             extra["n_target_samples"] = self.n_target_samples_
         return arrays, extra
 
@@ -643,16 +674,18 @@ class HelpPredictor(FewShotPredictor):
         self.meta_iter_ = extra.get("meta_iter")
         self.valid_score_ = extra.get("valid_score")
         self.source_devices_ = list(extra.get("source_devices", []))
-        self.meta_fitted_ = True
+        self.fitted_ = True
         if extra.get("adapted"):
-            self.adapted_ = {n: _array(arrays, f"a/{n}", tuple(p.shape)) for n, p in engine.params().items()}
+            self.adapted_params_ = {n: _array(arrays, f"a.{n}", tuple(p.shape)) for n, p in engine.params().items()}
             self.embedding_ = np.asarray(arrays["embedding"], dtype=np.float64)
             self.norm_ = (float(extra["norm"][0]), float(extra["norm"][1]))
+            self.floor_ = float(extra["floor"])
             self.n_target_samples_ = int(extra.get("n_target_samples", 0))
-            self.fitted_ = True
+            self.adapted_ = True
         return self
 
 
+@register_predictor("help-ensemble")
 class HelpEnsemble(FewShotPredictor):
     """Several `HelpPredictor`s meta-trained apart and blended: prediction = exp(sum_i w_i log ms_i).
 
@@ -691,7 +724,7 @@ class HelpEnsemble(FewShotPredictor):
     def meta_fit(self, tasks: Mapping[str, tuple[Sequence[str], np.ndarray]],
                  valid: Mapping[str, FewShotTask] | None = None) -> HelpEnsemble:
         self._validate_params()
-        for k in ("meta_fitted_", "fitted_"):
+        for k in ("fitted_", "adapted_", "adapted_params_"):
             self.__dict__.pop(k, None)
         if self.weights is not None and len(self.weights) != len(self.members):
             raise InvalidParameterError(f"weights has {len(self.weights)} entries for {len(self.members)} members")
@@ -703,7 +736,7 @@ class HelpEnsemble(FewShotPredictor):
         else:
             w = np.ones(len(self.members))
         self.weights_ = w / w.sum()
-        self.meta_fitted_ = True
+        self.fitted_ = True
         self._log(f"[help-ensemble] weights {np.round(self.weights_, 3).tolist()}")
         return self
 
@@ -713,7 +746,7 @@ class HelpEnsemble(FewShotPredictor):
             logs.append(np.stack([np.log(m.adapt(t.support_ids, t.support_y, t.reference).predict(t.query_ids))
                                   for m in self.members_]))
         for m in self.members_:
-            m.__dict__.pop("fitted_", None)
+            m.__dict__.pop("adapted_", None)
         best, best_w = -math.inf, np.ones(len(self.members_))
         for w in _simplex_grid(len(self.members_), 20):
             score = float(np.mean([_spearman(w @ lg, t.query_y) for lg, t in zip(logs, valid.values(), strict=True)]))
@@ -725,28 +758,33 @@ class HelpEnsemble(FewShotPredictor):
     def adapt(self, arch_ids: Sequence[str], y_ms: np.ndarray,
               reference: Mapping[str, float] | None = None) -> HelpEnsemble:
         """Adapt every member (see HelpPredictor.adapt)."""
-        self.check_is_meta_fitted()
+        self.check_is_fitted()
         for m in self.members_:
             m.adapt(arch_ids, y_ms, reference)
         self.n_target_samples_ = len(arch_ids)
-        self.fitted_ = True
+        self.adapted_ = True
         return self
 
     def predict(self, arch_ids: Sequence[str]) -> np.ndarray:
-        self.check_is_fitted()
+        """Weighted geometric mean of the members' latencies (ms)."""
+        self.check_is_adapted()
         logs = np.stack([np.log(np.maximum(m.predict(arch_ids), 1e-12)) for m in self.members_])
         return np.exp(self.weights_ @ logs)
 
+    def feature_spec(self) -> dict[str, Any]:
+        return _help_feature_spec(self)
+
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        self.check_is_meta_fitted()
+        self.check_is_fitted()
         arrays: dict[str, np.ndarray] = {}
         extras = []
         for i, m in enumerate(self.members_):
             a, e = m.state()
-            arrays.update({f"m{i}/{k}": v for k, v in a.items()})
+            arrays.update({f"m{i}.{k}": v for k, v in a.items()})
             extras.append({"params": _jsonable(m.get_params()), "extra": e})
         return arrays, {"kind": self.kind, "weights": self.weights_.tolist(), "members": extras,
-                        "adapted": bool(getattr(self, "fitted_", False)),
+                        "target": {"transform": "weighted geometric mean of the members' ms"},
+                        "adapted": bool(getattr(self, "adapted_", False)),
                         "n_target_samples": getattr(self, "n_target_samples_", 0)}
 
     @classmethod
@@ -755,15 +793,22 @@ class HelpEnsemble(FewShotPredictor):
         self = cls(**params)
         self.members_ = []
         for i, m in enumerate(extra["members"]):
-            prefix = f"m{i}/"
+            prefix = f"m{i}."
             sub = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
             self.members_.append(HelpPredictor.from_state(m["params"], sub, m["extra"]))
         self.weights_ = np.asarray(extra["weights"], dtype=np.float64)
-        self.meta_fitted_ = True
+        self.fitted_ = True
         if extra.get("adapted"):
             self.n_target_samples_ = int(extra.get("n_target_samples", 0))
-            self.fitted_ = True
+            self.adapted_ = True
         return self
+
+
+def _help_feature_spec(pred: HelpPredictor | HelpEnsemble) -> dict[str, Any]:
+    refs = pred.members_[0].reference_ids() if isinstance(pred, HelpEnsemble) else pred.reference_ids()
+    return {**onehot_spec(pred), "device_embedding": {
+        "reference_archs": refs, "values": "the reference latencies, transformed and standardised by their own "
+                                           "mean and std (the device's shape, its scale removed)"}}
 
 
 def _simplex_grid(n: int, steps: int) -> list[np.ndarray]:
@@ -791,6 +836,7 @@ def help_fbnet_reference(help_dir: Any) -> list[str]:
 # --- (b) Domino's meta-accuracy predictor -------------------------------------------------------------------
 
 
+@register_predictor("maml-acc")
 class MetaAccuracyPredictor(FewShotPredictor):
     """Accuracy predictor meta-trained with MAML on proxy-task pairs, adapted with a few target pairs.
 
@@ -833,14 +879,16 @@ class MetaAccuracyPredictor(FewShotPredictor):
         self.verbose = verbose
 
     def _build(self, n_in: int) -> MAML:
-        torch.manual_seed(self.seed)
-        return MAML(lambda: mlp(n_in, list(self.hidden)), inner_lr=self.inner_lr, inner_steps=self.inner_steps,
-                    learn_inner_lr=self.learn_inner_lr, first_order=self.first_order)
+        with torch.random.fork_rng():  # seeded weights without touching the caller's RNG
+            torch.manual_seed(self.seed)
+            return MAML(lambda: mlp(n_in, list(self.hidden)), inner_lr=self.inner_lr,
+                        inner_steps=self.inner_steps, learn_inner_lr=self.learn_inner_lr,
+                        first_order=self.first_order)
 
     def meta_fit(self, tasks: Mapping[str, tuple[Sequence[str], np.ndarray]]) -> MetaAccuracyPredictor:
         """Meta-train on `tasks[name] = (arch_ids, accuracies)` (one proxy task is enough). Forgets any fit."""
         self._validate_params()
-        for k in ("meta_fitted_", "fitted_"):
+        for k in ("fitted_", "adapted_", "adapted_params_"):
             self.__dict__.pop(k, None)
         if len(tasks) < 1:
             raise ValueError("meta_fit needs at least one task")
@@ -875,13 +923,13 @@ class MetaAccuracyPredictor(FewShotPredictor):
                           f"{time.perf_counter() - t0:.0f}s")
         self.engine_ = engine
         self.n_features_ = int(data[0][0].shape[1])
-        self.meta_fitted_ = True
+        self.fitted_ = True
         return self
 
     def adapt(self, pairs: Sequence[tuple[str, float]] | Sequence[str], y: np.ndarray | None = None
               ) -> MetaAccuracyPredictor:
         """Adapt to the target task from `pairs` [(arch id, accuracy)], or `adapt(arch_ids, accuracies)`."""
-        self.check_is_meta_fitted()
+        self.check_is_fitted()
         if y is None:
             pairs = list(pairs)
             if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
@@ -896,27 +944,28 @@ class MetaAccuracyPredictor(FewShotPredictor):
         params = self.engine_.adapt(torch.from_numpy(self.encode(arch_ids)),
                                     torch.tensor((a - mean) / std, dtype=torch.float32)[:, None],
                                     steps=self.adapt_steps, create_graph=False)
-        self.adapted_ = {k: v.detach() for k, v in params.items()}
+        self.adapted_params_ = {k: v.detach() for k, v in params.items()}
         self.n_target_samples_ = len(a)
-        self.fitted_ = True
+        self.adapted_ = True
         return self
 
     def predict(self, arch_ids: Sequence[str]) -> np.ndarray:
         """Accuracies on the adapted target; before adapt, those of the meta-init (the proxy task)."""
-        self.check_is_meta_fitted()
-        params = self.adapted_ if getattr(self, "fitted_", False) else self.engine_.params()
+        self.check_is_fitted()
+        params = self.adapted_params_ if getattr(self, "adapted_", False) else self.engine_.params()
         with torch.no_grad():
             z = self.engine_.forward_with(params, torch.from_numpy(self.encode(list(arch_ids))))
         mean, std = self.norm_
         return z.numpy().astype(np.float64).ravel() * std + mean
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        self.check_is_meta_fitted()
+        self.check_is_fitted()
         arrays = engine_state(self.engine_)
         extra: dict[str, Any] = {"kind": self.kind, "n_features": self.n_features_, "norm": list(self.norm_),
-                                 "adapted": bool(getattr(self, "fitted_", False))}
+                                 "target": {"transform": "identity", "mean": self.norm_[0], "std": self.norm_[1]},
+                                 "adapted": bool(getattr(self, "adapted_", False))}
         if extra["adapted"]:
-            arrays.update({f"a/{n}": p.numpy().copy() for n, p in self.adapted_.items()})
+            arrays.update({f"a.{n}": p.numpy().copy() for n, p in self.adapted_params_.items()})
             extra["n_target_samples"] = self.n_target_samples_
         return arrays, extra
 
@@ -929,11 +978,11 @@ class MetaAccuracyPredictor(FewShotPredictor):
         self.engine_ = engine
         self.n_features_ = int(extra["n_features"])
         self.norm_ = (float(extra["norm"][0]), float(extra["norm"][1]))
-        self.meta_fitted_ = True
+        self.fitted_ = True
         if extra.get("adapted"):
-            self.adapted_ = {n: _array(arrays, f"a/{n}", tuple(p.shape)) for n, p in engine.params().items()}
+            self.adapted_params_ = {n: _array(arrays, f"a.{n}", tuple(p.shape)) for n, p in engine.params().items()}
             self.n_target_samples_ = int(extra.get("n_target_samples", 0))
-            self.fitted_ = True
+            self.adapted_ = True
         return self
 
 

@@ -103,7 +103,6 @@ def _train(net: nn.Module, x: torch.Tensor, t: torch.Tensor, *, epochs: int, bat
 class TorchPredictor(SupervisedPredictor):
     """Base of the torch predictors: hyper-parameters of training, fit/predict/state around `_make_net`."""
 
-    encoding: ClassVar[str] = "onehot"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **SPACE_CONSTRAINTS,
         "epochs": int_at_least(1),

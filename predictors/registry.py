@@ -16,8 +16,8 @@ from predictors.base import InvalidParameterError, LatencyPredictor
 
 P = TypeVar("P", bound=type[LatencyPredictor])
 
-# Modules whose import registers the built-in kinds (the meta-learned predictor adds its own).
-BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines")
+# Modules whose import registers the built-in kinds.
+BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines", "predictors.meta")
 
 _REGISTRY: dict[str, type[LatencyPredictor]] = {}
 _loaded = False

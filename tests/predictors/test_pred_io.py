@@ -104,3 +104,21 @@ def test_weights_not_fitting_the_params_refused(mlp, tmp_path):
     (folder / CARD).write_text(json.dumps(card))
     with pytest.raises(ValueError, match="do not fit the network"):
         load_predictor(folder)
+
+
+def test_unknown_saved_parameter_refused(mlp, tmp_path):
+    folder = save_predictor(mlp, tmp_path / "p")
+    card = json.loads((folder / CARD).read_text())
+    card["params"]["dropout"] = 0.1
+    (folder / CARD).write_text(json.dumps(card))
+    with pytest.raises(PredictorFileError, match="no parameter.*dropout"):
+        load_predictor(folder)
+
+
+def test_unregistered_class_refused_on_save(mlp, tmp_path):
+    class Unregistered(type(mlp)):
+        pass
+
+    odd = Unregistered(epochs=1).fit(["|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"], [1.0])
+    with pytest.raises(PredictorFileError, match="not the class registered as kind 'mlp'"):
+        save_predictor(odd, tmp_path / "p")

@@ -146,7 +146,7 @@ def _open_store(path: str, go, out) -> None:
     try:
         with Store(path) as s:
             out.put(s.db.execute("PRAGMA user_version").fetchone()[0])
-    except Exception as e:  # reported to the parent, which asserts
+    except Exception as e:  # noqa: BLE001 (reported to the parent, which asserts)
         out.put(repr(e))
 
 

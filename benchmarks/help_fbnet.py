@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from help_nb201 import MLP_MEMBER, parse_args, print_table, run_protocol
+from help_nb201 import parse_args, print_table, run_protocol
 
+from predictors.meta import DEFAULT_MEMBERS
 from spaces import create_space
 from spaces.fbnet import find_help_data, help_fbnet_archs, load_plain_torch_file
 
@@ -31,10 +32,7 @@ FBNET = {
     "valid": ["titanx_1", "titanx_32", "titanx_64", "gold_6240"],
     "help": {"fpga": 0.892, "raspi4": 0.887, "eyeriss": 0.943},
     "help_mean": 0.910, "target": 0.93,
-    # HELP's FBNet test devices are sums of per-layer lookup tables, but a per-layer table has 198 entries
-    # and the source devices (real GPU/CPU/phone runs) teach little about it: the additive member got
-    # 0.88 alone and 0.1 of the weight on meta-valid, lowering the blend; three MLPs blend best.
-    "members": [MLP_MEMBER, MLP_MEMBER, MLP_MEMBER],
+    "members": DEFAULT_MEMBERS["fbnet"],  # three MLPs: why in predictors.meta
 }
 
 

@@ -24,20 +24,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from predictors.meta import HELP_NB201_REFERENCE, FewShotTask, HelpEnsemble, HelpPredictor
+from predictors.meta import DEFAULT_MEMBERS, HELP_NB201_REFERENCE, FewShotTask, HelpEnsemble, HelpPredictor
 from predictors.metrics import spearman
 from spaces import create_space
 from spaces.fbnet import find_help_data, load_plain_torch_file
 
 HELP_DIR = ROOT.parent / "shared" / "data" / "HELP" / "data"
-
-# Members of the default HelpEnsemble (weights chosen on the meta-valid devices). The MLP member is
-# HelpPredictor's default (Meta-SGD, 5 inner steps, log target); the additive member is an op-cost table
-# V[op] shared by all edges (rank 1), solved exactly by one Gauss-Newton step with a wide prior (100),
-# on raw latency, where a sum of op costs is what a device computes.
-MLP_MEMBER = {"meta_iters": 1000}
-ADDITIVE_MEMBER = {"model": "additive", "hidden": [], "rank": 1, "inner": "gauss-newton", "inner_steps": 1,
-                   "inner_lr": 100.0, "adapt_params": ["V", "b"], "target": "raw", "meta_iters": 300}
 
 NB201 = {
     "space": "nb201", "folder": "nasbench201", "pool": 900, "query": 1000,
@@ -47,7 +39,7 @@ NB201 = {
     "help": {"titan_rtx_256": 0.987, "gold_6226": 0.989, "fpga": 0.985, "pixel2": 0.802, "raspi4": 0.890,
              "eyeriss": 0.940},
     "help_mean": 0.932, "target": 0.95,
-    "members": [MLP_MEMBER, MLP_MEMBER, ADDITIVE_MEMBER],
+    "members": DEFAULT_MEMBERS["nb201"],
 }
 
 

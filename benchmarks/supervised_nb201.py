@@ -67,7 +67,7 @@ def main() -> int:
                     help="HELP folder, its data folder, or the shared folder holding data/HELP")
     ap.add_argument("--devices", default="all",
                     help="comma-separated HELP device names, 'all' (default) or 'help-test' (HELP's 6)")
-    ap.add_argument("--models", default="mlp,gnn,gbdt", help=f"comma-separated kinds ({', '.join(list_predictors())})")
+    ap.add_argument("--models", default="mlp,gnn,gbdt", help=f"comma-separated kinds ({', '.join(list_predictors(supervised=True))})")
     ap.add_argument("--epochs", type=int, default=None, help="epochs of the torch predictors (default: theirs)")
     ap.add_argument("--train-n", type=int, default=900, help="training archs: NB201 indices [0, n) (default 900)")
     ap.add_argument("--drop-train-outliers", action="store_true", help="drop the 10%% extremes of the pool too")
@@ -89,8 +89,8 @@ def main() -> int:
         ap.error(f"no HELP NB201 table for {', '.join(unknown)}; known: {', '.join(known)}")
     kinds = [k.strip() for k in args.models.split(",") if k.strip()]
     for kind in kinds:
-        if kind not in list_predictors():
-            ap.error(f"unknown kind {kind!r}; known: {', '.join(list_predictors())}")
+        if kind not in list_predictors(supervised=True):
+            ap.error(f"unknown kind {kind!r}; known: {', '.join(list_predictors(supervised=True))}")
 
     def log(msg: str) -> None:
         if not args.json:

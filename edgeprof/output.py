@@ -80,3 +80,20 @@ def fleet_progress(quiet: bool = False) -> Iterator[Any]:
 
     with bars:
         yield factory
+
+
+@contextmanager
+def training_progress(label: str, quiet: bool = False) -> Iterator[Any]:
+    """A progress bar for fitting; yields the callback `step(done, total, *loss)` predictors call."""
+    if quiet:
+        yield lambda *a: None
+        return
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), console=err, transient=False)
+    row = bars.add_task(label, total=None, loss="")
+
+    def step(done: int, total: int, *loss: float) -> None:
+        bars.update(row, completed=done, total=total, loss=f"loss {loss[0]:.4f}" if loss else "")
+
+    with bars:
+        yield step

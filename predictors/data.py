@@ -47,8 +47,13 @@ def load_xy(store: Store, device: str, space: str, backend: str | None = None, p
         picked = ", ".join(f"{k}={v!r}" for k, v in (("backend", backend), ("precision", precision),
                                                        ("batch", batch), ("space_config", space_config))
                            if v is not None)
+        other = [r[0] for r in store.db.execute(
+            "SELECT DISTINCT m.space FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
+            "WHERE x.device = ? AND x.status = 'ok' AND m.space != ? ORDER BY m.space", (device, space)).fetchall()]
         raise ValueError(f"no ok measurements of space {space!r} on device {device!r}"
                          + (f" with {picked}" if picked else "")
+                         + (f" ({device} has data for space {', '.join(other)} only: a space mismatch)"
+                            if other else "")
                          + f"; devices with {space} data: {', '.join(have) if have else 'none'}")
     settings = sorted({(r[1], r[2], r[3], r[4]) for r in rows})
     if len(settings) > 1:

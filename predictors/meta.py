@@ -479,11 +479,13 @@ class HelpPredictor(FewShotPredictor):
     # --- meta-training -----------------------------------------------------------------------------------------
 
     def meta_fit(self, tasks: Mapping[str, tuple[Sequence[str], np.ndarray]],
-                 valid: Mapping[str, FewShotTask] | None = None) -> HelpPredictor:
+                 valid: Mapping[str, FewShotTask] | None = None,
+                 on_iter: Callable[[int, int], None] | None = None) -> HelpPredictor:
         """Meta-train across source devices: `tasks[device] = (arch_ids, y_ms)`, reference archs included.
 
         `valid` (held-out devices) only selects the meta-iteration to keep (best mean Spearman on their
-        queries); without it the last iterate is kept. Forgets any earlier fit.
+        queries); without it the last iterate is kept. `on_iter(done, total)` after each meta-iteration
+        (progress bars). Forgets any earlier fit.
         """
         self._validate_params()
         for k in ("fitted_", "adapted_", "adapted_params_"):
@@ -523,6 +525,8 @@ class HelpPredictor(FewShotPredictor):
             loss = loss_sum / self.meta_batch
             loss.backward()
             opt.step()
+            if on_iter is not None:
+                on_iter(it + 1, self.meta_iters)
             last = it == self.meta_iters - 1
             if valid_tasks and ((it + 1) % self.valid_every == 0 or last):
                 score = float(np.mean([self._score(engine, t, xq) for t, xq in valid_tasks.values()]))
@@ -685,6 +689,27 @@ class HelpPredictor(FewShotPredictor):
         return self
 
 
+# Members of the default HelpEnsemble per space, chosen on HELP's meta-valid devices (benchmarks/help_*.py).
+# The MLP member is HelpPredictor's default (Meta-SGD, 5 inner steps, log target); the additive member is
+# an op-cost table V[op] shared by all edges (rank 1), solved exactly by one Gauss-Newton step with a wide
+# prior (100), on raw latency, where a sum of op costs is what a device computes. On FBNet, whose test
+# devices are sums of per-layer tables with 198 entries, the additive member alone got rho 0.88 and 0.1 of
+# the weight on meta-valid, lowering the blend; three MLPs blend best there.
+MLP_MEMBER: dict[str, Any] = {"meta_iters": 1000}
+ADDITIVE_MEMBER: dict[str, Any] = {"model": "additive", "hidden": [], "rank": 1, "inner": "gauss-newton",
+                                   "inner_steps": 1, "inner_lr": 100.0, "adapt_params": ["V", "b"],
+                                   "target": "raw", "meta_iters": 300}
+DEFAULT_MEMBERS: dict[str, list[dict[str, Any]]] = {
+    "nb201": [MLP_MEMBER, MLP_MEMBER, ADDITIVE_MEMBER],
+    "fbnet": [MLP_MEMBER, MLP_MEMBER, MLP_MEMBER],
+}
+
+
+def default_members(space: str) -> list[dict[str, Any]]:
+    """The ensemble members for `space` (three MLP members where no choice was measured)."""
+    return [dict(m) for m in DEFAULT_MEMBERS.get(space, [MLP_MEMBER] * 3)]
+
+
 @register_predictor("help-ensemble")
 class HelpEnsemble(FewShotPredictor):
     """Several `HelpPredictor`s meta-trained apart and blended: prediction = exp(sum_i w_i log ms_i).
@@ -722,13 +747,23 @@ class HelpEnsemble(FewShotPredictor):
         return HelpPredictor(**{**shared, **dict(self.members[i])})
 
     def meta_fit(self, tasks: Mapping[str, tuple[Sequence[str], np.ndarray]],
-                 valid: Mapping[str, FewShotTask] | None = None) -> HelpEnsemble:
+                 valid: Mapping[str, FewShotTask] | None = None,
+                 on_iter: Callable[[int, int], None] | None = None) -> HelpEnsemble:
+        """Meta-train every member; `on_iter(done, total)` counts the members' iterations together."""
         self._validate_params()
         for k in ("fitted_", "adapted_", "adapted_params_"):
             self.__dict__.pop(k, None)
         if self.weights is not None and len(self.weights) != len(self.members):
             raise InvalidParameterError(f"weights has {len(self.weights)} entries for {len(self.members)} members")
-        self.members_ = [self._member(i).meta_fit(tasks, valid) for i in range(len(self.members))]
+        members = [self._member(i) for i in range(len(self.members))]
+        total, done = sum(m.meta_iters for m in members), 0
+        self.members_ = []
+        for m in members:
+            def step(k: int, _n: int, base: int = done) -> None:
+                if on_iter is not None:
+                    on_iter(base + k, total)
+            self.members_.append(m.meta_fit(tasks, valid, on_iter=step))
+            done += m.meta_iters
         if self.weights is not None:
             w = np.asarray(self.weights, dtype=np.float64)
         elif valid:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,7 +60,8 @@ def forget_fit(pred: LatencyPredictor) -> None:
 
 
 def train_regressor(net: nn.Module, x: torch.Tensor, t: torch.Tensor, *, epochs: int, batch_size: int,
-                    lr: float, weight_decay: float, seed: int) -> list[float]:
+                    lr: float, weight_decay: float, seed: int,
+                    on_epoch: Callable[[int, int, float], None] | None = None) -> list[float]:
     """MSE regression with Adam and per-step cosine annealing to 0; returns the mean loss of each epoch.
 
     Shuffling draws from a private generator seeded by `seed`, so a fit is reproducible and leaves
@@ -70,13 +71,14 @@ def train_regressor(net: nn.Module, x: torch.Tensor, t: torch.Tensor, *, epochs:
     torch.set_num_threads(TRAIN_THREADS)
     try:
         return _train(net, x, t, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      seed=seed)
+                      seed=seed, on_epoch=on_epoch)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(net: nn.Module, x: torch.Tensor, t: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
-           weight_decay: float, seed: int) -> list[float]:
+           weight_decay: float, seed: int, on_epoch: Callable[[int, int, float], None] | None = None
+           ) -> list[float]:
     n = len(t)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
@@ -84,7 +86,7 @@ def _train(net: nn.Module, x: torch.Tensor, t: torch.Tensor, *, epochs: int, bat
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch, eta_min=0.0)
     history = []
     net.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, batch_size):
@@ -96,6 +98,8 @@ def _train(net: nn.Module, x: torch.Tensor, t: torch.Tensor, *, epochs: int, bat
             sched.step()
             total += loss.item() * len(idx)
         history.append(total / n)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, epochs, history[-1])
     net.eval()
     return history
 
@@ -132,7 +136,9 @@ class TorchPredictor(SupervisedPredictor):
             torch.manual_seed(self.seed)
             return self._make_net(sp)
 
-    def fit(self, arch_ids: Sequence[str], y_ms: np.ndarray) -> TorchPredictor:
+    def fit(self, arch_ids: Sequence[str], y_ms: np.ndarray,
+            on_epoch: Callable[[int, int, float], None] | None = None) -> TorchPredictor:
+        """Train from scratch; `on_epoch(done, epochs, mean loss)` after each epoch (progress bars)."""
         self._validate()
         forget_fit(self)
         y = check_targets(arch_ids, y_ms)
@@ -141,7 +147,8 @@ class TorchPredictor(SupervisedPredictor):
         t = torch.from_numpy(scaler.apply(y).astype(np.float32))
         net = self._new_net(self.space_obj())
         self.loss_history_ = train_regressor(net, x, t, epochs=self.epochs, batch_size=self.batch_size,
-                                             lr=self.lr, weight_decay=self.weight_decay, seed=self.seed)
+                                             lr=self.lr, weight_decay=self.weight_decay, seed=self.seed,
+                                             on_epoch=on_epoch)
         self.net_, self.scaler_, self.n_train_ = net, scaler, len(y)
         self.fitted_ = True
         return self

@@ -61,10 +61,15 @@ def _load_builtins() -> None:
             importlib.import_module(module)
 
 
-def list_predictors() -> list[str]:
-    """Registered kinds, sorted."""
+def list_predictors(supervised: bool | None = None) -> list[str]:
+    """Registered kinds, sorted; `supervised=True` only those trained by fit(archs, ms) on one device,
+    False only the few-shot (meta-trained) ones."""
     _load_builtins()
-    return sorted(_REGISTRY)
+    if supervised is None:
+        return sorted(_REGISTRY)
+    from predictors.common import SupervisedPredictor
+
+    return sorted(k for k, c in _REGISTRY.items() if issubclass(c, SupervisedPredictor) == supervised)
 
 
 def predictor_class(kind: str) -> type[LatencyPredictor]:

@@ -27,34 +27,83 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _help_class():
-    from predictors.meta import HelpPredictor
+def common_reference(tasks: dict[str, tuple[list[str], np.ndarray]], n: int, seed: int) -> list[str]:
+    """`n` archs measured on every source device, drawn with `seed`: a reference set for a space that has
+    none of HELP's (the new device must then be measured on these too)."""
+    common = set.intersection(*(set(ids) for ids, _ in tasks.values()))
+    if len(common) < n:
+        raise ValueError(f"meta-training needs {n} reference archs measured on every source device; only "
+                         f"{len(common)} are common to {', '.join(tasks)}")
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(sorted(common), n, replace=False).tolist())
 
-    return HelpPredictor
+
+def valid_tasks(tasks: dict[str, tuple[list[str], np.ndarray]], refs: list[str], k: int, seed: int) -> dict:
+    """Held-out devices as few-shot tasks: K random non-reference archs to adapt on, the rest to score."""
+    from predictors.meta import FewShotTask
+
+    out = {}
+    for d, (ids, y) in tasks.items():
+        table = dict(zip(ids, y.tolist()))
+        missing = [r for r in refs if r not in table]
+        if missing:
+            raise ValueError(f"--valid-devices: {d} lacks {len(missing)} reference archs: {', '.join(missing)}")
+        rest = [a for a in ids if a not in set(refs)]
+        if len(rest) < k + 2:
+            raise ValueError(f"--valid-devices: {d} has {len(rest)} non-reference archs; need at least {k + 2}")
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(len(rest))
+        sup, query = [rest[i] for i in perm[:k]], [rest[i] for i in perm[k:]]
+        out[d] = FewShotTask(sup, np.array([table[a] for a in sup]), query, np.array([table[a] for a in query]),
+                             {r: table[r] for r in refs})
+    return out
 
 
 def train_meta(args: argparse.Namespace) -> int:
     """edgeprof train meta --devices a,b,c: meta-train across source devices."""
+    from edgeprof.output import training_progress
     from predictors.data import load_xy
     from predictors.io import save_predictor
+    from predictors.meta import HelpEnsemble, HelpPredictor, default_members, help_fbnet_reference
 
     devices = [d for d in (args.devices or "").split(",") if d]
+    valid_names = [d for d in (args.valid_devices or "").split(",") if d]
     if len(devices) < 2:
         raise ValueError("--devices: give at least two comma-separated source devices for meta-training")
+    if set(devices) & set(valid_names):
+        raise ValueError(f"--valid-devices must not repeat source devices: {', '.join(set(devices) & set(valid_names))}")
     with Store(args.db) as store:
         tasks = {d: load_xy(store, d, args.space) for d in devices}
-    hp = {"space": args.space, "seed": args.seed}
-    if args.epochs is not None:
-        hp["meta_iters"] = args.epochs
-    pred = _help_class()(**hp)
-    with err.status(f"meta-training on {len(devices)} devices"):
-        pred.meta_fit(tasks)
+        held = {d: load_xy(store, d, args.space) for d in valid_names}
+    if args.space == "nb201":
+        refs = None  # HELP's NB201 reference set
+    elif args.space == "fbnet" and args.help_dir:
+        refs = help_fbnet_reference(args.help_dir)  # HELP's FBNet reference set
+    else:
+        refs = common_reference(tasks, 10, args.seed)
+    hp: dict = {"space": args.space, "seed": args.seed, "reference": refs}
+    if args.single:
+        if args.epochs is not None:
+            hp["meta_iters"] = args.epochs
+        pred = HelpPredictor(**hp)
+    else:
+        members = default_members(args.space)
+        if args.epochs is not None:
+            members = [{**m, "meta_iters": args.epochs} for m in members]
+        pred = HelpEnsemble(**hp, members=members)
+    ref_ids = pred.reference_ids() if isinstance(pred, HelpPredictor) else pred._member(0).reference_ids()
+    valid = valid_tasks(held, ref_ids, 10, args.seed) if held else None
+    with training_progress(f"meta-training on {len(devices)} devices", quiet=args.json) as step:
+        pred.meta_fit(tasks, valid, on_iter=step)
     save_predictor(pred, Path(args.out), devices=devices)
-    res = {"kind": "meta", "space": args.space, "devices": devices, "out": args.out}
+    res = {"kind": pred.kind, "space": args.space, "devices": devices, "valid_devices": valid_names,
+           "valid_spearman": getattr(pred, "valid_score_", None), "out": args.out}
     if args.json:
         print_json(res)
     else:
-        err.print(f"meta-trained on {', '.join(devices)}; saved {args.out}; adapt with "
+        extra = (f" (meta-valid ρ {pred.valid_score_:.3f} on {', '.join(valid_names)})"
+                 if getattr(pred, "valid_score_", None) is not None else "")
+        err.print(f"meta-trained on {', '.join(devices)}{extra}; saved {args.out}; adapt with "
                   f"`edgeprof adapt {args.out} --device DEV --samples 10 --out ...`")
     return 0
 

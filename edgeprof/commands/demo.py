@@ -1,13 +1,18 @@
-"""The main job on this machine: profile 40 NB201 and 20 small-MBConv networks on the local CPU.
+"""The main job on this machine: profile NB201 and small-MBConv networks on the local CPU, then train
+latency predictors (MLP and GNN) on those measurements and print their held-out metrics.
 
 Measurements go through the agent exactly as on a board (job bundle, fresh process per model), into the
-dataset; the summary at the end says where the database is. Later steps (predictors, search) build on it.
+dataset; the summary at the end says where the database is. The predictors are saved beside it (under
+`--predictors`), ready for `edgeprof evaluate`, `predict` and the searches.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.commands.dataset import summary_table
@@ -20,12 +25,19 @@ from profiler.store import Store
 from spaces import create_space
 
 PLAN = (("nb201", 40), ("mbconv-small", 20))
+PREDICTORS = ("mlp", "gnn")
+TRAIN_SHARE = 0.8  # random 80/20 split of each space's measurements
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="local-cpu", help="device to profile (default local-cpu)")
     p.add_argument("--db", default=DEFAULT_DB, help=f"dataset file (default {DEFAULT_DB})")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--predictors", default="edgeprof-predictors",
+                   help="folder for the trained predictors (default edgeprof-predictors)")
+    p.add_argument("--no-train", action="store_true", help="measure only")
+    p.add_argument("--plan", type=parse_plan, default=PLAN,
+                   help="networks per space, e.g. nb201=40,mbconv-small=20 (the default)")
     p.add_argument("--json", action="store_true", help="print the reports and summary as JSON")
 
 
@@ -34,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     reports = []
     with Store(args.db) as store:
-        for space_name, n in PLAN:
+        for space_name, n in args.plan:
             if not args.json:
                 err.rule(f"{space_name}: {n} networks on {config.name}")
             with session_progress(args.json) as progress:
@@ -46,11 +58,65 @@ def run(args: argparse.Namespace) -> int:
             if rep.interrupted:
                 return 130
         summary = summarize(store, device=config.name)
+        if not args.json:
+            out.print(summary_table(summary))
+        trained = [] if args.no_train else train_predictors(store, config.name, [s for s, _ in args.plan],
+                                                            Path(args.predictors), args.seed, args.json)
     wall = time.perf_counter() - t0
     if args.json:
-        print_json({"reports": reports, "summary": summary, "wall_s": round(wall, 1)})
+        print_json({"reports": reports, "summary": summary, "predictors": trained, "wall_s": round(wall, 1)})
     else:
-        out.print(summary_table(summary))
         err.print(f"demo finished in {wall:.0f} s; dataset: [bold]{args.db}[/] "
-                  f"(try `edgeprof dataset summary --db {args.db}`)")
+                  f"(try `edgeprof dataset summary --db {args.db}`)"
+                  + (f"; predictors in [bold]{args.predictors}[/]" if trained else ""))
     return 0
+
+
+def parse_plan(text: str) -> tuple[tuple[str, int], ...]:
+    """'nb201=40,mbconv-small=20' -> (("nb201", 40), ("mbconv-small", 20)); names checked against the spaces."""
+    from spaces import list_spaces
+
+    plan = []
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        name, _, n = part.partition("=")
+        if name not in list_spaces() or not n.isdigit() or int(n) < 1:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected SPACE=N with SPACE one of "
+                                             f"{', '.join(list_spaces())} and N >= 1")
+        plan.append((name, int(n)))
+    if not plan:
+        raise argparse.ArgumentTypeError("empty plan")
+    return tuple(plan)
+
+
+def train_predictors(store: Store, device: str, spaces: list[str], folder: Path, seed: int, quiet: bool
+                     ) -> list[dict[str, Any]]:
+    """MLP and GNN per measured space, on a random 80% of the device's archs; metrics on the other 20%."""
+    from edgeprof.commands.train import print_metrics
+    from edgeprof.output import training_progress
+    from predictors.data import data_fingerprint, load_xy, split
+    from predictors.io import save_predictor
+    from predictors.metrics import report
+    from predictors.registry import create_predictor
+
+    trained = []
+    for space_name in spaces:
+        ids, y = load_xy(store, device, space_name)
+        n_train = int(TRAIN_SHARE * len(ids))
+        if n_train < 2 or len(ids) - n_train < 2:
+            err.print(f"[yellow]{space_name}: only {len(ids)} ok measurements; too few to train and test[/]")
+            continue
+        tr_ids, tr_y, te_ids, te_y = split(ids, y, n_train, seed=seed)
+        desc = f"random {len(tr_ids)} train / {len(te_ids)} test, seed {seed}"
+        for kind in PREDICTORS:
+            pred = create_predictor(kind, space=space_name, seed=seed)
+            with training_progress(f"{kind} on {space_name}", quiet=quiet) as step:
+                pred.fit(tr_ids, tr_y, on_epoch=step)
+            metrics = report(pred.predict(te_ids), te_y, n_target_samples=len(tr_ids), split=desc)
+            path = folder / f"{device}-{space_name}-{kind}"
+            save_predictor(pred, path, metrics=metrics, data_fingerprint=data_fingerprint(tr_ids, tr_y),
+                           devices=[device])
+            (path / "train_archs.json").write_text(json.dumps(sorted(tr_ids)))  # evaluate skips these
+            if not quiet:
+                print_metrics(f"{kind} on {device}/{space_name}", metrics)
+            trained.append({"space": space_name, "kind": kind, "path": str(path), "metrics": metrics})
+    return trained

@@ -23,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", required=True)
     p.add_argument("--device", help="the device to train for (all kinds but meta)")
     p.add_argument("--devices", help="meta: comma-separated source devices")
+    p.add_argument("--valid-devices", help="meta: held-out devices that pick the meta-iteration and the "
+                                             "ensemble weights (HELP's meta-valid role)")
+    p.add_argument("--single", action="store_true",
+                   help="meta: one HelpPredictor instead of the space's default ensemble")
+    p.add_argument("--help-dir", help="meta on fbnet: HELP's folder, for its FBNet reference archs (default: "
+                                      "10 archs measured on every source device)")
     p.add_argument("--train-n", type=int, default=None, help="training archs (default: 80%% of the device's data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override the predictor's default epochs")
@@ -47,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
         from edgeprof.commands.adapt import train_meta
 
         return train_meta(args)
+    from edgeprof.output import training_progress
     from predictors.data import data_fingerprint, load_xy, split
     from predictors.io import save_predictor
+    from predictors.nn import TorchPredictor
     from predictors.registry import create_predictor, list_predictors
 
-    if args.kind not in list_predictors():
-        raise ValueError(f"unknown predictor kind {args.kind!r} (known: {', '.join(list_predictors())}, meta)")
+    kinds = list_predictors(supervised=True)
+    if args.kind not in kinds:
+        raise ValueError(f"unknown predictor kind {args.kind!r} for train (known: {', '.join(kinds)}, meta)")
     if not args.device:
         raise ValueError("--device is required for a single-device predictor")
     with Store(args.db) as store:
@@ -64,8 +73,13 @@ def run(args: argparse.Namespace) -> int:
         hp["epochs"] = args.epochs
     pred = create_predictor(args.kind, **hp)
     t0 = time.perf_counter()
-    with err.status(f"training {args.kind} on {len(tr_ids)} {args.device} archs"):
-        pred.fit(tr_ids, tr_y)
+    label = f"training {args.kind} on {len(tr_ids)} {args.device} archs"
+    if isinstance(pred, TorchPredictor):
+        with training_progress(label, quiet=args.json) as step:
+            pred.fit(tr_ids, tr_y, on_epoch=step)
+    else:
+        with err.status(label):
+            pred.fit(tr_ids, tr_y)
     fit_s = time.perf_counter() - t0
     desc = f"random {len(tr_ids)} train / {len(te_ids)} test, seed {args.seed}"
     metrics = held_out_report(pred, te_ids, te_y, len(tr_ids), desc)

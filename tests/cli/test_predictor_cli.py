@@ -55,3 +55,45 @@ def test_bad_input_is_named(help_db: str, tmp_path: Path) -> None:
     assert r.returncode == 2 and "mlpp" in r.stderr
     r = edgeprof("train", "mlp", "--db", help_db, "--device", "fpga", "--space", "mbconv", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "mbconv" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Five NB201 devices (3 sources, 1 meta-valid, 1 target) and one FBNet device."""
+    if not (SHARED / "data" / "HELP" / "data" / "fbnet" / "latency" / "fpga.pt").exists():
+        pytest.skip(f"HELP data not found under {SHARED}")
+    db = str(tmp_path_factory.mktemp("meta") / "m.db")
+    r = edgeprof("dataset", "import", "help", str(SHARED), "--space", "nb201", "--devices",
+                 "1080ti_1,silver_4114,pixel3,titanx_1,raspi4", "--db", db)
+    assert r.returncode == 0, r.stderr
+    r = edgeprof("dataset", "import", "help", str(SHARED), "--space", "fbnet", "--devices", "eyeriss", "--db", db)
+    assert r.returncode == 0, r.stderr
+    return db
+
+
+def test_meta_train_adapt_evaluate(fleet_db: str, tmp_path: Path) -> None:
+    meta = tmp_path / "meta"
+    r = edgeprof("train", "meta", "--db", fleet_db, "--space", "nb201", "--devices", "1080ti_1,silver_4114,pixel3",
+                 "--valid-devices", "titanx_1", "--single", "--epochs", "100", "--out", str(meta), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["kind"] == "help" and res["valid_devices"] == ["titanx_1"] and 0 < res["valid_spearman"] <= 1
+    adapted = tmp_path / "raspi4"
+    r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "raspi4", "--samples", "10", "--out", str(adapted),
+                 "--json")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)["metrics"]
+    assert m["n_target_samples"] == 10 and m["spearman"] > 0.5  # 100 meta-iterations only: loose
+    ev = edgeprof("evaluate", str(adapted), "--db", fleet_db, "--device", "raspi4", "--json")
+    assert ev.returncode == 0, ev.stderr
+    # bad input: too few samples, a device without data, a space mismatch
+    r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "raspi4", "--samples", "1", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "--samples" in r.stderr and "at least 2" in r.stderr
+    r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "jetson9", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "jetson9" in r.stderr and "raspi4" in r.stderr
+    r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "eyeriss", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "space mismatch" in r.stderr and "fbnet" in r.stderr
+    r = edgeprof("evaluate", str(adapted), "--db", fleet_db, "--device", "eyeriss")
+    assert r.returncode == 2 and "space mismatch" in r.stderr
+    r = edgeprof("train", "meta", "--db", fleet_db, "--space", "nb201", "--devices", "raspi4", "--out", str(tmp_path / "y"))
+    assert r.returncode == 2 and "at least two" in r.stderr

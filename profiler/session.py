@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,19 +205,26 @@ def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: P
 def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: int, store: Store,
             progress: Progress | None = None, transport: Transport | None = None,
             protocol_overrides: dict[str, Any] | None = None,
-            should_stop: Callable[[], bool] = lambda: False) -> ProfileReport:
+            should_stop: Callable[[], bool] = lambda: False, archs: Sequence[Sequence[int]] | None = None,
+            remeasure: bool = False) -> ProfileReport:
     """Measure `n` architectures of `space` (sampled from `seed`) on the device; skip what is measured.
 
-    The board is synced first, so a rerun after a crash or a dropped link collects what the board
-    measured meanwhile and plans only what is still missing.
+    `archs` names the architectures instead of sampling (`n` is then their number); `remeasure` measures
+    them again even when the store has them (a searched network verified in several rounds: each round is
+    a new measurement row). The board is synced first, so a rerun after a crash or a dropped link collects
+    what the board measured meanwhile and plans only what is still missing.
     """
+    if archs is not None:
+        archs = [space.validate(a) for a in archs]
+        n = len(archs)
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, got {batch}")
     progress = progress or Progress()
     t0 = time.perf_counter()
-    archs = space.sample_unique(n, np.random.default_rng(seed))
+    if archs is None:
+        archs = space.sample_unique(n, np.random.default_rng(seed))
     report = ProfileReport(device=config.name, space=space.name, requested=n, already_measured=0)
     store.add_device(config.name, config.kind, {"path": str(config.path) if config.path else None,
                                                 "backend": config.runtime.backend,
@@ -229,7 +236,7 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
         sync_board(transport, config.name, store, progress, report)
         done = store.measured_archs(config.name, space.name, config.runtime.backend, config.runtime.precision,
                                     batch)
-        todo = [a for a in archs if space.arch_id(a) not in done]
+        todo = list(archs) if remeasure else [a for a in archs if space.arch_id(a) not in done]
         report.already_measured = n - len(todo)
         report.ok, report.errors = 0, []  # count this run's own measurements from here on
         if todo:

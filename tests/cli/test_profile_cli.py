@@ -160,3 +160,20 @@ def test_a_board_shared_by_two_datasets_keeps_them_apart(fast_cpu_config: Path, 
         assert rep.ok == 1 and not rep.resumed_jobs
         rows = b.rows()
         assert len(rows) == 1 and rows[0]["space"] == "nb201"
+
+
+def test_named_archs_and_remeasure_rounds(fast_cpu_config: Path, tmp_path: Path) -> None:
+    """A searched network is verified by name, in rounds: each round is a new measurement of it."""
+    config = load_config(fast_cpu_config)
+    space = create_space("nb201")
+    arch = space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    with Store(tmp_path / "v.db") as store:
+        first = profile(config, space, n=0, seed=0, batch=1, store=store, archs=[arch])
+        again = profile(config, space, n=0, seed=0, batch=1, store=store, archs=[arch])
+        assert first.ok == 1 and again.ok == 0 and again.already_measured == 1  # plain rerun: nothing to do
+        rounds = profile(config, space, n=0, seed=0, batch=1, store=store, archs=[arch], remeasure=True)
+        assert rounds.ok == 1
+        rows = store.rows()
+        assert [r["arch_id"] for r in rows] == [space.arch_id(arch)] * 2 and rows[0]["job_id"] != rows[1]["job_id"]
+        with pytest.raises(ValueError, match="nb201"):
+            profile(config, space, n=0, seed=0, batch=1, store=store, archs=[(9, 9, 9, 9, 9, 9)])

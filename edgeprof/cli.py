@@ -11,7 +11,8 @@ import sys
 
 from edgeprof import __version__
 
-COMMANDS = ("devices", "trust", "deploy", "profile", "dataset", "train", "adapt", "evaluate", "predict", "report", "demo")
+COMMANDS = ("devices", "trust", "deploy", "profile", "dataset", "train", "adapt", "evaluate", "predict", "report",
+            "search", "demo")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 

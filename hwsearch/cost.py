@@ -1,0 +1,229 @@
+"""The frozen cost predictor a search differentiates, and what can be asked of it before and after a search.
+
+`CostModel` is a module mapping the space's flat one-hot [B, L*K] to latency (ms) or energy (mJ), plus
+the space it was fitted for. `as_cost_model` takes a fitted TorchPredictor (MLP, GNN, GCN), a saved
+predictor folder, or a CostModel built by hand around any torch module, and freezes a copy: eval mode,
+no parameter requires grad, so the search can push gradients through it to α but never changes it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spaces import SearchSpace, create_space
+
+UNITS = {"latency": "ms", "energy": "mJ"}
+# Spaces up to this size are enumerated for the reachable range (NB201: 15,625 archs).
+ENUMERATE_MAX = 1 << 16
+_CHUNK = 8192
+
+
+@dataclass
+class CostModel:
+    """A differentiable cost predictor: `module(onehot [B, L*K]) -> cost [B]` for `space`/`space_config`."""
+
+    module: nn.Module
+    space: str
+    space_config: dict[str, Any] | None = None
+    metric: str = "latency"
+    device_name: str | None = None  # the board the predictor was fitted for, when known
+    source: str = "module"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return UNITS[self.metric]
+
+    def __call__(self, onehot: torch.Tensor) -> torch.Tensor:
+        return self.module(onehot)
+
+    def to(self, device: str | torch.device) -> CostModel:
+        self.module.to(device)
+        return self
+
+
+class LUTCost(nn.Module):
+    """Additive lookup-table cost (FBNet's latency LUT): base + Σ_l table[l, op_l], linear in the one-hot,
+    so its gradient w.r.t. the one-hot is the table itself."""
+
+    def __init__(self, table: np.ndarray | torch.Tensor, base: float = 0.0) -> None:
+        super().__init__()
+        table = torch.as_tensor(np.asarray(table, dtype=np.float32))
+        if table.dim() != 2:
+            raise ValueError(f"LUTCost: table must be [layers, ops], got shape {tuple(table.shape)}")
+        self.register_buffer("table", table.reshape(-1))
+        self.register_buffer("base", torch.tensor(float(base)))
+
+    def forward(self, onehot: torch.Tensor) -> torch.Tensor:
+        return onehot @ self.table + self.base
+
+
+def lut_cost_model(table: np.ndarray, space: SearchSpace, base: float = 0.0,
+                   metric: str = "latency") -> CostModel:
+    """A CostModel from a per-layer, per-op cost table [L, K] for `space` (e.g. a measured latency LUT)."""
+    table = np.asarray(table, dtype=np.float64)
+    if table.shape != (space.n_layers, space.n_ops):
+        raise ValueError(f"lut_cost_model: table must be {(space.n_layers, space.n_ops)} for space "
+                         f"{space.name!r}, got {table.shape}")
+    return CostModel(LUTCost(table, base), space.name, space.config, metric, source="lookup table")
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Eval mode and requires_grad False on every parameter (gradients still flow to the inputs)."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def as_cost_model(predictor: Any, metric: str = "latency") -> CostModel:
+    """A frozen CostModel from a fitted TorchPredictor, a saved predictor folder or a CostModel."""
+    if metric not in UNITS:
+        raise ValueError(f"metric must be one of {', '.join(map(repr, UNITS))}, got {metric!r}")
+    if isinstance(predictor, str | Path):
+        from predictors.io import load_predictor
+
+        predictor = load_predictor(predictor)
+    if isinstance(predictor, CostModel):
+        model = CostModel(predictor.module, predictor.space, predictor.space_config, metric,
+                          predictor.device_name, predictor.source, dict(predictor.extra))
+    elif hasattr(predictor, "torch_model") and hasattr(predictor, "space"):
+        devices = (getattr(predictor, "card_", None) or {}).get("devices") or []
+        kind = getattr(predictor, "kind", type(predictor).__name__)
+        model = CostModel(predictor.torch_model(), predictor.space, predictor.space_config, metric,
+                          ", ".join(devices) or None, f"{kind} predictor")
+    elif isinstance(predictor, nn.Module):
+        raise TypeError("a bare torch module does not say which space it predicts for; wrap it as "
+                        "hwsearch.CostModel(module, space=..., space_config=...)")
+    else:
+        raise TypeError(f"predictor must be a fitted differentiable predictor (one with torch_model(): mlp, "
+                        f"gnn, gcn), a saved predictor folder or a hwsearch.CostModel, got "
+                        f"{type(predictor).__name__}")
+    freeze(model.module)
+    return model
+
+
+def check_space(model: CostModel, space: SearchSpace) -> None:
+    """ValueError unless the predictor was fitted for `space` with the same config."""
+    try:
+        theirs = create_space(model.space, **(model.space_config or {})).config
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"the predictor's space {model.space!r} with config {model.space_config} does not "
+                         f"build: {e}") from None
+    if model.space != space.name or theirs != space.config:
+        raise ValueError(f"the predictor is for space {model.space!r} {theirs}, but the search is over "
+                         f"{space.name!r} {space.config}; fit or load a predictor for the search's space")
+
+
+def predict_archs(model: CostModel, space: SearchSpace, archs: list[tuple[int, ...]] | np.ndarray,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """Predicted cost of many archs (rows of op indices), in chunks, without gradients."""
+    codes = torch.as_tensor(np.asarray(archs, dtype=np.int64).reshape(-1, space.n_layers))
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(codes), _CHUNK):
+            onehot = torch.nn.functional.one_hot(codes[i:i + _CHUNK], space.n_ops).float()
+            out.append(model(onehot.reshape(len(onehot), -1).to(device)).float().cpu())
+    return torch.cat(out).numpy().astype(np.float64) if out else np.empty(0)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The predicted cost range of a space: [lo, hi] and archs at the ends; how it was found."""
+
+    lo: float
+    hi: float
+    lo_arch: tuple[int, ...]
+    hi_arch: tuple[int, ...]
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lo": self.lo, "hi": self.hi, "lo_arch": list(self.lo_arch), "hi_arch": list(self.hi_arch),
+                "method": self.method}
+
+
+def _coordinate_search(model: CostModel, space: SearchSpace, start: np.ndarray, sign: float,
+                       device: str | torch.device, sweeps: int = 4) -> tuple[np.ndarray, float]:
+    """Greedy per-layer descent of sign*cost from `start`: each layer takes its best op given the rest."""
+    arch = start.copy()
+    best = sign * predict_archs(model, space, arch[None], device)[0]
+    for _ in range(sweeps):
+        changed = False
+        for layer in range(space.n_layers):
+            cands = np.repeat(arch[None], space.n_ops, axis=0)
+            cands[:, layer] = np.arange(space.n_ops)
+            values = sign * predict_archs(model, space, cands, device)
+            k = int(np.argmin(values))
+            if values[k] < best - 1e-12:
+                arch, best, changed = cands[k], float(values[k]), True
+        if not changed:
+            break
+    return arch, sign * best
+
+
+def reachable_range(model: CostModel, space: SearchSpace, samples: int = 20_000, seed: int = 0,
+                    device: str | torch.device = "cpu") -> Reach:
+    """The min and max predicted cost over the space.
+
+    Exact for spaces of up to ENUMERATE_MAX archs (every arch predicted). Larger spaces: the extremes of
+    `samples` uniform archs, each refined by greedy per-layer descent (ascent for the max); a cost that
+    is monotone-ish in each layer's op, as latency is, makes that reach the true ends or very near them.
+    """
+    if space.size <= ENUMERATE_MAX:
+        archs = np.array(list(itertools.product(range(space.n_ops), repeat=space.n_layers)), dtype=np.int64)
+        values = predict_archs(model, space, archs, device)
+        lo, hi = int(np.argmin(values)), int(np.argmax(values))
+        return Reach(float(values[lo]), float(values[hi]), tuple(map(int, archs[lo])),
+                     tuple(map(int, archs[hi])), f"enumerated all {space.size} archs")
+    rng = np.random.default_rng(seed)
+    archs = rng.integers(0, space.n_ops, size=(samples, space.n_layers))
+    values = predict_archs(model, space, archs, device)
+    lo_arch, lo = _coordinate_search(model, space, archs[int(np.argmin(values))], 1.0, device)
+    hi_arch, hi = _coordinate_search(model, space, archs[int(np.argmax(values))], -1.0, device)
+    return Reach(float(min(lo, values.min())), float(max(hi, values.max())), tuple(map(int, lo_arch)),
+                 tuple(map(int, hi_arch)), f"{samples} random archs + greedy per-layer descent/ascent")
+
+
+def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, space: SearchSpace,
+                target: float, tolerance: float, device: str | torch.device = "cpu"
+                ) -> tuple[tuple[int, ...], dict[str, Any]]:
+    """Post-step: among `arch` and the archs one layer away from it, those predicted within `tolerance`
+    (relative) of `target`, the one α finds most probable (Σ log softmax(α)); `arch` if none qualifies.
+
+    The argmax arch is the most probable of all, so it is kept whenever it already meets the target; the
+    step only trades the least α-probability for a target hit when the search ended just off it.
+    """
+    logp = torch.log_softmax(alpha.detach().float().cpu(), dim=-1).numpy()
+    cands = [tuple(arch)]
+    for layer in range(space.n_layers):
+        for op in range(space.n_ops):
+            if op != arch[layer]:
+                cands.append(tuple(arch[:layer]) + (op,) + tuple(arch[layer + 1:]))
+    values = predict_archs(model, space, cands, device)
+    ok = np.abs(values / target - 1.0) <= tolerance
+    score = np.array([logp[np.arange(space.n_layers), list(c)].sum() for c in cands])
+    info: dict[str, Any] = {"enabled": True, "tolerance": tolerance, "candidates": len(cands),
+                            "within_tolerance": int(ok.sum()), "before_arch": list(arch),
+                            "before_predicted": float(values[0])}
+    if not ok.any():
+        info.update(changed=False, reason="no arch within one layer of the derived arch is within tolerance")
+        return tuple(arch), info
+    best = int(np.flatnonzero(ok)[np.argmax(score[ok])])
+    info.update(changed=best != 0, after_predicted=float(values[best]),
+                log_prob_before=float(score[0]), log_prob_after=float(score[best]))
+    if best == 0:
+        info["reason"] = "the derived arch is already within tolerance"
+    return cands[best], info
+
+
+def relative_gap(value: float, target: float) -> float:
+    """value/target - 1 (what λ ascends on)."""
+    return value / target - 1.0 if math.isfinite(value) else math.inf

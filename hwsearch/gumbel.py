@@ -1,0 +1,87 @@
+"""Gumbel-softmax single-path sampling, the temperature schedule and the argmax derivation (pure functions).
+
+LightNAS (thesis eq. 4.7-4.9) draws one path per step: a hard one-hot per layer whose gradient reaches
+the architecture logits α through the straight-through estimator (STE). The noise comes from a caller's
+`torch.Generator`, so a search with a given seed samples the same paths every run (and every rank of a
+distributed search samples the same path).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+FBNET_DECAY = math.exp(-0.045)  # FBNet: τ ← τ·exp(-0.045) after every epoch
+_EPS = 1e-10
+
+
+def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator,
+                 like: torch.Tensor | None = None) -> torch.Tensor:
+    """Gumbel(0, 1) samples G = -log(-log U), drawn on the generator's device, returned on `like`'s."""
+    u = torch.rand(shape, generator=generator, device=generator.device)
+    g = -torch.log(-torch.log(u.clamp(_EPS, 1.0 - _EPS)))
+    return g if like is None else g.to(device=like.device, dtype=like.dtype)
+
+
+def hard_gumbel(alpha: torch.Tensor, tau: float, generator: torch.Generator,
+                literal: bool = False) -> torch.Tensor:
+    """A hard one-hot [L, K] (one op per row) that is differentiable w.r.t. `alpha` by straight-through.
+
+    Standard form (default): soft = softmax((α + G)/τ), the `F.gumbel_softmax(hard=True)` sample; its
+    argmax is distributed as softmax(α). `literal=True` is the thesis' eq. 4.7 as printed, with the noise
+    added to the probabilities P = softmax(α): soft = softmax((P + G)/τ). That form samples from
+    softmax(softmax(α)), so even a converged row (P one-hot, K = 7) picks its top op only ~31% of the time;
+    it is kept to reproduce the text, not as a recommendation. Either way the forward value is the hard
+    one-hot and the backward is the soft sample's gradient (hard - soft.detach() + soft).
+    """
+    if not (isinstance(tau, numbers.Real) and not isinstance(tau, bool) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"hard_gumbel: tau must be a positive finite number, got {tau!r}")
+    if alpha.dim() != 2:
+        raise ValueError(f"hard_gumbel: alpha must be [layers, ops], got shape {tuple(alpha.shape)}")
+    g = gumbel_noise(alpha.shape, generator, like=alpha)
+    base = torch.softmax(alpha, dim=-1) if literal else alpha
+    soft = torch.softmax((base + g) / tau, dim=-1)
+    index = soft.detach().argmax(dim=-1, keepdim=True)
+    hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+    return hard - soft.detach() + soft
+
+
+def tau_schedule(epoch: int, epochs: int, tau0: float = 5.0, decay: float = FBNET_DECAY,
+                 tau_end: float | None = None) -> float:
+    """τ for a 0-based `epoch` of `epochs`.
+
+    Default: FBNet's exponential decay τ0·decay^epoch (the thesis says its settings follow FBNet; 5.0 ->
+    0.86 after 40 epochs). With `tau_end` the decay is instead geometric from τ0 at the first epoch to
+    `tau_end` at the last, for the thesis' "gradually decays to zero" on a search of any length (e.g.
+    tau_end=0.05: near-hard samples in the last epochs).
+    """
+    if epochs < 1 or not 0 <= epoch < epochs:
+        raise ValueError(f"tau_schedule: need 0 <= epoch < epochs, got epoch={epoch}, epochs={epochs}")
+    if tau0 <= 0:
+        raise ValueError(f"tau_schedule: tau0 must be > 0, got {tau0}")
+    if tau_end is None:
+        if not 0 < decay <= 1:
+            raise ValueError(f"tau_schedule: decay must be in (0, 1], got {decay}")
+        return float(tau0 * decay**epoch)
+    if not 0 < tau_end <= tau0:
+        raise ValueError(f"tau_schedule: tau_end must be in (0, tau0={tau0}], got {tau_end}")
+    if epochs == 1:
+        return float(tau0)
+    return float(tau0 * (tau_end / tau0) ** (epoch / (epochs - 1)))
+
+
+def derive_arch(alpha: torch.Tensor) -> tuple[int, ...]:
+    """The final architecture: the strongest op (largest α, i.e. largest softmax(α)) of every layer."""
+    if alpha.dim() != 2:
+        raise ValueError(f"derive_arch: alpha must be [layers, ops], got shape {tuple(alpha.shape)}")
+    return tuple(int(k) for k in alpha.detach().argmax(dim=-1).tolist())
+
+
+def arch_onehot(arch: tuple[int, ...] | list[int], n_ops: int,
+                like: torch.Tensor | None = None) -> torch.Tensor:
+    """The [L, K] float one-hot of an arch (on `like`'s device and dtype when given)."""
+    index = torch.as_tensor(list(arch), dtype=torch.long)
+    out = torch.nn.functional.one_hot(index, n_ops).float()
+    return out if like is None else out.to(device=like.device, dtype=like.dtype)

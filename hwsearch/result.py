@@ -1,0 +1,102 @@
+"""What a search hands back: the arch, what the predictor says of it, and the trajectory that led there.
+
+`to_dict()` is plain JSON (the CLI's `--json` and the saved result), `plot_history` draws λ and the
+predicted cost against the target over the α-steps (thesis Figure 4.12).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "edgeprof.search-result"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SearchResult:
+    """One search's outcome. `predicted` is in `unit` (ms for latency, mJ for energy), per the predictor."""
+
+    search: str
+    space: str
+    space_config: dict[str, Any]
+    arch: list[int]
+    arch_id: str
+    target: float
+    metric: str
+    unit: str
+    predicted: float
+    reachable: dict[str, Any]
+    lambda_history: list[float]
+    log: list[dict[str, Any]]
+    epochs_log: list[dict[str, Any]]
+    data: dict[str, Any]
+    epochs: int
+    warmup_epochs: int
+    wall_s: float
+    seed: int
+    refine: dict[str, Any]
+    derived_arch: list[int]
+    derived_arch_id: str
+    derived_predicted: float
+    alpha: list[list[float]]
+    params: dict[str, Any] = field(default_factory=dict)
+    predictor: dict[str, Any] = field(default_factory=dict)
+    world_size: int = 1
+
+    @property
+    def relative_error(self) -> float:
+        """predicted / target - 1 of the returned arch."""
+        return self.predicted / self.target - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self),
+                "relative_error": self.relative_error}
+
+    def save(self, path: str | Path, rank: int = 0) -> Path | None:
+        """Write the JSON to `path` on rank 0 only (returns None on the other ranks)."""
+        if rank != 0:
+            return None
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        return path
+
+
+def plot_history(result: SearchResult | dict[str, Any], path: str | Path) -> Path:
+    """A PNG over the α-steps: λ and the cost term's weight (top), the predicted cost of the argmax and
+    the sampled paths with the target line (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = result.to_dict() if isinstance(result, SearchResult) else result
+    steps = [row["step"] for row in r["log"]]
+    fig, (ax_l, ax_c) = plt.subplots(2, 1, sharex=True, figsize=(7, 5.5))
+    try:
+        ax_l.plot(steps, [row["lambda"] for row in r["log"]], color="tab:purple", label="λ")
+        if r["log"] and "cost_weight" in r["log"][0]:
+            ax_l.plot(steps, [row["cost_weight"] for row in r["log"]], color="tab:purple", alpha=0.35, lw=0.8,
+                      label="λ + damping (cost-term weight)")
+            ax_l.legend(loc="best", fontsize="small")
+        ax_l.axhline(0.0, color="grey", lw=0.5)
+        ax_l.set_ylabel("λ")
+        ax_l.set_title(f"{r['search']} on {r['space']}: {r['metric']} target {r['target']:g} {r['unit']}")
+        ax_c.plot(steps, [row["predicted_sample"] for row in r["log"]], color="tab:blue", alpha=0.35,
+                  lw=0.8, label="sampled path")
+        ax_c.plot(steps, [row["predicted_argmax"] for row in r["log"]], color="tab:blue",
+                  label="argmax(α)")
+        ax_c.axhline(r["target"], color="tab:red", ls="--", label="target")
+        ax_c.set_xlabel("α-step")
+        ax_c.set_ylabel(f"predicted {r['metric']} ({r['unit']})")
+        ax_c.legend(loc="best", fontsize="small")
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path

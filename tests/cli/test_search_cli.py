@@ -1,0 +1,67 @@
+"""`edgeprof search lightnas` end to end on this CPU: measure, train, search, verify through the agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edgeprof", *args], capture_output=True, text=True, cwd=REPO,
+                          env=os.environ.copy(), check=False, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def local_mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """An MLP trained on 16 NB201 networks measured on this CPU by the agent (the demo's path)."""
+    tmp = tmp_path_factory.mktemp("search")
+    db, preds = tmp / "d.db", tmp / "preds"
+    r = edgeprof("demo", "--plan", "nb201=16", "--db", str(db), "--predictors", str(preds), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    mlp = next(p for p in res["predictors"] if p["kind"] == "mlp")
+    return db, Path(mlp["path"]), res["summary"]["groups"][0]["latency_ms"]
+
+
+@pytest.mark.slow
+def test_search_verify_writes_result_and_plot(local_mlp, tmp_path: Path) -> None:
+    db, mlp, spread = local_mlp
+    target = spread["median"]
+    out = tmp_path / "res.json"
+    r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms",
+                 f"{target:.4f}", "--epochs", "2", "--verify", "--rounds", "2", "--db", str(db), "--out", str(out),
+                 "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    saved = json.loads(out.read_text())
+    assert saved["arch_id"] == res["arch_id"] and saved["space"] == "nb201" and "proxy" in saved["data"]["name"]
+    assert len(saved["lambda_history"]) > 1 and saved["predicted"] > 0
+    v = saved["verify"]
+    assert v["device"] == "local-cpu" and v["rounds"] == 2 and len(v["values"]) == 2 and v["median"] > 0
+    assert v["error_vs_target"] == pytest.approx(v["median"] / target - 1.0, rel=1e-3, abs=1e-4)
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    # each round is a new measurement row of the found network in the dataset
+    groups = json.loads(edgeprof("dataset", "summary", "--db", str(db), "--json").stdout)["groups"]
+    assert sum(g["ok"] for g in groups) == 16 + 2
+
+
+def test_search_bad_input_is_named(local_mlp, tmp_path: Path) -> None:
+    mlp = local_mlp[1]
+    out = str(tmp_path / "x.json")
+    r = edgeprof("search", "lightnas", "--device", "xavier", "--predictor", str(mlp), "--target-ms", "1",
+                 "--out", out)
+    assert r.returncode == 2 and "local-cpu" in r.stderr and "xavier" in r.stderr
+    r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms", "1000",
+                 "--out", out)
+    assert r.returncode == 2 and "outside what the space can reach" in r.stderr and "ms" in r.stderr
+    r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(tmp_path / "nope"),
+                 "--target-ms", "1", "--out", out)
+    assert r.returncode == 2 and "nope" in r.stderr
+    assert not Path(out).exists()

@@ -24,7 +24,11 @@ from profiler.session import profile
 from profiler.store import Store
 from spaces import create_space
 
-PLAN = (("nb201", 40), ("mbconv-small", 20))
+PLAN = (("nb201", 40), ("mbconv-small", 60))
+SEARCH_SPACE = "mbconv-small"  # the space LightNAS searches in the demo
+SEARCH_EPOCHS = 8
+SEARCH_RESOLUTION = 64  # supernet images (a 224 px supernet takes ~10 s a batch on 2 cores)
+VERIFY_ROUNDS = 5
 PREDICTORS = ("mlp", "gnn")
 TRAIN_SHARE = 0.8  # random 80/20 split of each space's measurements
 
@@ -36,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictors", default="edgeprof-predictors",
                    help="folder for the trained predictors (default edgeprof-predictors)")
     p.add_argument("--no-train", action="store_true", help="measure only")
+    p.add_argument("--no-search", action="store_true", help="measure and train, but skip the LightNAS loop")
     p.add_argument("--plan", type=parse_plan, default=PLAN,
                    help="networks per space, e.g. nb201=40,mbconv-small=20 (the default)")
     p.add_argument("--json", action="store_true", help="print the reports and summary as JSON")
@@ -62,14 +67,53 @@ def run(args: argparse.Namespace) -> int:
             out.print(summary_table(summary))
         trained = [] if args.no_train else train_predictors(store, config.name, [s for s, _ in args.plan],
                                                             Path(args.predictors), args.seed, args.json)
+    searched = None
+    mlp = next((t for t in trained if t["space"] == SEARCH_SPACE and t["kind"] == "mlp"), None)
+    if mlp is not None and not args.no_search:
+        spread = next(g["latency_ms"] for g in summary["groups"] if g["space"] == SEARCH_SPACE)
+        searched = search_and_verify(config.name, mlp["path"], spread["median"], args)
     wall = time.perf_counter() - t0
     if args.json:
-        print_json({"reports": reports, "summary": summary, "predictors": trained, "wall_s": round(wall, 1)})
+        print_json({"reports": reports, "summary": summary, "predictors": trained, "search": searched,
+                    "wall_s": round(wall, 1)})
     else:
         err.print(f"demo finished in {wall:.0f} s; dataset: [bold]{args.db}[/] "
                   f"(try `edgeprof dataset summary --db {args.db}`)"
                   + (f"; predictors in [bold]{args.predictors}[/]" if trained else ""))
     return 0
+
+
+def search_and_verify(device: str, predictor: str, target_ms: float, args: argparse.Namespace) -> dict[str, Any]:
+    """LightNAS to `target_ms` with the MLP of the searched space, then the found network measured on the
+    device in VERIFY_ROUNDS agent jobs: the closed loop of measure -> predict -> search -> measure."""
+    from edgeprof.commands.search import verify
+    from hwsearch import create_search, digits_proxy, plot_history
+    from predictors.io import load_predictor
+
+    pred = load_predictor(predictor)
+    if not args.json:
+        err.rule(f"LightNAS on {SEARCH_SPACE}: target {target_ms:.3f} ms (the measured median) on {device}")
+    search = create_search("lightnas", predictor=pred, target=target_ms, epochs=SEARCH_EPOCHS, seed=args.seed,
+                           data_resolution=SEARCH_RESOLUTION, progress=not args.json)
+    result = search.search(digits_proxy(resolution=SEARCH_RESOLUTION, seed=args.seed))
+    res = result.to_dict()
+    v = verify(device, pred.space, dict(pred.space_config or {}), result.arch, VERIFY_ROUNDS, args.db, "latency",
+               args.json)
+    v["error_vs_target"] = v["median"] / target_ms - 1.0
+    v["predictor_error"] = result.predicted / v["median"] - 1.0
+    res["device"], res["verify"] = device, v
+    folder = Path(args.predictors)
+    (folder / "lightnas-result.json").write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")
+    png = plot_history(res, folder / "lightnas-result.png")
+    if not args.json:
+        err.print(f"found [bold]{res['arch_id']}[/]: predicted {res['predicted']:.3f} ms, measured "
+                  f"{v['median']:.3f} ms (median of {v['rounds']} rounds) for a target of {target_ms:.3f} ms: "
+                  f"[bold]{100 * v['error_vs_target']:+.1f}%[/] ({res['data']['name']}; search "
+                  f"{res['wall_s']:.0f} s); {folder / 'lightnas-result.json'}, {png}")
+    return {"target_ms": target_ms, "arch_id": res["arch_id"], "predicted_ms": res["predicted"],
+            "measured_ms": v["median"], "rounds_ms": v["values"], "error_vs_target": v["error_vs_target"],
+            "predictor_error": v["predictor_error"], "search_s": round(res["wall_s"], 1),
+            "data": res["data"]["name"], "result": str(folder / "lightnas-result.json")}
 
 
 def parse_plan(text: str) -> tuple[tuple[str, int], ...]:

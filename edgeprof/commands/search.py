@@ -11,6 +11,7 @@ history and the verification; a PNG beside it plots λ and the predicted cost ov
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
                            progress=not args.json, data_resolution=args.resolution)
     t0 = time.perf_counter()
     result = search.search(data)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 verifies, writes and prints
     res = result.to_dict()
     res["device"] = args.device
     res["predictor_path"] = str(args.predictor)

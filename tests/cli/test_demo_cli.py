@@ -23,6 +23,7 @@ def test_demo_measures_then_trains_mlp_and_gnn(tmp_path: Path) -> None:
     res = json.loads(r.stdout)
     (group,) = res["summary"]["groups"]
     assert group["device"] == "local-cpu" and group["space"] == "nb201" and group["ok"] == 12
+    assert res["search"] is None  # no small-MBConv measurements, so no LightNAS step
     trained = {p["kind"]: p for p in res["predictors"]}
     assert set(trained) == {"mlp", "gnn"}
     for p in trained.values():

@@ -19,15 +19,19 @@ from profiler.store import Store
 
 
 def load_xy(store: Store, device: str, space: str, backend: str | None = None, precision: str | None = None,
-            batch: int | None = None, space_config: dict[str, Any] | None = None
+            batch: int | None = None, space_config: dict[str, Any] | None = None, quantity: str = "latency"
             ) -> tuple[list[str], np.ndarray]:
-    """(arch ids, median latency in ms per arch) of the ok measurements of `space` on `device`.
+    """(arch ids, median latency in ms per arch) of the ok measurements of `space` on `device`;
+    with quantity="energy", the energy per inference in mJ instead (measurements with an energy figure).
 
     Arch ids come in the order of their first measurement (for HELP imports: the NB201 index order).
     ValueError when nothing matches (naming the devices that do have data for the space) or when the
     matching rows span several settings and the arguments do not pick one.
     """
-    where = ["x.device = ?", "m.space = ?", "x.status = 'ok'", "x.median_ms IS NOT NULL"]
+    if quantity not in ("latency", "energy"):
+        raise ValueError(f"quantity must be 'latency' or 'energy', got {quantity!r}")
+    column = "x.median_ms" if quantity == "latency" else "x.energy_mj"
+    where = ["x.device = ?", "m.space = ?", "x.status = 'ok'", f"{column} IS NOT NULL"]
     args: list[Any] = [device, space]
     for col, val in (("x.backend", backend), ("x.precision", precision), ("x.batch", batch)):
         if val is not None:
@@ -37,7 +41,7 @@ def load_xy(store: Store, device: str, space: str, backend: str | None = None, p
         where.append("m.space_config = ?")
         args.append(json.dumps(space_config, sort_keys=True))
     rows = store.db.execute(
-        "SELECT m.arch_id, m.space_config, x.backend, x.precision, x.batch, x.median_ms "
+        f"SELECT m.arch_id, m.space_config, x.backend, x.precision, x.batch, {column} "
         "FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
         f"WHERE {' AND '.join(where)} ORDER BY x.id", args).fetchall()
     if not rows:
@@ -50,7 +54,8 @@ def load_xy(store: Store, device: str, space: str, backend: str | None = None, p
         other = [r[0] for r in store.db.execute(
             "SELECT DISTINCT m.space FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
             "WHERE x.device = ? AND x.status = 'ok' AND m.space != ? ORDER BY m.space", (device, space)).fetchall()]
-        raise ValueError(f"no ok measurements of space {space!r} on device {device!r}"
+        what = "measurements" if quantity == "latency" else "energy measurements (a power meter on the device?)"
+        raise ValueError(f"no ok {what} of space {space!r} on device {device!r}"
                          + (f" with {picked}" if picked else "")
                          + (f" ({device} has data for space {', '.join(other)} only: a space mismatch)"
                             if other else "")

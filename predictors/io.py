@@ -92,13 +92,20 @@ def _write_atomic(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
+QUANTITIES = {"latency": "ms", "energy": "mJ"}
+
+
 def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, Any] | None = None,
-                   data_fingerprint: str | None = None, devices: Sequence[str] | str | None = None) -> Path:
+                   data_fingerprint: str | None = None, devices: Sequence[str] | str | None = None,
+                   quantity: str = "latency") -> Path:
     """Write the fitted `pred` to the folder `path` (created; files replaced); returns the folder.
 
     `metrics` are held-out metrics (e.g. `predictors.metrics.report`), `data_fingerprint` names the
-    training data (`predictors.data.data_fingerprint`), `devices` the target device(s).
+    training data (`predictors.data.data_fingerprint`), `devices` the target device(s), `quantity` what
+    it predicts: "latency" (ms) or "energy" (mJ), so a search cannot mistake one for the other.
     """
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
     pred.check_is_fitted()
     try:
         registered = predictor_class(pred.kind)
@@ -120,6 +127,8 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
         "space": {"name": pred.space, "config": pred.space_obj().config},
         "features": spec,
         "target": extra.get("target"),
+        "quantity": quantity,
+        "unit": QUANTITIES[quantity],
         "devices": [devices] if isinstance(devices, str) else list(devices or []),
         "data_fingerprint": data_fingerprint,
         "metrics": metrics,

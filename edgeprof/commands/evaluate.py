@@ -32,7 +32,7 @@ def evaluation(predictor_dir: str | Path, db: str, device: str) -> tuple[dict[st
     card = json.loads((path / "card.json").read_text())
     space = card["params"]["space"]
     with Store(db) as store:
-        ids, y = load_xy(store, device, space)
+        ids, y = load_xy(store, device, space, quantity=card.get("quantity", "latency"))
     seen = set(json.loads((path / "train_archs.json").read_text())) if (path / "train_archs.json").exists() else set()
     keep = [i for i, a in enumerate(ids) if a not in seen]
     if not keep:

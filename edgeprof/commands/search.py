@@ -48,6 +48,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def check_predictor_quantity(card: dict[str, Any], predictor: str, metric: str) -> None:
+    """A latency predictor cannot drive an energy target, nor the other way round."""
+    quantity = card.get("quantity", "latency")
+    if quantity != metric:
+        flag = "--target-ms" if quantity == "latency" else "--target-mj"
+        raise ValueError(f"{predictor} predicts {quantity}, not {metric}: use {flag}, or train a {metric} "
+                         f"predictor (edgeprof train ... --quantity {metric})")
+
+
 def check_predictor_device(card: dict[str, Any], predictor: str, device: str) -> None:
     """A predictor is for the device(s) it was trained or adapted on; searching for another is refused."""
     devices = list(card.get("devices") or [])
@@ -110,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     target = args.target_ms if metric == "latency" else args.target_mj
     pred = load_predictor(args.predictor)
     check_predictor_device(getattr(pred, "card_", {}), args.predictor, args.device)
+    check_predictor_quantity(getattr(pred, "card_", {}), args.predictor, metric)
     if args.verify:
         from profiler.config import resolve_device
 

@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--help-dir", help="meta on fbnet: HELP's folder, for its FBNet reference archs (default: "
                                       "10 archs measured on every source device)")
     p.add_argument("--train-n", type=int, default=None, help="training archs (default: 80%% of the device's data)")
+    p.add_argument("--quantity", choices=["latency", "energy"], default="latency",
+                   help="what to predict: latency (ms, default) or energy per inference (mJ)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override the predictor's default epochs")
     p.add_argument("--out", required=True, help="predictor folder to write")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.device:
         raise ValueError("--device is required for a single-device predictor")
     with Store(args.db) as store:
-        ids, y = load_xy(store, args.device, args.space)
+        ids, y = load_xy(store, args.device, args.space, quantity=args.quantity)
     n = args.train_n if args.train_n is not None else max(1, int(0.8 * len(ids)))
     tr_ids, tr_y, te_ids, te_y = split(ids, y, n, seed=args.seed)
     hp = {"space": args.space, "seed": args.seed}
@@ -85,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = held_out_report(pred, te_ids, te_y, len(tr_ids), desc)
     out = Path(args.out)
     save_predictor(pred, out, metrics=metrics, data_fingerprint=data_fingerprint(tr_ids, tr_y),
-                   devices=[args.device])
+                   devices=[args.device], quantity=args.quantity)
     (out / "train_archs.json").write_text(json.dumps(sorted(tr_ids)))
-    res = {"kind": args.kind, "device": args.device, "space": args.space, "out": str(out),
+    res = {"kind": args.kind, "device": args.device, "space": args.space, "quantity": args.quantity, "out": str(out),
            "fit_s": round(fit_s, 2), "metrics": metrics}
     if args.json:
         print_json(res)

@@ -64,4 +64,7 @@ def test_search_bad_input_is_named(local_mlp, tmp_path: Path) -> None:
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(tmp_path / "nope"),
                  "--target-ms", "1", "--out", out)
     assert r.returncode == 2 and "nope" in r.stderr
+    r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-mj", "5",
+                 "--out", out)
+    assert r.returncode == 2 and "predicts latency, not energy" in r.stderr and "--quantity energy" in r.stderr
     assert not Path(out).exists()

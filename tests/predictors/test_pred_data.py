@@ -84,3 +84,20 @@ def test_fingerprint_ignores_order_but_not_values():
     fp = data_fingerprint(ids, y)
     assert len(fp) == 64 and fp == data_fingerprint(ids[::-1], y[::-1])
     assert fp != data_fingerprint(ids, y + [0, 0, 1e-9])
+
+
+def test_energy_is_read_from_the_energy_column(store):
+    sp = create_space("nb201")
+    arch = sp.from_index(3)
+    model = imported_model(sp, arch)
+    store.add_device("xavier", "jetson", {})
+    store.add_models([model])
+    store.add_results([imported_result(job_id="j", task_id="0", model_sha256=model.sha256, device="xavier",
+                                       median_ms=4.0, environment={}, energy={"gross_mj": 30.0, "net_mj": 12.5})])
+    _add(store, "pi", "nb201", {1: [1.0]})  # latency only: no energy figure
+    assert load_xy(store, "xavier", "nb201", quantity="energy")[1].tolist() == [12.5]  # net of idle power
+    assert load_xy(store, "xavier", "nb201")[1].tolist() == [4.0]
+    with pytest.raises(ValueError, match="no ok energy measurements.*power meter.*'pi'"):
+        load_xy(store, "pi", "nb201", quantity="energy")
+    with pytest.raises(ValueError, match="quantity must be"):
+        load_xy(store, "pi", "nb201", quantity="power")

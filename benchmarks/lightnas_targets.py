@@ -45,7 +45,7 @@ def main() -> int:
     ap.add_argument("--device", default="local-cpu")
     ap.add_argument("--space", default="mbconv-small")
     ap.add_argument("--n", type=int, default=300, help="measured archs to train the predictor (default 300)")
-    ap.add_argument("--predictor", default="mlp", help="predictor kind (mlp, gnn, gcn; default mlp)")
+    ap.add_argument("--predictor", default="gnn", help="predictor kind (gnn, mlp, gcn; default gnn)")
     ap.add_argument("--epochs", type=int, default=10, help="LightNAS epochs (default 10)")
     ap.add_argument("--resolution", type=int, default=64,
                     help="supernet training resolution (default 64: a 224 supernet takes ~10 s a batch here)")

@@ -7,20 +7,16 @@ module that only reads cards does not pay for torch models it never builds.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from predictors.base import InvalidParameterError, LatencyPredictor
+from spaces.names import ClassRegistry
 
 P = TypeVar("P", bound=type[LatencyPredictor])
 
 # Modules whose import registers the built-in kinds.
 BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines", "predictors.meta")
-
-_REGISTRY: dict[str, type[LatencyPredictor]] = {}
-_loaded = False
 
 
 class UnknownPredictorError(KeyError):
@@ -30,58 +26,33 @@ class UnknownPredictorError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+_REGISTRY: ClassRegistry = ClassRegistry("predictor kind", "kind", "register_predictor", UnknownPredictorError,
+                                         BUILTIN_MODULES, base=LatencyPredictor)
+
+
 def register_predictor(kind: str) -> Callable[[P], P]:
     """Class decorator: register a LatencyPredictor subclass under `kind` (also set as `cls.kind`)."""
-    if not isinstance(kind, str) or not kind:
-        raise ValueError(f"register_predictor: kind must be a non-empty str, got {kind!r}")
-
-    def decorate(cls: P) -> P:
-        if not (isinstance(cls, type) and issubclass(cls, LatencyPredictor)):
-            raise TypeError(f"register_predictor({kind!r}): {cls!r} is not a LatencyPredictor subclass")
-        if _REGISTRY.get(kind, cls) is not cls:
-            raise ValueError(f"register_predictor: kind {kind!r} is already registered "
-                             f"({_REGISTRY[kind].__name__})")
-        cls.kind = kind
-        _REGISTRY[kind] = cls
-        return cls
-
-    return decorate
+    return _REGISTRY.register(kind)
 
 
 def unregister_predictor(kind: str) -> None:
     """Remove a kind (lets tests register temporary predictors without leaking them)."""
-    _REGISTRY.pop(kind, None)
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in BUILTIN_MODULES:
-            importlib.import_module(module)
+    _REGISTRY.unregister(kind)
 
 
 def list_predictors(supervised: bool | None = None) -> list[str]:
     """Registered kinds, sorted; `supervised=True` only those trained by fit(archs, ms) on one device,
     False only the few-shot (meta-trained) ones."""
-    _load_builtins()
     if supervised is None:
-        return sorted(_REGISTRY)
+        return _REGISTRY.names()
     from predictors.common import SupervisedPredictor
 
-    return sorted(k for k, c in _REGISTRY.items() if issubclass(c, SupervisedPredictor) == supervised)
+    return sorted(k for k, c in _REGISTRY.classes().items() if issubclass(c, SupervisedPredictor) == supervised)
 
 
 def predictor_class(kind: str) -> type[LatencyPredictor]:
     """The class registered as `kind`, or UnknownPredictorError naming the known kinds."""
-    _load_builtins()
-    cls = _REGISTRY.get(kind)
-    if cls is None:
-        known = sorted(_REGISTRY)
-        close = difflib.get_close_matches(str(kind), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownPredictorError(f"unknown predictor kind {kind!r} (known: {', '.join(known)}){hint}")
-    return cls
+    return _REGISTRY.get(kind)
 
 
 def create_predictor(kind: str, **hp: Any) -> LatencyPredictor:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from spaces.base import SearchSpace
+from spaces.names import unknown_name_message
 
 Factory = Callable[..., SearchSpace]
 F = TypeVar("F", bound=Factory)
@@ -50,10 +50,7 @@ def create_space(name: str, **config: Any) -> SearchSpace:
     """Build the space registered as `name`; config keys set to None are dropped so defaults apply."""
     factory = _REGISTRY.get(name)
     if factory is None:
-        known = list_spaces()
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownSpaceError(f"unknown search space {name!r} (known: {', '.join(known)}){hint}")
+        raise UnknownSpaceError(unknown_name_message("search space", name, list_spaces()))
     config = {key: value for key, value in config.items() if value is not None}
     params = inspect.signature(factory).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):

@@ -114,6 +114,22 @@ class SearchSpace(ABC):
             out.append(int(op))
         return tuple(out)
 
+    def dashed_id(self, arch: Sequence[int], tokens: Sequence[str]) -> str:
+        """The id of a layer-wise space: one token per layer, joined by '-'."""
+        return "-".join(tokens[op] for op in self.validate(arch))
+
+    def parse_dashed(self, arch_id: str, tokens: Sequence[str]) -> Arch:
+        """Inverse of `dashed_id`; InvalidArchError naming the layer and the known tokens."""
+        if not isinstance(arch_id, str):
+            raise InvalidArchError(f"{self.name}: arch id must be a str, got {type(arch_id).__name__}")
+        parts = arch_id.split("-")
+        if len(parts) != self.n_layers:
+            raise InvalidArchError(f"{self.name}: arch id needs {self.n_layers} '-'-separated ops, got {len(parts)}")
+        for pos, token in enumerate(parts):
+            if token not in tokens:
+                raise InvalidArchError(f"{self.name}: unknown op {token!r} at layer {pos}; known: {', '.join(tokens)}")
+        return tuple(list(tokens).index(token) for token in parts)
+
     def sample(self, rng: np.random.Generator) -> Arch:
         """One arch drawn uniformly at random."""
         return tuple(int(op) for op in rng.integers(0, self.n_ops, size=self.n_layers))

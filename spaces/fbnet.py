@@ -163,22 +163,10 @@ class FBNetSpace(SearchSpace):
         return {"num_classes": self.num_classes, "resolution": self.resolution}
 
     def arch_id(self, arch: Sequence[int]) -> str:
-        return "-".join(OPS[op] for op in self.validate(arch))
+        return self.dashed_id(arch, OPS)
 
     def parse(self, arch_id: str) -> Arch:
-        if not isinstance(arch_id, str):
-            raise InvalidArchError(f"{self.name}: arch id must be a str, got {type(arch_id).__name__}")
-        tokens = arch_id.split("-")
-        if len(tokens) != self.n_layers:
-            raise InvalidArchError(
-                f"{self.name}: arch id needs {self.n_layers} '-'-separated ops, got {len(tokens)}"
-            )
-        for pos, token in enumerate(tokens):
-            if token not in OPS:
-                raise InvalidArchError(
-                    f"{self.name}: unknown op {token!r} at layer {pos}; known: {', '.join(OPS)}"
-                )
-        return tuple(OPS.index(token) for token in tokens)
+        return self.parse_dashed(arch_id, OPS)
 
     def to_graph(self, arch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """22 nodes (the searchable layers) with op one-hot features, chained l -> l+1."""

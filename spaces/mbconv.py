@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spaces.base import Arch, InvalidArchError, SearchSpace, check_int
+from spaces.base import Arch, SearchSpace, check_int
 from spaces.registry import register_space
 
 OPS: tuple[str, ...] = ("mb_k3_e3", "mb_k3_e6", "mb_k5_e3", "mb_k5_e6", "mb_k7_e3", "mb_k7_e6", "skip")
@@ -157,22 +157,10 @@ class MBConvSpace(SearchSpace):
         }
 
     def arch_id(self, arch: Sequence[int]) -> str:
-        return "-".join(TOKENS[op] for op in self.validate(arch))
+        return self.dashed_id(arch, TOKENS)
 
     def parse(self, arch_id: str) -> Arch:
-        if not isinstance(arch_id, str):
-            raise InvalidArchError(f"{self.name}: arch id must be a str, got {type(arch_id).__name__}")
-        tokens = arch_id.split("-")
-        if len(tokens) != self.n_layers:
-            raise InvalidArchError(
-                f"{self.name}: arch id needs {self.n_layers} '-'-separated ops, got {len(tokens)}"
-            )
-        for pos, token in enumerate(tokens):
-            if token not in TOKENS:
-                raise InvalidArchError(
-                    f"{self.name}: unknown op {token!r} at layer {pos}; known: {', '.join(TOKENS)}"
-                )
-        return tuple(TOKENS.index(token) for token in tokens)
+        return self.parse_dashed(arch_id, TOKENS)
 
     def to_graph(self, arch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Nodes = searchable layers with op one-hot features; edges = the chain l -> l+1 (thesis §3.3.4)."""

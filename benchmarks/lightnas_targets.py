@@ -93,10 +93,10 @@ def main() -> int:
         res = create_search("lightnas", predictor=pred, target=target, epochs=args.epochs, seed=args.seed,
                             data_resolution=args.resolution).search(data)
         search_s = time.perf_counter() - t1
-        v = verify(config.name, args.space, dict(space.config), res.arch, args.rounds, str(db), "latency", True)
+        v = verify(config.name, res, args.rounds, str(db), True)
         run = {"percentile": p, "target_ms": target, "arch_id": res.arch_id, "predicted_ms": res.predicted,
-               "measured_ms": v["median"], "rounds_ms": v["values"], "error": v["median"] / target - 1.0,
-               "predictor_error": res.predicted / v["median"] - 1.0, "search_s": round(search_s, 1),
+               "measured_ms": v["median"], "rounds_ms": v["values"], "error": v["error_vs_target"],
+               "predictor_error": v["predictor_error"], "search_s": round(search_s, 1),
                "refined": res.refine.get("changed", False)}
         runs.append(run)
         log(f"p{p}: target {target:.3f} ms, measured {v['median']:.3f} ms ({100 * run['error']:+.2f}%), "

@@ -99,10 +99,7 @@ def search_and_verify(device: str, predictor: str, target_ms: float, args: argpa
                            data_resolution=SEARCH_RESOLUTION, progress=not args.json)
     result = search.search(digits_proxy(resolution=SEARCH_RESOLUTION, seed=args.seed))
     res = result.to_dict()
-    v = verify(device, pred.space, dict(pred.space_config or {}), result.arch, VERIFY_ROUNDS, args.db, "latency",
-               args.json)
-    v["error_vs_target"] = v["median"] / target_ms - 1.0
-    v["predictor_error"] = result.predicted / v["median"] - 1.0
+    v = verify(device, result, VERIFY_ROUNDS, args.db, args.json)
     res["device"], res["verify"] = device, v
     folder = Path(args.predictors)
     (folder / "lightnas-result.json").write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")

@@ -73,9 +73,9 @@ def load_data(args: argparse.Namespace, resolution: int) -> Any:
     return digits_proxy(resolution=resolution, seed=args.seed)
 
 
-def verify(device: str, space_name: str, space_config: dict[str, Any], arch: list[int], rounds: int, db: str,
-           metric: str, quiet: bool) -> dict[str, Any]:
-    """Measure `arch` on the device in `rounds` separate jobs; the median of the round medians."""
+def verify(device: str, result: Any, rounds: int, db: str, quiet: bool) -> dict[str, Any]:
+    """Measure a search result's network on the device in `rounds` separate jobs: the median of the round
+    medians, its error against the target and the predictor's error against it."""
     from profiler.config import resolve_device
     from profiler.session import profile
     from profiler.store import Store
@@ -84,7 +84,8 @@ def verify(device: str, space_name: str, space_config: dict[str, Any], arch: lis
     if rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {rounds}")
     config = resolve_device(device)
-    space = create_space(space_name, **space_config)
+    space = create_space(result.space, **result.space_config)
+    arch, metric = result.arch, result.metric
     values: list[float] = []
     with Store(db) as store:
         for i in range(rounds):
@@ -105,8 +106,10 @@ def verify(device: str, space_name: str, space_config: dict[str, Any], arch: lis
             if value is None:
                 raise RuntimeError(f"{config.name} measured no {metric} for the network (no power meter?)")
             values.append(float(value))
-    return {"device": config.name, "rounds": rounds, "values": values, "median": float(np.median(values)),
-            "spread": float((max(values) - min(values)) / np.median(values)) if values else None}
+    median = float(np.median(values))
+    return {"device": config.name, "rounds": rounds, "values": values, "median": median,
+            "spread": float((max(values) - min(values)) / median), "error_vs_target": median / result.target - 1.0,
+            "predictor_error": result.predicted / median - 1.0}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,11 +141,7 @@ def run(args: argparse.Namespace) -> int:
     res["predictor_path"] = str(args.predictor)
     res["search_s"] = round(time.perf_counter() - t0, 1)
     if args.verify:
-        v = verify(args.device, pred.space, dict(pred.space_config or {}), result.arch, args.rounds, args.db,
-                   metric, args.json)
-        v["error_vs_target"] = v["median"] / target - 1.0
-        v["predictor_error"] = result.predicted / v["median"] - 1.0
-        res["verify"] = v
+        res["verify"] = verify(args.device, result, args.rounds, args.db, args.json)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     import json

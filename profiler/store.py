@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +117,23 @@ class ModelRecord:
     nbytes: int | None = None
 
 
+def _retry_locked(step: Callable[[], object], limit_s: float = 30.0) -> None:
+    """Run `step`, retrying while the file is locked. Switching a new file to WAL answers "database is
+    locked" at once when another process is doing the same (SQLite's busy timeout does not cover it), which
+    is what the boards of a fleet do when they open one new dataset together."""
+    deadline = time.monotonic() + limit_s
+    delay = 0.01
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def _statements(script: str) -> list[str]:
     """Split a DDL script (no triggers, no string literals with ';') into statements."""
     return [part.strip() for part in script.split(";") if part.strip()]
@@ -144,10 +161,10 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), timeout=30.0)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self._setup_schema()
+            _retry_locked(self._setup_schema)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path}: not a usable edgeprof database: {e}") from None
 

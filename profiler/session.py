@@ -113,10 +113,9 @@ def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report:
     results = [json.loads(line) for line in chunk.split(b"\n") if line.strip()]
     known = store.known_models({r.get("model_sha256") for r in results})
     mine = [r for r in results if r.get("device") == device and r.get("model_sha256") in known]
-    left_out, results = len(results) - len(mine), mine
-    if results:
-        store.add_results(results)
-    for r in results:
+    left_out = len(results) - len(mine)
+    # Only rows new to the store are counted: the same lines are read again after an interrupt.
+    for r in store.add_new_results(mine) if mine else []:
         if r["status"] == "ok":
             report.ok += 1
         else:
@@ -155,6 +154,9 @@ def follow(transport: Transport, job_id: str, device: str, store: Store, progres
             time.sleep(transport.poll_s)
     except KeyboardInterrupt:
         transport.stop(job_id)
+        # The interrupt may have landed inside drain(), between reading a chunk and storing it: read the
+        # whole file again; ingestion is idempotent, so what is stored already is not counted twice.
+        offset, pending = 0, b""
         drain()
         raise
     if status == 0:

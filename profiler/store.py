@@ -233,14 +233,19 @@ class Store:
 
     def add_results(self, results: Iterable[dict[str, Any]], source: str = "agent") -> int:
         """Ingest agent result dicts; returns how many were new. Duplicates are ignored."""
-        added = 0
+        return len(self.add_new_results(results, source))
+
+    def add_new_results(self, results: Iterable[dict[str, Any]], source: str = "agent") -> list[dict[str, Any]]:
+        """Ingest agent result dicts in one transaction; returns those that were not in the store yet."""
+        new = []
         with self._tx() as db:
             for r in results:
                 if r.get("schema") != RESULT_SCHEMA:
                     raise StoreError(f"result for task {r.get('task_id')!r}: schema {r.get('schema')!r}, "
                                      f"expected {RESULT_SCHEMA!r}")
-                added += self._insert_result(db, r, source)
-        return added
+                if self._insert_result(db, r, source):
+                    new.append(r)
+        return new
 
     def _insert_result(self, db: sqlite3.Connection, r: dict[str, Any], source: str) -> int:
         lat = r.get("latency_ms") or {}

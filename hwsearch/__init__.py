@@ -5,6 +5,7 @@ parts (single-path supernets, Gumbel sampling, search data without torchvision, 
 are importable on their own for other searches.
 """
 
+from hwsearch.correct import Correction, Probe, close_loop
 from hwsearch.cost import (
     CostModel,
     LUTCost,
@@ -22,10 +23,12 @@ from hwsearch.result import SearchResult, plot_history
 from hwsearch.supernet import Supernet, build_supernet
 
 __all__ = [
+    "Correction",
     "CostModel",
     "ImageFolderDataset",
     "LUTCost",
     "LightNAS",
+    "Probe",
     "Reach",
     "SearchResult",
     "Supernet",
@@ -33,6 +36,7 @@ __all__ = [
     "UnknownSearchError",
     "as_cost_model",
     "build_supernet",
+    "close_loop",
     "create_search",
     "derive_arch",
     "digits_proxy",

@@ -4,7 +4,9 @@ LightNAS trains a single-path supernet of the predictor's space on `--data` (an 
 directory) or the built-in digits proxy, with the latency (or energy) term driven by the frozen predictor
 of DEV, and returns the architecture whose predicted cost lands on the target. `--verify` then measures
 that network on DEV through the agent, in `--rounds` separate jobs, and reports the measured median
-against the target and the prediction. The result JSON holds the architecture, the prediction, the λ
+against the target and the prediction. `--correct N` closes the loop: while the measured network misses
+the target by more than `--tolerance`, up to N neighbours are measured, chosen by predictions corrected
+with the measured/predicted ratios (hwsearch.close_loop); the result is the measured one nearest the target. The result JSON holds the architecture, the prediction, the λ
 history and the verification; a PNG beside it plots λ and the predicted cost over the search.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--no-refine", action="store_true", help="keep the argmax architecture as it is")
     s.add_argument("--verify", action="store_true", help="measure the found network on DEV through the agent")
     s.add_argument("--rounds", type=int, default=5, help="verification rounds, each a separate job (default 5)")
+    s.add_argument("--correct", type=int, default=0, metavar="N",
+                   help="with --verify: when the found network misses the target by more than --tolerance, "
+                        "measure up to N neighbours that the measurements point to, and keep the measured "
+                        "network nearest the target (default 0: verify only)")
+    s.add_argument("--tolerance", type=float, default=0.02,
+                   help="relative miss --correct accepts (default 0.02); keep it above the board's noise")
     s.add_argument("--db", default=DEFAULT_DB, help=f"dataset for the verification measurements (default {DEFAULT_DB})")
     s.add_argument("--out", required=True, help="result JSON to write (the plot goes beside it as .png)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -73,24 +82,21 @@ def load_data(args: argparse.Namespace, resolution: int) -> Any:
     return digits_proxy(resolution=resolution, seed=args.seed)
 
 
-def verify(device: str, result: Any, rounds: int, db: str, quiet: bool) -> dict[str, Any]:
-    """Measure a search result's network on the device in `rounds` separate jobs: the median of the round
-    medians, its error against the target and the predictor's error against it."""
+def measure_rounds(device: str, space: Any, arch: Sequence[int], metric: str, rounds: int, db: str,
+                   quiet: bool) -> list[float]:
+    """One network measured on the device in `rounds` separate agent jobs: each job's median (or energy)."""
     from profiler.config import resolve_device
     from profiler.session import profile
     from profiler.store import Store
-    from spaces import create_space
 
     if rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {rounds}")
     config = resolve_device(device)
-    space = create_space(result.space, **result.space_config)
-    arch, metric = result.arch, result.metric
     values: list[float] = []
     with Store(db) as store:
         for i in range(rounds):
             if not quiet:
-                err.print(f"verification round {i + 1}/{rounds} on {config.name}")
+                err.print(f"measuring {space.arch_id(arch)}: round {i + 1}/{rounds} on {config.name}")
             with session_progress(quiet) as progress:
                 rep = profile(config, space, n=1, seed=0, batch=1, store=store, progress=progress,
                               archs=[tuple(arch)], remeasure=True)
@@ -106,10 +112,49 @@ def verify(device: str, result: Any, rounds: int, db: str, quiet: bool) -> dict[
             if value is None:
                 raise RuntimeError(f"{config.name} measured no {metric} for the network (no power meter?)")
             values.append(float(value))
+    return values
+
+
+def verification(device: str, values: list[float], target: float, predicted: float) -> dict[str, Any]:
+    """The median of the round medians, its error against the target and the predictor's against it (pure)."""
     median = float(np.median(values))
-    return {"device": config.name, "rounds": rounds, "values": values, "median": median,
-            "spread": float((max(values) - min(values)) / median), "error_vs_target": median / result.target - 1.0,
-            "predictor_error": result.predicted / median - 1.0}
+    return {"device": device, "rounds": len(values), "values": values, "median": median,
+            "spread": float((max(values) - min(values)) / median), "error_vs_target": median / target - 1.0,
+            "predictor_error": predicted / median - 1.0}
+
+
+def verify(device: str, result: Any, rounds: int, db: str, quiet: bool) -> dict[str, Any]:
+    """Measure a search result's network on the device in `rounds` separate jobs (see `verification`)."""
+    from spaces import create_space
+
+    space = create_space(result.space, **result.space_config)
+    values = measure_rounds(device, space, result.arch, result.metric, rounds, db, quiet)
+    return verification(device, values, result.target, result.predicted)
+
+
+def correct(device: str, search: Any, result: Any, rounds: int, db: str, tolerance: float, extra: int,
+            quiet: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify the found network and, while it misses the target by more than `tolerance`, measure up to
+    `extra` neighbours the measurements point to (hwsearch.close_loop); returns the closed loop's record
+    and the verification of the network it settles on (always a measured one)."""
+    from hwsearch import close_loop
+    from spaces import create_space
+
+    space = create_space(result.space, **result.space_config)
+    measured: dict[tuple[int, ...], list[float]] = {}
+
+    def measure(arch: tuple[int, ...]) -> float:
+        measured[arch] = measure_rounds(device, space, arch, result.metric, rounds, db, quiet)
+        return float(np.median(measured[arch]))
+
+    def report(p: Any) -> None:
+        if not quiet:
+            err.print(f"  {space.arch_id(p.arch)}: measured {p.measured:.4g}, predicted {p.predicted:.4g} "
+                      f"({100 * p.gap(result.target):+.2f}% from the target)")
+
+    loop = close_loop(result.arch, search.cost_model_, space, result.target, measure, alpha=search.alpha_,
+                      tolerance=tolerance, max_measurements=1 + extra, on_probe=report)
+    return loop.to_dict(), verification(device, measured[loop.arch], result.target, loop.predicted)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,6 +168,12 @@ def run(args: argparse.Namespace) -> int:
     pred = load_predictor(args.predictor)
     check_predictor_device(getattr(pred, "card_", {}), args.predictor, args.device)
     check_predictor_quantity(getattr(pred, "card_", {}), args.predictor, metric)
+    if args.correct < 0:
+        raise ValueError(f"--correct must be 0 or more, got {args.correct}")
+    if args.correct and not args.verify:
+        raise ValueError("--correct measures networks on the device: add --verify")
+    if not 0 < args.tolerance < 1:
+        raise ValueError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance}")
     if args.verify:
         from profiler.config import resolve_device
 
@@ -140,7 +191,17 @@ def run(args: argparse.Namespace) -> int:
     res["device"] = args.device
     res["predictor_path"] = str(args.predictor)
     res["search_s"] = round(time.perf_counter() - t0, 1)
-    if args.verify:
+    if args.verify and args.correct:
+        res["closed_loop"], res["verify"] = correct(args.device, search, result, args.rounds, args.db,
+                                                    args.tolerance, args.correct, args.json)
+        if res["closed_loop"]["arch"] != res["arch"]:  # the network to use is the one the loop settled on
+            sp = pred.space_obj()
+            res["searched_arch"], res["searched_arch_id"] = res["arch"], res["arch_id"]
+            res["arch"] = res["closed_loop"]["arch"]
+            res["arch_id"] = sp.arch_id(res["arch"])
+            res["predicted"] = res["closed_loop"]["predicted"]
+            res["relative_error"] = res["predicted"] / target - 1.0
+    elif args.verify:
         res["verify"] = verify(args.device, result, args.rounds, args.db, args.json)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         v = res["verify"]
         err.print(f"measured on {v['device']}: {v['median']:.4g} {unit} (median of {v['rounds']} rounds, spread "
                   f"{100 * v['spread']:.1f}%): {100 * v['error_vs_target']:+.2f}% from the target, predictor "
-                  f"{100 * v['predictor_error']:+.2f}%")
+                  f"{100 * v['predictor_error']:+.2f}%"
+                  + (f"; closed loop: {res['closed_loop']['measurements']} network(s) measured, "
+                     f"{res['closed_loop']['stopped']}" if "closed_loop" in res else ""))
     err.print(f"wrote {out} and {png}")
     return 0

@@ -52,6 +52,35 @@ def test_search_verify_writes_result_and_plot(local_mlp, tmp_path: Path) -> None
     assert sum(g["ok"] for g in groups) == 16 + 2
 
 
+@pytest.mark.slow
+def test_search_correct_closes_the_loop_on_measured_networks(local_mlp, tmp_path: Path) -> None:
+    """An MLP of 16 networks misjudges most: the loop measures neighbours and keeps the nearest to target."""
+    db, mlp, spread = local_mlp
+    target = spread["median"]
+    before = sum(g["ok"] for g in json.loads(edgeprof("dataset", "summary", "--db", str(db), "--json").stdout)["groups"])
+    out = tmp_path / "res.json"
+    r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms",
+                 f"{target:.4f}", "--epochs", "2", "--verify", "--rounds", "1", "--correct", "3", "--tolerance",
+                 "0.01", "--db", str(db), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    loop, v = res["closed_loop"], res["verify"]
+    probes = loop["probes"]
+    assert 1 <= loop["measurements"] == len(probes) <= 4
+    assert len({tuple(p["arch"]) for p in probes}) == len(probes)  # no network measured twice
+    # the network kept is a measured one, the nearest the target, and the verification is its measurement
+    assert res["arch"] == loop["arch"] and min(abs(p["error_vs_target"]) for p in probes) == abs(loop["error_vs_target"])
+    assert v["median"] == pytest.approx(loop["measured"]) and v["error_vs_target"] == pytest.approx(loop["error_vs_target"])
+    if loop["met"]:
+        assert loop["stopped"] == "within tolerance" and abs(loop["error_vs_target"]) <= 0.01
+    else:
+        assert len(probes) == 4 or "neighbour" in loop["stopped"]
+    if res["arch"] != probes[0]["arch"]:
+        assert res["searched_arch"] == probes[0]["arch"]
+    groups = json.loads(edgeprof("dataset", "summary", "--db", str(db), "--json").stdout)["groups"]
+    assert sum(g["ok"] for g in groups) == before + len(probes)  # one round per measured network
+
+
 def test_search_bad_input_is_named(local_mlp, tmp_path: Path) -> None:
     mlp = local_mlp[1]
     out = str(tmp_path / "x.json")
@@ -67,4 +96,7 @@ def test_search_bad_input_is_named(local_mlp, tmp_path: Path) -> None:
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-mj", "5",
                  "--out", out)
     assert r.returncode == 2 and "predicts latency, not energy" in r.stderr and "--quantity energy" in r.stderr
+    r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms", "1",
+                 "--correct", "2", "--out", out)
+    assert r.returncode == 2 and "--verify" in r.stderr
     assert not Path(out).exists()

@@ -29,6 +29,8 @@ SEARCH_SPACE = "mbconv-small"  # the space LightNAS searches in the demo
 SEARCH_EPOCHS = 8
 SEARCH_RESOLUTION = 64  # supernet images (a 224 px supernet takes ~10 s a batch on 2 cores)
 VERIFY_ROUNDS = 5
+CORRECT_EXTRA = 2  # the closed loop may measure this many neighbours when the found network misses
+CORRECT_TOLERANCE = 0.03  # above this CPU's median-of-5 noise (a few %), so the loop does not chase noise
 PREDICTORS = ("mlp", "gnn")
 TRAIN_SHARE = 0.8  # random 80/20 split of each space's measurements
 
@@ -87,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
 def search_and_verify(device: str, predictor: str, target_ms: float, args: argparse.Namespace) -> dict[str, Any]:
     """LightNAS to `target_ms` with the given predictor of the searched space, then the found network measured on the
-    device in VERIFY_ROUNDS agent jobs: the closed loop of measure -> predict -> search -> measure."""
-    from edgeprof.commands.search import verify
+    device in VERIFY_ROUNDS agent jobs: the closed loop of measure -> predict -> search -> measure. A miss by
+    more than CORRECT_TOLERANCE measures up to CORRECT_EXTRA neighbours (search --correct)."""
+    from edgeprof.commands.search import adopt_closed_loop, correct
     from hwsearch import create_search, digits_proxy, plot_history
     from predictors.io import load_predictor
 
@@ -99,8 +102,9 @@ def search_and_verify(device: str, predictor: str, target_ms: float, args: argpa
                            data_resolution=SEARCH_RESOLUTION, progress=not args.json)
     result = search.search(digits_proxy(resolution=SEARCH_RESOLUTION, seed=args.seed))
     res = result.to_dict()
-    v = verify(device, result, VERIFY_ROUNDS, args.db, args.json)
+    loop, v = correct(device, search, result, VERIFY_ROUNDS, args.db, CORRECT_TOLERANCE, CORRECT_EXTRA, args.json)
     res["device"], res["verify"] = device, v
+    adopt_closed_loop(res, loop, pred.space_obj())
     folder = Path(args.predictors)
     (folder / "lightnas-result.json").write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")
     png = plot_history(res, folder / "lightnas-result.png")
@@ -108,11 +112,14 @@ def search_and_verify(device: str, predictor: str, target_ms: float, args: argpa
         err.print(f"found [bold]{res['arch_id']}[/]: predicted {res['predicted']:.3f} ms, measured "
                   f"{v['median']:.3f} ms (median of {v['rounds']} rounds) for a target of {target_ms:.3f} ms: "
                   f"[bold]{100 * v['error_vs_target']:+.1f}%[/] ({res['data']['name']}; search "
-                  f"{res['wall_s']:.0f} s); {folder / 'lightnas-result.json'}, {png}")
+                  f"{res['wall_s']:.0f} s; {loop['measurements']} network(s) measured: {loop['stopped']}); "
+                  f"{folder / 'lightnas-result.json'}, {png}")
     return {"target_ms": target_ms, "arch_id": res["arch_id"], "predicted_ms": res["predicted"],
             "measured_ms": v["median"], "rounds_ms": v["values"], "error_vs_target": v["error_vs_target"],
             "predictor_error": v["predictor_error"], "search_s": round(res["wall_s"], 1),
-            "data": res["data"]["name"], "result": str(folder / "lightnas-result.json")}
+            "data": res["data"]["name"], "result": str(folder / "lightnas-result.json"),
+            "closed_loop": {k: loop[k] for k in ("measurements", "met", "stopped", "tolerance")},
+            "searched_arch_id": res.get("searched_arch_id", res["arch_id"])}
 
 
 def parse_plan(text: str) -> tuple[tuple[str, int], ...]:

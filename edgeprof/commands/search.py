@@ -132,6 +132,24 @@ def verify(device: str, result: Any, rounds: int, db: str, quiet: bool) -> dict[
     return verification(device, values, result.target, result.predicted)
 
 
+def known_measurements(db: str, device: str, space: Any, metric: str) -> list[tuple[tuple[int, ...], float]]:
+    """(arch, cost) of every network of `space` the dataset measured on the device: the closed loop's prior
+    probes. Empty when there are none (or several settings the store cannot pick between)."""
+    from predictors.data import load_xy
+    from profiler.config import resolve_device
+    from profiler.store import Store
+
+    config = resolve_device(device)
+    with Store(db) as store:
+        try:
+            ids, y = load_xy(store, config.name, space.name, backend=config.runtime.backend,
+                             precision=config.runtime.precision, batch=1, space_config=space.config,
+                             quantity=metric)
+        except ValueError:
+            return []
+    return [(space.parse(a), float(v)) for a, v in zip(ids, y, strict=True)]
+
+
 def correct(device: str, search: Any, result: Any, rounds: int, db: str, tolerance: float, extra: int,
             quiet: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify the found network and, while it misses the target by more than `tolerance`, measure up to
@@ -153,8 +171,20 @@ def correct(device: str, search: Any, result: Any, rounds: int, db: str, toleran
                       f"({100 * p.gap(result.target):+.2f}% from the target)")
 
     loop = close_loop(result.arch, search.cost_model_, space, result.target, measure, alpha=search.alpha_,
-                      tolerance=tolerance, max_measurements=1 + extra, on_probe=report)
+                      tolerance=tolerance, max_measurements=1 + extra, on_probe=report,
+                      known=known_measurements(db, device, space, result.metric))
     return loop.to_dict(), verification(device, measured[loop.arch], result.target, loop.predicted)
+
+
+def adopt_closed_loop(res: dict[str, Any], loop: dict[str, Any], space: Any) -> None:
+    """The network to use is the one the closed loop settled on: it becomes the result's arch, and the
+    searched one is kept as `searched_arch` (in place)."""
+    res["closed_loop"] = loop
+    if loop["arch"] != res["arch"]:
+        res["searched_arch"], res["searched_arch_id"] = res["arch"], res["arch_id"]
+        res["arch"], res["arch_id"] = loop["arch"], space.arch_id(loop["arch"])
+        res["predicted"] = loop["predicted"]
+        res["relative_error"] = res["predicted"] / res["target"] - 1.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,13 +224,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verify and args.correct:
         res["closed_loop"], res["verify"] = correct(args.device, search, result, args.rounds, args.db,
                                                     args.tolerance, args.correct, args.json)
-        if res["closed_loop"]["arch"] != res["arch"]:  # the network to use is the one the loop settled on
-            sp = pred.space_obj()
-            res["searched_arch"], res["searched_arch_id"] = res["arch"], res["arch_id"]
-            res["arch"] = res["closed_loop"]["arch"]
-            res["arch_id"] = sp.arch_id(res["arch"])
-            res["predicted"] = res["closed_loop"]["predicted"]
-            res["relative_error"] = res["predicted"] / target - 1.0
+        adopt_closed_loop(res, res["closed_loop"], pred.space_obj())
     elif args.verify:
         res["verify"] = verify(args.device, result, args.rounds, args.db, args.json)
     out = Path(args.out)

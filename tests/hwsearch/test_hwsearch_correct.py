@@ -110,3 +110,34 @@ def test_bad_measurements_and_parameters_are_named(biased_board: tuple) -> None:
         close_loop(arch, model, space, 2.0, board, max_measurements=0)
     with pytest.raises(ValueError, match="tolerance"):
         close_loop(arch, model, space, 2.0, board, tolerance=0.0)
+
+
+def test_a_miss_beyond_the_radius_walks_further_toward_the_target(biased_board: tuple) -> None:
+    space, model, board, conv3 = biased_board
+    arch = (conv3,) * space.n_layers
+    predicted = float(model(torch.nn.functional.one_hot(torch.tensor([arch]), space.n_ops).float().reshape(1, -1))[0])
+    probes = [Probe(arch, predicted, board(arch))]  # the board says ~35% more than the predictor
+    nxt, info = next_probe(probes, None, model, space, target=predicted, tolerance=0.02, radius=1)
+    assert nxt is not None and hamming(np.array([nxt]), arch)[0] > 1, info
+    assert "single-layer step" in info["reason"]
+    assert abs(info["corrected"] / predicted - 1) < abs(probes[0].gap(predicted))
+    res = close_loop(arch, model, space, predicted, board, tolerance=0.03, max_measurements=5, radius=1)
+    assert abs(res.error) < abs(probes[0].gap(predicted)) / 2
+
+
+def _pred(model, space, arch) -> float:
+    return float(model(torch.nn.functional.one_hot(torch.tensor([arch]), space.n_ops).float().reshape(1, -1))[0])
+
+
+def test_a_network_the_dataset_measured_is_taken_at_its_measurement(biased_board: tuple) -> None:
+    space, model, board, conv3 = biased_board
+    arch = (conv3,) * space.n_layers
+    other = (conv3, conv3, 0, conv3, conv3, conv3)
+    probes = [Probe(arch, _pred(model, space, arch), board(arch))]
+    known = [Probe(other, _pred(model, space, other), board(other))]
+    nxt, info = next_probe(probes, None, model, space, target=board(other), tolerance=0.001, radius=1, known=known)
+    assert nxt == other and "measured before" in info["reason"] and info["corrected"] == pytest.approx(board(other))
+    # through close_loop, with (arch, cost) pairs as a store gives them
+    res = close_loop(arch, model, space, board(other), board, tolerance=0.001, max_measurements=2,
+                     known=[(other, board(other)), ((0,) * 6, board((0,) * 6))])
+    assert res.arch == other and res.met and len(res.probes) == 2

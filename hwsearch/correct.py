@@ -136,14 +136,16 @@ def next_probe(probes: Sequence[Probe], alpha: torch.Tensor | None, model: CostM
     if len(cands) == 0:
         return None, {"reason": "every neighbour is measured"}
     # a known network more than 2*radius layers from the centre is never nearer a candidate than the centre
-    near_known = [k for k in known if int(hamming(np.array([k.arch]), best.arch)[0]) <= 2 * radius]
+    near_known = ([k for k, d in zip(known, hamming(np.array([k.arch for k in known]), best.arch), strict=True)
+                   if d <= 2 * radius] if known else [])
     values = corrected(cands, predict_archs(model, space, cands, device), [*probes, *near_known])
     gaps = np.abs(values / target - 1.0)
     dist = hamming(cands, best.arch)
     ok = gaps <= tolerance
     if ok.any():
         near = ok & (dist == dist[ok].min())
-        exact = np.array([tuple(map(int, c)) in {k.arch for k in near_known} for c in cands]) & near
+        measured_before = {k.arch for k in near_known}
+        exact = np.array([tuple(map(int, c)) in measured_before for c in cands]) & near
         pick = exact if exact.any() else near  # at equal distance, a network measured already is a sure hit
         logp = _log_prob(cands, alpha)
         k = int(np.flatnonzero(pick)[np.argmax(logp[pick])])

@@ -13,6 +13,9 @@ Two figures per run: open loop (the searched cell as it is, the issue's protocol
 more than --tolerance, the loop measures neighbours whose predictions the measured/predicted ratios
 correct, at most --measurements lookups in all; on a board each lookup is one verification). The 900
 training cells count as measured networks the loop knows (as the store's measurements do for the CLI).
+The loop judges candidates with a GNN fitted on the same 900 cells (`--loop-predictor`; the CLI's
+`search --loop-predictor`): the MLP's smooth gradients drive the search, the GNN's per-cell accuracy the
+discrete steps after it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwsearch import close_loop, create_search, digits_proxy
+from hwsearch import as_cost_model, close_loop, create_search, digits_proxy
 from predictors.data import load_xy
 from predictors.importers import IMPORTERS
 from predictors.registry import create_predictor
@@ -54,6 +57,9 @@ def main() -> int:
     ap.add_argument("--measurements", type=int, default=4,
                     help="closed loop: networks measured per run, the found one included (default 4)")
     ap.add_argument("--tolerance", type=float, default=0.02, help="closed loop: accepted |error| (default 0.02)")
+    ap.add_argument("--loop-predictor", default="gnn",
+                    help="closed loop: predictor kind judging the candidates, fitted on the same cells "
+                         "(default gnn: the most accurate per cell; 'same' reuses the search's)")
     ap.add_argument("--json", action="store_true", help="print JSON")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,6 +81,8 @@ def main() -> int:
             train_ids = [space.arch_id(space.from_index(i)) for i in range(args.train_n)]
             train_y = np.array([table[i] for i in range(args.train_n)])
             pred = create_predictor(args.predictor, space="nb201", seed=args.seed).fit(train_ids, train_y)
+            loop_pred = pred if args.loop_predictor in ("same", args.predictor) else \
+                create_predictor(args.loop_predictor, space="nb201", seed=args.seed).fit(train_ids, train_y)
             targets = DEVICES.get(device) or [float(np.percentile(y, p)) for p in PERCENTILES]
             for target in targets:
                 t0 = time.perf_counter()
@@ -83,7 +91,7 @@ def main() -> int:
                 res = search.search(train_data)
                 measured = float(table[space.index(tuple(res.arch))])
                 gap = measured / target - 1.0
-                loop = close_loop(res.arch, search.cost_model_, space, target,
+                loop = close_loop(res.arch, as_cost_model(loop_pred), space, target,
                                   lambda a, t=table: float(t[space.index(a)]), alpha=search.alpha_,
                                   tolerance=args.tolerance, max_measurements=args.measurements,
                                   known=[(space.from_index(i), float(table[i])) for i in range(args.train_n)])
@@ -103,7 +111,8 @@ def main() -> int:
                                                                    for r in runs]))}}
     out = {"protocol": {"train": f"NB201 indices [0, {args.train_n}) of each table", "predictor": args.predictor,
                         "data": train_data[0].name, "epochs": args.epochs, "seed": args.seed,
-                        "closed_loop": {"max_measurements": args.measurements, "tolerance": args.tolerance}},
+                        "closed_loop": {"max_measurements": args.measurements, "tolerance": args.tolerance,
+                                        "predictor": args.loop_predictor}},
            "runs": runs, "summary": summary, "wall_s": round(time.perf_counter() - t_start, 1)}
     if args.json:
         print(json.dumps(out, indent=2))

@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --verify: when the found network misses the target by more than --tolerance, "
                         "measure up to N neighbours that the measurements point to, and keep the measured "
                         "network nearest the target (default 0: verify only)")
+    s.add_argument("--loop-predictor", help="with --correct: a saved predictor of DEV (say a GNN) to judge the "
+                                            "loop's candidates instead of --predictor")
     s.add_argument("--tolerance", type=float, default=0.02,
                    help="relative miss --correct accepts (default 0.02); keep it above the board's noise")
     s.add_argument("--db", default=DEFAULT_DB, help=f"dataset for the verification measurements (default {DEFAULT_DB})")
@@ -151,14 +153,22 @@ def known_measurements(db: str, device: str, space: Any, metric: str) -> list[tu
 
 
 def correct(device: str, search: Any, result: Any, rounds: int, db: str, tolerance: float, extra: int,
-            quiet: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+            quiet: bool, loop_predictor: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify the found network and, while it misses the target by more than `tolerance`, measure up to
     `extra` neighbours the measurements point to (hwsearch.close_loop); returns the closed loop's record
-    and the verification of the network it settles on (always a measured one)."""
-    from hwsearch import close_loop
+    and the verification of the network it settles on (always a measured one).
+
+    `loop_predictor` (default: the search's own) judges the candidates: the loop wants the predictor that
+    is most accurate per network (a GNN), the search one with smooth gradients (an MLP)."""
+    from hwsearch import as_cost_model, close_loop
+    from hwsearch.cost import check_space
     from spaces import create_space
 
     space = create_space(result.space, **result.space_config)
+    model = search.cost_model_
+    if loop_predictor is not None:
+        model = as_cost_model(loop_predictor, result.metric)
+        check_space(model, space)
     measured: dict[tuple[int, ...], list[float]] = {}
 
     def measure(arch: tuple[int, ...]) -> float:
@@ -170,10 +180,11 @@ def correct(device: str, search: Any, result: Any, rounds: int, db: str, toleran
             err.print(f"  {space.arch_id(p.arch)}: measured {p.measured:.4g}, predicted {p.predicted:.4g} "
                       f"({100 * p.gap(result.target):+.2f}% from the target)")
 
-    loop = close_loop(result.arch, search.cost_model_, space, result.target, measure, alpha=search.alpha_,
+    loop = close_loop(result.arch, model, space, result.target, measure, alpha=search.alpha_,
                       tolerance=tolerance, max_measurements=1 + extra, on_probe=report,
                       known=known_measurements(db, device, space, result.metric))
-    return loop.to_dict(), verification(device, measured[loop.arch], result.target, loop.predicted)
+    record = {**loop.to_dict(), "predictor": model.source}
+    return record, verification(device, measured[loop.arch], result.target, loop.predicted)
 
 
 def adopt_closed_loop(res: dict[str, Any], loop: dict[str, Any], space: Any) -> None:
@@ -202,6 +213,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--correct must be 0 or more, got {args.correct}")
     if args.correct and not args.verify:
         raise ValueError("--correct measures networks on the device: add --verify")
+    if args.loop_predictor and not args.correct:
+        raise ValueError("--loop-predictor judges the candidates of --correct: add --correct N")
+    loop_pred = None
+    if args.loop_predictor:
+        loop_pred = load_predictor(args.loop_predictor)
+        check_predictor_device(getattr(loop_pred, "card_", {}), args.loop_predictor, args.device)
+        check_predictor_quantity(getattr(loop_pred, "card_", {}), args.loop_predictor, metric)
     if not 0 < args.tolerance < 1:
         raise ValueError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance}")
     if args.verify:
@@ -223,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
     res["search_s"] = round(time.perf_counter() - t0, 1)
     if args.verify and args.correct:
         res["closed_loop"], res["verify"] = correct(args.device, search, result, args.rounds, args.db,
-                                                    args.tolerance, args.correct, args.json)
+                                                    args.tolerance, args.correct, args.json, loop_pred)
         adopt_closed_loop(res, res["closed_loop"], pred.space_obj())
     elif args.verify:
         res["verify"] = verify(args.device, result, args.rounds, args.db, args.json)

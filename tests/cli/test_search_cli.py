@@ -19,20 +19,21 @@ def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def local_mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    """An MLP trained on 16 NB201 networks measured on this CPU by the agent (the demo's path)."""
+def local_mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict, Path]:
+    """An MLP (and a GNN) trained on 16 NB201 networks measured on this CPU by the agent (the demo's path)."""
     tmp = tmp_path_factory.mktemp("search")
     db, preds = tmp / "d.db", tmp / "preds"
     r = edgeprof("demo", "--plan", "nb201=16", "--db", str(db), "--predictors", str(preds), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     mlp = next(p for p in res["predictors"] if p["kind"] == "mlp")
-    return db, Path(mlp["path"]), res["summary"]["groups"][0]["latency_ms"]
+    gnn = next(p for p in res["predictors"] if p["kind"] == "gnn")
+    return db, Path(mlp["path"]), res["summary"]["groups"][0]["latency_ms"], Path(gnn["path"])
 
 
 @pytest.mark.slow
 def test_search_verify_writes_result_and_plot(local_mlp, tmp_path: Path) -> None:
-    db, mlp, spread = local_mlp
+    db, mlp, spread, _ = local_mlp
     target = spread["median"]
     out = tmp_path / "res.json"
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms",
@@ -54,17 +55,19 @@ def test_search_verify_writes_result_and_plot(local_mlp, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_search_correct_closes_the_loop_on_measured_networks(local_mlp, tmp_path: Path) -> None:
-    """An MLP of 16 networks misjudges most: the loop measures neighbours and keeps the nearest to target."""
-    db, mlp, spread = local_mlp
+    """An MLP of 16 networks misjudges most: the loop (judging candidates with the GNN) measures neighbours
+    and keeps the one nearest the target."""
+    db, mlp, spread, gnn = local_mlp
     target = spread["median"]
     before = sum(g["ok"] for g in json.loads(edgeprof("dataset", "summary", "--db", str(db), "--json").stdout)["groups"])
     out = tmp_path / "res.json"
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms",
                  f"{target:.4f}", "--epochs", "2", "--verify", "--rounds", "1", "--correct", "3", "--tolerance",
-                 "0.01", "--db", str(db), "--out", str(out), "--json")
+                 "0.01", "--loop-predictor", str(gnn), "--db", str(db), "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     loop, v = res["closed_loop"], res["verify"]
+    assert loop["predictor"] == "gnn predictor"
     probes = loop["probes"]
     assert 1 <= loop["measurements"] == len(probes) <= 4
     assert len({tuple(p["arch"]) for p in probes}) == len(probes)  # no network measured twice
@@ -99,4 +102,7 @@ def test_search_bad_input_is_named(local_mlp, tmp_path: Path) -> None:
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms", "1",
                  "--correct", "2", "--out", out)
     assert r.returncode == 2 and "--verify" in r.stderr
+    r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms", "1",
+                 "--verify", "--loop-predictor", str(local_mlp[3]), "--out", out)
+    assert r.returncode == 2 and "--correct" in r.stderr
     assert not Path(out).exists()

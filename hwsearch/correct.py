@@ -110,11 +110,24 @@ def corrected(archs: np.ndarray, predicted: np.ndarray, probes: Sequence[Probe])
     return predicted * np.exp(out)
 
 
-def _log_prob(archs: np.ndarray, alpha: torch.Tensor | None) -> np.ndarray:
+def _most_probable(archs: np.ndarray, mask: np.ndarray, alpha: torch.Tensor | None) -> int:
+    """Index of the most α-probable arch (Σ log softmax(α)) among the rows `mask` selects (the first
+    without α)."""
+    rows = np.flatnonzero(mask)
     if alpha is None:
-        return np.zeros(len(archs))
+        return int(rows[0])
     logp = torch.log_softmax(alpha.detach().float().cpu(), dim=-1).numpy()
-    return logp[np.arange(archs.shape[1])[None, :], archs].sum(axis=1)
+    return int(rows[np.argmax(logp[np.arange(archs.shape[1])[None, :], archs[rows]].sum(axis=1))])
+
+
+def _candidates(centre: tuple[int, ...], radius: int, seen: set[tuple[int, ...]], probes: Sequence[Probe],
+                model: CostModel, space: SearchSpace, device: str | torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """The archs 1..radius layers from `centre` not in `seen`, and their corrected predictions."""
+    cands = neighbourhood(centre, space.n_ops, radius)
+    cands = cands[[tuple(map(int, c)) not in seen for c in cands]]
+    if len(cands) == 0:
+        return cands, np.empty(0)
+    return cands, corrected(cands, predict_archs(model, space, cands, device), probes)
 
 
 def next_probe(probes: Sequence[Probe], alpha: torch.Tensor | None, model: CostModel, space: SearchSpace,
@@ -130,15 +143,13 @@ def next_probe(probes: Sequence[Probe], alpha: torch.Tensor | None, model: CostM
     then the most α-probable; else the candidate whose corrected prediction is nearest the target.
     """
     best = min(probes, key=lambda p: abs(p.gap(target)))
-    cands = neighbourhood(best.arch, space.n_ops, radius)
     seen = {p.arch for p in probes}
-    cands = cands[[tuple(map(int, c)) not in seen for c in cands]]
-    if len(cands) == 0:
-        return None, {"reason": "every neighbour is measured"}
     # a known network more than 2*radius layers from the centre is never nearer a candidate than the centre
     near_known = ([k for k, d in zip(known, hamming(np.array([k.arch for k in known]), best.arch), strict=True)
                    if d <= 2 * radius] if known else [])
-    values = corrected(cands, predict_archs(model, space, cands, device), [*probes, *near_known])
+    cands, values = _candidates(best.arch, radius, seen, [*probes, *near_known], model, space, device)
+    if len(cands) == 0:
+        return None, {"reason": "every neighbour is measured"}
     gaps = np.abs(values / target - 1.0)
     dist = hamming(cands, best.arch)
     ok = gaps <= tolerance
@@ -146,9 +157,7 @@ def next_probe(probes: Sequence[Probe], alpha: torch.Tensor | None, model: CostM
         near = ok & (dist == dist[ok].min())
         measured_before = {k.arch for k in near_known}
         exact = np.array([tuple(map(int, c)) in measured_before for c in cands]) & near
-        pick = exact if exact.any() else near  # at equal distance, a network measured already is a sure hit
-        logp = _log_prob(cands, alpha)
-        k = int(np.flatnonzero(pick)[np.argmax(logp[pick])])
+        k = _most_probable(cands, exact if exact.any() else near, alpha)  # measured already: a sure hit
         how = (f"within tolerance after correction, {int(dist[k])} layer(s) from the best probe"
                + (" (measured before: its measurement)" if exact[k] else ""))
     else:
@@ -174,16 +183,13 @@ def _walk(arch: tuple[int, ...], value: float, seen: set[tuple[int, ...]], probe
         gap = abs(value / target - 1.0)
         if gap <= tolerance:
             break
-        cands = neighbourhood(arch, space.n_ops, 1)
-        cands = cands[[tuple(map(int, c)) not in seen for c in cands]]
+        cands, values = _candidates(arch, 1, seen, probes, model, space, device)
         if len(cands) == 0:
             break
-        values = corrected(cands, predict_archs(model, space, cands, device), probes)
         gaps = np.abs(values / target - 1.0)
         ok = gaps <= tolerance
         if ok.any():
-            logp = _log_prob(cands, alpha)
-            k = int(np.flatnonzero(ok)[np.argmax(logp[ok])])
+            k = _most_probable(cands, ok, alpha)
         else:
             k = int(np.argmin(gaps))
             if gaps[k] >= gap:

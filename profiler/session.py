@@ -115,7 +115,8 @@ def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report:
     mine = [r for r in results if r.get("device") == device and r.get("model_sha256") in known]
     left_out = len(results) - len(mine)
     # Only rows new to the store are counted: the same lines are read again after an interrupt.
-    for r in store.add_new_results(mine) if mine else []:
+    new = store.add_new_results(mine) if mine else []
+    for r in new:
         if r["status"] == "ok":
             report.ok += 1
         else:
@@ -134,13 +135,14 @@ def follow(transport: Transport, job_id: str, device: str, store: Store, progres
     offset, pending = 0, b""
 
     def drain() -> None:
+        # The read position moves only once its lines are stored: an interrupt in between (Ctrl-C lands
+        # anywhere) leaves them to be read again, and ingestion is idempotent.
         nonlocal offset, pending
         chunk = transport.read_results(job_id, offset)
-        offset += len(chunk)
-        pending += chunk
-        whole, _, pending = pending.rpartition(b"\n")
+        whole, _, rest = (pending + chunk).rpartition(b"\n")
         if whole:
             _ingest(whole, device, store, progress, report)
+        offset, pending = offset + len(chunk), rest
 
     try:
         while True:
@@ -154,9 +156,6 @@ def follow(transport: Transport, job_id: str, device: str, store: Store, progres
             time.sleep(transport.poll_s)
     except KeyboardInterrupt:
         transport.stop(job_id)
-        # The interrupt may have landed inside drain(), between reading a chunk and storing it: read the
-        # whole file again; ingestion is idempotent, so what is stored already is not counted twice.
-        offset, pending = 0, b""
         drain()
         raise
     if status == 0:

@@ -59,7 +59,7 @@ def test_interrupt_inside_ingest_reingests_the_whole_file(tmp_path: Path) -> Non
         with pytest.raises(KeyboardInterrupt):
             follow(board, "j1", "dev", store, Progress(), report)  # type: ignore[arg-type]
         assert board.stopped
-        # line 1 stored by the first read; line 2 was read, then lost to the interrupt; the recovery read
-        # takes every whole line from the start and counts only the new ones
+        # line 1 stored by the first read; line 2 was read, then its store was interrupted: the read position
+        # had not moved past it, so the drain after stopping the agent stores it (and line 3), counted once
         assert store.counts()["measurements"] == 3
         assert report.ok == 3

@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwsearch import as_cost_model, close_loop, create_search, digits_proxy
+from hwsearch import as_cost_model, close_loop, create_search, digits_proxy, target_errors
 from predictors.data import load_xy
 from predictors.importers import IMPORTERS
 from predictors.registry import create_predictor
@@ -105,8 +105,8 @@ def main() -> int:
                 log(f"{device:12s} target {target:8.3f} ms  measured {measured:8.3f}  predicted {res.predicted:8.3f}"
                     f"  error {100 * gap:+6.2f}%  closed loop {100 * loop.error:+6.2f}% after "
                     f"{len(loop.probes)} measurement(s)  ({runs[-1]['search_s']} s)")
-    summary = {"open_loop": _summary([r["error"] for r in runs]),
-               "closed_loop": {**_summary([r["closed_loop"]["error_vs_target"] for r in runs]),
+    summary = {"open_loop": target_errors([r["error"] for r in runs], 0.05, 0.02),
+               "closed_loop": {**target_errors([r["closed_loop"]["error_vs_target"] for r in runs], 0.05, 0.02),
                                "measurements_mean": float(np.mean([r["closed_loop"]["measurements"]
                                                                    for r in runs]))}}
     out = {"protocol": {"train": f"NB201 indices [0, {args.train_n}) of each table", "predictor": args.predictor,
@@ -128,17 +128,11 @@ def main() -> int:
               f"{space.arch_id(c['arch'])}")
     for name, s in (("open loop", summary["open_loop"]), ("closed loop", summary["closed_loop"])):
         print(f"{name:11s}: mean |err| {100 * s['mean_abs_error']:.2f}%, max {100 * s['max_abs_error']:.2f}%, "
-              f"{s['within_5pct']}/{len(runs)} within 5% -> target (all <= 5%, mean <= 2%) "
+              f"{s['within']}/{len(runs)} within 5% -> target (all <= 5%, mean <= 2%) "
               f"{'met' if s['target_met'] else 'NOT met'}")
     print(f"closed loop measured {summary['closed_loop']['measurements_mean']:.1f} networks per run on average; "
           f"{out['wall_s']:.0f} s")
     return 0
-
-
-def _summary(errors: list[float]) -> dict[str, float | int | bool]:
-    e = np.abs(np.array(errors))
-    return {"max_abs_error": float(e.max()), "mean_abs_error": float(e.mean()), "within_5pct": int((e <= 0.05).sum()),
-            "target_met": bool((e <= 0.05).all() and e.mean() <= 0.02)}
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgeprof.commands.search import correct
-from hwsearch import create_search, digits_proxy
+from hwsearch import create_search, digits_proxy, target_errors
 from predictors.data import load_xy
 from predictors.metrics import report
 from predictors.registry import create_predictor
@@ -110,17 +110,14 @@ def main() -> int:
         log(f"p{p}: target {target:.3f} ms, measured {first['measured']:.3f} ms ({100 * run['error']:+.2f}%), "
             f"predicted {res.predicted:.3f} ({100 * run['predictor_error']:+.2f}% vs measured), search {search_s:.0f} s;"
             f" closed loop {100 * loop['error_vs_target']:+.2f}% after {loop['measurements']} network(s)")
-    errors = np.array([abs(r["error"]) for r in runs])
-    closed = np.array([abs(r["closed_loop"]["error_vs_target"]) for r in runs])
+
     out = {"device": config.name, "space": args.space, "space_config": space.config, "predictor": args.predictor,
            "n_measured": len(ids), "held_out": held, "data": data[0].name,
            "search_resolution": args.resolution, "epochs": args.epochs,
            "rounds": args.rounds, "runs": runs,
            "closed_loop": {"max_extra": args.correct, "tolerance": args.tolerance},
-           "summary": {"max_abs_error": float(errors.max()), "mean_abs_error": float(errors.mean()),
-                       "target_met": bool((errors <= 0.05).all()),
-                       "closed_loop": {"max_abs_error": float(closed.max()), "mean_abs_error": float(closed.mean()),
-                                       "target_met": bool((closed <= 0.05).all()),
+           "summary": {**target_errors([r["error"] for r in runs], 0.05),
+                       "closed_loop": {**target_errors([r["closed_loop"]["error_vs_target"] for r in runs], 0.05),
                                        "measurements": [r["closed_loop"]["measurements"] for r in runs]}},
            "wall_s": round(time.perf_counter() - t0, 1)}
     if args.json:

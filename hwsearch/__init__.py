@@ -19,7 +19,7 @@ from hwsearch.data import ImageFolderDataset, TensorData, digits_proxy, shard_in
 from hwsearch.gumbel import derive_arch, hard_gumbel, tau_schedule
 from hwsearch.lightnas import LightNAS, lambda_step
 from hwsearch.registry import UnknownSearchError, create_search, list_searches, register_search
-from hwsearch.result import SearchResult, plot_history
+from hwsearch.result import SearchResult, plot_history, target_errors
 from hwsearch.supernet import Supernet, build_supernet
 
 __all__ = [
@@ -50,5 +50,6 @@ __all__ = [
     "register_search",
     "shard_indices",
     "split",
+    "target_errors",
     "tau_schedule",
 ]

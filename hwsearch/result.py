@@ -7,9 +7,12 @@ predicted cost against the target over the α-steps (thesis Figure 4.12).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 FORMAT = "edgeprof.search-result"
 FORMAT_VERSION = 1
@@ -63,6 +66,17 @@ class SearchResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         return path
+
+
+def target_errors(errors: Sequence[float], each: float = 0.05, mean: float | None = None) -> dict[str, Any]:
+    """How signed relative errors (measured / target - 1) stand against a target: max and mean |error|,
+    how many are within `each`, and whether all are (and the mean within `mean`, when given) (pure)."""
+    e = np.abs(np.asarray(errors, dtype=float))
+    if e.size == 0:
+        raise ValueError("target_errors needs at least one error")
+    met = bool((e <= each).all()) and (mean is None or bool(e.mean() <= mean))
+    return {"max_abs_error": float(e.max()), "mean_abs_error": float(e.mean()), "each": each, "mean_limit": mean,
+            "within": int((e <= each).sum()), "target_met": met}
 
 
 def plot_history(result: SearchResult | dict[str, Any], path: str | Path) -> Path:

@@ -141,3 +141,15 @@ def test_a_network_the_dataset_measured_is_taken_at_its_measurement(biased_board
     res = close_loop(arch, model, space, board(other), board, tolerance=0.001, max_measurements=2,
                      known=[(other, board(other)), ((0,) * 6, board((0,) * 6))])
     assert res.arch == other and res.met and len(res.probes) == 2
+
+
+def test_target_errors_summarises_signed_errors() -> None:
+    from hwsearch import target_errors
+
+    s = target_errors([0.01, -0.04, 0.06], each=0.05)
+    assert s["max_abs_error"] == pytest.approx(0.06) and s["mean_abs_error"] == pytest.approx(0.11 / 3)
+    assert s["within"] == 2 and not s["target_met"]
+    assert target_errors([0.01, -0.04], each=0.05)["target_met"]
+    assert not target_errors([0.01, -0.04], each=0.05, mean=0.02)["target_met"]  # mean 2.5%
+    with pytest.raises(ValueError, match="at least one"):
+        target_errors([])

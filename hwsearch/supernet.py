@@ -35,7 +35,7 @@ from spaces.mbconv import (
     make_layer,
     scale_channels,
 )
-from spaces.nb201 import EDGES, N_NODES, NONE, OPS, NB201Space, ResidualReduction, _make_op, live_edges
+from spaces.nb201 import EDGES, N_NODES, NONE, OPS, NB201Space, _make_op, live_edges, macro_layout
 from spaces.weights import init_weights
 
 
@@ -148,15 +148,7 @@ class NB201Supernet(Supernet):
     def __init__(self, space: NB201Space) -> None:
         super().__init__(space)
         c = space.C
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        blocks: list[nn.Module] = []
-        for stage in range(3):
-            width = c * 2**stage
-            if stage:
-                blocks.append(ResidualReduction(width // 2, width))
-            blocks.extend(SuperCell(width) for _ in range(space.N))
-        self.cells = nn.Sequential(*blocks)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c * 4), nn.ReLU())
+        self.stem, self.cells, self.lastact = macro_layout(c, space.N, SuperCell)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c * 4, space.num_classes)
 

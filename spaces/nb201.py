@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -123,20 +123,27 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def macro_layout(channels: int, cells: int, make_cell: Callable[[int], nn.Module]
+                 ) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
+    """NB201's macro skeleton around any cell (`make_cell(width)`): the stem; three stages of `cells` cells
+    at C, 2C, 4C joined by residual reductions; the final BN-ReLU. One layout for the network and the
+    supernet, so a supernet path's weights load into the network under the same names."""
+    stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+    blocks: list[nn.Module] = []
+    for stage in range(3):
+        width = channels * 2**stage
+        if stage:
+            blocks.append(ResidualReduction(width // 2, width))
+        blocks.extend(make_cell(width) for _ in range(cells))
+    return stem, nn.Sequential(*blocks), nn.Sequential(nn.BatchNorm2d(channels * 4), nn.ReLU())
+
+
 class NB201Network(nn.Module):
     """Stem, three stages of N cells at C, 2C, 4C joined by reductions, BN-ReLU, pool, classifier."""
 
     def __init__(self, arch: Arch, channels: int, cells: int, num_classes: int) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        blocks: list[nn.Module] = []
-        for stage in range(3):
-            width = channels * 2**stage
-            if stage:
-                blocks.append(ResidualReduction(width // 2, width))
-            blocks.extend(Cell(arch, width) for _ in range(cells))
-        self.cells = nn.Sequential(*blocks)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(channels * 4), nn.ReLU())
+        self.stem, self.cells, self.lastact = macro_layout(channels, cells, lambda width: Cell(arch, width))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(channels * 4, num_classes)
 

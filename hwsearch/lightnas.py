@@ -45,7 +45,7 @@ from hwsearch.gumbel import FBNET_DECAY, arch_onehot, derive_arch, hard_gumbel, 
 from hwsearch.registry import register_search
 from hwsearch.result import SearchResult
 from hwsearch.supernet import build_supernet
-from predictors.base import Constraint, InvalidParameterError
+from predictors.base import Constraint, InvalidParameterError, Params
 from predictors.common import float_above, int_at_least, one_of
 from spaces import SearchSpace, create_space
 
@@ -81,7 +81,7 @@ def _positive_number(v: Any) -> bool:
 
 
 @register_search("lightnas")
-class LightNAS:
+class LightNAS(Params):
     """LightNAS search object (scikit-learn style: parameters in __init__, `fit` validates and runs,
     learned state ends in `_`: `result_`, `alpha_`, `arch_`, `lambda_`, `supernet_`, `reach_`).
 
@@ -162,28 +162,14 @@ class LightNAS:
         self.progress = progress
         self.data_resolution = data_resolution
 
-    # --- scikit-learn conventions ----------------------------------------------------------------------
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("predictor", "target", *self._parameter_constraints)}
-
-    def set_params(self, **params: Any) -> LightNAS:
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise InvalidParameterError(f"LightNAS has no parameter {k!r} (known: {', '.join(valid)})")
-            setattr(self, k, v)
-        return self
+    # --- scikit-learn conventions (get_params, set_params, clone: predictors.base.Params) ---------------
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.get_params().items() if k != "predictor"}
         return f"LightNAS({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def _validate(self) -> None:
-        for name, (ok, what) in self._parameter_constraints.items():
-            if not ok(getattr(self, name)):
-                raise InvalidParameterError(f"The {name!r} parameter of LightNAS must be {what}. "
-                                            f"Got {getattr(self, name)!r} instead.")
+        self._validate_params()
         if self.predictor is None:
             raise InvalidParameterError("LightNAS needs a predictor (a fitted mlp/gnn/gcn predictor, a saved "
                                         "predictor folder or a hwsearch.CostModel)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -32,18 +32,12 @@ class InvalidParameterError(ValueError):
 Constraint = tuple[Callable[[Any], bool], str]
 
 
-class LatencyPredictor:
-    """Base class: a latency predictor for one search space."""
+class Params:
+    """scikit-learn's parameter conventions for any estimator-like object (predictors, searches): the
+    parameters are `__init__`'s keyword arguments, stored under the same names and checked against
+    `_parameter_constraints` by `_validate_params`."""
 
-    kind: ClassVar[str] = "base"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {}
-
-    def __init__(self, space: str = "nb201", space_config: dict[str, Any] | None = None, seed: int = 0):
-        self.space = space
-        self.space_config = space_config
-        self.seed = seed
-
-    # --- scikit-learn conventions ----------------------------------------------------------------------
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -59,7 +53,7 @@ class LatencyPredictor:
     def get_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._param_names()}
 
-    def set_params(self, **params: Any) -> LatencyPredictor:
+    def set_params(self, **params: Any) -> Self:
         valid = self._param_names()
         for k, v in params.items():
             if k not in valid:
@@ -67,7 +61,7 @@ class LatencyPredictor:
             setattr(self, k, v)
         return self
 
-    def clone(self) -> LatencyPredictor:
+    def clone(self) -> Self:
         return type(self)(**self.get_params())
 
     def __repr__(self) -> str:
@@ -79,6 +73,17 @@ class LatencyPredictor:
             if not ok(value):
                 raise InvalidParameterError(f"The {name!r} parameter of {type(self).__name__} must be {what}. "
                                             f"Got {value!r} instead.")
+
+
+class LatencyPredictor(Params):
+    """Base class: a latency predictor for one search space."""
+
+    kind: ClassVar[str] = "base"
+
+    def __init__(self, space: str = "nb201", space_config: dict[str, Any] | None = None, seed: int = 0):
+        self.space = space
+        self.space_config = space_config
+        self.seed = seed
 
     def check_is_fitted(self) -> None:
         if not getattr(self, "fitted_", False):

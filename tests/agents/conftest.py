@@ -9,7 +9,6 @@ from agent_helpers import make_conv_model, make_matmul_model
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     """{name: (path, sha256)} of conv, matmul, a corrupt file, and a dynamic-batch conv."""
-    pytest.importorskip("onnx")
     d = tmp_path_factory.mktemp("models")
     out = {}
     out["conv"] = (d / "conv.onnx", make_conv_model(d / "conv.onnx", batch=1))

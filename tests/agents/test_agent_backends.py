@@ -68,7 +68,6 @@ def test_debug_option_errors(options, match):
 
 @pytest.fixture
 def ort_cls():
-    pytest.importorskip("onnxruntime")
     cls = BACKENDS.get("onnxruntime")
     assert cls.available() is None
     return cls

@@ -26,7 +26,6 @@ def bundle(tmp_path, models):
 
 
 def test_real_models_errors_and_environment(bundle, models):
-    pytest.importorskip("onnxruntime")
     tasks = [
         task(
             "conv",

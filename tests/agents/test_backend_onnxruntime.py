@@ -21,7 +21,6 @@ CPU = "CPUExecutionProvider"
 @pytest.fixture(scope="module")
 def named_model(tmp_path_factory):
     """conv -> relu -> pool -> flatten -> fc, with node names, on 1x3x16x16."""
-    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     rng = np.random.default_rng(0)
@@ -55,7 +54,6 @@ def named_model(tmp_path_factory):
 
 
 def test_layer_profile_on_a_real_cpu_run(named_model, monkeypatch, tmp_path):
-    pytest.importorskip("onnxruntime")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     b = OnnxRuntimeBackend({"graph_optimization_level": "disable_all", "intra_op_threads": 1})
     b.load(named_model, {"input": [2, 3, 16, 16]})
@@ -81,7 +79,6 @@ def test_layer_profile_on_a_real_cpu_run(named_model, monkeypatch, tmp_path):
 
 
 def test_io_binding_on_the_cpu_for_real(models):
-    pytest.importorskip("onnxruntime")
     b = OnnxRuntimeBackend({"io_binding": True}).load(str(models["conv_dyn"][0]), {"input": [2, 3, 16, 16]})
     b.run_once()
     assert b.info()["io_binding"] is True and b.info()["timed_copies"] is True
@@ -90,7 +87,6 @@ def test_io_binding_on_the_cpu_for_real(models):
 
 
 def test_layer_profile_with_ort_optimisations_names_fused_nodes(models):
-    pytest.importorskip("onnxruntime")
     b = OnnxRuntimeBackend({"intra_op_threads": 1}).load(str(models["conv"][0]), {"input": [1, 3, 16, 16]})
     layers = b.layer_profile(3)
     assert layers and all(r["name"] and r["op_type"] and r["calls"] >= 1 for r in layers)
@@ -140,7 +136,6 @@ def test_parse_profile_windows_and_warmup():
 
 @pytest.fixture
 def fake_ort(monkeypatch):
-    pytest.importorskip("onnx")
 
     def install(**kw):
         ort = make_ort(**kw)

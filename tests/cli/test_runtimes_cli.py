@@ -42,7 +42,6 @@ def test_layer_profiles_map_onto_the_space(fast_cpu_config: Path, tmp_path: Path
 
 
 def test_torch_backend_runs_the_space_module_eagerly(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
     cfg = tmp_path / "torch-cpu.toml"
     cfg.write_text(f'name = "torch-cpu"\nkind = "cpu"\n[connection]\nworkdir = "{tmp_path / "w"}"\n'
                    '[runtime]\nbackend = "torch"\n[runtime.options]\ndevice = "cpu"\nthreads = 1\n'

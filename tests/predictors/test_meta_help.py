@@ -170,7 +170,7 @@ def test_state_round_trip_is_plain_arrays_and_json(mlp_pred: HelpPredictor) -> N
 
 
 def test_ensemble_blends_members_and_round_trips_through_io(tmp_path: Path) -> None:
-    io = pytest.importorskip("predictors.io")
+    from predictors import io
     ens = HelpEnsemble(reference=REFS, members=[{**TINY, "meta_iters": 60}, ADDITIVE])
     ens.meta_fit(tasks(), valid_tasks())
     assert ens.weights_.sum() == pytest.approx(1.0) and len(ens.weights_) == 2
@@ -182,7 +182,7 @@ def test_ensemble_blends_members_and_round_trips_through_io(tmp_path: Path) -> N
 
 
 def test_saved_meta_trained_predictor_adapts_after_loading(tmp_path: Path, mlp_pred: HelpPredictor) -> None:
-    io = pytest.importorskip("predictors.io")
+    from predictors import io
     mlp_pred.__dict__.pop("adapted_", None)
     back = io.load_predictor(io.save_predictor(mlp_pred, tmp_path / "help"))
     assert back.kind == "help" and not getattr(back, "adapted_", False)

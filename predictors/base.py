@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from spaces import SearchSpace, create_space
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
+    from typing_extensions import Self
 
 
 class NotFittedError(RuntimeError):

@@ -15,11 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agents.protocol import RESULT_SCHEMA
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
+    from typing_extensions import Self
 
 SCHEMA_VERSION = 2
 # Additions per version, applied in order to older files (a database is never rebuilt from scratch).

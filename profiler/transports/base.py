@@ -11,9 +11,12 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 import agents
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
+    from typing_extensions import Self
 
 AGENT_ROOT = Path(agents.__file__).resolve().parent
 

@@ -71,11 +71,16 @@ def test_predictor_is_frozen_and_unchanged(nb_space, nb_mlp):
 
 
 def test_end_to_end_nb201_hits_target(nb_space, nb_mlp, tmp_path):
+    """The λ/α dynamics alone land on the target: refine is off, so a post-step cannot rescue a broken
+    update. Measured: -1.2% here; with λ frozen at 0 (damping alone) +4.95%, with λ's sign reversed -31%,
+    so the 3% bound fails when the λ update breaks."""
     w, a = digits_proxy(16, seed=0)
     target = 3.2
-    search = LightNAS(nb_mlp, target=target, epochs=6, batch_size=32, seed=0)
+    search = LightNAS(nb_mlp, target=target, epochs=6, batch_size=32, seed=0, refine=False)
     result = search.search((w, a))  # the (w-split, α-split) pair as digits_proxy returns it
-    assert abs(result.predicted / target - 1) <= 0.05, result.refine
+    assert result.refine == {"enabled": False, "changed": False} and result.arch == result.derived_arch
+    assert abs(result.predicted / target - 1) <= 0.03, result.lambda_history[-5:]
+    assert len(set(result.lambda_history)) > len(result.lambda_history) // 2  # λ moved at (nearly) every step
     assert result.arch_id == nb_space.arch_id(result.arch)
     assert result.predicted == pytest.approx(float(nb_mlp.predict([result.arch_id])[0]), rel=1e-5)
     assert result.data["proxy"] and "digits-proxy" in result.data["name"]
@@ -83,7 +88,6 @@ def test_end_to_end_nb201_hits_target(nb_space, nb_mlp, tmp_path):
     assert len(result.lambda_history) == len(result.log) + 1
     assert set(result.log[0]) >= {"step", "epoch", "lambda", "predicted_sample", "predicted_argmax", "ce",
                                   "loss", "tau"}
-    assert result.refine["enabled"] and "changed" in result.refine
     d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert d["space"] == "nb201" and d["space_config"] == nb_space.config and d["metric"] == "latency"
     png = plot_history(result, tmp_path / "history.png")

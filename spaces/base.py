@@ -8,16 +8,17 @@ deterministic weights, costs) lives here once.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from spaces.costs import count_costs
-from spaces.weights import init_weights, seed_from_id
+from spaces.weights import seed_from_id
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Arch = tuple[int, ...]
 
@@ -31,6 +32,23 @@ def top_level_part(name: str) -> str:
     first = name.split(" + ")[0].strip().lstrip("/")
     head = first.split("/")[0]
     return head.split(".")[0] if "/" not in first else head
+
+
+def lazy_names(owner: str, source: str, names: Iterable[str]) -> Callable[[str], object]:
+    """A module `__getattr__` (PEP 562) that imports `source` on the first use of one of `names`.
+
+    The built-in spaces keep their torch modules in `<space>_net.py`, so ids, encodings and sampling import
+    without torch (data import and summaries, hosts without a torch wheel); `from spaces.nb201 import Cell`
+    still works and loads torch then.
+    """
+    wanted = frozenset(names)
+
+    def __getattr__(name: str) -> object:
+        if name in wanted:
+            return getattr(importlib.import_module(source), name)
+        raise AttributeError(f"module {owner!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
 class InvalidArchError(ValueError):
@@ -171,6 +189,10 @@ class SearchSpace(ABC):
         The module is constructed on the meta device and then initialised from a private generator, so
         building never reads or advances torch's global RNG.
         """
+        import torch
+
+        from spaces.weights import init_weights
+
         arch = self.validate(arch)
         with torch.device("meta"):
             module = self._make_module(arch)
@@ -192,4 +214,6 @@ class SearchSpace(ABC):
 
     def costs(self, arch: Sequence[int]) -> dict[str, float]:
         """FLOPs, params, memory accesses and arithmetic intensity (thesis eq. 3.18-3.19), batch 1."""
+        from spaces.costs import count_costs
+
         return count_costs(self.build(arch), self.input_shape(1))

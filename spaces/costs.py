@@ -10,9 +10,11 @@ any space gets costs without writing a per-op formula, and ops that a builder sk
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch loads when a module is counted, not with the formulas
+    import torch
+    from torch import nn
 
 
 def conv_intensity(h: int, w: int, i: int, o: int, k: int, phi: float = 1.0) -> float:
@@ -53,6 +55,9 @@ def count_costs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, floa
     Returns {"flops", "params", "mem_access", "intensity"}; params counts every parameter (batch-norm
     scale and shift included, running statistics excluded).
     """
+    import torch
+    from torch import nn
+
     if len(input_shape) < 1 or input_shape[0] != 1:
         raise ValueError(f"count_costs: input_shape must have batch 1, got {tuple(input_shape)}")
     totals = {"flops": 0, "mem_access": 0}

@@ -33,14 +33,15 @@ import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from spaces.base import Arch, InvalidArchError, SearchSpace, check_int
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_names
 from spaces.registry import register_space
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OPS: tuple[str, ...] = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 SKIP = OPS.index("skip")
@@ -73,73 +74,9 @@ def layer_plan() -> list[tuple[int, int, int]]:
     return plan
 
 
-def conv_bn(
-    c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
-) -> nn.Sequential:
-    """Conv (same padding, no bias) + BN, then ReLU unless `act` is False."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(c_out),
-    ]
-    if act:
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-class ChannelShuffle(nn.Module):
-    """ShuffleNet's channel shuffle, so grouped 1x1 convs mix information across groups."""
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
-
-
-class FBNetBlock(nn.Module):
-    """Inverted bottleneck with grouped 1x1 convs: expand (G groups) [shuffle], depthwise KxK, project."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, groups: int, stride: int) -> None:
-        super().__init__()
-        hidden = c_in * expansion
-        if hidden % groups or c_out % groups:
-            raise ValueError(f"fbnet: {hidden} and {c_out} channels do not split into {groups} groups")
-        self.expand = conv_bn(c_in, hidden, 1, groups=groups)
-        self.shuffle = ChannelShuffle(groups) if groups > 1 else nn.Identity()
-        self.depthwise = conv_bn(hidden, hidden, kernel, stride, groups=hidden)
-        self.project = conv_bn(hidden, c_out, 1, groups=groups, act=False)
-        self.residual = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(self.depthwise(self.shuffle(self.expand(x))))
-        return x + y if self.residual else y
-
-
-def make_layer(op: int, c_in: int, c_out: int, stride: int) -> nn.Module:
-    """The module for op index `op` in a searchable layer of the given shape."""
-    if op == SKIP:
-        return nn.Identity() if stride == 1 and c_in == c_out else conv_bn(c_in, c_out, 1, stride)
-    kernel, expansion, groups = op_spec(OPS[op])
-    return FBNetBlock(c_in, c_out, kernel, expansion, groups, stride)
-
-
-class FBNetNetwork(nn.Module):
-    """Stem, the 22 searchable layers, 1x1 head conv, global pool, classifier."""
-
-    def __init__(self, arch: Arch, num_classes: int) -> None:
-        super().__init__()
-        self.stem = conv_bn(3, STEM_CHANNELS, 3)
-        self.layers = nn.Sequential(
-            *(make_layer(op, c_in, c_out, s) for op, (c_in, c_out, s) in zip(arch, layer_plan(), strict=True))
-        )
-        self.head = conv_bn(STAGES[-1][0], HEAD_CHANNELS, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(HEAD_CHANNELS, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.head(self.layers(self.stem(x))))
-        return self.classifier(torch.flatten(x, 1))
+# The network's modules (spaces/fbnet_net.py) load with torch on first use.
+__getattr__ = lazy_names(__name__, "spaces.fbnet_net",
+                         ("conv_bn", "ChannelShuffle", "FBNetBlock", "make_layer", "FBNetNetwork"))
 
 
 class FBNetSpace(SearchSpace):
@@ -189,6 +126,8 @@ class FBNetSpace(SearchSpace):
         return f"L{i:02d}:{OPS[arch[i]]}" if full else f"L{i:02d}"
 
     def _make_module(self, arch: Arch) -> nn.Module:
+        from spaces.fbnet_net import FBNetNetwork
+
         return FBNetNetwork(arch, self.num_classes)
 
 

@@ -27,14 +27,15 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from spaces.base import Arch, SearchSpace, check_int
+from spaces.base import Arch, SearchSpace, check_int, lazy_names
 from spaces.registry import register_space
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OPS: tuple[str, ...] = ("mb_k3_e3", "mb_k3_e6", "mb_k5_e3", "mb_k5_e6", "mb_k7_e3", "mb_k7_e6", "skip")
 TOKENS: tuple[str, ...] = ("k3e3", "k3e6", "k5e3", "k5e6", "k7e3", "k7e6", "skip")
@@ -68,46 +69,8 @@ def layer_plan(width_mult: float, stage_repeats: Sequence[int]) -> list[tuple[in
     return plan
 
 
-def conv_bn(
-    c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
-) -> nn.Sequential:
-    """Conv (same padding, no bias) + BN, then ReLU6 unless `act` is False."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(c_out),
-    ]
-    if act:
-        layers.append(nn.ReLU6())
-    return nn.Sequential(*layers)
-
-
-class MBConv(nn.Module):
-    """MobileNetV2 inverted bottleneck: 1x1 expand (none when e == 1), k x k depthwise, linear 1x1 project."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int) -> None:
-        super().__init__()
-        hidden = c_in * expansion
-        layers = [] if expansion == 1 else [conv_bn(c_in, hidden, 1)]
-        layers += [
-            conv_bn(hidden, hidden, kernel, stride, groups=hidden),
-            conv_bn(hidden, c_out, 1, act=False),
-        ]
-        self.body = nn.Sequential(*layers)
-        self.residual = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
-        return x + y if self.residual else y
-
-
-def make_layer(op: int, c_in: int, c_out: int, stride: int) -> nn.Module:
-    """The module for op index `op` in a searchable layer of the given shape."""
-    if op == SKIP:
-        if stride == 1 and c_in == c_out:
-            return nn.Identity()
-        return conv_bn(c_in, c_out, 1, stride, act=False)
-    kernel, expansion = _MB_SPECS[op]
-    return MBConv(c_in, c_out, kernel, expansion, stride)
+# The network's modules (spaces/mbconv_net.py) load with torch on first use.
+__getattr__ = lazy_names(__name__, "spaces.mbconv_net", ("conv_bn", "MBConv", "make_layer", "mbconv_network"))
 
 
 class MBConvSpace(SearchSpace):
@@ -182,23 +145,9 @@ class MBConvSpace(SearchSpace):
             i, part)
 
     def _make_module(self, arch: Arch) -> nn.Module:
-        stem = scale_channels(STEM_CHANNELS, self.width_mult)
-        first = scale_channels(FIRST_CHANNELS, self.width_mult)
-        head = scale_channels(HEAD_CHANNELS, self.width_mult)
-        last = self._plan[-1][1]
-        layers = [
-            make_layer(op, c_in, c_out, stride)
-            for op, (c_in, c_out, stride) in zip(arch, self._plan, strict=True)
-        ]
-        return nn.Sequential(
-            conv_bn(3, stem, 3, stride=2),
-            MBConv(stem, first, 3, 1, 1),
-            *layers,
-            conv_bn(last, head, 1),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(1),
-            nn.Linear(head, self.num_classes),
-        )
+        from spaces.mbconv_net import mbconv_network
+
+        return mbconv_network(arch, self._plan, self.width_mult, self.num_classes)
 
 
 @register_space("mbconv")

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from spaces.base import Arch, InvalidArchError, SearchSpace, check_int
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_names
 from spaces.registry import register_space
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (source, target)
@@ -63,93 +64,9 @@ def _graph_adjacency() -> np.ndarray:
 
 
 _ADJACENCY = _graph_adjacency()
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        super().__init__(
-            nn.ReLU(),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
-
-
-def _make_op(name: str, channels: int) -> nn.Module:
-    if name == "skip_connect":
-        return nn.Identity()
-    if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1)
-    if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1)
-    if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise ValueError(f"nb201: op {name!r} has no module")
-
-
-class Cell(nn.Module):
-    """Node j is the sum of op(node i) over its live in-edges; a needed node without any outputs zeros."""
-
-    def __init__(self, arch: Arch, channels: int) -> None:
-        super().__init__()
-        self.live = live_edges(arch)
-        self.needed = {N_NODES - 1} | {EDGES[e][0] for e in self.live}
-        self.edges = nn.ModuleDict({str(e): _make_op(OPS[arch[e]], channels) for e in self.live})
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes: list[torch.Tensor | None] = [x]
-        for node in range(1, N_NODES):
-            total = None
-            for e in self.live:
-                src, dst = EDGES[e]
-                if dst == node:
-                    y = self.edges[str(e)](nodes[src])
-                    total = y if total is None else total + y
-            if total is None and node in self.needed:
-                total = torch.zeros_like(x)
-            nodes.append(total)
-        return nodes[-1]
-
-
-class ResidualReduction(nn.Module):
-    """NB201's ResNet basic block between stages: halves the resolution and doubles the channels."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
-        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv_b(self.conv_a(x))
-
-
-def macro_layout(channels: int, cells: int, make_cell: Callable[[int], nn.Module]
-                 ) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
-    """NB201's macro skeleton around any cell (`make_cell(width)`): the stem; three stages of `cells` cells
-    at C, 2C, 4C joined by residual reductions; the final BN-ReLU. One layout for the network and the
-    supernet, so a supernet path's weights load into the network under the same names."""
-    stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-    blocks: list[nn.Module] = []
-    for stage in range(3):
-        width = channels * 2**stage
-        if stage:
-            blocks.append(ResidualReduction(width // 2, width))
-        blocks.extend(make_cell(width) for _ in range(cells))
-    return stem, nn.Sequential(*blocks), nn.Sequential(nn.BatchNorm2d(channels * 4), nn.ReLU())
-
-
-class NB201Network(nn.Module):
-    """Stem, three stages of N cells at C, 2C, 4C joined by reductions, BN-ReLU, pool, classifier."""
-
-    def __init__(self, arch: Arch, channels: int, cells: int, num_classes: int) -> None:
-        super().__init__()
-        self.stem, self.cells, self.lastact = macro_layout(channels, cells, lambda width: Cell(arch, width))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels * 4, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.lastact(self.cells(self.stem(x)))
-        return self.classifier(torch.flatten(self.pool(x), 1))
+# The network's modules (spaces/nb201_net.py) load with torch on first use.
+__getattr__ = lazy_names(__name__, "spaces.nb201_net",
+                         ("ReLUConvBN", "_make_op", "Cell", "ResidualReduction", "macro_layout", "NB201Network"))
 
 
 class NB201Space(SearchSpace):
@@ -251,6 +168,8 @@ class NB201Space(SearchSpace):
         return f"reduction{stage + 1}" if k == 0 else f"cell{stage + 1}.{k - 1}"
 
     def _make_module(self, arch: Arch) -> nn.Module:
+        from spaces.nb201_net import NB201Network
+
         return NB201Network(arch, self.C, self.N, self.num_classes)
 
 

@@ -8,9 +8,11 @@ from torch's global RNG.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch loads when weights are initialised, not when an arch id is seeded
+    import torch
+    from torch import nn
 
 
 def seed_from_id(arch_id: str) -> int:
@@ -27,6 +29,9 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> None:
     scale through a deep MBConv net (fan-out shrinks them by ~1e-9 over 21 layers). Linears get
     N(0, 0.01). Any other parameterised layer is refused rather than left as uninitialised memory.
     """
+    import torch
+    from torch import nn
+
     handled: set[int] = set()
     with torch.no_grad():
         for layer in module.modules():

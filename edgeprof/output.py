@@ -6,12 +6,13 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from profiler.session import Progress as SessionProgress
+if TYPE_CHECKING:  # the session loads the exporters (torch, onnx): only commands that profile need it
+    from profiler.session import Progress as SessionProgress
 
 # Messages are never wrapped when stderr is a log or a pipe: a path or an error must stay on one line.
 err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
@@ -30,6 +31,8 @@ PHASE_LABELS = {"export": "exporting ONNX", "upload": "uploading models", "measu
 @contextmanager
 def session_progress(quiet: bool = False) -> Iterator[SessionProgress]:
     """Rich progress bars driven by the profile session's callbacks."""
+    from profiler.session import Progress as SessionProgress
+
     if quiet:
         yield SessionProgress()
         return
@@ -59,6 +62,8 @@ def session_progress(quiet: bool = False) -> Iterator[SessionProgress]:
 @contextmanager
 def fleet_progress(quiet: bool = False) -> Iterator[Any]:
     """One progress row per board; returns a factory board name -> session callbacks."""
+    from profiler.session import Progress as SessionProgress
+
     if quiet:
         yield lambda name: SessionProgress()
         return

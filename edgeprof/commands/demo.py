@@ -20,7 +20,6 @@ from edgeprof.commands.profile import print_report
 from edgeprof.output import err, out, print_json, session_progress
 from profiler.config import resolve_device
 from profiler.dataset import summarize
-from profiler.session import profile
 from profiler.store import Store
 from spaces import create_space
 
@@ -49,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from profiler.session import profile  # loads the exporters (torch, onnx): not at --help time
+
     config = resolve_device(args.device)
     t0 = time.perf_counter()
     reports = []

@@ -12,8 +12,6 @@ from rich.table import Table
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, fleet_progress, out, print_json, session_progress
 from profiler.config import resolve_device
-from profiler.fleet import run_fleet
-from profiler.session import profile
 from profiler.store import Store
 from spaces import create_space, list_spaces
 
@@ -54,6 +52,8 @@ def overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from profiler.session import profile  # loads the exporters (torch, onnx): not at --help time
+
     names = [d for d in args.device.split(",") if d]
     if len(names) > 1:
         return run_fleet_command(args, names)
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:
+    from profiler.fleet import run_fleet  # loads the exporters (torch, onnx): not at --help time
+
     configs = [resolve_device(n) for n in names]  # every config is checked before any board starts
     create_space(args.space)
     with fleet_progress(args.quiet or args.json) as progress_for:

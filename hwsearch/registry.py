@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from spaces.errors import UnknownNameError
 from spaces.names import ClassRegistry
 
 T = TypeVar("T", bound=type)
@@ -18,14 +19,12 @@ T = TypeVar("T", bound=type)
 BUILTIN_MODULES: tuple[str, ...] = ("hwsearch.lightnas",)
 
 
-class UnknownSearchError(KeyError):
+class UnknownSearchError(UnknownNameError):
     """A search name that is not registered; the message lists the known names."""
 
-    def __str__(self) -> str:  # KeyError would print the message inside quotes
-        return str(self.args[0]) if self.args else ""
 
-
-_REGISTRY: ClassRegistry = ClassRegistry("search", "name", "register_search", UnknownSearchError, BUILTIN_MODULES)
+_REGISTRY: ClassRegistry[type] = ClassRegistry("search", "name", "register_search", UnknownSearchError,
+                                               BUILTIN_MODULES)
 
 
 def register_search(name: str) -> Callable[[T], T]:

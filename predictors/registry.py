@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from predictors.base import InvalidParameterError, LatencyPredictor
+from spaces.errors import UnknownNameError
 from spaces.names import ClassRegistry
 
 P = TypeVar("P", bound=type[LatencyPredictor])
@@ -19,15 +20,12 @@ P = TypeVar("P", bound=type[LatencyPredictor])
 BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines", "predictors.meta")
 
 
-class UnknownPredictorError(KeyError):
+class UnknownPredictorError(UnknownNameError):
     """A predictor kind that is not registered; the message lists the known kinds."""
 
-    def __str__(self) -> str:  # KeyError would print the message inside quotes
-        return str(self.args[0]) if self.args else ""
 
-
-_REGISTRY: ClassRegistry = ClassRegistry("predictor kind", "kind", "register_predictor", UnknownPredictorError,
-                                         BUILTIN_MODULES, base=LatencyPredictor)
+_REGISTRY: ClassRegistry[type[LatencyPredictor]] = ClassRegistry(
+    "predictor kind", "kind", "register_predictor", UnknownPredictorError, BUILTIN_MODULES, base=LatencyPredictor)
 
 
 def register_predictor(kind: str) -> Callable[[P], P]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -137,6 +138,31 @@ def _retry_locked(step: Callable[[], object], limit_s: float = 30.0) -> None:
             delay = min(delay * 2, 0.5)
 
 
+def _check_openable(path: Path) -> None:
+    """Refuse, before SQLite touches it, a --db that is a folder or that this user cannot write (SQLite would
+    open a read-only file and fail at the first write, or with WAL not at all). A file that is not there yet
+    is created, in its folder."""
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not a dataset file (give a file such as {path / 'edgeprof.db'})")
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError(f"{path}: the dataset file is read-only for this user (edgeprof writes to it, and "
+                         "its WAL files beside it): copy it somewhere writable or fix its permissions")
+    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(f"{path}: its folder {folder} is read-only for this user (SQLite keeps the dataset's "
+                         "WAL files beside it): copy the dataset somewhere writable or fix the permissions")
+
+
+def _open_failure(path: Path, e: sqlite3.DatabaseError) -> str:
+    """A message that names the file and says what is wrong with it, for an error while opening it."""
+    text = str(e)
+    if "not a database" in text or "malformed" in text:
+        return f"{path}: not a usable edgeprof database: not an SQLite file or damaged ({text}); check --db"
+    if "readonly" in text or "read-only" in text:
+        return f"{path}: not a usable edgeprof database: read-only ({text}); copy it somewhere writable"
+    return f"{path}: not a usable edgeprof database: {text}"
+
+
 def _statements(script: str) -> list[str]:
     """Split a DDL script (no triggers, no string literals with ';') into statements."""
     return [part.strip() for part in script.split(";") if part.strip()]
@@ -159,17 +185,35 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        _check_openable(self.path)
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), timeout=30.0)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"{self.path}: cannot open the dataset: {e}") from None
+        try:
             self.db.row_factory = sqlite3.Row
+            self._refuse_foreign()
             _retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             _retry_locked(self._setup_schema)
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path}: not a usable edgeprof database: {e}") from None
+            self.db.close()
+            raise StoreError(_open_failure(self.path, e)) from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _refuse_foreign(self) -> None:
+        """An SQLite file of another program is refused before anything (even the journal mode) is written."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if tables and "measurements" not in tables and version == 0:
+            raise StoreError(f"{self.path}: an SQLite database of another program (tables: "
+                             f"{', '.join(sorted(tables)[:5])}), not an edgeprof dataset; check --db "
+                             "(the file is left as it is)")
 
     def _setup_schema(self) -> None:
         """Create or migrate the schema under one write lock.

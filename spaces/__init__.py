@@ -10,6 +10,7 @@ from spaces import mbconv as _mbconv  # noqa: F401  (registers "mbconv", "mbconv
 from spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")
 from spaces.base import Arch, InvalidArchError, SearchSpace
 from spaces.costs import conv_intensity, count_costs
+from spaces.errors import UnknownNameError, UserInputError
 from spaces.registry import UnknownSpaceError, create_space, list_spaces, register_space, unregister_space
 
 _EXPORT_NAMES = ("ExportedModel", "export_onnx", "export_space_package", "onnx_metadata", "read_onnx_metadata")
@@ -29,7 +30,9 @@ __all__ = [
     "ExportedModel",
     "InvalidArchError",
     "SearchSpace",
+    "UnknownNameError",
     "UnknownSpaceError",
+    "UserInputError",
     "conv_intensity",
     "count_costs",
     "create_space",

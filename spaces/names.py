@@ -1,9 +1,9 @@
-"""A name -> class registry with lazily imported built-ins, shared by the predictor and search registries.
+"""One name -> entry registry with lazily imported built-ins, for spaces, predictors and searches.
 
-The built-in classes register themselves when their modules are imported; the registry imports those
+The built-in entries register themselves when their modules are imported; the registry imports those
 modules on first lookup, so `create_predictor("gnn")` works without importing `predictors.gnn` first and a
-module that only reads names does not pay for torch models it never builds. Unknown names raise a
-KeyError subclass whose message lists the known names and the closest one.
+module that only reads names does not pay for torch models it never builds. An unknown name raises the
+registry's UnknownNameError subclass, whose message lists the known names and the closest one.
 """
 
 from __future__ import annotations
@@ -11,51 +11,70 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-T = TypeVar("T", bound=type)
+from spaces.errors import UnknownNameError
+
+T = TypeVar("T", bound=Callable[..., Any])
 
 
 def unknown_name_message(what: str, name: object, known: list[str]) -> str:
     """'unknown WHAT 'x' (known: a, b); did you mean 'a'?' (the hint only when one is close)."""
     close = difflib.get_close_matches(str(name), known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r} (known: {', '.join(known)}){hint}"
+    return f"unknown {what} {name!r} (known: {', '.join(known) or 'none'}){hint}"
 
 
 class ClassRegistry(Generic[T]):
-    """Classes by name. `what` names an entry in messages ("predictor kind"), `attr` is the class
-    attribute set to the name ("kind"), `base` the class every entry must derive from (None: any class)."""
+    """Entries by name: classes, or factories where `factories` is set (a space is a function of its config).
 
-    def __init__(self, what: str, attr: str, decorator: str, error: type[KeyError], builtin_modules: tuple[str, ...],
-                 base: type | None = None) -> None:
+    `what` names an entry in messages ("predictor kind"), `attr` is the class attribute set to the name
+    ("kind"; None: none is set), `decorator` the public decorator's name (for messages), `error` the
+    UnknownNameError subclass raised for an unknown name, `builtin_modules` the modules whose import
+    registers the built-ins, `base` the class every entry must derive from (None: any class).
+    """
+
+    def __init__(self, what: str, attr: str | None, decorator: str, error: type[UnknownNameError],
+                 builtin_modules: tuple[str, ...] = (), base: type | None = None, factories: bool = False) -> None:
+        if not (isinstance(error, type) and issubclass(error, UnknownNameError)):
+            raise TypeError(f"ClassRegistry({what!r}): error must be an UnknownNameError subclass, got {error!r}")
         self.what, self.attr, self.decorator, self.error = what, attr, decorator, error
-        self.builtin_modules, self.base = builtin_modules, base
-        self._classes: dict[str, T] = {}
+        self.builtin_modules, self.base, self.factories = builtin_modules, base, factories
+        self._entries: dict[str, T] = {}
         self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Class decorator: register the class under `name` and set `cls.<attr> = name`."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{self.decorator}: {self.attr} must be a non-empty str, got {name!r}")
+        """Decorator: register the entry under `name` (and set `entry.<attr> = name` when attr is given).
 
-        def decorate(cls: T) -> T:
-            base = self.base or object
-            if not (isinstance(cls, type) and issubclass(cls, base)):
-                kind = f"a {base.__name__} subclass" if self.base else "a class"
-                raise TypeError(f"{self.decorator}({name!r}): {cls!r} is not {kind}")
-            if self._classes.get(name, cls) is not cls:
+        Registering the same object again is a no-op; another object under a taken name is refused."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.decorator}: {self.attr or 'name'} must be a non-empty str, got {name!r}")
+
+        def decorate(entry: T) -> T:
+            self._check(name, entry)
+            if self._entries.get(name, entry) is not entry:
                 raise ValueError(f"{self.decorator}: {self.what} {name!r} is already registered "
-                                 f"({self._classes[name].__name__})")
-            setattr(cls, self.attr, name)
-            self._classes[name] = cls
-            return cls
+                                 f"({getattr(self._entries[name], '__name__', self._entries[name])})")
+            if self.attr is not None:
+                setattr(entry, self.attr, name)
+            self._entries[name] = entry
+            return entry
 
         return decorate
 
+    def _check(self, name: str, entry: object) -> None:
+        if self.factories and self.base is None:
+            if not callable(entry):
+                raise TypeError(f"{self.decorator}({name!r}): {entry!r} is not callable")
+            return
+        base = self.base or object
+        if not (isinstance(entry, type) and issubclass(entry, base)):
+            kind = f"a {base.__name__} subclass" if self.base else "a class"
+            raise TypeError(f"{self.decorator}({name!r}): {entry!r} is not {kind}")
+
     def unregister(self, name: str) -> None:
-        """Remove an entry (lets tests register temporary classes without leaking them)."""
-        self._classes.pop(name, None)
+        """Remove an entry (lets tests register temporary ones without leaking them)."""
+        self._entries.pop(name, None)
 
     def _load_builtins(self) -> None:
         if not self._loaded:
@@ -64,18 +83,21 @@ class ClassRegistry(Generic[T]):
                 importlib.import_module(module)
 
     def classes(self) -> dict[str, T]:
-        """Every registered class by name (built-ins imported)."""
+        """Every registered entry by name (built-ins imported)."""
         self._load_builtins()
-        return dict(self._classes)
+        return dict(self._entries)
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self.classes())
 
     def get(self, name: str) -> T:
-        """The class registered as `name`, or the registry's error naming the known names."""
+        """The entry registered as `name`, or the registry's error naming the known names."""
         self._load_builtins()
-        cls = self._classes.get(name)
-        if cls is None:
-            raise self.error(unknown_name_message(self.what, name, sorted(self._classes)))
-        return cls
+        entry = self._entries.get(name) if isinstance(name, str) else None
+        if entry is None:
+            raise self.error(unknown_name_message(self.what, name, sorted(self._entries)))
+        return entry
+
+
+__all__ = ["ClassRegistry", "UnknownNameError", "unknown_name_message"]

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from spaces import UnknownSpaceError, create_space, list_spaces, register_space, unregister_space
+from hwsearch.registry import UnknownSearchError, search_class
+from predictors.registry import UnknownPredictorError, predictor_class
+from spaces import (
+    UnknownNameError,
+    UnknownSpaceError,
+    UserInputError,
+    create_space,
+    list_spaces,
+    register_space,
+    unregister_space,
+)
+from spaces.names import ClassRegistry
 from spaces.nb201 import NB201Space
 
 
@@ -28,7 +39,7 @@ def test_unknown_space_suggests_a_name():
 
 
 def test_unknown_config_key():
-    with pytest.raises(ValueError, match="no config key.* widht_mult"):
+    with pytest.raises(UserInputError, match="no config key.* widht_mult"):
         create_space("mbconv", widht_mult=0.5)
 
 
@@ -44,10 +55,43 @@ def test_register_and_duplicate():
     try:
         assert "test-tiny-nb201" in list_spaces()
         assert create_space("test-tiny-nb201", C=8).config["C"] == 8
+        register_space("test-tiny-nb201")(tiny)  # the same factory again: a no-op
         with pytest.raises(ValueError, match="already registered"):
-            register_space("test-tiny-nb201")(tiny)
+            register_space("test-tiny-nb201")(lambda: NB201Space("other", C=4, N=1))
+        with pytest.raises(TypeError, match="not callable"):
+            register_space("test-not-callable")(42)
     finally:
         unregister_space("test-tiny-nb201")
     assert "test-tiny-nb201" not in list_spaces()
     with pytest.raises(ValueError, match="non-empty str"):
         register_space("")
+
+
+@pytest.mark.parametrize(("lookup", "error", "what"), [
+    (create_space, UnknownSpaceError, "search space"),
+    (predictor_class, UnknownPredictorError, "predictor kind"),
+    (search_class, UnknownSearchError, "search"),
+])
+def test_one_unknown_name_pattern(lookup, error, what):
+    """Spaces, predictors and searches share one registry and one error: a KeyError whose str is the message."""
+    with pytest.raises(error) as caught:
+        lookup("no-such-name")
+    assert isinstance(caught.value, UnknownNameError) and isinstance(caught.value, KeyError)
+    assert str(caught.value).startswith(f"unknown {what} 'no-such-name' (known: ")
+
+
+def test_registry_loads_builtins_on_first_lookup():
+    registry: ClassRegistry = ClassRegistry("test thing", "tag", "register_thing", UnknownNameError,
+                                            ("spaces.tests_no_such_module",))
+    with pytest.raises(ModuleNotFoundError):
+        registry.names()
+
+    class Thing:
+        pass
+
+    empty: ClassRegistry = ClassRegistry("test thing", "tag", "register_thing", UnknownNameError)
+    assert empty.register("a")(Thing) is Thing and Thing.tag == "a"
+    with pytest.raises(TypeError, match="not a class"):
+        empty.register("b")(lambda: None)
+    with pytest.raises(TypeError, match="UnknownNameError subclass"):
+        ClassRegistry("test thing", None, "register_thing", KeyError)

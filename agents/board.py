@@ -1,8 +1,9 @@
 """Jetson board state: nvpmodel, jetson_clocks, integrated GPU, EMC, merged into every environment.
 
-Pure parsers for the text of `nvpmodel -q` and `jetson_clocks --show` (board-formats.md 3.3, 3.4), and
-readers that take `root` (a path prefix: "/" on a board, a fake tree in tests) and never raise: what
-cannot be read is None, with the reason in `board_reasons`. Commands run only on the real root ("/"),
+Pure parsers for the text of `nvpmodel -q` and `jetson_clocks --show` (board-formats.md 3.3, 3.4), the
+commands that print them, and collect_board_state, which joins them with the sysfs readers (sysfs.py,
+jetson_sysfs.py). Nothing here raises for a board that lacks something: what cannot be read is None,
+with the reason in `board_reasons`. Commands run only on the real root ("/"),
 with a timeout. Units are in the key names: CPU clocks in kHz, GPU and EMC clocks in Hz.
 """
 
@@ -11,54 +12,21 @@ import re
 import shutil
 import subprocess
 
-from .environment import (
-    _p,
-    find_gpu_devfreq,
+from .jetson_sysfs import (
+    is_jetson,
     jetpack_for_l4t,
-    natural_key,
-    read_board_model,
-    read_cpufreq,
+    read_emc,
     read_gpu_devfreq,
-    read_int,
+    read_igpu,
     read_l4t_release,
-    read_text,
-    read_thermal_zones,
+    read_soc,
 )
+from .sysfs import natural_key, read_board_model, read_cpufreq, read_thermal_zones
 
 COMMAND_TIMEOUT_S = 5.0
 NOT_JETSON = "not a Jetson (no /etc/nv_tegra_release)"
 FAKE_ROOT = "commands are not run under a fake root"
 
-# integrated-GPU load, per-mille (board-formats.md 3.6), when the devfreq device has no load file
-GPU_LOAD_FILES = (
-    "/sys/devices/gpu.0/load",
-    "/sys/devices/platform/gpu.0/load",
-    "/sys/devices/platform/bus@0/17000000.gpu/load",
-)
-# EMC clock (board-formats.md 3.7): debugfs, root only. (source, current, min, max, override)
-EMC_DEBUGFS = (
-    (
-        "bpmp",  # tegra186 / tegra194 / tegra234
-        "/sys/kernel/debug/bpmp/debug/clk/emc/rate",
-        "/sys/kernel/debug/bpmp/debug/clk/emc/min_rate",
-        "/sys/kernel/debug/bpmp/debug/clk/emc/max_rate",
-        "/sys/kernel/debug/bpmp/debug/clk/emc/mrq_rate_locked",
-    ),
-    (
-        "tegra210",  # Nano, TX1
-        "/sys/kernel/debug/clk/override.emc/clk_rate",
-        "/sys/kernel/debug/tegra_bwmgr/emc_min_rate",
-        "/sys/kernel/debug/tegra_bwmgr/emc_max_rate",
-        "/sys/kernel/debug/clk/override.emc/clk_state",
-    ),
-)
-EMC_DEVFREQ = "/sys/class/devfreq/bwmgr"  # Thor
-EMC_LOAD_FILE = "/sys/kernel/actmon_avg_activity/mc_all"
-DEBUGFS = "/sys/kernel/debug"
-DEBUGFS_ROOT_ONLY = (
-    "the EMC clock is in debugfs (/sys/kernel/debug), readable by root only; run the agent as root, or "
-    "read EMC from tegrastats (EMC_FREQ) or `sudo jetson_clocks --show`"
-)
 
 _NVPM_RE = re.compile(r"^NVPM\s+(WARN|ERROR|VERB|INFO)\b\s*:?\s*(.*)$")
 _POWER_MODEL_RE = re.compile(r"POWER_MODEL:\s*ID=(\d+)\s+NAME=(\S+)")
@@ -66,7 +34,6 @@ _PM_DEFAULT_RE = re.compile(r"PM_CONFIG:\s*DEFAULT=([^\s(]+)\((\d+)\)")
 _KV_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
 _CPU_LINE_RE = re.compile(r"^(cpu\d+):\s*(.*)$")
 _ENGINE_LINE_RE = re.compile(r"^([A-Z][A-Z0-9_]*):\s+(.*)$")
-_COMPATIBLE_RE = re.compile(r"^nvidia,(tegra\d+)$")
 MAX_MESSAGES = 20
 
 
@@ -261,10 +228,6 @@ def tail_text(text, n=300):
     return text if len(text) <= n else "..." + text[-n:]
 
 
-def is_jetson(root="/"):
-    return os.path.exists(_p(root, "/etc/nv_tegra_release"))
-
-
 def query_nvpmodel(exe, timeout_s=COMMAND_TIMEOUT_S):
     """(state, reason) from running `exe -q` (no root needed; NVPM ERROR lines are tolerated)."""
     rc, out, why = run_command([exe, "-q"], timeout_s)
@@ -316,129 +279,6 @@ def read_jetson_clocks(root="/", timeout_s=COMMAND_TIMEOUT_S):
     if exe is None:
         return None, "jetson_clocks not found on PATH"
     return query_jetson_clocks(exe, None, timeout_s)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# sysfs readers
-
-
-def _read_strict(path):
-    """The text of a file; raises OSError (tests replace this to simulate permission errors)."""
-    with open(path, "rb") as f:
-        return f.read(4096).decode("utf-8", "replace")
-
-
-def _int_or_none(text):
-    try:
-        return int(text.strip().split()[0])
-    except (AttributeError, IndexError, ValueError):
-        return None
-
-
-def read_soc(root="/"):
-    """ "tegra210", "tegra194", ... from the device-tree compatible list, or None."""
-    for path in ("/proc/device-tree/compatible", "/sys/firmware/devicetree/base/compatible"):
-        text = read_text(_p(root, path))
-        if not text:
-            continue
-        for item in text.split("\x00"):
-            m = _COMPATIBLE_RE.match(item.strip())
-            if m:
-                return m.group(1)
-    return None
-
-
-def read_igpu(root="/"):
-    """(gpus, reason): {devfreq name: {of_node, governor, cur_hz, min_hz, max_hz, available_hz,
-    load_permille, load_pct, railgate_enable, enable_3d_scaling}} of the integrated GPU.
-
-    Found as jtop's find_igpu does (of_node name gp10b/gv11b/ga10b/gb10b/gpu); the load file is
-    <realpath(device)>/load (0..1000), else one of the fixed paths in board-formats.md 3.6.
-    """
-    out = {}
-    for folder, node in find_gpu_devfreq(root):
-        device = os.path.realpath(os.path.join(folder, "device"))
-        gov = read_text(os.path.join(folder, "governor"))
-        avail = read_text(os.path.join(folder, "available_frequencies"))
-        load = read_int(os.path.join(device, "load"))
-        if load is None:
-            for path in GPU_LOAD_FILES:
-                load = read_int(_p(root, path))
-                if load is not None:
-                    break
-        out[os.path.basename(folder)] = {
-            "of_node": node,
-            "governor": gov.strip() if gov else None,
-            "cur_hz": read_int(os.path.join(folder, "cur_freq")),
-            "min_hz": read_int(os.path.join(folder, "min_freq")),
-            "max_hz": read_int(os.path.join(folder, "max_freq")),
-            "available_hz": [int(v) for v in avail.split() if v.isdigit()] if avail else None,
-            "load_permille": load,
-            "load_pct": None if load is None else load / 10.0,
-            "railgate_enable": read_int(os.path.join(device, "railgate_enable")),
-            "enable_3d_scaling": read_int(os.path.join(device, "enable_3d_scaling")),
-        }
-    if out:
-        return out, None
-    return None, (
-        "no integrated-GPU devfreq node (of_node name gp10b, gv11b, ga10b, gb10b or gpu) under "
-        "/sys/class/devfreq"
-    )
-
-
-def _debugfs_denied(root):
-    try:
-        os.listdir(_p(root, DEBUGFS))
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-
-
-def read_emc(root="/"):
-    """(state, reason): the EMC (memory controller) clock {source, cur_hz, min_hz, max_hz, locked,
-    load_permille}. debugfs needs root: without it the reason says so (see DEBUGFS_ROOT_ONLY)."""
-    folder = _p(root, EMC_DEVFREQ)
-    if os.path.isdir(folder):
-        gov = read_text(os.path.join(folder, "governor"))
-        return {
-            "source": "devfreq bwmgr",
-            "cur_hz": read_int(os.path.join(folder, "cur_freq")),
-            "min_hz": read_int(os.path.join(folder, "min_freq")),
-            "max_hz": read_int(os.path.join(folder, "max_freq")),
-            "locked": None,
-            "governor": gov.strip() if gov else None,
-            "load_permille": read_int(_p(root, EMC_LOAD_FILE)),
-        }, None
-    denied = False
-    for source, cur, lo, hi, locked in EMC_DEBUGFS:
-        try:
-            rate = _int_or_none(_read_strict(_p(root, cur)))
-        except PermissionError:
-            denied = True
-            continue
-        except OSError:
-            continue
-        values = {}
-        for key, path in (("min_hz", lo), ("max_hz", hi), ("locked", locked)):
-            try:
-                values[key] = _int_or_none(_read_strict(_p(root, path)))
-            except OSError:
-                values[key] = None
-        return {
-            "source": "debugfs " + source,
-            "cur_hz": rate,
-            "min_hz": values["min_hz"],
-            "max_hz": values["max_hz"],
-            "locked": None if values["locked"] is None else values["locked"] != 0,
-            "load_permille": read_int(_p(root, EMC_LOAD_FILE)),
-        }, None
-    if denied or _debugfs_denied(root):
-        return None, DEBUGFS_ROOT_ONLY
-    if not os.path.isdir(_p(root, DEBUGFS)) or not os.listdir(_p(root, DEBUGFS)):
-        return None, "debugfs (/sys/kernel/debug) is not mounted or empty: no EMC clock to read"
-    return None, "no EMC clock file in debugfs (bpmp/debug/clk/emc/rate or clk/override.emc/clk_rate)"
 
 
 # ---------------------------------------------------------------------------------------------------------

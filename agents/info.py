@@ -12,8 +12,9 @@ import sys
 from . import __version__
 from .backends import BACKENDS
 from .board import read_nvpmodel
-from .environment import jetpack_for_l4t, read_board_model, read_cpu_info, read_l4t_release
+from .jetson_sysfs import jetpack_for_l4t, read_l4t_release
 from .meters import METERS, NULL_METERS
+from .sysfs import read_board_model, read_cpu_info
 
 # runtimes that later agent versions will register as backends
 # Libraries backends need that are not backends themselves: reported so `deploy` can say what is missing.

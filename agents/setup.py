@@ -11,7 +11,8 @@ result's environment, before/after holding `nvpmodel -q` and `jetson_clocks --sh
 import os
 import shutil
 
-from .board import NOT_JETSON, board_snapshot, is_jetson, run_command, tail_text
+from .board import NOT_JETSON, board_snapshot, run_command, tail_text
+from .jetson_sysfs import is_jetson
 from .protocol import DEFAULT_SETUP
 
 SETUP_TIMEOUT_S = 60.0  # nvpmodel -m reprograms clocks and cores; jetson_clocks takes a few seconds

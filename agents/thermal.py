@@ -7,7 +7,7 @@ flagged, rather than being lost.
 
 import time
 
-from .environment import read_thermal_zones
+from .sysfs import read_thermal_zones
 
 SKIP_ZONE_WORDS = ("pmic",)  # Nano's PMIC-Die reads a constant 100 C; it would keep the gate shut forever
 

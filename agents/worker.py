@@ -12,12 +12,13 @@ import time
 from .backends import BACKENDS, BackendUnavailable, ModelLoadError
 from .checks import stability_warnings
 from .energy import energy_per_inference, window_sample_count
-from .environment import collect_dynamic_state, collect_environment, read_thermal_zones
+from .environment import collect_dynamic_state, collect_environment
 from .layers import normalise as normalise_layers
 from .meters import METERS, NULL_METERS
 from .meters.base import measure_idle
 from .protocol import error_result, find_task, job_setup, make_result, resolve_model_path, utc_now_iso
 from .stats import summarize
+from .sysfs import read_thermal_zones
 from .thermal import ThermalGate
 from .timing import run_timed, warm_up
 

@@ -15,7 +15,7 @@ import glob
 import os
 import re
 
-from ..environment import _p, natural_key, read_board_model, read_text
+from ..sysfs import natural_key, read_board_model, read_text, under
 from .base import MeterUnavailable
 from .rails import is_rail_label, sum_rail_name, total_rail
 from .sampler import SampledMeter
@@ -189,14 +189,14 @@ def find_ina3221_channels(root="/"):
 
     seen_devices = set()
     for pattern in DEVICE_GLOBS:
-        for dev in sorted(glob.glob(_p(root, pattern)), key=natural_key):
+        for dev in sorted(glob.glob(under(root, pattern)), key=natural_key):
             real = os.path.realpath(dev)
             if real in seen_devices or not os.path.isdir(dev) or not _is_ina(dev):
                 continue
             seen_devices.add(real)
             for layout, folder in _channel_folders(dev):
                 add(layout, folder, os.path.basename(real))
-    for hw in sorted(glob.glob(_p(root, HWMON_GLOB)), key=natural_key):
+    for hw in sorted(glob.glob(under(root, HWMON_GLOB)), key=natural_key):
         if _device_name(hw).lower() not in DRIVER_NAMES:
             continue
         real = os.path.realpath(hw)

@@ -14,7 +14,8 @@ import os
 import re
 
 from ..energy import counter_to_power
-from ..environment import _p, read_l4t_release
+from ..jetson_sysfs import read_l4t_release
+from ..sysfs import under
 from .base import MeterUnavailable, PowerTrace
 from .sampler import SampledMeter
 
@@ -118,7 +119,7 @@ def load_nvml():
 def jetson_reason(root="/"):
     """The reason NVML is not used on a Jetson, or None off Jetson."""
     l4t = read_l4t_release(root)
-    if l4t is None and not os.path.exists(_p(root, "/etc/nv_tegra_release")):
+    if l4t is None and not os.path.exists(under(root, "/etc/nv_tegra_release")):
         return None
     return (
         "this is a Jetson (L4T {}): NVML gives no power or energy there (NotSupported, or no NVML at all); "

@@ -12,7 +12,7 @@ import os
 import re
 
 from ..energy import counter_to_power
-from ..environment import _p, natural_key, read_text
+from ..sysfs import natural_key, read_text, under
 from .base import MeterUnavailable, PowerTrace
 from .sampler import SampledMeter
 
@@ -75,7 +75,7 @@ def find_rapl_zones(root="/"):
     zones = []
     seen = set()
     for pattern in ZONE_GLOBS:
-        for folder in sorted(glob.glob(_p(root, pattern)), key=natural_key):
+        for folder in sorted(glob.glob(under(root, pattern)), key=natural_key):
             zid = os.path.basename(folder)
             if not _ZONE_RE.match(zid) or not os.path.isdir(folder):
                 continue

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from ..environment import _p, read_board_model
+from ..sysfs import read_board_model, under
 from .base import MeterError, MeterUnavailable, PowerMeter, PowerTrace
 from .rails import is_rail_label, sum_rail_name, total_rail
 from .sampler import achieved_rate_hz
@@ -219,7 +219,7 @@ def find_tegrastats(root="/"):
     if exe:
         return exe
     for path in ("/usr/bin/tegrastats", "/usr/sbin/tegrastats"):
-        full = _p(root, path)
+        full = under(root, path)
         if shutil.which(full):
             return full
     return None

@@ -4,20 +4,9 @@ import pytest
 from fake_boards import BOARDS, make_board
 
 from agents import __version__
-from agents.environment import (
-    collect_dynamic_state,
-    collect_environment,
-    jetpack_for_l4t,
-    parse_nvpmodel_query,
-    read_board_model,
-    read_cpu_info,
-    read_cpufreq,
-    read_env_vars,
-    read_gpu_devfreq,
-    read_l4t_release,
-    read_loadavg,
-    read_thermal_zones,
-)
+from agents.environment import collect_dynamic_state, collect_environment, read_env_vars
+from agents.jetson_sysfs import jetpack_for_l4t, read_gpu_devfreq, read_l4t_release
+from agents.sysfs import read_board_model, read_cpu_info, read_cpufreq, read_loadavg, read_thermal_zones
 
 
 @pytest.fixture
@@ -192,15 +181,3 @@ def test_env_vars_that_matter():
         "OMP_NUM_THREADS": "4",
         "ORT_X": "1",
     }
-
-
-def test_parse_nvpmodel_query():
-    assert parse_nvpmodel_query("NV Fan Mode:quiet\nNV Power Mode: MODE_15W_DESKTOP\n7\n") == {
-        "mode": "MODE_15W_DESKTOP",
-        "id": 7,
-    }
-    assert parse_nvpmodel_query("NVPM WARN: fan mode is not set!\nNV Power Mode: MAXN\n0\n") == {
-        "mode": "MAXN",
-        "id": 0,
-    }
-    assert parse_nvpmodel_query("") is None

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from agents.backends import BACKENDS, BackendOptionError, BackendUnavailable, ModelLoadError
 from agents.backends.torch import OUTSIDE, TorchBackend
 from agents.layers import group_by_op_type, normalise
 
-import torch
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = {"C": 8, "N": 1}  # a small NB201: 3 stages of one cell
 INPUT = {"input": [2, 3, 32, 32]}

@@ -5,22 +5,19 @@ import os
 import pytest
 from fake_boards import BOARDS, NANO_JETSON_CLOCKS_SHOW, install_tools, make_board
 
-from agents import board as board_mod
+from agents import jetson_sysfs
 from agents.board import (
-    DEBUGFS_ROOT_ONLY,
     collect_board_state,
     parse_jetson_clocks_show,
     parse_nvpmodel_query,
     query_jetson_clocks,
     query_nvpmodel,
-    read_emc,
-    read_igpu,
     read_jetson_clocks,
     read_nvpmodel,
-    read_soc,
     run_command,
 )
 from agents.environment import BOARD_KEYS, collect_environment
+from agents.jetson_sysfs import DEBUGFS_ROOT_ONLY, read_emc, read_igpu, read_soc
 
 # nvpmodel -q, verbatim (AGX Xavier report; AGX Xavier setup notes; jtop's Nano emulator)
 XAVIER_NVPMODEL_NONROOT = """NV Fan Mode:quiet
@@ -173,7 +170,7 @@ def test_emc(tmp_path, monkeypatch):
     def denied(path):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(board_mod, "_read_strict", denied)  # not root: debugfs is mode 700
+    monkeypatch.setattr(jetson_sysfs, "_read_strict", denied)  # not root: debugfs is mode 700
     assert read_emc(nano) == (None, DEBUGFS_ROOT_ONLY)
 
 

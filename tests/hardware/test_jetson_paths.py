@@ -17,7 +17,8 @@ needs_jetson = pytest.mark.skipif(not ON_JETSON, reason="not a Jetson (no /etc/n
 @needs_jetson
 def test_board_identity_and_state() -> None:
     from agents.board import collect_board_state
-    from agents.environment import read_board_model, read_l4t_release
+    from agents.jetson_sysfs import read_l4t_release
+    from agents.sysfs import read_board_model
 
     assert read_l4t_release("/") and read_board_model("/")
     state = collect_board_state("/")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spaces.errors import UserInputError
 from spaces.weights import seed_from_id
 
 if TYPE_CHECKING:
@@ -51,14 +52,14 @@ def lazy_names(owner: str, source: str, names: Iterable[str]) -> Callable[[str],
     return __getattr__
 
 
-class InvalidArchError(ValueError):
+class InvalidArchError(UserInputError):
     """An arch or arch id that does not belong to the space; the message says which part is wrong."""
 
 
 def check_int(owner: str, key: str, value: Any, minimum: int = 1) -> int:
-    """`value` as an int if it is an integer >= minimum, else a ValueError naming `key`."""
+    """`value` as an int if it is an integer >= minimum, else a UserInputError naming `key`."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{owner}: {key} must be an int >= {minimum}, got {value!r}")
+        raise UserInputError(f"{owner}: {key} must be an int >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -156,9 +157,9 @@ class SearchSpace(ABC):
         """`n` distinct archs drawn uniformly, in draw order; the same seed gives the same list, and a
         larger `n` extends a smaller one (prefix-stable)."""
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"{self.name}: n must be a non-negative int, got {n!r}")
+            raise UserInputError(f"{self.name}: n must be a non-negative int, got {n!r}")
         if n > self.size:
-            raise ValueError(f"{self.name}: cannot draw {n} distinct archs from a space of {self.size}")
+            raise UserInputError(f"{self.name}: cannot draw {n} distinct archs from a space of {self.size}")
         if self.size <= _ENUMERABLE_SIZE:
             # A prefix of one permutation: the first n draws do not depend on n, so `--n 40` after
             # `--n 20` with the same seed extends the earlier set instead of drawing a new one.

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_names
+from spaces.errors import UserInputError
 from spaces.registry import register_space
 
 if TYPE_CHECKING:
@@ -160,27 +161,27 @@ class _PlainUnpickler(pickle.Unpickler):
 
 
 def load_plain_pickle(data: bytes, what: str) -> Any:
-    """Unpickle `data` allowing only builtin containers and numpy scalars; ValueError naming `what`."""
+    """Unpickle `data` allowing only builtin containers and numpy scalars; UserInputError naming `what`."""
     try:
         return _PlainUnpickler(io.BytesIO(data)).load()
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same: not a plain table
-        raise ValueError(f"{what}: not a plain pickled table: {e}") from None
+        raise UserInputError(f"{what}: not a plain pickled table: {e}") from None
 
 
 def load_plain_torch_file(path: str | Path) -> Any:
     """The list or dict inside a `torch.save` zip archive, read with zipfile + a restricted unpickler."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise UserInputError(f"{path}: no such file")
     try:
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if m.endswith("data.pkl")]
             if len(members) != 1:
-                raise ValueError(f"{path}: expected one '*/data.pkl' member in the torch archive, "
+                raise UserInputError(f"{path}: expected one '*/data.pkl' member in the torch archive, "
                                  f"found {len(members)}")
             data = archive.read(members[0])
     except zipfile.BadZipFile:
-        raise ValueError(f"{path}: not a torch zip archive (torch.save format) or damaged") from None
+        raise UserInputError(f"{path}: not a torch zip archive (torch.save format) or damaged") from None
     return load_plain_pickle(data, str(path))
 
 
@@ -190,7 +191,7 @@ def find_help_data(root: str | Path) -> Path:
     for candidate in (root / "data" / "HELP" / "data", root / "HELP" / "data", root / "data", root):
         if (candidate / "nasbench201").is_dir() or (candidate / "fbnet").is_dir():
             return candidate
-    raise ValueError(f"{root}: no HELP data here (looked for nasbench201/ or fbnet/ under {root}, "
+    raise UserInputError(f"{root}: no HELP data here (looked for nasbench201/ or fbnet/ under {root}, "
                      f"{root / 'data'}, {root / 'HELP' / 'data'} and {root / 'data' / 'HELP' / 'data'})")
 
 
@@ -203,12 +204,12 @@ def help_fbnet_archs(root: str | Path) -> list[Arch]:
     path = find_help_data(root) / "fbnet" / "arch.pt"
     rows = load_plain_torch_file(path)
     if not isinstance(rows, list) or not rows:
-        raise ValueError(f"{path}: expected a non-empty list of op-index lists, got {type(rows).__name__}")
+        raise UserInputError(f"{path}: expected a non-empty list of op-index lists, got {type(rows).__name__}")
     space = fbnet()
     archs = []
     for i, row in enumerate(rows):
         try:
             archs.append(space.validate(row))
         except InvalidArchError as e:
-            raise ValueError(f"{path}: row {i}: {e}") from None
+            raise UserInputError(f"{path}: row {i}: {e}") from None
     return archs

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spaces.base import Arch, SearchSpace, check_int, lazy_names
+from spaces.errors import UserInputError
 from spaces.registry import register_space
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class MBConvSpace(SearchSpace):
         self.name = name
         real = isinstance(width_mult, numbers.Real) and not isinstance(width_mult, bool)
         if not (real and math.isfinite(width_mult) and width_mult > 0):
-            raise ValueError(f"{name}: width_mult must be a positive finite number, got {width_mult!r}")
+            raise UserInputError(f"{name}: width_mult must be a positive finite number, got {width_mult!r}")
         self.width_mult = float(width_mult)
         self.resolution = check_int(name, "resolution", resolution)
         self.num_classes = check_int(name, "num_classes", num_classes)
@@ -96,7 +97,7 @@ class MBConvSpace(SearchSpace):
             or not isinstance(stage_repeats, Sequence)
             or len(stage_repeats) != 6
         ):
-            raise ValueError(f"{name}: stage_repeats must be a sequence of 6 ints, got {stage_repeats!r}")
+            raise UserInputError(f"{name}: stage_repeats must be a sequence of 6 ints, got {stage_repeats!r}")
         self.stage_repeats = tuple(
             check_int(name, f"stage_repeats[{i}]", r) for i, r in enumerate(stage_repeats)
         )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_names
+from spaces.errors import UserInputError
 from spaces.registry import register_space
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class NB201Space(SearchSpace):
         self.num_classes = check_int(name, "num_classes", num_classes)
         self.resolution = check_int(name, "resolution", resolution)
         if self.resolution % 4:
-            raise ValueError(
+            raise UserInputError(
                 f"{name}: resolution must be a multiple of 4 (two stride-2 stages), got {resolution}"
             )
 
@@ -136,7 +137,7 @@ class NB201Space(SearchSpace):
     def from_index(self, index: int) -> Arch:
         """The arch at a NAS-Bench-201 benchmark index."""
         if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < self.size:
-            raise ValueError(f"{self.name}: index must be an int in 0..{self.size - 1}, got {index!r}")
+            raise UserInputError(f"{self.name}: index must be an int in 0..{self.size - 1}, got {index!r}")
         return _index_table()[0][int(index)]
 
     def to_graph(self, arch: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -19,9 +19,10 @@ import numpy as np
 
 from profiler.config import DeviceConfig
 from profiler.jobs import ModelTask, build_job, job_text
-from profiler.store import ModelRecord, Store
+from profiler.store import ModelRecord, Store, result_problem
 from profiler.transports import Transport, open_transport
-from spaces import SearchSpace, export_onnx
+from profiler.transports.base import job_dir
+from spaces import SearchSpace, UserInputError, export_onnx
 from spaces.export import export_space_package
 
 POLL_S = 0.2
@@ -29,6 +30,11 @@ POLL_S = 0.2
 
 class AgentFailed(RuntimeError):
     """The agent ended without measuring its job (bad job, missing Python, crash)."""
+
+
+class CorruptResults(RuntimeError):
+    """A line of a board's results file is not a result (a damaged file): the good lines are stored, the run
+    stops and the message names the board, the file and the line."""
 
 
 @dataclass
@@ -104,16 +110,41 @@ def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: 
     return tasks
 
 
-def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report: ProfileReport) -> int:
+def _parse_lines(chunk: bytes) -> tuple[list[dict[str, Any]], list[tuple[bytes, str]]]:
+    """(result dicts, [(line, why)] for the lines that are not JSON objects)."""
+    results, bad = [], []
+    for line in chunk.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError alike
+            bad.append((line, f"not JSON: {e}"))
+            continue
+        if isinstance(r, dict):
+            results.append(r)
+        else:
+            bad.append((line, f"not a JSON object but {type(r).__name__}"))
+    return results, bad
+
+
+def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report: ProfileReport,
+            job_id: str = "?") -> int:
     """Ingest whole result lines; returns how many were left out as not this store's.
 
     A board's work folder can hold jobs of other datasets (another --db, another host): only lines of
-    this device whose model this store registered (it does so before starting a job) are taken.
+    this device whose model this store registered (it does so before starting a job) are taken. A line
+    that is not a result (a damaged file) is CorruptResults, raised after the good lines are stored.
     """
-    results = [json.loads(line) for line in chunk.split(b"\n") if line.strip()]
+    results, bad = _parse_lines(chunk)
     known = store.known_models({r.get("model_sha256") for r in results})
     mine = [r for r in results if r.get("device") == device and r.get("model_sha256") in known]
     left_out = len(results) - len(mine)
+    for r in mine:
+        problem = result_problem(r)
+        if problem:
+            bad.append((json.dumps(r).encode(), problem))
+    mine = [r for r in mine if not result_problem(r)]
     # Only rows new to the store are counted: the same lines are read again after an interrupt.
     new = store.add_new_results(mine) if mine else []
     for r in new:
@@ -123,6 +154,12 @@ def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report:
             report.errors.append({"task_id": r["task_id"], "model_sha256": r["model_sha256"],
                                   **(r.get("error") or {})})
         progress.on_result(r)
+    if bad:
+        line, why = bad[0]
+        raise CorruptResults(
+            f"{device}: {job_dir(job_id)}/results.jsonl in the board's work folder holds {len(bad)} line(s) that "
+            f"are not results (damaged file?); the first, {line[:120].decode(errors='replace')!r}, is {why}. "
+            "The other lines are stored; delete the bad line(s) from that file and run again")
     return left_out
 
 
@@ -141,7 +178,7 @@ def follow(transport: Transport, job_id: str, device: str, store: Store, progres
         chunk = transport.read_results(job_id, offset)
         whole, _, rest = (pending + chunk).rpartition(b"\n")
         if whole:
-            _ingest(whole, device, store, progress, report)
+            _ingest(whole, device, store, progress, report, job_id)
         offset, pending = offset + len(chunk), rest
 
     try:
@@ -184,7 +221,7 @@ def sync_board(transport: Transport, device: str, store: Store, progress: Progre
         left_out = 0
         if whole:
             before = report.ok + len(report.errors)
-            left_out = _ingest(whole, device, store, progress, report)
+            left_out = _ingest(whole, device, store, progress, report, job_id)
             if report.ok + len(report.errors) > before:
                 report.resumed_jobs.append(job_id)
         if not left_out:  # lines of another dataset stay on the board for it
@@ -219,9 +256,9 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
         archs = [space.validate(a) for a in archs]
         n = len(archs)
     if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+        raise UserInputError(f"--n must be at least 1, got {n}")
     if batch < 1:
-        raise ValueError(f"--batch must be at least 1, got {batch}")
+        raise UserInputError(f"--batch must be at least 1, got {batch}")
     progress = progress or Progress()
     t0 = time.perf_counter()
     if archs is None:

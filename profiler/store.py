@@ -172,6 +172,24 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+# Fields a result line must have for the store to file it (the rest are optional or nullable).
+RESULT_REQUIRED = ("job_id", "task_id", "device", "model_sha256", "backend", "precision", "batch", "status")
+
+
+def result_problem(r: object) -> str | None:
+    """Why `r` cannot be stored as an agent result (another schema, a missing field), or None if it can."""
+    if not isinstance(r, dict):
+        return f"a result must be a JSON object, got {type(r).__name__}"
+    if r.get("schema") != RESULT_SCHEMA:
+        return f"result for task {r.get('task_id')!r}: schema {r.get('schema')!r}, expected {RESULT_SCHEMA!r}"
+    missing = [k for k in RESULT_REQUIRED if r.get(k) is None]
+    if missing:
+        return f"result for task {r.get('task_id')!r} lacks {', '.join(missing)}"
+    if isinstance(r["batch"], bool) or not isinstance(r["batch"], int):
+        return f"result for task {r.get('task_id')!r}: batch must be an int, got {r['batch']!r}"
+    return None
+
+
 def result_key(job_id: str, task_id: str) -> str:
     return hashlib.sha256(f"{job_id}\0{task_id}".encode()).hexdigest()
 
@@ -283,13 +301,15 @@ class Store:
         return len(self.add_new_results(results, source))
 
     def add_new_results(self, results: Iterable[dict[str, Any]], source: str = "agent") -> list[dict[str, Any]]:
-        """Ingest agent result dicts in one transaction; returns those that were not in the store yet."""
+        """Ingest agent result dicts in one transaction; returns those that were not in the store yet.
+
+        A dict that is not a result (`result_problem`) is a StoreError and nothing of the batch is written."""
         new = []
         with self._tx() as db:
             for r in results:
-                if r.get("schema") != RESULT_SCHEMA:
-                    raise StoreError(f"result for task {r.get('task_id')!r}: schema {r.get('schema')!r}, "
-                                     f"expected {RESULT_SCHEMA!r}")
+                problem = result_problem(r)
+                if problem:
+                    raise StoreError(problem)
                 if self._insert_result(db, r, source):
                     new.append(r)
         return new

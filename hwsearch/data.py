@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from spaces.errors import UserInputError
+
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -127,7 +129,7 @@ class ImageFolderDataset:
             raise FileNotFoundError(f"image folder {self.root} does not exist or is not a folder")
         folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not folders:
-            raise ValueError(f"image folder {self.root} has no class subfolders; expected "
+            raise UserInputError(f"image folder {self.root} has no class subfolders; expected "
                              f"{self.root}/<class name>/<image files>")
         self.classes = [p.name for p in folders]
         self.samples: list[tuple[Path, int]] = []
@@ -138,7 +140,7 @@ class ImageFolderDataset:
                 empty.append(folder.name)
             self.samples += [(p, label) for p in files]
         if empty:
-            raise ValueError(f"image folder {self.root}: class folder(s) without images "
+            raise UserInputError(f"image folder {self.root}: class folder(s) without images "
                              f"({', '.join(IMAGE_SUFFIXES)}): {', '.join(empty)}")
         self.num_classes = len(self.classes)
         self.name = f"image-folder {self.root} ({len(self.samples)} images, {self.num_classes} classes)"

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from spaces import SearchSpace
+from spaces import SearchSpace, UserInputError
 from spaces.mbconv import (
     FIRST_CHANNELS,
     HEAD_CHANNELS,
@@ -177,7 +177,7 @@ def build_supernet(space: SearchSpace, seed: int = 0) -> Supernet:
     cls = next((net for kind, net in _SUPERNETS.items() if isinstance(space, kind)), None)
     if cls is None:
         supported = ", ".join(sorted(k.__name__ for k in _SUPERNETS))
-        raise ValueError(f"no supernet for space {space.name!r} ({type(space).__name__}); supported space "
+        raise UserInputError(f"no supernet for space {space.name!r} ({type(space).__name__}); supported space "
                          f"classes: {supported} (spaces mbconv, mbconv-small, nb201)")
     net = cls(space)
     init_weights(net, torch.Generator().manual_seed(int(seed)))

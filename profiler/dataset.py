@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from profiler.store import Store
+from spaces.errors import UserInputError
 
 GROUP_KEYS = ("device", "space", "backend", "precision", "batch")
 EXPORT_COLUMNS = (
@@ -81,7 +82,7 @@ def export(store: Store, path: str | Path, fmt: str | None = None, device: str |
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".").lower()
     if fmt not in ("csv", "parquet"):
-        raise ValueError(f"export format must be csv or parquet (from --format or the file suffix), got {fmt!r}")
+        raise UserInputError(f"export format must be csv or parquet (from --format or the file suffix), got {fmt!r}")
     rows = store.rows(device=device)
     table = [{c: r.get(c) for c in EXPORT_COLUMNS} for r in rows]
     if with_samples:
@@ -115,7 +116,7 @@ def layer_table(store: Store, device: str, space: str, by: str = "layer", arch_i
     from spaces import create_space
 
     if by not in ("layer", "op_type"):
-        raise ValueError(f"--by must be 'layer' or 'op_type', got {by!r}")
+        raise UserInputError(f"--by must be 'layer' or 'op_type', got {by!r}")
     rows = [r for r in store.rows(device=device, space=space, status="ok") if arch_id in (None, r["arch_id"])]
     configs = {r[0]: json.loads(r[1]) for r in store.db.execute(
         "SELECT sha256, space_config FROM models WHERE space=?", (space,)).fetchall()}
@@ -132,7 +133,7 @@ def layer_table(store: Store, device: str, space: str, by: str = "layer", arch_i
             groups[key] += lay["time_ms"]
         per_model.append(dict(groups))
     if not per_model:
-        raise ValueError(f"no per-layer profiles for {device}/{space}"
+        raise UserInputError(f"no per-layer profiles for {device}/{space}"
                          + (f" arch {arch_id}" if arch_id else "") + " (profile with --layers)")
     keys = sorted({k for m in per_model for k in m}, key=lambda k: -np.mean([m.get(k, 0.0) for m in per_model]))
     totals = [sum(m.values()) for m in per_model]

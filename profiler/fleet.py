@@ -13,7 +13,7 @@ from typing import Any
 from profiler.config import DeviceConfig
 from profiler.session import ProfileReport, Progress, profile
 from profiler.store import Store
-from spaces import create_space
+from spaces import UserInputError, create_space
 
 
 @dataclass
@@ -38,7 +38,7 @@ def run_fleet(configs: list[DeviceConfig], space_name: str, n: int, seed: int, b
     """Profile the same sample on every board in parallel; outcomes in the order of `configs`."""
     names = [c.name for c in configs]
     if len(set(names)) != len(names):
-        raise ValueError(f"a device is listed twice: {', '.join(names)}")
+        raise UserInputError(f"a device is listed twice: {', '.join(names)}")
     stop = stop or threading.Event()
 
     def one(config: DeviceConfig) -> BoardOutcome:

@@ -11,6 +11,7 @@ from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, out, print_json
 from profiler.dataset import export, layer_table, summarize
 from profiler.store import Store
+from spaces.errors import UserInputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,7 +61,7 @@ def summary_table(summary: dict) -> Table:
 
 def _open(db: str) -> Store:
     if not Path(db).exists():
-        raise ValueError(f"--db: {db} does not exist (measure with `edgeprof profile` first)")
+        raise UserInputError(f"--db: {db} does not exist (measure with `edgeprof profile` first)")
     return Store(db)
 
 
@@ -68,7 +69,7 @@ def run_import(args: argparse.Namespace) -> int:
     from predictors.importers import IMPORTERS
 
     if not Path(args.path).exists():
-        raise ValueError(f"{args.path}: no such file or folder")
+        raise UserInputError(f"{args.path}: no such file or folder")
     devices = [d for d in (args.devices or "").split(",") if d] or None
     with Store(args.db) as store:
         if args.format == "help":

@@ -1,19 +1,21 @@
 """Measure sampled architectures of a space on a device and store them.
 
 Re-running the same command measures only what is still missing; Ctrl-C keeps every finished result.
+A measurement that fails on the board is stored as an error and the command exits 1; a rerun tries it again.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
 from rich.table import Table
 
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, fleet_progress, out, print_json, session_progress
 from profiler.config import resolve_device
 from profiler.store import Store
-from spaces import create_space, list_spaces
+from spaces import UserInputError, create_space, list_spaces
 
 EXIT_INTERRUPTED = 130
 
@@ -39,7 +41,7 @@ def print_report(rep: dict, db: str) -> None:
     err.print(msg + (" [yellow](interrupted: rerun to finish)[/]" if rep["interrupted"] else ""))
     for e in rep["errors"][:3]:
         msg = " ".join(str(e.get("message")).split())
-        err.print(f"  [red]{e['task_id']}[/] {e.get('type')}: {msg[:300]}{'...' if len(msg) > 300 else ''}")
+        err.print(f"  [red]{e['task_id']}[/] {e.get('type')}: {escape(msg[:300])}{'...' if len(msg) > 300 else ''}")
     if len(rep["errors"]) > 3:
         err.print(f"  ... and {len(rep['errors']) - 3} more (edgeprof dataset summary lists error types)")
     err.print(f"dataset: {db}")
@@ -47,7 +49,7 @@ def print_report(rep: dict, db: str) -> None:
 
 def overrides(args: argparse.Namespace) -> dict:
     if args.layers < 0:
-        raise ValueError(f"--layers must be a number of runs >= 0, got {args.layers}")
+        raise UserInputError(f"--layers must be a number of runs >= 0, got {args.layers}")
     return {"layer_profile_runs": args.layers} if args.layers else {}
 
 
@@ -67,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(rep)
     else:
         print_report(rep, args.db)
-    return EXIT_INTERRUPTED if report.interrupted else 0
+    # A failed measurement (the board could not load or run a model) is an error: the good ones are stored
+    # and a rerun tries the failed ones again.
+    return EXIT_INTERRUPTED if report.interrupted else (1 if report.errors else 0)
 
 
 def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:
@@ -92,4 +96,4 @@ def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:
         err.print(f"dataset: {args.db}")
     if any(r["status"] == "interrupted" for r in rows):
         return EXIT_INTERRUPTED
-    return 1 if any(r["error"] for r in rows) else 0
+    return 1 if any(r["error"] or r.get("measured_error") for r in rows) else 0

@@ -18,6 +18,7 @@ from profiler.transports.ssh import (
     resolve_target,
     trust_host_key,
 )
+from spaces.errors import UserInputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = resolve_device(args.device)
     if config.connection.transport != "ssh":
-        raise ValueError(f"{config.path or config.name}: connection.transport is {config.connection.transport!r}; "
+        raise UserInputError(f"{config.path or config.name}: connection.transport is {config.connection.transport!r}; "
                          "only ssh devices have host keys")
     target = resolve_target(config)
     key = fetch_host_key(target)

@@ -24,7 +24,7 @@ from typing import Any
 
 from profiler.importing import imported_model, imported_result, positive_number, register_devices
 from profiler.store import Store
-from spaces import create_space
+from spaces import UserInputError, create_space
 from spaces.fbnet import find_help_data, help_fbnet_archs, load_plain_torch_file
 
 SOURCE = "import:help"
@@ -80,10 +80,10 @@ def help_devices(help_dir: str | Path, space: str = "nb201") -> list[str]:
 
 def _latency_dir(data: Path, space: str) -> Path:
     if space not in SPACE_DIRS:
-        raise ValueError(f"HELP has no space {space!r}; known: {', '.join(SPACE_DIRS)}")
+        raise UserInputError(f"HELP has no space {space!r}; known: {', '.join(SPACE_DIRS)}")
     folder = data / SPACE_DIRS[space] / "latency"
     if not folder.is_dir():
-        raise ValueError(f"{data}: no {space} latency tables (expected {folder})")
+        raise UserInputError(f"{data}: no {space} latency tables (expected {folder})")
     return folder
 
 
@@ -92,7 +92,7 @@ def read_table(path: Path, n_rows: int) -> list[Any]:
     values = load_plain_torch_file(path)
     if not isinstance(values, list | tuple) or len(values) != n_rows:
         got = f"{len(values)} values" if isinstance(values, list | tuple) else f"a {type(values).__name__}"
-        raise ValueError(f"{path}: expected a list of {n_rows} latencies (one per arch), got {got}")
+        raise UserInputError(f"{path}: expected a list of {n_rows} latencies (one per arch), got {got}")
     return list(values)
 
 
@@ -113,7 +113,7 @@ def import_help(store: Store, help_dir: str | Path, spaces: Sequence[str] = ("nb
         unknown = [d for d in wanted if not any(d in names for names in tables.values())]
         if unknown:
             known = sorted({d for names in tables.values() for d in names})
-            raise ValueError(f"no HELP table for device(s) {', '.join(unknown)} in {', '.join(tables)}; "
+            raise UserInputError(f"no HELP table for device(s) {', '.join(unknown)} in {', '.join(tables)}; "
                              f"known: {', '.join(known)}")
     # Read and check every table before writing anything, so a bad file leaves the store untouched.
     plan = []

@@ -26,7 +26,7 @@ from typing import Any
 
 from profiler.importing import imported_model, imported_result, positive_number, register_devices
 from profiler.store import Store
-from spaces import create_space
+from spaces import UserInputError, create_space
 
 SOURCE = "import:hwnasbench360"
 TASK_CONFIGS: dict[str, dict[str, Any]] = {"cifar100": {"num_classes": 100, "resolution": 32},
@@ -43,16 +43,16 @@ def _read(path: Path) -> dict[str, list[Any]]:
     import pyarrow.parquet as pq
 
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise UserInputError(f"{path}: no such file")
     try:
         names = pq.read_schema(path).names
     except (pa.ArrowException, OSError) as e:
-        raise ValueError(f"{path}: not a Parquet file: {e}") from None
+        raise UserInputError(f"{path}: not a Parquet file: {e}") from None
     missing = [c for c in REQUIRED if c not in names]
     latency = next((c for c in LATENCY_COLUMNS if c in names), None)
     if missing or latency is None:
         needs = missing + ([] if latency else [" or ".join(LATENCY_COLUMNS)])
-        raise ValueError(f"{path}: missing column(s) {', '.join(needs)}; has {', '.join(names)}")
+        raise UserInputError(f"{path}: missing column(s) {', '.join(needs)}; has {', '.join(names)}")
     columns = [*REQUIRED, latency, *(c for c in OPTIONAL if c in names)]
     table = pq.read_table(path, columns=columns)
     out = {c: table.column(c).to_pylist() for c in columns}
@@ -88,7 +88,7 @@ def import_hwnasbench360(store: Store, path: str | Path, space: str = "nb201",
     configs = {**TASK_CONFIGS, **{k: dict(v) for k, v in (task_configs or {}).items()}}
     probe = create_space(space)
     if not hasattr(probe, "from_index"):
-        raise ValueError(f"space {space!r} has no benchmark index (from_index); HW-NAS-Bench-360 rows are "
+        raise UserInputError(f"space {space!r} has no benchmark index (from_index); HW-NAS-Bench-360 rows are "
                          "NB201 indices")
     cols = _read(path)
     want_tasks = None if tasks is None else set([tasks] if isinstance(tasks, str) else tasks)
@@ -104,7 +104,7 @@ def import_hwnasbench360(store: Store, path: str | Path, space: str = "nb201",
         task, device, framework = cols["task"][i], cols["device"][i], cols["framework"][i]
         for label, value in (("task", task), ("device", device), ("framework", framework)):
             if not isinstance(value, str) or not value:
-                raise ValueError(f"{path}: row {i}: {label} must be a non-empty string, got {value!r}")
+                raise UserInputError(f"{path}: row {i}: {label} must be a non-empty string, got {value!r}")
         if (want_tasks is not None and task not in want_tasks) or \
                 (want_devices is not None and device not in want_devices):
             filtered += 1
@@ -125,7 +125,7 @@ def import_hwnasbench360(store: Store, path: str | Path, space: str = "nb201",
         if isinstance(index, float) and index.is_integer():
             index = int(index)
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < sp.size:
-            raise ValueError(f"{path}: row {i}: arch_idx {index!r} is not a {space} index 0..{sp.size - 1}")
+            raise UserInputError(f"{path}: row {i}: arch_idx {index!r} is not a {space} index 0..{sp.size - 1}")
         ms = positive_number(cols["latency"][i])
         if ms is None:
             invalid += 1

@@ -22,7 +22,7 @@ from typing import Any
 
 from profiler.importing import imported_model, imported_result, positive_number, register_devices
 from profiler.store import Store
-from spaces import create_space
+from spaces import UserInputError, create_space
 from spaces.fbnet import load_plain_pickle
 from spaces.nb201 import OPS
 
@@ -51,7 +51,7 @@ def _arch(key: Any, index: int, path: Path) -> tuple[int, ...]:
           and all(isinstance(op, numbers.Integral) and not isinstance(op, bool) and 0 <= op < len(LATBENCH_OPS)
                   for op in key))
     if not ok:
-        raise ValueError(f"{path}: entry {index}: key {key!r} is not a 6-tuple of NB201 op ids 0..4 "
+        raise UserInputError(f"{path}: entry {index}: key {key!r} is not a 6-tuple of NB201 op ids 0..4 "
                          f"({', '.join(f'{i}={name}' for i, name in enumerate(LATBENCH_OPS))})")
     return tuple(OPS.index(LATBENCH_OPS[int(op)]) for op in key)
 
@@ -67,10 +67,10 @@ def import_latbench(store: Store, path: str | Path, device: str | None = None, p
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise UserInputError(f"{path}: no such file")
     table = load_plain_pickle(path.read_bytes(), str(path))
     if not isinstance(table, dict) or not table:
-        raise ValueError(f"{path}: expected a non-empty dict {{6-tuple of op ids: latency in s}}, "
+        raise UserInputError(f"{path}: expected a non-empty dict {{6-tuple of op ids: latency in s}}, "
                          f"got {type(table).__name__}{' (empty)' if isinstance(table, dict) else ''}")
     guessed_device, guessed_precision, guessed_kind = latbench_device(path.stem)
     device = device or guessed_device

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from spaces import SearchSpace, create_space
+from spaces import SearchSpace, UserInputError, create_space
 
 if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
     from typing_extensions import Self
@@ -28,8 +28,9 @@ class NotFittedError(RuntimeError):
     """predict() before fit()."""
 
 
-class InvalidParameterError(ValueError):
-    """A hyper-parameter outside its constraint; the message names the parameter, the class and the value."""
+class InvalidParameterError(UserInputError):
+    """A hyper-parameter outside its constraint; the message names the parameter, the class and the value.
+    A UserInputError: hyper-parameters come from the caller (the CLI's options, a script's arguments)."""
 
 
 Constraint = tuple[Callable[[Any], bool], str]

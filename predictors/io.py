@@ -15,6 +15,7 @@ and `from_state`; an unknown kind or a newer format is a clear error, not a gues
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import math
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from importlib import metadata
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ import numpy as np
 from predictors.base import LatencyPredictor
 from predictors.common import jsonable_params, onehot_spec
 from predictors.registry import UnknownPredictorError, predictor_class
+from spaces.errors import UserInputError
 
 FORMAT = "edgeprof.predictor"
 FORMAT_VERSION = 1
@@ -38,8 +41,9 @@ CARD = "card.json"
 ARRAYS = "arrays.npz"
 
 
-class PredictorFileError(ValueError):
-    """A predictor folder that cannot be read: missing files, another format, a newer version, bad arrays."""
+class PredictorFileError(UserInputError):
+    """A predictor folder that cannot be read: missing files, another format, a newer version, bad arrays,
+    arrays that do not match the card's checksum."""
 
 
 def _version(dist: str) -> str | None:
@@ -118,6 +122,9 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
     folder = Path(path)
     arrays = _check_arrays(arrays, f"{type(pred).__name__}.state()")
     spec = pred.feature_spec() if hasattr(pred, "feature_spec") else onehot_spec(pred)
+    buffer = BytesIO()
+    np.savez(buffer, **arrays)
+    blob = buffer.getvalue()
     card = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -135,11 +142,12 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
         "versions": package_versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in arrays.items()},
+        "arrays_sha256": hashlib.sha256(blob).hexdigest(),  # a changed or damaged arrays.npz is refused
         "state": extra,
     }
     text = json.dumps(_json_safe(card), indent=2, sort_keys=True, allow_nan=False)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / ARRAYS, lambda f: np.savez(f, **arrays))
+    _write_atomic(folder / ARRAYS, lambda f: f.write(blob))
     _write_atomic(folder / CARD, lambda f: f.write((text + "\n").encode("utf-8")))  # card last: complete
     return folder
 
@@ -191,11 +199,24 @@ def load_predictor(path: str | Path) -> LatencyPredictor:
     file = Path(path) / ARRAYS
     if not file.is_file():
         raise PredictorFileError(f"{path}: no {ARRAYS}")
+    blob = file.read_bytes()
+    expected = card.get("arrays_sha256")  # cards written before the checksum have none
+    if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+        raise PredictorFileError(f"{file}: checksum mismatch: its sha256 is not the card's arrays_sha256 "
+                                 "(changed or damaged since it was saved); save or copy the predictor again")
     try:
-        with np.load(file, allow_pickle=False) as z:
+        with np.load(BytesIO(blob), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except ValueError as e:  # an object array asks for pickle, which stays off
-        raise PredictorFileError(f"{file}: cannot be read without pickle: {e}") from None
+    except (ValueError, OSError, EOFError) as e:  # an object array asks for pickle, which stays off
+        raise PredictorFileError(f"{file}: not a readable array archive without pickle: {e}") from None
+    listed = card.get("arrays") if isinstance(card.get("arrays"), dict) else {}
+    missing = sorted(set(listed) - set(arrays))
+    if missing:
+        raise PredictorFileError(f"{file}: lacks array(s) {', '.join(missing)} that {CARD} lists")
+    for key, spec in listed.items():
+        if isinstance(spec, dict) and list(arrays[key].shape) != spec.get("shape", list(arrays[key].shape)):
+            raise PredictorFileError(f"{file}: array {key!r} has shape {list(arrays[key].shape)}, {CARD} says "
+                                     f"{spec.get('shape')}")
     unknown = sorted(set(card["params"]) - set(cls._param_names()))
     if unknown:
         raise PredictorFileError(f"{Path(path) / CARD}: {cls.__name__} has no parameter(s) {', '.join(unknown)} "

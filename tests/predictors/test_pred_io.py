@@ -86,6 +86,11 @@ def test_unknown_kind_and_newer_format_refused(mlp, tmp_path):
 def test_pickled_arrays_never_loaded(mlp, tmp_path):
     folder = save_predictor(mlp, tmp_path / "p")
     np.savez(folder / ARRAYS, evil=np.array([object()], dtype=object))  # np.savez pickles object arrays
+    with pytest.raises(PredictorFileError, match="checksum mismatch"):
+        load_predictor(folder)
+    card = json.loads((folder / CARD).read_text())
+    del card["arrays_sha256"]  # a card without a checksum (an older file) still never unpickles
+    (folder / CARD).write_text(json.dumps(card))
     with pytest.raises(PredictorFileError, match="without pickle"):
         load_predictor(folder)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from edgeprof import __version__
@@ -14,6 +15,8 @@ from edgeprof import __version__
 COMMANDS = ("devices", "trust", "deploy", "profile", "dataset", "train", "adapt", "evaluate", "predict", "report",
             "search", "demo")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Set to re-raise every failure with its traceback (for a bug report).
+DEBUG_ENV = "EDGEPROF_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,29 +32,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from agents.protocol import JobError
-    from edgeprof.output import err
-    from profiler.config import ConfigError
-    from profiler.store import StoreError
-    from profiler.transports import TransportError
-    from spaces import UnknownSpaceError
+def exit_code(e: BaseException) -> int | None:
+    """The exit code of a known failure: 2 for input the user got wrong, 1 for a runtime failure (store,
+    transport, board, file system); None for anything else, which is a bug and keeps its traceback."""
+    import sqlite3
 
-    args = build_parser().parse_args(argv)
+    from agents.protocol import JobError
+    from profiler.config import ConfigError
+    from spaces.errors import UnknownNameError, UserInputError
+
+    if isinstance(e, UserInputError | UnknownNameError | ConfigError | JobError):
+        return EXIT_USAGE
+    # StoreError, TransportError, AgentFailed and the corrupt-results error are RuntimeErrors.
+    if isinstance(e, RuntimeError | OSError | sqlite3.Error):
+        return EXIT_ERROR
+    return None
+
+
+def message(e: BaseException, args: argparse.Namespace) -> str:
+    """The one line (or block) printed for a known failure; a SQLite error names the dataset file."""
+    import sqlite3
+
+    text = str(e) or type(e).__name__
+    if isinstance(e, sqlite3.Error) and getattr(args, "db", None):
+        text = f"{args.db}: {text}"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.markup import escape
+
+    from edgeprof.output import err
+    from edgeprof.plugins import PluginError, load_plugins
+
+    try:
+        load_plugins()  # EDGEPROF_PLUGINS: searches, predictors, spaces registered before the parser is built
+    except PluginError as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        return EXIT_USAGE
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error argparse has printed
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     try:
         return int(args._run(args) or 0)
-    except (ConfigError, JobError, UnknownSpaceError, ValueError) as e:
-        err.print(f"[red]error:[/] {e.args[0] if e.args else e}")
-        return EXIT_USAGE
-    except (TransportError, StoreError, RuntimeError) as e:
-        err.print(f"[red]error:[/] {e}")
-        return EXIT_ERROR
     except KeyboardInterrupt:
         err.print("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_OK
+    except Exception as e:
+        code = exit_code(e)
+        if code is None or os.environ.get(DEBUG_ENV):
+            raise
+        err.print(f"[red]error:[/] {escape(message(e, args))}")
+        return code
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Command line of the agent; the only module that prints or exits.
 
     python -m agents info [--json]
-    python -m agents run JOB.json [--out results.jsonl] [--no-resume] [--quiet]
+    python -m agents run JOB.json [--out results.jsonl] [--no-resume] [--quiet] [--start-token TOKEN]
     python -m agents worker --job JOB.json --task TASK_ID --out RESULT.json   (internal, one task)
 
 Exit codes: 0 every task has a result line (error lines included); 1 error (lock held, tasks left
-without a line); 2 invalid job or arguments; 130/143 interrupted by SIGINT/SIGTERM.
+without a line); 2 invalid job or arguments; 3 the job folder was already started (its runner.json
+records a start token; nothing was touched, so a host's wrapper must not record this as the job's
+status); 130/143 interrupted by SIGINT/SIGTERM.
 
 EDGEPROF_AGENT_ROOT, when set, is a path prefix that replaces "/" for every board reader (a fake board
 tree in tests and demos); `run` hands it on to its workers.
@@ -19,6 +21,7 @@ import sys
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_ALREADY_STARTED = 3
 
 # A path prefix that replaces "/" for every sysfs/proc reader: a fake board tree in tests and demos
 ROOT_ENV = "EDGEPROF_AGENT_ROOT"
@@ -57,6 +60,14 @@ def _progress_line(result, progress):
     return "{}: error {}: {}".format(head, error.get("type"), message[0] if message else "")
 
 
+def _start_token(text):
+    from .start import START_TOKEN
+
+    if not START_TOKEN.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 to 64 of A-Z a-z 0-9 _ -")
+    return text
+
+
 def cmd_info(args):
     from .info import collect_info, format_info
 
@@ -71,6 +82,7 @@ def cmd_info(args):
 def cmd_run(args):
     from .protocol import JobError
     from .runner import Interrupted, LockError, run_job
+    from .start import AlreadyStarted
 
     def on_result(result, progress):
         if not args.quiet:
@@ -84,7 +96,11 @@ def cmd_run(args):
             on_result=on_result,
             board_lock=args.board_lock,
             root=_root(),
+            start_token=args.start_token,
         )
+    except AlreadyStarted as exc:
+        _err(f"not started: {exc}")
+        return EXIT_ALREADY_STARTED
     except JobError as exc:
         _err(f"invalid job {args.job}: {exc}")
         return EXIT_USAGE
@@ -148,6 +164,12 @@ def build_parser():
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--board-lock", default=None, help="lock file for the whole board (one job at a time)")
+    p.add_argument(
+        "--start-token",
+        default=None,
+        type=_start_token,
+        help="record this token in runner.json beside the results; exit 3 if the folder already has one",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("worker")  # internal: one task in this process, result written to --out
     p.add_argument("--job", required=True)

@@ -2,7 +2,9 @@
 
 Results are appended, flushed and fsync'd as soon as a task ends, so a lost SSH session, a crash or a
 power cut loses nothing already measured, and a rerun resumes where it stopped. A lock file keeps two
-runners off one results file; SIGTERM/SIGINT stop the current worker and leave no partial line.
+runners off one results file; SIGTERM/SIGINT stop the current worker and leave no partial line. A start
+token recorded once in the job folder (runner.json) lets a host retry a start whose reply was lost: the
+second runner finds the token taken and leaves without touching the job.
 """
 
 import json
@@ -20,6 +22,7 @@ from .backends import BACKENDS
 from .environment import collect_environment
 from .meters import METERS
 from .protocol import error_result, load_job, read_results, result_to_line, utc_now_iso
+from .start import claim_start
 from .worker import prepare_job, read_result_file
 
 AGENTS_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -375,6 +378,7 @@ def run_job(
     root="/",
     extra_env=(),
     board_lock=None,
+    start_token=None,
 ):
     """Run every task of job_path not yet in out_path (default: results.jsonl beside the job).
 
@@ -384,12 +388,17 @@ def run_job(
 
     board_lock, when given, is a second lock file for the whole board: two jobs measuring at once on
     one board would disturb each other's timings, so the second one refuses to start.
+
+    start_token, when given, is claimed in runner.json beside out_path before any lock is taken; a job
+    folder that already records a start raises AlreadyStarted and is left exactly as it was.
     """
     job = load_job(job_path, backends=BACKENDS.names(), meters=METERS.names())
     if out_path is None:
         out_path = os.path.join(os.path.dirname(os.path.abspath(job_path)), "results.jsonl")
     out_path = os.path.abspath(out_path)
     status_path = os.path.join(os.path.dirname(out_path), "status.json")
+    if start_token is not None:
+        claim_start(os.path.dirname(out_path), start_token)
     run = _JobRun(job, job_path, out_path, python, root, extra_env)
     total = len(job["tasks"])
     summary = {

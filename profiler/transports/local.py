@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -45,12 +46,12 @@ class LocalTransport(Transport):
         self.agent_dir: Path | None = None
 
     def prepare(self) -> str:
-        digest = agent_hash()
+        digest = agent_hash(self.config.agent.plugins)
         target = self.root / "agent" / digest
         if not (target / ".complete").exists():
             tmp = target.with_name(target.name + f".tmp{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            for rel, src in agent_files():
+            for rel, src in agent_files(self.config.agent.plugins):
                 dst = tmp / rel
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)
@@ -80,15 +81,22 @@ class LocalTransport(Transport):
         (d / "job.json").write_text(job_text)
 
     def start(self, job_id: str) -> None:
+        """Start the runner once per job; a second call follows the first runner.
+
+        The runner records a start token in runner.json as on an SSH board, so the work folder has the same
+        layout and a runner started twice for one job by any path leaves the first one's job untouched.
+        """
         if self.agent_dir is None:
             raise TransportError("prepare() must run before start()")
+        if job_id in self._procs:
+            return
         d = self.root / job_dir(job_id)
         env = dict(os.environ, PYTHONPATH=str(self.agent_dir))
         try:
             with open(d / "agent.log", "ab") as log:  # the child keeps its own descriptor
                 self._procs[job_id] = subprocess.Popen(
                     [self.python, "-m", "agents", "run", str(d / "job.json"), "--out", str(d / "results.jsonl"),
-                     "--board-lock", str(self.root / "board.lock")],
+                     "--board-lock", str(self.root / "board.lock"), "--start-token", secrets.token_hex(8)],
                     cwd=str(self.agent_dir), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     start_new_session=True)  # Ctrl-C reaches the host, which then stops the agent cleanly
         except OSError as e:

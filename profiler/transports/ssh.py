@@ -22,6 +22,7 @@ import json
 import os
 import posixpath
 import re
+import secrets
 import shlex
 import socket
 import stat
@@ -33,6 +34,7 @@ from typing import Any
 
 import paramiko
 
+from agents.start import START_RECORD
 from profiler.config import DeviceConfig
 from profiler.transports.base import (
     Transport,
@@ -48,6 +50,7 @@ PATH_PART = re.compile(r"^[A-Za-z0-9._-]+$")  # one component of a path inside t
 DEFAULT_WORKDIR = "edgeprof"
 MIN_PYTHON = (3, 6)
 CONNECT_TIMEOUT_S = 15.0
+ALREADY_STARTED = 3  # the agent's exit status when the job folder already records a start
 
 
 class HostKeyError(TransportError):
@@ -286,7 +289,12 @@ class SSHTransport(Transport):
         _, out, err = self.client.exec_command(command, timeout=timeout)
         o = out.read().decode(errors="replace")
         e = err.read().decode(errors="replace")
-        return out.channel.recv_exit_status(), o, e
+        status = out.channel.recv_exit_status()
+        if status == -1:
+            # No exit status: the command died of a signal, or the link dropped before the status came.
+            # A probe tells them apart; on a dead link it raises, so _retry reconnects and runs it again.
+            self.client.exec_command("true", timeout=CONNECT_TIMEOUT_S)
+        return status, o, e
 
     def run(self, argv: list[str], what: str, timeout: float = 120.0) -> tuple[int, str, str]:
         """Run a command of quoted words on the board (retrying a dropped link)."""
@@ -401,19 +409,37 @@ class SSHTransport(Transport):
         self._retry(f"sending job {job_id}", put)
 
     def start(self, job_id: str) -> None:
+        """Start the agent detached, at most once per job even when a dropped link makes us resend it.
+
+        One token per call: every resend carries it. The runner records it in runner.json before any lock;
+        a resend that finds it there only follows that runner, and a runner launched by a resend that came
+        before the first one recorded it exits 3 untouched (its wrapper then writes no exit status).
+        """
         if self.agent_dir is None:
             raise TransportError("prepare() must run before start()")
         d = self._path(job_dir(job_id))
         q = shlex.quote
+        token = secrets.token_hex(8)
+        record = q(f"{d}/{START_RECORD}")
+        mine = q(f'"token": "{token}"')  # the line runner.json holds when this start's runner owns the job
         run = quote_command([self.python, "-m", "agents", "run", f"{d}/job.json", "--out", f"{d}/results.jsonl",
-                             "-q", "--board-lock", self._path("board.lock")])
-        # The exit status lands in a file, so the host can tell a finished job from a killed one.
-        inner = f"{run}; echo $? > {q(d + '/exit_status.part')} && mv {q(d + '/exit_status.part')} {q(d + '/exit_status')}"
+                             "-q", "--board-lock", self._path("board.lock"), "--start-token", token])
+        # The exit status lands in a file, so the host can tell a finished job from a killed one; a runner
+        # that found the job already started (exit 3) must not overwrite the owner's.
+        part, final = q(d + "/exit_status.part"), q(d + "/exit_status")
+        inner = f"{run}; rc=$?; if [ $rc -ne {ALREADY_STARTED} ]; then echo $rc > {part} && mv {part} {final}; fi"
         # `;` not `&&` before the `&`: a backgrounded && list would be a subshell holding the SSH channel
-        # open until the agent ends, and start() would block for the whole job.
-        command = (f"cd {q(self.agent_dir)} || exit 1; S=$(command -v setsid); "
-                   f"PYTHONPATH={q(self.agent_dir)} $S nohup sh -c {q(inner)} > {q(d + '/agent.log')} 2>&1 "
-                   f"< /dev/null & echo $! > {q(d + '/agent.pid')}")
+        # open until the agent ends, and start() would block for the whole job. The log is appended to and
+        # agent.pid kept (noclobber) so that a resend cannot clobber the first runner's.
+        launch = (f"S=$(command -v setsid); PYTHONPATH={q(self.agent_dir)} $S nohup sh -c {q(inner)} "
+                  f">> {q(d + '/agent.log')} 2>&1 < /dev/null & P=$!; "
+                  f"(set -C; echo $P > {q(d + '/agent.pid')}) 2>/dev/null; echo started")
+        command = (f"cd {q(self.agent_dir)} || exit 1; "
+                   f"if [ ! -f {record} ]; then {launch}; "
+                   f"elif grep -qF {mine} {record}; "
+                   f"then echo following; "
+                   f"else echo \"already started by another host process: $(cat {record})\" >&2; "
+                   f"exit {ALREADY_STARTED}; fi")
         rc, _, err = self._retry(f"starting job {job_id}", lambda: self._exec(command))
         if rc != 0:
             raise TransportError(f"{self.name}: cannot start the agent on {self.target}: {err.strip()}")
@@ -434,9 +460,11 @@ class SSHTransport(Transport):
     def finished(self, job_id: str) -> int | None:
         d = self._path(job_dir(job_id))
         q = shlex.quote
+        # Alive: the wrapper started first (agent.pid), or the runner that owns the job and its wrapper
+        # (runner.json), which differ from the first when a resent start's runner won the record.
         probe = (f"if [ -f {q(d + '/exit_status')} ]; then cat {q(d + '/exit_status')}; "
-                 f"elif [ -f {q(d + '/agent.pid')} ] && kill -0 $(cat {q(d + '/agent.pid')}) 2>/dev/null; "
-                 f"then echo running; else echo gone; fi")
+                 f"else a=; for p in {self._pids_of(d)}; do kill -0 $p 2>/dev/null && a=1; done; "
+                 f"if [ -n \"$a\" ]; then echo running; else echo gone; fi; fi")
         _, out, _ = self._retry(f"polling job {job_id}", lambda: self._exec(probe))
         word = out.strip()
         if word == "running":
@@ -448,6 +476,15 @@ class SSHTransport(Transport):
         except ValueError:
             return 255
 
+    @staticmethod
+    def _pids_of(d: str) -> str:
+        """Shell words listing the job's pids: agent.pid, and the pid and parent_pid that runner.json (and
+        status.json, which older agents alone wrote) hold, one key a line."""
+        q = shlex.quote
+        files = " ".join(q(f"{d}/{name}") for name in (START_RECORD, "status.json"))
+        return (f"$(cat {q(d + '/agent.pid')} 2>/dev/null) "
+                f"$(sed -n 's/^ *\"\\(parent_\\)\\{{0,1\\}}pid\": *\\([0-9][0-9]*\\).*/\\2/p' {files} 2>/dev/null)")
+
     def log_tail(self, job_id: str, n_lines: int = 20) -> str:
         _, out, _ = self.run(["tail", "-n", str(n_lines), self._path(f"{job_dir(job_id)}/agent.log")],
                              f"reading the log of {job_id}")
@@ -455,12 +492,10 @@ class SSHTransport(Transport):
 
     def stop(self, job_id: str) -> None:
         d = self._path(job_dir(job_id))
-        q = shlex.quote
-        # The wrapper leads its own session (setsid); TERM to the group reaches runner and worker, and the
-        # runner's status.json names its pid for boards without setsid.
-        script = (f"p=$(cat {q(d + '/agent.pid')} 2>/dev/null); [ -n \"$p\" ] && kill -TERM -- -$p 2>/dev/null; "
-                  f"r=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p' {q(d + '/status.json')} 2>/dev/null); "
-                  f"[ -n \"$r\" ] && kill -TERM $r 2>/dev/null; true")
+        # A wrapper leads its own session (setsid); TERM to its group reaches runner and worker, and TERM to
+        # each pid reaches the runner on boards without setsid.
+        script = (f"for p in {self._pids_of(d)}; do kill -TERM -- -$p 2>/dev/null; kill -TERM $p 2>/dev/null; "
+                  f"done; true")
         self._retry(f"stopping job {job_id}", lambda: self._exec(script))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.finished(job_id) is None:

@@ -8,7 +8,8 @@ reference are interleaved per model (A B A B ...) over several rounds, and per-m
 (median over rounds) are compared. The agent's per-round medians give the pass-to-pass Spearman rho.
 
 Targets (issue 2): median of agent/reference within 1 +/- 0.05; 90% of models within +/- 15%;
-Spearman rho between agent passes >= 0.95.
+Spearman rho between agent passes >= 0.95. `--quick` is a smoke size (3 networks, 2 rounds, a short
+protocol): it checks that the benchmark runs, its figures mean little.
 """
 
 from __future__ import annotations
@@ -29,10 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 from profiler.config import parse_config, resolve_device
 from profiler.jobs import ModelTask, build_job
-from profiler.session import ProfileReport, Progress, run_job
+from profiler.session import ProfileReport, Progress, export_models, run_job
 from profiler.store import Store
 from profiler.transports.local import LocalTransport
-from spaces import create_space, export_onnx
+from spaces import create_space
+
+# --quick: a smoke size, and a short protocol for both the agent and the reference
+QUICK = {"n": 3, "rounds": 2, "reference_runs": 30}
+QUICK_PROTOCOL = {"warmup_min_runs": 3, "warmup_min_s": 0.05, "min_runs": 5, "max_runs": 30, "target_rel_ci": 0.05}
 
 # The reference loop: nothing from edgeprof, just ONNX Runtime and perf_counter.
 REFERENCE = r"""
@@ -62,25 +67,38 @@ def reference_median(path: Path, threads: int, warm_s: float, runs: int) -> floa
     return json.loads(out.stdout)["median"]
 
 
-def agent_median(transport: LocalTransport, config, store: Store, sha: str, shape: tuple[int, ...]) -> float:
-    job = build_job(config, [ModelTask(sha, shape)], batch=1)
+def agent_median(transport: LocalTransport, config, store: Store, task: ModelTask) -> float:
+    """One job of one model, run and ingested as `edgeprof profile` does (the store knows the model)."""
+    job = build_job(config, [task], batch=1)
     rep = ProfileReport(device=config.name, space="nb201", requested=1, already_measured=0)
     run_job(transport, job, store, Progress(), rep)
-    (row,) = [r for r in store.rows() if r["job_id"] == job["job_id"]]
+    rows = [r for r in store.rows(device=config.name) if r["job_id"] == job["job_id"]]
+    if len(rows) != 1:
+        raise RuntimeError(f"job {job['job_id']}: {len(rows)} stored results for {task.sha256}, expected 1 "
+                           f"(a result the store did not ingest?)")
+    (row,) = rows
     if row["status"] != "ok":
-        raise RuntimeError(f"agent failed on {sha}: {row['error_type']}: {row['error_message']}")
+        raise RuntimeError(f"agent failed on {task.sha256}: {row['error_type']}: {row['error_message']}")
     return float(row["median_ms"])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20, help="NB201 networks (default 20)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds, at least 2 (default 3)")
+    ap.add_argument("--reference-runs", type=int, default=200, help="timed runs of the reference loop (default 200)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=resolve_device("local-cpu").runtime.intra_op_threads,
+    ap.add_argument("--threads", type=int, default=resolve_device("local-cpu").runtime.option("intra_op_threads"),
                     help="intra-op threads for both (default: local-cpu's setting; 0: ORT decides)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke size: {QUICK} and a short protocol (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args(argv)
+    if args.n < 2:
+        ap.error("--n must be at least 2 (rho is computed across networks)")
     if args.rounds < 2:
         ap.error("--rounds must be at least 2 (rho is computed between passes)")
 
@@ -88,32 +106,35 @@ def main() -> int:
     archs = space.sample_unique(args.n, np.random.default_rng(args.seed))
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        config = parse_config({"name": "bench-cpu", "kind": "cpu",
-                               "connection": {"transport": "local", "workdir": str(tmp_path / "work")},
-                               "runtime": {"backend": "onnxruntime", "intra_op_threads": args.threads,
-                                           "inter_op_threads": args.threads}})
-        models = [export_onnx(space, a, tmp_path / "models") for a in archs]
-        shape = space.input_shape(1)
+        raw = {"name": "bench-cpu", "kind": "cpu",
+               "connection": {"transport": "local", "workdir": str(tmp_path / "work")},
+               "runtime": {"backend": "onnxruntime", "intra_op_threads": args.threads,
+                           "inter_op_threads": args.threads}}
+        config = parse_config({**raw, "protocol": QUICK_PROTOCOL} if args.quick else raw)
+        cache = tmp_path / "models"
         transport = LocalTransport(config)
         transport.prepare()
-        for m in models:
-            transport.put_model(Path(m.path))
         agent = np.zeros((args.rounds, args.n))
         ref = np.zeros((args.rounds, args.n))
-        protocol = {**config.protocol}
-        warm_s = float(protocol.get("warmup_min_s", 1.0))
+        warm_s = float(config.protocol.get("warmup_min_s", 1.0))
         t0 = time.perf_counter()
         with Store(tmp_path / "bench.db") as store:
             store.add_device(config.name, config.kind, {})
+            # exported and registered in the store as `edgeprof profile` does: results of unknown models
+            # are not ingested
+            tasks = export_models(space, archs, store, Progress(), backend="onnxruntime", cache=cache)
+            for task in tasks:
+                transport.put_model(cache / task.filename)
             for r in range(args.rounds):
-                for i, m in enumerate(models):
+                for i, task in enumerate(tasks):
                     # A then B, order alternating between rounds so neither always goes first.
                     order = ("agent", "reference") if (r + i) % 2 == 0 else ("reference", "agent")
                     for which in order:
                         if which == "agent":
-                            agent[r, i] = agent_median(transport, config, store, m.sha256, shape)
+                            agent[r, i] = agent_median(transport, config, store, task)
                         else:
-                            ref[r, i] = reference_median(Path(m.path), args.threads, warm_s, 200)
+                            ref[r, i] = reference_median(cache / task.filename, args.threads, warm_s,
+                                                         args.reference_runs)
                     if not args.json:
                         print(f"round {r + 1}/{args.rounds} model {i + 1:2d}/{args.n}: agent "
                               f"{agent[r, i]:.4f} ms  reference {ref[r, i]:.4f} ms", file=sys.stderr)
@@ -126,7 +147,8 @@ def main() -> int:
     rhos = [float(spearmanr(agent[a], agent[b])[0]) for a in range(args.rounds) for b in range(a + 1, args.rounds)]
     within15 = float(np.mean(np.abs(ratio - 1) <= 0.15))
     res = {
-        "n_models": args.n, "rounds": args.rounds, "threads": args.threads, "wall_s": round(wall, 1),
+        "n_models": args.n, "rounds": args.rounds, "threads": args.threads, "quick": args.quick,
+        "wall_s": round(wall, 1),
         "latency_ms": {"agent_min": float(agent_med.min()), "agent_max": float(agent_med.max())},
         "ratio": {"median": float(np.median(ratio)), "p5": float(np.percentile(ratio, 5)),
                   "p25": float(np.percentile(ratio, 25)), "p75": float(np.percentile(ratio, 75)),

@@ -221,6 +221,10 @@ def load_predictor(path: str | Path) -> LatencyPredictor:
     if unknown:
         raise PredictorFileError(f"{Path(path) / CARD}: {cls.__name__} has no parameter(s) {', '.join(unknown)} "
                                  "(saved by another edgeprof version?)")
-    pred = cls.from_state(_restore_tuples(cls, card["params"]), arrays, card["state"])
+    try:
+        pred = cls.from_state(_restore_tuples(cls, card["params"]), arrays, card["state"])
+    except (ValueError, KeyError, TypeError) as e:  # the files do not make a state of this kind
+        raise PredictorFileError(f"{path}: the {card['kind']!r} predictor cannot be rebuilt from its {CARD} and "
+                                 f"{ARRAYS}: {e}") from None
     pred.card_ = card
     return pred

@@ -118,7 +118,7 @@ def config_files(tmp: Path, lab: Lab) -> dict[str, str]:
 
 def predictor_folders(tmp: Path, lab: Lab) -> dict[str, str]:
     out = {}
-    for name in ("unknown-kind", "checksum", "no-arrays", "card-not-json"):
+    for name in ("unknown-kind", "checksum", "no-arrays", "card-not-json", "params-not-fitting"):
         shutil.copytree(lab.mlp, tmp / name)
         out[name] = str(tmp / name)
     card = json.loads((tmp / "unknown-kind" / CARD).read_text())
@@ -129,6 +129,9 @@ def predictor_folders(tmp: Path, lab: Lab) -> dict[str, str]:
     np.savez(tmp / "checksum" / ARRAYS, **arrays)
     (tmp / "no-arrays" / ARRAYS).unlink()
     (tmp / "card-not-json" / CARD).write_text("{ this is not json")
+    card = json.loads((tmp / "params-not-fitting" / CARD).read_text())
+    card["params"]["hidden"] = [7, 7, 7]  # a card edited by hand: its weights no longer fit
+    (tmp / "params-not-fitting" / CARD).write_text(json.dumps(card))
     (tmp / "not-a-predictor").mkdir()
     (tmp / "not-a-predictor" / "notes.txt").write_text("hello")
     out["not-a-predictor"] = str(tmp / "not-a-predictor")
@@ -213,6 +216,8 @@ ROWS = [
         predictor_folders),
     Row("card-not-json", "evaluate {card-not-json} --device devA --db {db}", 2,
         ("{card-not-json}/card.json", "JSON"), predictor_folders),
+    Row("card-params-not-fitting", "predict {params-not-fitting} --arch x", 2,
+        ("{params-not-fitting}", "cannot be rebuilt"), predictor_folders),
     Row("predictor-of-another-space", "evaluate {mlp} --device devF --db {db}", 2, ("devF", "fbnet", "nb201")),
     Row("device-without-data", "evaluate {mlp} --device devZ --db {db}", 2, ("devZ", "devA")),
     Row("predictor-of-another-device", "search lightnas --device devF --predictor {mlp} --target-ms 5 "

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from help_nb201 import parse_args, print_table, run_protocol
 
-from predictors.meta import DEFAULT_MEMBERS
+from predictors.help_ensemble import DEFAULT_MEMBERS
 from spaces import create_space
 from spaces.fbnet import find_help_data, help_fbnet_archs, load_plain_torch_file
 
@@ -32,7 +32,7 @@ FBNET = {
     "valid": ["titanx_1", "titanx_32", "titanx_64", "gold_6240"],
     "help": {"fpga": 0.892, "raspi4": 0.887, "eyeriss": 0.943},
     "help_mean": 0.910, "target": 0.93,
-    "members": DEFAULT_MEMBERS["fbnet"],  # three MLPs: why in predictors.meta
+    "members": DEFAULT_MEMBERS["fbnet"],  # three MLPs: why in predictors.help_ensemble
 }
 
 

@@ -24,7 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from predictors.meta import DEFAULT_MEMBERS, HELP_NB201_REFERENCE, FewShotTask, HelpEnsemble, HelpPredictor
+from predictors.fewshot import FewShotTask
+from predictors.hardware_adaptive import HELP_NB201_REFERENCE
+from predictors.help import HelpPredictor
+from predictors.help_ensemble import DEFAULT_MEMBERS, HelpEnsemble
 from predictors.metrics import spearman
 from spaces import create_space
 from spaces.fbnet import find_help_data, load_plain_torch_file

@@ -1,9 +1,11 @@
-"""Training data for the supervised predictors: (arch ids, latencies) of one device and space from the Store.
+"""Training data for the predictors: (arch ids, latencies) of a device and space from the Store.
 
-`load_xy` is the one place that decides which measurements count: status ok, a median present, and one
-setting (backend, precision, batch, space config). Mixing settings would train one predictor on two
-different latency functions, so when the store holds several and the caller named none, it refuses and
-lists them. Repeated measurements of an arch collapse to their median (robust to one bad run).
+`load_devices` (and `load_xy` for one device) is the one place that decides which measurements count:
+status ok, a median present, and one setting (backend, precision, batch, space config) per device. Mixing
+settings would train one predictor on two different latency functions, so when the store holds several for
+a device and the caller named none, it refuses and lists them. Repeated measurements of an arch collapse
+to their median (robust to one bad run). All devices come from one query, and the medians are taken in
+numpy, per arch group, not per arch in Python: meta-training reads four devices of 15,625 archs each.
 """
 
 from __future__ import annotations
@@ -16,6 +18,30 @@ from typing import Any
 import numpy as np
 
 from profiler.store import Store
+from spaces.errors import UserInputError
+
+Setting = tuple[str, str, str, int]  # (space config JSON, backend, precision, batch)
+SETTING_KEYS = ("space_config", "backend", "precision", "batch")
+FLAGS = {"space_config": "--space-config", "backend": "--backend", "precision": "--precision", "batch": "--batch"}
+
+
+class AmbiguousSettingError(UserInputError):
+    """A device measured under several settings, none picked; `settings` lists them, the message too."""
+
+    def __init__(self, device: str, space: str, settings: Sequence[Setting]) -> None:
+        self.device, self.space, self.settings = device, space, list(settings)
+        varying = [k for i, k in enumerate(SETTING_KEYS) if len({st[i] for st in settings}) > 1]
+        listed = "; ".join(describe_setting(st, with_config="space_config" in varying) for st in settings)
+        super().__init__(f"{device} has {space} measurements under {len(settings)} settings: {listed}; pick one "
+                         f"with {'/'.join(FLAGS[k] for k in varying)} (Python: "
+                         f"{', '.join(f'{k}=' for k in varying)})")
+
+
+def describe_setting(setting: Setting, with_config: bool = False) -> str:
+    """'backend=onnxruntime precision=fp32 batch=1' (and the space config JSON when asked)."""
+    config, backend, precision, batch = setting
+    text = f"backend={backend} precision={precision} batch={batch}"
+    return f"{text} space_config={config}" if with_config else text
 
 
 def load_xy(store: Store, device: str, space: str, backend: str | None = None, precision: str | None = None,
@@ -25,14 +51,31 @@ def load_xy(store: Store, device: str, space: str, backend: str | None = None, p
     with quantity="energy", the energy per inference in mJ instead (measurements with an energy figure).
 
     Arch ids come in the order of their first measurement (for HELP imports: the NB201 index order).
-    ValueError when nothing matches (naming the devices that do have data for the space) or when the
-    matching rows span several settings and the arguments do not pick one.
+    ValueError when nothing matches (naming the devices that do have data for the space);
+    AmbiguousSettingError (a ValueError) when the matching rows span several settings and the arguments do
+    not pick one.
+    """
+    return load_devices(store, [device], space, backend, precision, batch, space_config, quantity)[device]
+
+
+def load_devices(store: Store, devices: Sequence[str], space: str, backend: str | None = None,
+                 precision: str | None = None, batch: int | None = None,
+                 space_config: dict[str, Any] | None = None, quantity: str = "latency"
+                 ) -> dict[str, tuple[list[str], np.ndarray]]:
+    """`load_xy` for several devices with one query: {device: (arch ids, medians)}.
+
+    The setting arguments filter every device; each device must then be left with one setting (its only
+    one when the arguments are None), not necessarily the same as the others'.
     """
     if quantity not in ("latency", "energy"):
         raise ValueError(f"quantity must be 'latency' or 'energy', got {quantity!r}")
+    devices = list(dict.fromkeys(devices))
+    if not devices:
+        return {}
     column = "x.median_ms" if quantity == "latency" else "x.energy_mj"
-    where = ["x.device = ?", "m.space = ?", "x.status = 'ok'", f"{column} IS NOT NULL"]
-    args: list[Any] = [device, space]
+    where = [f"x.device IN ({', '.join('?' * len(devices))})", "m.space = ?", "x.status = 'ok'",
+             f"{column} IS NOT NULL"]
+    args: list[Any] = [*devices, space]
     for col, val in (("x.backend", backend), ("x.precision", precision), ("x.batch", batch)):
         if val is not None:
             where.append(f"{col} = ?")
@@ -41,36 +84,55 @@ def load_xy(store: Store, device: str, space: str, backend: str | None = None, p
         where.append("m.space_config = ?")
         args.append(json.dumps(space_config, sort_keys=True))
     rows = store.db.execute(
-        f"SELECT m.arch_id, m.space_config, x.backend, x.precision, x.batch, {column} "
+        f"SELECT x.device, m.arch_id, m.space_config, x.backend, x.precision, x.batch, {column} "
         "FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
         f"WHERE {' AND '.join(where)} ORDER BY x.id", args).fetchall()
-    if not rows:
-        have = [r[0] for r in store.db.execute(
-            "SELECT DISTINCT x.device FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
-            "WHERE m.space = ? AND x.status = 'ok' ORDER BY x.device", (space,)).fetchall()]
-        picked = ", ".join(f"{k}={v!r}" for k, v in (("backend", backend), ("precision", precision),
-                                                       ("batch", batch), ("space_config", space_config))
-                           if v is not None)
-        other = [r[0] for r in store.db.execute(
-            "SELECT DISTINCT m.space FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
-            "WHERE x.device = ? AND x.status = 'ok' AND m.space != ? ORDER BY m.space", (device, space)).fetchall()]
-        what = "measurements" if quantity == "latency" else "energy measurements (a power meter on the device?)"
-        raise ValueError(f"no ok {what} of space {space!r} on device {device!r}"
-                         + (f" with {picked}" if picked else "")
-                         + (f" ({device} has data for space {', '.join(other)} only: a space mismatch)"
-                            if other else "")
-                         + f"; devices with {space} data: {', '.join(have) if have else 'none'}")
-    settings = sorted({(r[1], r[2], r[3], r[4]) for r in rows})
-    if len(settings) > 1:
-        listed = "; ".join(f"space_config={c}, backend={b!r}, precision={p!r}, batch={n}"
-                           for c, b, p, n in settings)
-        raise ValueError(f"{device}/{space}: measurements under {len(settings)} settings ({listed}); "
-                         "pass backend, precision, batch or space_config to pick one")
-    by_arch: dict[str, list[float]] = {}
-    for arch_id, *_, ms in rows:
-        by_arch.setdefault(arch_id, []).append(float(ms))
-    ids = list(by_arch)
-    return ids, np.array([float(np.median(v)) for v in by_arch.values()], dtype=np.float64)
+    by_device: dict[str, list[tuple]] = {d: [] for d in devices}
+    for r in rows:
+        by_device[r[0]].append(r)
+    picked = {"backend": backend, "precision": precision, "batch": batch, "space_config": space_config}
+    out = {}
+    for device, got in by_device.items():
+        if not got:
+            raise _nothing_there(store, device, space, quantity, picked)
+        settings = sorted({(r[2], r[3], r[4], r[5]) for r in got})
+        if len(settings) > 1:
+            raise AmbiguousSettingError(device, space, settings)
+        out[device] = grouped_median([r[1] for r in got], np.array([r[6] for r in got], dtype=np.float64))
+    return out
+
+
+def _nothing_there(store: Store, device: str, space: str, quantity: str, picked: dict[str, Any]
+                   ) -> UserInputError:
+    """The error for a device without matching rows: what was asked, and where the data is."""
+    have = [r[0] for r in store.db.execute(
+        "SELECT DISTINCT x.device FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
+        "WHERE m.space = ? AND x.status = 'ok' ORDER BY x.device", (space,)).fetchall()]
+    chosen = ", ".join(f"{k}={v!r}" for k, v in picked.items() if v is not None)
+    other = [r[0] for r in store.db.execute(
+        "SELECT DISTINCT m.space FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
+        "WHERE x.device = ? AND x.status = 'ok' AND m.space != ? ORDER BY m.space", (device, space)).fetchall()]
+    what = "measurements" if quantity == "latency" else "energy measurements (a power meter on the device?)"
+    return UserInputError(f"no ok {what} of space {space!r} on device {device!r}"
+                      + (f" with {chosen}" if chosen else "")
+                      + (f" ({device} has data for space {', '.join(other)} only: a space mismatch)"
+                         if other else "")
+                      + f"; devices with {space} data: {', '.join(have) if have else 'none'}")
+
+
+def grouped_median(keys: Sequence[str], values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(distinct keys in order of first appearance, the median of each key's values), vectorised."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+    counts = np.bincount(codes, minlength=len(index))
+    if np.all(counts == 1):
+        med = np.empty(len(index))
+        med[codes] = values
+        return list(index), med
+    ordered = values[np.lexsort((values, codes))]  # by key, then by value
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    med = (ordered[start + (counts - 1) // 2] + ordered[start + counts // 2]) / 2
+    return list(index), med
 
 
 def split(arch_ids: Sequence[str], y: np.ndarray, train_n: int, seed: int = 0
@@ -83,7 +145,7 @@ def split(arch_ids: Sequence[str], y: np.ndarray, train_n: int, seed: int = 0
     if len(arch_ids) != len(y):
         raise ValueError(f"got {len(arch_ids)} archs but {len(y)} latencies")
     if isinstance(train_n, bool) or not isinstance(train_n, int | np.integer) or not 0 < train_n < len(y):
-        raise ValueError(f"train_n must be an int in 1..{len(y) - 1} (leaving a test set), got {train_n!r}")
+        raise UserInputError(f"train_n must be an int in 1..{len(y) - 1} (leaving a test set), got {train_n!r}")
     order = np.random.default_rng(seed).permutation(len(y))
     tr, te = order[:train_n], order[train_n:]
     return [arch_ids[i] for i in tr], y[tr], [arch_ids[i] for i in te], y[te]

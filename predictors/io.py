@@ -39,6 +39,7 @@ FORMAT = "edgeprof.predictor"
 FORMAT_VERSION = 1
 CARD = "card.json"
 ARRAYS = "arrays.npz"
+TRAIN_ARCHS = "train_archs.json"  # the archs of the target device the predictor saw (excluded from evaluation)
 
 
 class PredictorFileError(UserInputError):
@@ -101,12 +102,13 @@ QUANTITIES = {"latency": "ms", "energy": "mJ"}
 
 def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, Any] | None = None,
                    data_fingerprint: str | None = None, devices: Sequence[str] | str | None = None,
-                   quantity: str = "latency") -> Path:
+                   quantity: str = "latency", train_archs: Sequence[str] | None = None) -> Path:
     """Write the fitted `pred` to the folder `path` (created; files replaced); returns the folder.
 
     `metrics` are held-out metrics (e.g. `predictors.metrics.report`), `data_fingerprint` names the
     training data (`predictors.data.data_fingerprint`), `devices` the target device(s), `quantity` what
     it predicts: "latency" (ms) or "energy" (mJ), so a search cannot mistake one for the other.
+    `train_archs`: the target device's archs it was trained or adapted on (`read_train_archs`).
     """
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
@@ -147,6 +149,11 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
     }
     text = json.dumps(_json_safe(card), indent=2, sort_keys=True, allow_nan=False)
     folder.mkdir(parents=True, exist_ok=True)
+    if train_archs is not None:
+        seen = json.dumps(sorted(set(train_archs)))
+        _write_atomic(folder / TRAIN_ARCHS, lambda f: f.write(seen.encode("utf-8")))
+    else:
+        (folder / TRAIN_ARCHS).unlink(missing_ok=True)  # an earlier predictor's, in a reused folder
     _write_atomic(folder / ARRAYS, lambda f: f.write(blob))
     _write_atomic(folder / CARD, lambda f: f.write((text + "\n").encode("utf-8")))  # card last: complete
     return folder
@@ -174,6 +181,20 @@ def read_card(path: str | Path) -> dict[str, Any]:
         if key not in card:
             raise PredictorFileError(f"{file}: card lacks {key!r}")
     return card
+
+
+def read_train_archs(path: str | Path) -> set[str]:
+    """The target-device archs a saved predictor was trained or adapted on (empty when not recorded)."""
+    file = Path(path) / TRAIN_ARCHS
+    if not file.is_file():
+        return set()
+    try:
+        ids = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PredictorFileError(f"{file}: not valid JSON: {e}") from None
+    if not isinstance(ids, list) or not all(isinstance(a, str) for a in ids):
+        raise PredictorFileError(f"{file}: must be a JSON list of arch ids")
+    return set(ids)
 
 
 def _restore_tuples(cls: type[LatencyPredictor], params: dict[str, Any]) -> dict[str, Any]:

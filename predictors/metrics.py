@@ -124,3 +124,10 @@ def report(pred: ArrayLike, true: ArrayLike, n_target_samples: int, split: str) 
         "n_target_samples": int(n_target_samples),
         "split": split,
     }
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    """A `report` on one line, for people: rank and error metrics, then what it was measured on."""
+    return (f"ρ {m['spearman']:.3f}  τ {m['kendall']:.3f}  Acc@10 {100 * m['acc10']:.1f}%  "
+            f"Acc@5 {100 * m['acc5']:.1f}%  MAPE {m['mape']:.2f}%  RMSE {m['rmse']:.4f} ms  "
+            f"(n={m['n']}, {m['n_target_samples']} target samples, {m['split']})")

@@ -17,7 +17,8 @@ from spaces.names import ClassRegistry
 P = TypeVar("P", bound=type[LatencyPredictor])
 
 # Modules whose import registers the built-in kinds.
-BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines", "predictors.meta")
+BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines", "predictors.help",
+                                     "predictors.help_ensemble", "predictors.meta_accuracy")
 
 
 class UnknownPredictorError(UnknownNameError):

@@ -7,8 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
+from edgeprof.arguments import add_setting_arguments, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
+from profiler.store import Store
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--device", required=True)
     r.add_argument("--out", required=True, help="folder for scatter.png, metrics.md, metrics.json")
     r.add_argument("--json", action="store_true", help="print JSON")
+    add_setting_arguments(r)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,9 +31,10 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeprof.commands.evaluate import evaluation
+    from predictors.evaluation import evaluate_saved
 
-    metrics, pred, true = evaluation(args.predictor, args.db, args.device)
+    with Store(args.db) as store:
+        metrics, pred, true = evaluate_saved(args.predictor, store, args.device, **setting_kwargs(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5.5, 5))

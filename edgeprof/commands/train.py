@@ -8,13 +8,18 @@ card and are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from edgeprof.arguments import add_setting_arguments, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
 from profiler.store import Store
+from spaces.errors import UserInputError
+
+if TYPE_CHECKING:
+    from predictors.hardware_adaptive import HardwareAdaptivePredictor
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,41 +38,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantity", choices=["latency", "energy"], default="latency",
                    help="what to predict: latency (ms, default) or energy per inference (mJ)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="override the predictor's default epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override the predictor's default epochs (meta: the meta-iterations of each member)")
     p.add_argument("--out", required=True, help="predictor folder to write")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_setting_arguments(p)
 
 
-def held_out_report(pred, test_ids: list[str], test_y, n_train: int, split: str) -> dict:
-    from predictors.metrics import report
+def print_metrics(title: str, m: dict[str, Any]) -> None:
+    from predictors.metrics import summary_line
 
-    return report(pred.predict(test_ids), test_y, n_target_samples=n_train, split=split)
-
-
-def print_metrics(title: str, m: dict) -> None:
-    err.print(f"{title}: ρ {m['spearman']:.3f}  τ {m['kendall']:.3f}  Acc@10 {100 * m['acc10']:.1f}%  "
-              f"Acc@5 {100 * m['acc5']:.1f}%  MAPE {m['mape']:.2f}%  RMSE {m['rmse']:.4f} ms  "
-              f"(n={m['n']}, {m['n_target_samples']} target samples, {m['split']})")
+    err.print(f"{title}: {summary_line(m)}")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.kind == "meta":
-        from edgeprof.commands.adapt import train_meta
-
         return train_meta(args)
     from edgeprof.output import training_progress
     from predictors.data import data_fingerprint, load_xy, split
     from predictors.io import save_predictor
+    from predictors.metrics import report
     from predictors.nn import TorchPredictor
     from predictors.registry import create_predictor, list_predictors
 
     kinds = list_predictors(supervised=True)
     if args.kind not in kinds:
-        raise ValueError(f"unknown predictor kind {args.kind!r} for train (known: {', '.join(kinds)}, meta)")
+        raise UserInputError(f"unknown predictor kind {args.kind!r} for train (known: {', '.join(kinds)}, meta)")
     if not args.device:
-        raise ValueError("--device is required for a single-device predictor")
+        raise UserInputError("--device is required for a single-device predictor")
     with Store(args.db) as store:
-        ids, y = load_xy(store, args.device, args.space, quantity=args.quantity)
+        ids, y = load_xy(store, args.device, args.space, quantity=args.quantity, **setting_kwargs(args))
     n = args.train_n if args.train_n is not None else max(1, int(0.8 * len(ids)))
     tr_ids, tr_y, te_ids, te_y = split(ids, y, n, seed=args.seed)
     hp = {"space": args.space, "seed": args.seed}
@@ -84,11 +84,10 @@ def run(args: argparse.Namespace) -> int:
             pred.fit(tr_ids, tr_y)
     fit_s = time.perf_counter() - t0
     desc = f"random {len(tr_ids)} train / {len(te_ids)} test, seed {args.seed}"
-    metrics = held_out_report(pred, te_ids, te_y, len(tr_ids), desc)
+    metrics = report(pred.predict(te_ids), te_y, n_target_samples=len(tr_ids), split=desc)
     out = Path(args.out)
     save_predictor(pred, out, metrics=metrics, data_fingerprint=data_fingerprint(tr_ids, tr_y),
-                   devices=[args.device], quantity=args.quantity)
-    (out / "train_archs.json").write_text(json.dumps(sorted(tr_ids)))
+                   devices=[args.device], quantity=args.quantity, train_archs=tr_ids)
     res = {"kind": args.kind, "device": args.device, "space": args.space, "quantity": args.quantity, "out": str(out),
            "fit_s": round(fit_s, 2), "metrics": metrics}
     if args.json:
@@ -96,4 +95,60 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_metrics(f"{args.kind} on {args.device}/{args.space}", metrics)
         err.print(f"saved {out} ({fit_s:.1f} s to fit)")
+    return 0
+
+
+def meta_predictor(args: argparse.Namespace, reference: list[str] | None) -> HardwareAdaptivePredictor:
+    """The space's default ensemble, or one HelpPredictor with --single; --epochs sets the meta-iterations."""
+    from predictors.help import HelpPredictor
+    from predictors.help_ensemble import HelpEnsemble, default_members
+
+    hp: dict[str, Any] = {"space": args.space, "seed": args.seed, "reference": reference}
+    if args.single:
+        return HelpPredictor(**hp, **({} if args.epochs is None else {"meta_iters": args.epochs}))
+    members = default_members(args.space)
+    if args.epochs is not None:
+        members = [{**m, "meta_iters": args.epochs} for m in members]
+    return HelpEnsemble(**hp, members=members)
+
+
+def train_meta(args: argparse.Namespace) -> int:
+    """edgeprof train meta --devices a,b,c: meta-train across source devices."""
+    from edgeprof.output import training_progress
+    from predictors.data import load_devices
+    from predictors.hardware_adaptive import common_reference, help_fbnet_reference, valid_tasks
+    from predictors.io import save_predictor
+
+    devices = [d for d in (args.devices or "").split(",") if d]
+    valid_names = [d for d in (args.valid_devices or "").split(",") if d]
+    if len(devices) < 2:
+        raise UserInputError("--devices: give at least two comma-separated source devices for meta-training")
+    if set(devices) & set(valid_names):
+        raise UserInputError(f"--valid-devices must not repeat source devices: {', '.join(set(devices) & set(valid_names))}")
+    if args.quantity != "latency":
+        raise UserInputError(f"--quantity {args.quantity}: meta-training predicts latency only")
+    t0 = time.perf_counter()
+    with Store(args.db) as store:
+        data = load_devices(store, devices + valid_names, args.space, **setting_kwargs(args))
+    tasks = {d: data[d] for d in devices}
+    if args.space == "nb201":
+        refs = None  # HELP's NB201 reference set
+    elif args.space == "fbnet" and args.help_dir:
+        refs = help_fbnet_reference(args.help_dir)  # HELP's FBNet reference set
+    else:
+        refs = common_reference(tasks, 10, args.seed)
+    pred = meta_predictor(args, refs)
+    valid = valid_tasks({d: data[d] for d in valid_names}, pred.reference_ids(), 10, args.seed) or None
+    with training_progress(f"meta-training on {len(devices)} devices", quiet=args.json) as step:
+        pred.meta_fit(tasks, valid, on_iter=step)
+    save_predictor(pred, Path(args.out), devices=devices)
+    fit_s = time.perf_counter() - t0
+    res = {"kind": pred.kind, "space": args.space, "devices": devices, "valid_devices": valid_names,
+           "valid_spearman": pred.valid_score_, "out": args.out, "fit_s": round(fit_s, 2)}
+    if args.json:
+        print_json(res)
+    else:
+        extra = f" (meta-valid ρ {pred.valid_score_:.3f} on {', '.join(valid_names)})" if valid else ""
+        err.print(f"meta-trained on {', '.join(devices)}{extra} in {fit_s:.0f} s; saved {args.out}; adapt with "
+                  f"`edgeprof adapt {args.out} --device DEV --samples 10 --out ...`")
     return 0

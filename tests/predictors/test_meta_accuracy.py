@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from predictors.base import InvalidParameterError, NotFittedError
-from predictors.meta import MetaAccuracyPredictor
+from predictors.meta_accuracy import MetaAccuracyPredictor
 from spaces import create_space
 
 SPACE = create_space("nb201")

@@ -1,4 +1,4 @@
-"""The MAML engine of predictors/meta.py: inner loops, learned rates, state round trip."""
+"""The MAML engine (predictors/maml.py): inner loops, learned rates, state round trip."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from predictors.meta import MAML, engine_state, load_engine_state, mlp, rate_for
+from predictors.maml import MAML, engine_state, load_engine_state, mlp, rate_for
 
 
 def _data(n: int = 20, d: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,10 @@ import pytest
 import torch
 
 from predictors.base import InvalidParameterError, NotFittedError
-from predictors.meta import HELP_NB201_REFERENCE, FewShotTask, HelpEnsemble, HelpPredictor
+from predictors.fewshot import FewShotTask
+from predictors.hardware_adaptive import HELP_NB201_REFERENCE
+from predictors.help import HelpPredictor
+from predictors.help_ensemble import HelpEnsemble
 from predictors.metrics import spearman
 from spaces import create_space
 

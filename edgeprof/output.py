@@ -9,7 +9,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 if TYPE_CHECKING:  # the session loads the exporters (torch, onnx): only commands that profile need it
     from profiler.session import Progress as SessionProgress
@@ -89,12 +96,15 @@ def fleet_progress(quiet: bool = False) -> Iterator[Any]:
 
 @contextmanager
 def training_progress(label: str, quiet: bool = False) -> Iterator[Any]:
-    """A progress bar for fitting; yields the callback `step(done, total, *loss)` predictors call."""
+    """A progress bar for fitting; yields the callback `step(done, total, *loss)` predictors call.
+
+    Elapsed and remaining time are shown: a default meta-training runs for minutes."""
     if quiet:
         yield lambda *a: None
         return
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), console=err, transient=False)
+                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=err, transient=False)
     row = bars.add_task(label, total=None, loss="")
 
     def step(done: int, total: int, *loss: float) -> None:

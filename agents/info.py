@@ -14,6 +14,7 @@ from .backends import BACKENDS
 from .board import read_nvpmodel
 from .jetson_sysfs import jetpack_for_l4t, read_l4t_release
 from .meters import METERS, NULL_METERS
+from .plugins import load_bundled
 from .sysfs import read_board_model, read_cpu_info
 
 # runtimes that later agent versions will register as backends
@@ -119,6 +120,7 @@ def collect_info(root="/"):
         "numpy": _numpy_version(),
         "backends": backends_info(),
         "meters": meters_info(root, l4t),
+        "plugins": load_bundled(),  # {file: None, or why it failed to import}
     }
 
 
@@ -154,6 +156,10 @@ def format_info(info):
                 lines.append("  {:<12}      providers: {}".format("", ", ".join(b["providers"])))
         else:
             lines.append("  {:<12} no   {}".format(name, b["reason"]))
+    if info.get("plugins"):
+        lines.append("plugins:")
+        for name, error in sorted(info["plugins"].items()):
+            lines.append("  {:<12} {}".format(name, "failed: " + error if error else "loaded"))
     lines.append("power meters:")
     for name, m in sorted(info["meters"].items()):
         state = "yes" if m["available"] else "no "

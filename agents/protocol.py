@@ -32,7 +32,8 @@ DEFAULT_PROTOCOL = {
     "layer_profile_runs": 0,
 }
 
-DEFAULT_METER = {"kind": "none", "rail": None, "rate_hz": 100.0, "idle_s": 2.0}
+# options: the meter's own (PowerMeter.OPTIONS), passed to its constructor
+DEFAULT_METER = {"kind": "none", "rail": None, "rate_hz": 100.0, "idle_s": 2.0, "options": {}}
 
 # optional board setup before the job (agents/setup.py); absent from a job means this
 DEFAULT_SETUP = {"nvpmodel_mode": None, "jetson_clocks": False}
@@ -42,7 +43,8 @@ TASK_REQUIRED = ("task_id", "model", "inputs", "backend")
 JOB_KEYS = ("schema", "job_id", "device", "protocol", "meter", "setup", "tasks")
 
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# Which precisions exist is each backend's declaration (Backend.PRECISIONS); a job only needs a name.
+PRECISION_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 
 LATENCY_KEYS = (
     "median",
@@ -233,6 +235,7 @@ def validate_meter(raw, path="meter", meters=None):
         "rail": None if rail is None else _str(rail, path + ".rail"),
         "rate_hz": _float(m["rate_hz"], path + ".rate_hz"),
         "idle_s": _float(m["idle_s"], path + ".idle_s", positive=False),
+        "options": copy.deepcopy(_mapping(m["options"], path + ".options")),
     }
 
 
@@ -281,6 +284,13 @@ def _validate_inputs(raw, path):
     return out
 
 
+def _precision(value, path):
+    value = _str(value, path)
+    if not PRECISION_RE.match(value):
+        raise JobError(path, f"expected a precision name such as fp32, fp16, bf16 or int8, got {value!r}")
+    return value
+
+
 def validate_task(raw, path, backends=None):
     """One task with defaults filled in. `backends`: known backend names, checked when given."""
     _mapping(raw, path)
@@ -305,7 +315,7 @@ def validate_task(raw, path, backends=None):
         "inputs": _validate_inputs(t["inputs"], path + ".inputs"),
         "dtype": _str(t["dtype"], path + ".dtype", DTYPES),
         "backend": backend,
-        "precision": _str(t["precision"], path + ".precision", PRECISIONS),
+        "precision": _precision(t["precision"], path + ".precision"),
         "batch": _int(t["batch"], path + ".batch", 1),
         "options": copy.deepcopy(_mapping(t["options"], path + ".options")),
     }

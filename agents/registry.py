@@ -29,11 +29,23 @@ class EntryImportError(RegistryError, ImportError):
 
 
 class Registry:
-    """A small registry of named implementations of one kind ("backend", "meter")."""
+    """A small registry of named implementations of one kind ("backend", "meter").
 
-    def __init__(self, kind):
+    loader: called once, before the registry is first asked about its entries (names, get, membership),
+    to let plugins register theirs; it returns {plugin: None or why it failed}, reported with unknown
+    names. The agent's registries load the plugins shipped with it this way (agents.plugins).
+    """
+
+    def __init__(self, kind, loader=None):
         self.kind = kind
         self._entries = {}  # name -> object, or "module:Attr" string for lazy entries
+        self._loader = loader
+        self.plugin_errors = {}
+
+    def _load_plugins(self):
+        loader, self._loader = self._loader, None  # first: plugins register through this registry
+        if loader is not None:
+            self.plugin_errors = {k: v for k, v in (loader() or {}).items() if v}
 
     def _check_new(self, name):
         if not isinstance(name, str) or not name:
@@ -60,12 +72,15 @@ class Registry:
 
     def names(self):
         """Registered names, sorted."""
+        self._load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name):
+        self._load_plugins()
         return name in self._entries
 
     def __len__(self):
+        self._load_plugins()
         return len(self._entries)
 
     def unknown_message(self, name):
@@ -75,10 +90,15 @@ class Registry:
         close = difflib.get_close_matches(str(name), known, n=1)
         if close:
             msg += f"; did you mean {close[0]!r}?"
+        if self.plugin_errors:
+            msg += "; plugins that failed to import: " + "; ".join(
+                f"{k}: {v}" for k, v in sorted(self.plugin_errors.items())
+            )
         return msg
 
     def get(self, name):
         """The implementation registered under name, importing a lazy entry on first use."""
+        self._load_plugins()
         if name not in self._entries:
             raise UnknownEntryError(self.unknown_message(name))
         entry = self._entries[name]

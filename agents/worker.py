@@ -16,6 +16,7 @@ from .environment import collect_dynamic_state, collect_environment
 from .layers import normalise as normalise_layers
 from .meters import METERS, NULL_METERS
 from .meters.base import measure_idle
+from .options import option_problems
 from .protocol import error_result, find_task, job_setup, make_result, resolve_model_path, utc_now_iso
 from .stats import summarize
 from .sysfs import read_thermal_zones
@@ -56,11 +57,15 @@ def _make_meter(meter_cfg, root, warnings):
         return None
     try:
         cls = METERS.get(kind)
+        problems = option_problems(getattr(cls, "OPTIONS", {}), meter_cfg["options"], f"{kind} meter")
+        if problems:
+            warnings.append("power meter {!r} not used, energy not measured: {}".format(kind, "; ".join(problems)))
+            return None
         reason = cls.available(root=root)
         if reason:
             warnings.append(f"power meter {kind!r} unavailable, energy not measured: {reason}")
             return None
-        return cls(rail=meter_cfg["rail"], rate_hz=meter_cfg["rate_hz"], root=root)
+        return cls(rail=meter_cfg["rail"], rate_hz=meter_cfg["rate_hz"], root=root, **meter_cfg["options"])
     except Exception as exc:  # noqa: BLE001
         warnings.append(f"power meter {kind!r} failed, energy not measured: {type(exc).__name__}: {exc}")
         return None
@@ -165,6 +170,13 @@ def run_task(job, task_id, job_path, idle_power_mw=None, root="/", clock=time.pe
         check_model_file(model_path, task["model_sha256"])
 
         cls = BACKENDS.get(task["backend"])
+        precisions = tuple(getattr(cls, "PRECISIONS", ()))
+        if task["precision"] not in precisions:
+            raise BackendUnavailable(
+                "{} backend: precision {!r} is not one it offers ({})".format(
+                    task["backend"], task["precision"], ", ".join(precisions) or "none declared"
+                )
+            )
         reason = cls.available()
         if reason:
             raise BackendUnavailable(reason)

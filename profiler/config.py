@@ -1,6 +1,10 @@
 """Device configs: one TOML file per board, validated early so a typo never reaches a board.
 
 Every error names the file, the key and what is wrong (``ConfigError``); the CLI turns it into exit 2.
+What exists is asked of the registries, never listed here: transports (profiler.transports), backends
+with their precisions and options, and meters with their options (agents.backends, agents.meters). A
+device's `[agent] plugins` are imported first, so a backend or meter from a plugin file validates like
+a built-in one; the same files travel to the board with the agent (profiler.transports.base.agent_files).
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+import agents
+from agents.backends import BACKENDS, BackendOptionError
+from agents.meters import METERS
+from agents.options import as_option, option_defaults, option_problems
+from agents.plugins import PluginError, import_plugin, plugin_file
 from agents.protocol import DEFAULT_PROTOCOL
+from agents.registry import RegistryError
+from profiler.transports.registry import TRANSPORTS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "device_configs"
 KINDS = ("jetson", "cpu", "gpu")
-TRANSPORTS = ("local", "ssh")
-BACKENDS = ("onnxruntime", "tensorrt", "torch", "debug")
-PRECISIONS = ("fp32", "fp16", "int8")
-METERS = ("auto", "ina3221", "tegrastats", "nvml", "rapl", "none")
+AGENT_ROOT = Path(agents.__file__).resolve().parent
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Keys that would hold a secret: refused outright, keys or an agent authenticate.
 SECRET_KEYS = {"password", "passphrase", "secret", "token"}
@@ -52,10 +60,17 @@ class Connection:
 class Runtime:
     backend: str = "onnxruntime"
     precision: str = "fp32"
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
+    # the backend's options as configured: [runtime.options], plus [runtime] keys that name an option
     options: dict[str, Any] = field(default_factory=dict)
+
+    def option(self, name: str) -> Any:
+        """The configured value of a backend option, else the backend's declared default."""
+        if name in self.options:
+            return self.options[name]
+        declared = getattr(BACKENDS.get(self.backend), "OPTIONS", {})
+        if name not in declared:
+            raise KeyError(f"the {self.backend} backend has no option {name!r}")
+        return as_option(declared[name]).default
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,12 @@ class Meter:
     rail: str | None = None
     rate_hz: float = 100.0
     idle_s: float = 2.0
+    options: dict[str, Any] = field(default_factory=dict)  # the meter's own (PowerMeter.OPTIONS)
+
+
+@dataclass(frozen=True)
+class Agent:
+    plugins: tuple[Path, ...] = ()  # plugin files: imported here, shipped with the agent, imported there
 
 
 @dataclass(frozen=True)
@@ -83,21 +104,15 @@ class DeviceConfig:
     meter: Meter = Meter()
     setup: Setup = Setup()
     protocol: dict[str, Any] = field(default_factory=dict)
+    agent: Agent = Agent()
 
     def task_options(self) -> dict[str, Any]:
-        """Backend options sent with every task of this device."""
-        opts: dict[str, Any] = dict(self.runtime.options)
-        if self.runtime.backend == "onnxruntime":
-            opts.update(
-                providers=list(self.runtime.providers),
-                intra_op_threads=self.runtime.intra_op_threads,
-                inter_op_threads=self.runtime.inter_op_threads,
-            )
-        return opts
+        """Backend options sent with every task of this device (the backend fills in the rest)."""
+        return dict(self.runtime.options)
 
     def meter_settings(self) -> dict[str, Any]:
         return {"kind": self.meter.kind, "rail": self.meter.rail, "rate_hz": self.meter.rate_hz,
-                "idle_s": self.meter.idle_s}
+                "idle_s": self.meter.idle_s, "options": dict(self.meter.options)}
 
     def workdir(self) -> Path:
         """Local work folder (for the local transport): relative paths live under the user cache."""
@@ -139,16 +154,18 @@ def _one_of(options: tuple[str, ...]) -> Check:
     return (lambda v: v in options, "one of " + ", ".join(repr(o) for o in options))
 
 
+# Names (transport, backend, precision, meter) are checked against the registries after these tables.
 SCHEMA: dict[str, dict[str, Check]] = {
     "": {"name": (lambda v: _is_str(v) and bool(NAME_RE.match(v)),
                   "a name of letters, digits, '.', '_' or '-' (at most 64)"),
          "kind": _one_of(KINDS), "description": STR},
-    "connection": {"transport": _one_of(TRANSPORTS), "host": STR, "port": PORT, "user": STR,
+    "connection": {"transport": STR, "host": STR, "port": PORT, "user": STR,
                    "identity_file": STR, "known_hosts": STR, "workdir": STR, "python": STR,
                    "reconnect_max_s": NONNEG_NUM},
-    "runtime": {"backend": _one_of(BACKENDS), "precision": _one_of(PRECISIONS), "providers": STR_LIST,
-                "intra_op_threads": NONNEG_INT, "inter_op_threads": NONNEG_INT, "options": TABLE},
-    "meter": {"kind": _one_of(METERS), "rail": STR, "rate_hz": POS_NUM, "idle_s": NONNEG_NUM},
+    # and, as shorthand for [runtime.options], any option of the chosen backend
+    "runtime": {"backend": STR, "precision": STR, "options": TABLE},
+    "meter": {"kind": STR, "rail": STR, "rate_hz": POS_NUM, "idle_s": NONNEG_NUM, "options": TABLE},
+    "agent": {"plugins": STR_LIST},
     "setup": {"nvpmodel_mode": NONNEG_INT, "jetson_clocks": BOOL},
     "protocol": {"warmup_min_runs": NONNEG_INT, "warmup_min_s": NONNEG_NUM, "min_runs": POS_INT,
                  "max_runs": POS_INT, "target_rel_ci": POS_NUM, "confidence": (
@@ -160,8 +177,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
 assert set(SCHEMA["protocol"]) <= set(DEFAULT_PROTOCOL), "config protocol keys must exist in the agent"
 
 
-def _check_table(source: str, section: str, table: dict[str, Any]) -> None:
-    allowed = SCHEMA[section]
+def _check_table(source: str, section: str, table: dict[str, Any], extra: dict[str, Check] | None = None) -> None:
+    allowed = {**SCHEMA[section], **(extra or {})}
     prefix = f"{section}." if section else ""
     for key, value in table.items():
         if section == "" and key in SCHEMA:
@@ -181,47 +198,136 @@ def _check_table(source: str, section: str, table: dict[str, Any]) -> None:
             raise ConfigError(f"{source}: {prefix}{key}: expected {what}, got {value!r}")
 
 
-def _check_backend_options(source: str, backend: str, options: dict[str, Any]) -> None:
-    """runtime.options names must be options of the backend: a typo fails here, not on the board.
+def _hint(name: str, known: list[str]) -> str:
+    import difflib
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(known)) or 'none'}"
 
-    The backend class is imported without its runtime (agents import tensorrt/torch lazily).
+
+def _load_plugins(source: str, specs: list[str], path: Path | None) -> tuple[Path, ...]:
+    """Import the [agent] plugins (so that what they register is known here) and return their files."""
+    base = str(path.resolve().parent) if path is not None else None
+    files: list[Path] = []
+    for i, spec in enumerate(specs):
+        try:
+            files.append(Path(plugin_file(spec, base)))
+            import_plugin(spec, base)
+        except PluginError as e:
+            raise ConfigError(f"{source}: agent.plugins[{i}]: {e}") from None
+    names = [f.name for f in files]
+    for f in files:
+        if names.count(f.name) > 1:
+            raise ConfigError(f"{source}: agent.plugins: two plugins are named {f.name}; they share a folder on "
+                              "the board, so rename one")
+    return tuple(files)
+
+
+def _registered(source: str, key: str, registry: Any, name: str) -> Any:
+    """The class registered under name, or a ConfigError naming the key and the known names."""
+    if name not in registry:
+        more = ("; a backend or meter from outside the package is named in [agent] plugins"
+                if key != "connection.transport" else "; a transport from outside the package is loaded "
+                "through EDGEPROF_PLUGINS")
+        raise ConfigError(f"{source}: {key}: {registry.unknown_message(name)}{more}")
+    try:
+        return registry.get(name)
+    except RegistryError as e:
+        raise ConfigError(f"{source}: {key}: {e}") from None
+
+
+def _shipped(source: str, key: str, name: str, cls: Any, plugins: tuple[Path, ...]) -> None:
+    """A backend or meter must reach the board: built into the agent, or in a plugin file shipped with it."""
+    module = sys.modules.get(getattr(cls, "__module__", ""))
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return
+    f = Path(file).resolve()
+    if f.is_relative_to(AGENT_ROOT) or f in {p.resolve() for p in plugins}:
+        return
+    raise ConfigError(f"{source}: {key}: {name!r} is registered by {f}, which is not in [agent] plugins, so the "
+                      "agent on the board would not have it; add it there")
+
+
+def _check_options(source: str, key: str, label: str, declared: dict[str, Any], given: dict[str, Any]) -> None:
+    for name in given:
+        if name not in declared:
+            raise ConfigError(f"{source}: {key}.{name}: the {label} has no such option "
+                              f"({_hint(name, list(declared))})")
+    problems = option_problems(declared, given, label)
+    if problems:
+        raise ConfigError(f"{source}: {key}: {problems[0]}")
+
+
+def _parse_runtime(source: str, rt: dict[str, Any], plugins: tuple[Path, ...]) -> Runtime:
+    """[runtime]: the backend from the registry, a precision it declares, options it declares.
+
+    Keys of [runtime] besides backend, precision and options are shorthand for options of the backend.
     """
-    from agents.backends import BACKENDS
+    backend = rt.get("backend", Runtime.backend)
+    if not _is_str(backend):
+        raise ConfigError(f"{source}: runtime.backend: expected a string, got {backend!r}")
+    cls = _registered(source, "runtime.backend", BACKENDS, backend)
+    _shipped(source, "runtime.backend", backend, cls, plugins)
+    declared = dict(getattr(cls, "OPTIONS", {}))
+    _check_table(source, "runtime", rt, extra={k: (lambda v: True, "") for k in declared})
+    precision = rt.get("precision", Runtime.precision)
+    precisions = tuple(getattr(cls, "PRECISIONS", ()))
+    if precision not in precisions:
+        raise ConfigError(f"{source}: runtime.precision: the {backend} backend offers "
+                          f"{', '.join(repr(p) for p in precisions) or 'no precision'}, got {precision!r}")
+    shorthand = {k: v for k, v in rt.items() if k not in SCHEMA["runtime"]}
+    options = dict(rt.get("options", {}))
+    both = sorted(set(shorthand) & set(options))
+    if both:
+        raise ConfigError(f"{source}: runtime.{both[0]}: set both in [runtime] and in [runtime.options]; keep one")
+    _check_options(source, "runtime.options", f"{backend} backend", declared, options)
+    _check_options(source, "runtime", f"{backend} backend", declared, shorthand)
+    options.update(shorthand)
+    try:  # the backend's own finer checks (constructing one imports no runtime, by the Backend contract)
+        cls({**option_defaults(declared), **options})
+    except BackendOptionError as e:
+        raise ConfigError(f"{source}: runtime.options: {e}") from None
+    except Exception:  # noqa: BLE001, S110 - anything else is the board's to judge, where the runtime is
+        pass
+    return Runtime(backend=backend, precision=precision, options=options)
 
-    known = dict(getattr(BACKENDS.get(backend), "OPTIONS", {}))
-    known.pop("providers", None)  # set by [runtime] keys, not options
-    for key in options:
-        if key not in known:
-            import difflib
-            hint = difflib.get_close_matches(key, list(known), n=1)
-            more = f"did you mean '{hint[0]}'?" if hint else f"known: {', '.join(sorted(known))}"
-            raise ConfigError(f"{source}: runtime.options.{key}: the {backend} backend has no such option ({more})")
+
+def _parse_meter(source: str, m: dict[str, Any], plugins: tuple[Path, ...]) -> Meter:
+    kind = m.get("kind", Meter.kind)
+    cls = _registered(source, "meter.kind", METERS, kind)
+    _shipped(source, "meter.kind", kind, cls, plugins)
+    _check_options(source, "meter.options", f"{kind} meter", dict(getattr(cls, "OPTIONS", {})), m.get("options", {}))
+    return Meter(**m)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | None = None) -> DeviceConfig:
-    """Validate a parsed TOML document and build a DeviceConfig."""
+    """Validate a parsed TOML document and build a DeviceConfig.
+
+    [agent] plugins are imported first (relative paths are relative to the config file's folder).
+    """
     _check_table(source, "", data)
-    for section in ("connection", "runtime", "meter", "setup", "protocol"):
+    for section in ("connection", "meter", "setup", "protocol", "agent"):
         _check_table(source, section, data.get(section, {}))
     for key in ("name", "kind"):
         if key not in data:
             raise ConfigError(f"{source}: {key}: required key is missing")
+    plugins = _load_plugins(source, list(data.get("agent", {}).get("plugins", [])), path)
     conn = dict(data.get("connection", {}))
-    if conn.get("transport", "local") == "ssh" and not conn.get("host"):
+    transport = conn.get("transport", Connection.transport)
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"{source}: connection.transport: {TRANSPORTS.unknown_message(transport)}")
+    if transport == "ssh" and not conn.get("host"):
         raise ConfigError(f"{source}: connection.host: required when transport = 'ssh'")
     proto = dict(data.get("protocol", {}))
     lo = proto.get("min_runs", DEFAULT_PROTOCOL["min_runs"])
     hi = proto.get("max_runs", DEFAULT_PROTOCOL["max_runs"])
     if lo > hi:
         raise ConfigError(f"{source}: protocol.min_runs: {lo} is larger than protocol.max_runs ({hi})")
-    rt = dict(data.get("runtime", {}))
-    _check_backend_options(source, rt.get("backend", "onnxruntime"), rt.get("options", {}))
-    if "providers" in rt:
-        rt["providers"] = tuple(rt["providers"])
     return DeviceConfig(
         name=data["name"], kind=data["kind"], path=path, description=data.get("description", ""),
-        connection=Connection(**conn), runtime=Runtime(**rt), meter=Meter(**data.get("meter", {})),
-        setup=Setup(**data.get("setup", {})), protocol=proto,
+        connection=Connection(**conn), runtime=_parse_runtime(source, dict(data.get("runtime", {})), plugins),
+        meter=_parse_meter(source, dict(data.get("meter", {})), plugins),
+        setup=Setup(**data.get("setup", {})), protocol=proto, agent=Agent(plugins=plugins),
     )
 
 

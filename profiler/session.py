@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.backends import BACKENDS
 from profiler.config import DeviceConfig
 from profiler.jobs import ModelTask, build_job, job_text
 from profiler.store import ModelRecord, Store, result_problem
@@ -87,22 +88,38 @@ def record_for(space: SearchSpace, arch: Any, sha256: str, nbytes: int) -> Model
 _EXPORT_LOCK = threading.Lock()  # torch's ONNX exporter keeps global state: one export at a time
 
 
+def _export_onnx(space: SearchSpace, arch: Any, cache: Path) -> tuple[Any, dict[str, Any]]:
+    return export_onnx(space, arch, cache), {}
+
+
+def _export_space(space: SearchSpace, arch: Any, cache: Path) -> tuple[Any, dict[str, Any]]:
+    # the board imports the space's own package and builds the arch: eager modules, not a conversion
+    return export_space_package(space, arch, cache), {"model_format": "space", "space": space.name,
+                                                      "space_config": space.config, "arch": list(arch)}
+
+
+# How the host makes each model format a backend can declare (agents.backends.base.MODEL_FORMATS):
+# (model file, task options) of one architecture.
+EXPORTERS: dict[str, Callable[[SearchSpace, Any, Path], tuple[Any, dict[str, Any]]]] = {
+    "onnx": _export_onnx, "space": _export_space}
+
+
+def model_format(backend: str) -> str:
+    """The model format the backend declares (Backend.MODEL_FORMAT)."""
+    return str(getattr(BACKENDS.get(backend), "MODEL_FORMAT", "onnx"))
+
+
 def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: Progress, backend: str = "onnxruntime",
                   cache: Path | None = None) -> list[ModelTask]:
-    """Export archs in the form the backend takes (content-addressed) and record them with their costs.
-
-    ONNX for TensorRT and ONNX Runtime; for the torch backend the space's own package and the arch, so
-    the board runs the space's eager module rather than a conversion.
-    """
+    """Export archs in the form the backend declares (content-addressed) and record them with their costs."""
     cache = cache or model_cache_dir()
+    export = EXPORTERS[model_format(backend)]
     tasks, records = [], []
     progress.on_phase("export", len(archs))
     shape = space.input_shape(1)
     for arch in archs:
         with _EXPORT_LOCK:
-            m = export_space_package(space, arch, cache) if backend == "torch" else export_onnx(space, arch, cache)
-        opts = ({"model_format": "space", "space": space.name, "space_config": space.config, "arch": list(arch)}
-                if backend == "torch" else {})
+            m, opts = export(space, arch, cache)
         tasks.append(ModelTask(m.sha256, shape, filename=Path(m.path).name, options=opts))
         records.append(record_for(space, arch, m.sha256, m.nbytes))
         progress.on_step("export")

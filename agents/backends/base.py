@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..options import Option, option_defaults, option_problems  # noqa: F401 (Option re-exported)
+
 
 class BackendError(Exception):
     """Base class of backend errors; the worker records the subclass name as error.type."""
@@ -51,6 +53,10 @@ NUMPY_DTYPES = {
     "bool": np.bool_,
 }
 
+
+# What the host can send a backend (Backend.MODEL_FORMAT): an ONNX file, or the host's spaces package as
+# a zip with the architecture in the task options (see the Backend docstring).
+MODEL_FORMATS = ("onnx", "space")
 
 MAX_MESSAGE = 600
 
@@ -105,8 +111,13 @@ def make_inputs(shapes, dtypes, seed=0):
 class Backend:
     """One runtime. Life cycle: available() -> __init__(options) -> load() -> run_once()* -> close().
 
-    OPTIONS maps each accepted task option to its default; anything else in `options` is an error, so a
-    typo does not silently measure the default configuration.
+    What a backend declares (the host checks device configs against it, so a registry entry is the one
+    list of what exists):
+    - OPTIONS: {name: Option(default, type, help)} of accepted task options; anything else in `options`
+      is an error, so a typo does not silently measure the default configuration;
+    - PRECISIONS: the precisions it can build (the worker refuses others before load());
+    - MODEL_FORMAT: what the host sends it: "onnx" (an ONNX file) or "space" (a zip of the host's
+      `spaces` package, with the task options model_format="space", space, space_config and arch).
 
     Optional parts (the defaults here say "not offered"): device_time_ms() (the last run's device compute
     time from device events, as trtexec's "GPU Compute Time" next to its end-to-end "Latency") and
@@ -115,6 +126,8 @@ class Backend:
 
     name = "base"
     OPTIONS: ClassVar[dict] = {}
+    PRECISIONS: ClassVar[tuple] = ("fp32",)
+    MODEL_FORMAT = "onnx"
 
     @classmethod
     def available(cls):
@@ -128,14 +141,10 @@ class Backend:
 
     def __init__(self, task_options=None):
         task_options = dict(task_options or {})
-        unknown = sorted(k for k in task_options if k not in self.OPTIONS)
-        if unknown:
-            raise BackendOptionError(
-                "{} backend: unknown option(s) {} (accepted: {})".format(
-                    self.name, ", ".join(unknown), ", ".join(sorted(self.OPTIONS)) or "none"
-                )
-            )
-        self.options = dict(self.OPTIONS)
+        problems = option_problems(self.OPTIONS, task_options, f"{self.name} backend")
+        if problems:
+            raise BackendOptionError("; ".join(problems))
+        self.options = option_defaults(self.OPTIONS)
         self.options.update(task_options)
         self.job_dir = None
 

@@ -2,7 +2,8 @@
 
 check_backend(cls) returns a list of problems (empty when the class conforms); the tests run it for every
 registered backend, so a new runtime is checked the day it is registered. What it checks:
-- the class is a Backend with a non-empty name and a dict of JSON-able OPTIONS defaults;
+- the class is a Backend with a non-empty name; OPTIONS is {name: Option} with JSON-able defaults and a
+  help each; PRECISIONS is a non-empty tuple of precision names; MODEL_FORMAT is one the host can send;
 - the module imports no runtime at module level (only the stdlib, numpy and the agent itself);
 - available() and versions() never raise, and answer None-or-str / a JSON-able dict;
 - the constructor takes the defaults without importing anything heavy and rejects an unknown option with
@@ -16,7 +17,9 @@ import inspect
 import json
 import sys
 
-from .base import Backend, BackendOptionError
+from ..options import declared_option_problems
+from ..protocol import PRECISION_RE
+from .base import MODEL_FORMATS, Backend, BackendOptionError
 
 RUNTIMES = ("tensorrt", "pycuda", "cuda", "onnxruntime", "onnx", "torch", "pynvml")
 SIGNATURES = {
@@ -57,6 +60,25 @@ def module_level_runtime_imports(module):
     return out
 
 
+def declaration_problems(cls):
+    """Problems of what a backend declares for the host: OPTIONS, PRECISIONS, MODEL_FORMAT."""
+    problems = declared_option_problems(cls.__name__, cls.OPTIONS)
+    precisions = getattr(cls, "PRECISIONS", None)
+    if (
+        not isinstance(precisions, tuple)
+        or not precisions
+        or not all(isinstance(p, str) and PRECISION_RE.match(p) for p in precisions)
+    ):
+        problems.append(f"{cls.__name__}.PRECISIONS must be a non-empty tuple of precision names, got {precisions!r}")
+    if getattr(cls, "MODEL_FORMAT", None) not in MODEL_FORMATS:
+        problems.append(
+            "{}.MODEL_FORMAT must be one of {}, got {!r}".format(
+                cls.__name__, ", ".join(MODEL_FORMATS), getattr(cls, "MODEL_FORMAT", None)
+            )
+        )
+    return problems
+
+
 def check_backend(cls, name=None):
     """Problems of a backend class as a list of strings; [] when it conforms. name: its registry name."""
     problems = []
@@ -67,10 +89,7 @@ def check_backend(cls, name=None):
         problems.append(f"{cls.__name__}.name must be set to the backend's name, got {label!r}")
     if name is not None and label != name:
         problems.append(f"{cls.__name__}.name is {label!r} but it is registered as {name!r}")
-    if not isinstance(cls.OPTIONS, dict):
-        problems.append(f"{cls.__name__}.OPTIONS must be a dict")
-    elif not _jsonable(cls.OPTIONS):
-        problems.append(f"{cls.__name__}.OPTIONS defaults must be JSON-able")
+    problems.extend(declaration_problems(cls))
     module = sys.modules.get(cls.__module__)
     for mod, line in module_level_runtime_imports(module):
         problems.append(f"{cls.__module__}:{line} imports {mod} at module level; import it inside a function")

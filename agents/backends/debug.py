@@ -13,7 +13,7 @@ import time
 from typing import ClassVar
 
 from .. import __version__
-from .base import Backend, BackendOptionError, InferenceError, ModelLoadError
+from .base import Backend, BackendOptionError, InferenceError, ModelLoadError, Option
 
 FAIL_POINTS = (None, "load", "run", "exit")
 
@@ -23,14 +23,17 @@ class DebugBackend(Backend):
 
     name = "debug"
     OPTIONS: ClassVar[dict] = {
-        "latency_ms": 1.0,
-        "jitter": 0.02,
-        "spin": False,
-        "fail_on": None,
-        "fail_after": 0,
-        "device_fraction": None,  # device_time_ms() = fraction * the last run's latency; None: not offered
-        "layers": 0,  # layer_profile() gives this many layers; 0: not offered (None)
+        "latency_ms": Option(1.0, "number", "time of one run in ms"),
+        "jitter": Option(0.02, "number", "relative spread of the run times (a fixed pattern, not random)"),
+        "spin": Option(False, "bool", "busy-wait instead of sleeping"),
+        "fail_on": Option(None, "str", "fail on purpose at this point (tests of error paths)", FAIL_POINTS[1:]),
+        "fail_after": Option(0, "int", "runs that succeed before fail_on = 'run' fails"),
+        "device_fraction": Option(
+            None, "number", "device_time_ms() is this fraction of the run's latency; null: not offered"
+        ),
+        "layers": Option(0, "int", "layers that layer_profile() reports; 0: not offered"),
     }
+    PRECISIONS: ClassVar[tuple] = ("fp32", "fp16", "bf16", "int8")
 
     @classmethod
     def versions(cls):

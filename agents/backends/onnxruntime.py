@@ -37,6 +37,7 @@ from .base import (
     BackendUnavailable,
     InferenceError,
     ModelLoadError,
+    Option,
     check_option,
     default_cache_dir,
     make_inputs,
@@ -224,16 +225,22 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     OPTIONS: ClassVar[dict] = dict(
         [
-            ("providers", [CPU_EP]),
-            ("intra_op_threads", 0),
-            ("inter_op_threads", 0),
-            ("graph_optimization_level", "all"),
-            ("execution_mode", "sequential"),
-            ("device_id", 0),
-            ("io_binding", "auto"),  # auto: with a GPU provider; true; false (copies timed)
+            ("providers", Option([CPU_EP], "list", "execution providers in order: names, or [name, {options}]")),
+            ("intra_op_threads", Option(0, "int", "threads inside one operator; 0: ONNX Runtime's default")),
+            ("inter_op_threads", Option(0, "int", "threads across operators (parallel mode); 0: the default")),
+            ("graph_optimization_level", Option("all", "str", "graph optimizations: " + ", ".join(OPT_LEVELS))),
+            ("execution_mode", Option("sequential", "str", "operator scheduling: sequential or parallel")),
+            ("device_id", Option(0, "int", "GPU index of the GPU providers")),
+            (
+                "io_binding",
+                Option("auto", "any", "inputs and outputs bound on the device; auto: with a GPU provider; "
+                       "false: copies are timed", ("auto", True, False)),
+            ),
         ]
-        + [(k, None) for k in CUDA_KEYS + TRT_KEYS]
+        + [(k, Option(None, "any", "CUDAExecutionProvider option, passed on when set")) for k in CUDA_KEYS]
+        + [(k, Option(None, "any", "TensorrtExecutionProvider option, passed on when set")) for k in TRT_KEYS]
     )
+    PRECISIONS: ClassVar[tuple] = ("fp32", "fp16", "int8")  # fp16/int8 through the TensorRT provider
 
     @classmethod
     def available(cls):

@@ -39,6 +39,7 @@ from .base import (
     BackendUnavailable,
     InferenceError,
     ModelLoadError,
+    Option,
     check_option,
     make_inputs,
     short_error,
@@ -136,15 +137,17 @@ class TorchBackend(Backend):
 
     name = "torch"
     OPTIONS: ClassVar[dict] = {
-        "device": "cpu",
-        "model_format": "torchscript",
-        "space": None,
-        "space_config": {},
-        "arch": None,
-        "channels_last": False,
-        "threads": 0,  # torch.set_num_threads; 0 leaves torch's default
-        "cudnn_benchmark": None,  # torch.backends.cudnn.benchmark; None leaves it
+        "device": Option("cpu", "str", "cpu, cuda or cuda:N"),
+        "model_format": Option("torchscript", "str", "what the model file is (the host sends 'space')", FORMATS),
+        "space": Option(None, "str", "the space's name (model_format 'space'; set by the host)"),
+        "space_config": Option({}, "table", "the space's config (model_format 'space'; set by the host)"),
+        "arch": Option(None, "list", "the architecture (model_format 'space'; set by the host)"),
+        "channels_last": Option(False, "bool", "run in the channels_last memory format"),
+        "threads": Option(0, "int", "torch.set_num_threads; 0 leaves torch's default"),
+        "cudnn_benchmark": Option(None, "bool", "torch.backends.cudnn.benchmark; null leaves it"),
     }
+    PRECISIONS: ClassVar[tuple] = PRECISIONS
+    MODEL_FORMAT = "space"  # the host sends the space's package and the arch: the board runs eager torch
 
     @classmethod
     def available(cls):

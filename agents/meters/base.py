@@ -45,6 +45,10 @@ class PowerMeter:
     """One power source (INA3221 rail, tegrastats, NVML, RAPL). Life cycle: start() ... stop() -> trace."""
 
     name = "base"
+    # The meter's own options, {name: agents.options.Option}: a job's meter.options (a device config's
+    # [meter.options]) are checked against them and passed to the constructor as keyword arguments.
+    # rail, rate_hz and idle_s are common to every meter and are not listed here.
+    OPTIONS = {}  # noqa: RUF012 - a declaration, never mutated
 
     @classmethod
     def available(cls, root="/"):

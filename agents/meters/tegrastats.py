@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 
+from ..options import Option
 from ..sysfs import read_board_model, under
 from .base import MeterError, MeterUnavailable, PowerMeter, PowerTrace
 from .rails import is_rail_label, sum_rail_name, total_rail
@@ -253,6 +254,10 @@ class TegrastatsMeter(PowerMeter):
             "path": exe,
             "note": "rails are known only once it runs; some images print rails only for root",
         }
+
+    OPTIONS = {  # noqa: RUF012 - a declaration, never mutated
+        "exe": Option(None, "str", "path of the tegrastats binary; null: found on PATH or in /usr/bin"),
+    }
 
     def __init__(self, rail=None, rate_hz=1.0, root="/", exe=None, board_model=None):
         PowerMeter.__init__(self, rail=rail, rate_hz=rate_hz, root=root)

@@ -1,14 +1,14 @@
-"""Transports by name: a new way to reach boards is one new module registered here."""
+"""Transports: the contract (base) and the registry of implementations by name (registry)."""
 
 from __future__ import annotations
 
-from agents.registry import Registry
-from profiler.config import DeviceConfig
-from profiler.transports.base import Transport, TransportError
+from typing import TYPE_CHECKING
 
-TRANSPORTS = Registry("transport")
-TRANSPORTS.add_lazy("local", "profiler.transports.local:LocalTransport")
-TRANSPORTS.add_lazy("ssh", "profiler.transports.ssh:SSHTransport")
+from profiler.transports.base import Transport, TransportError
+from profiler.transports.registry import TRANSPORTS
+
+if TYPE_CHECKING:  # config.py asks TRANSPORTS while it validates, so it cannot be imported from here first
+    from profiler.config import DeviceConfig
 
 
 def open_transport(config: DeviceConfig) -> Transport:

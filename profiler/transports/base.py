@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import agents
+from agents.plugins import BUNDLE_DIR
 
 if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
     from typing_extensions import Self
@@ -25,16 +27,30 @@ class TransportError(RuntimeError):
     """The board cannot be reached or a transfer failed; the message says which and why."""
 
 
-def agent_files() -> list[tuple[str, Path]]:
-    """(relative path, file) of every agent source file, in a stable order."""
-    return sorted((p.relative_to(AGENT_ROOT.parent).as_posix(), p)
-                  for p in AGENT_ROOT.rglob("*.py") if "__pycache__" not in p.parts)
+def agent_files(plugins: Sequence[Path] = ()) -> list[tuple[str, Path]]:
+    """(relative path, file) of every file of the agent bundle, in a stable order.
+
+    The agent package, plus the device's plugin files in BUNDLE_DIR (the agent imports them before its
+    registries answer; see agents.plugins). Two plugins may not share a file name.
+    """
+    files = [(p.relative_to(AGENT_ROOT.parent).as_posix(), p)
+             for p in AGENT_ROOT.rglob("*.py") if "__pycache__" not in p.parts]
+    seen: dict[str, Path] = {}
+    for plugin in plugins:
+        path = Path(plugin)
+        rel = f"{BUNDLE_DIR}/{path.name}"
+        if rel in seen and seen[rel].resolve() != path.resolve():
+            raise TransportError(f"plugins {seen[rel]} and {path} share the file name {path.name}; rename one")
+        if rel not in seen:
+            seen[rel] = path
+            files.append((rel, path))
+    return sorted(files)
 
 
-def agent_hash() -> str:
-    """Content hash of the agent package: an unchanged agent is not sent again."""
+def agent_hash(plugins: Sequence[Path] = ()) -> str:
+    """Content hash of the agent bundle (plugins included): an unchanged agent is not sent again."""
     h = hashlib.sha256()
-    for rel, p in agent_files():
+    for rel, p in agent_files(plugins):
         h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 

@@ -49,7 +49,7 @@ def test_contract_example_is_valid():
         "job_id": "20261122T133000-local-cpu-ab12cd",
         "device": "local-cpu",
         "protocol": dict(DEFAULT_PROTOCOL),
-        "meter": {"kind": "none", "rail": None, "rate_hz": 100.0, "idle_s": 2.0},
+        "meter": {"kind": "none", "rail": None, "rate_hz": 100.0, "idle_s": 2.0, "options": {}},
         "tasks": [
             {
                 "task_id": "t0001",
@@ -119,7 +119,7 @@ CASES = [
     (_set(("tasks", 0, "task_id"), KeyError), "tasks[0].task_id: required key is missing"),
     (_set(("tasks", 0, "modle"), "x"), "tasks[0].modle: unknown key"),
     (_set(("tasks", 0, "dtype"), "float8"), "tasks[0].dtype: expected one of"),
-    (_set(("tasks", 0, "precision"), "fp8"), "tasks[0].precision: expected one of"),
+    (_set(("tasks", 0, "precision"), "FP 8"), "tasks[0].precision: expected a precision name"),
     (_set(("tasks", 0, "batch"), 0), "tasks[0].batch: must be >= 1"),
     (_set(("tasks", 0, "batch"), True), "tasks[0].batch: expected an integer, got boolean true"),
     (_set(("tasks", 0, "options"), []), "tasks[0].options: expected a mapping"),

@@ -9,6 +9,7 @@ from fakes.install import install_trt
 
 from agents.backends import BACKENDS, Backend
 from agents.backends.checks import check_backend, module_level_runtime_imports
+from agents.options import Option
 
 
 @pytest.mark.parametrize("name", BACKENDS.names())
@@ -33,7 +34,9 @@ def test_tensorrt_conforms_with_fakes(monkeypatch):
 
 
 class Broken(Backend):
-    OPTIONS: ClassVar[dict] = {"x": object()}
+    OPTIONS: ClassVar[dict] = {"x": Option(object(), "any", "not JSON"), "y": 3, "z": Option(1, "str", "")}
+    PRECISIONS: ClassVar[tuple] = ()
+    MODEL_FORMAT = "tflite"
 
     def __init__(self, task_options=None):  # accepts anything
         self.options = dict(task_options or {})
@@ -59,6 +62,11 @@ def test_problems_are_reported():
         "name must be set",
         "registered as 'broken'",
         "OPTIONS defaults must be JSON-able",
+        "OPTIONS['y'] must be an Option(default, type, help)",
+        "OPTIONS['z']: the default does not pass its own check",
+        "OPTIONS['z'] needs a help text",
+        "PRECISIONS must be a non-empty tuple",
+        "MODEL_FORMAT must be one of onnx, space, got 'tflite'",
         "Broken.load takes",
         "available() raised RuntimeError: boom",
         "accepted an unknown option",

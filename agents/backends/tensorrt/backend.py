@@ -20,6 +20,7 @@ from ..base import (
     BackendUnavailable,
     InferenceError,
     ModelLoadError,
+    Option,
     check_option,
     default_cache_dir,
     short_error,
@@ -112,12 +113,16 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     OPTIONS: ClassVar[dict] = {
-        "workspace_mb": None,  # None: TensorRT's default (8.4+: the device's memory; 8.2 trtexec: 16 MiB)
-        "int8_calibration_cache": None,  # a calibration cache file, needed for precision int8
-        "engine_cache": True,  # reuse engines built before (never times a build either way)
-        "engine_cache_dir": None,  # default <job folder>/../../engines
-        "cuda_api": "auto",  # pycuda, else cuda-python
+        # null: TensorRT's default (8.4+: the device's memory; 8.2 trtexec: 16 MiB)
+        "workspace_mb": Option(None, "number", "builder workspace in MiB; null: TensorRT's default"),
+        "int8_calibration_cache": Option(
+            None, "str", "TensorRT calibration cache file, needed for precision int8 (not calibrated on the board)"
+        ),
+        "engine_cache": Option(True, "bool", "reuse engines built before (a build is never timed either way)"),
+        "engine_cache_dir": Option(None, "str", "folder of cached engines; null: <workdir>/engines"),
+        "cuda_api": Option("auto", "str", "CUDA API for the buffers; auto: pycuda, else cuda-python", CUDA_APIS),
     }
+    PRECISIONS: ClassVar[tuple] = PRECISIONS
 
     @classmethod
     def available(cls):

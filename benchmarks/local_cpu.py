@@ -7,7 +7,8 @@ an interrupted run resumes); the first 300 of them train each predictor, the oth
 Prints Acc@10 (|pred - true| <= 10% of true), Spearman rho, Kendall tau and MAPE per predictor.
 
 Measuring 400 networks takes about 8 minutes on an idle 2-core machine; keep the machine otherwise idle,
-since a busy CPU makes the latencies (and so the targets) noisy.
+since a busy CPU makes the latencies (and so the targets) noisy. `--quick` is a smoke size (6 + 3
+networks, a short protocol, a throwaway dataset unless --db is given): it checks that the benchmark runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,9 +34,13 @@ from profiler.store import Store
 from spaces import create_space
 
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "local_cpu.db"
+# --quick: a smoke size and a short protocol; its measurements never go into the default dataset
+QUICK = {"train_n": 6, "test_n": 3, "models": "mlp,gnn,gbdt,flops"}
+QUICK_PROTOCOL = {"warmup_min_runs": 3, "warmup_min_s": 0.05, "min_runs": 5, "max_runs": 30, "target_rel_ci": 0.05}
 
 
-def measure(db: Path, device: str, n: int, seed: int, quiet: bool) -> float:
+def measure(db: Path, device: str, n: int, seed: int, quiet: bool,
+            protocol: dict | None = None) -> float:
     """Measure the first `n` archs of the seeded sample on `device` (only those missing); seconds spent."""
     config = resolve_device(device)
     t0 = time.perf_counter()
@@ -47,7 +53,7 @@ def measure(db: Path, device: str, n: int, seed: int, quiet: bool) -> float:
 
     with Store(db) as store:
         rep = profile(config, create_space("nb201"), n=n, seed=seed, batch=1, store=store,
-                      progress=Progress(on_result=on_result))
+                      progress=Progress(on_result=on_result), protocol_overrides=protocol)
     if rep.interrupted:
         raise SystemExit(130)
     return time.perf_counter() - t0
@@ -58,9 +64,10 @@ def sampled_order(n: int, seed: int) -> list[str]:
     return [sp.arch_id(a) for a in sp.sample_unique(n, np.random.default_rng(seed))]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default=str(DEFAULT_DB), help=f"dataset file (default {DEFAULT_DB.relative_to(ROOT)})")
+    ap.add_argument("--db", default=None,
+                    help=f"dataset file (default {DEFAULT_DB.relative_to(ROOT)}; with --quick a temporary one)")
     ap.add_argument("--device", default="local-cpu")
     ap.add_argument("--train-n", type=int, default=300)
     ap.add_argument("--test-n", type=int, default=100)
@@ -68,8 +75,22 @@ def main() -> int:
                     help=f"comma-separated kinds ({', '.join(list_predictors(supervised=True))})")
     ap.add_argument("--seed", type=int, default=0, help="sample seed (the archs) and predictor seed")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training (default 2)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke size: {QUICK}, a short protocol (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args(argv)
+    if args.quick and args.db is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            args.db = str(Path(tmp) / "local_cpu.db")
+            return run(args, ap)
+    args.db = args.db or str(DEFAULT_DB)
+    return run(args, ap)
+
+
+def run(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     kinds = [k.strip() for k in args.models.split(",") if k.strip()]
     for kind in kinds:
         if kind not in list_predictors(supervised=True):
@@ -81,7 +102,7 @@ def main() -> int:
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
 
-    measure_s = measure(db, args.device, n, args.seed, args.json)
+    measure_s = measure(db, args.device, n, args.seed, args.json, QUICK_PROTOCOL if args.quick else None)
     config = resolve_device(args.device)
     order = sampled_order(n, args.seed)
     with Store(db) as store:
@@ -106,7 +127,8 @@ def main() -> int:
         rep = report(pred.predict(test_ids), test_y, n_target_samples=args.train_n, split=split)
         rep["fit_s"] = round(time.perf_counter() - t0, 2)
         rows[kind] = rep
-    res = {"device": config.name, "backend": config.runtime.backend, "db": str(db), "split": split,
+    res = {"device": config.name, "backend": config.runtime.backend, "db": str(db), "quick": args.quick,
+           "split": split,
            "measure_s": round(measure_s, 1), "latency_ms": {"min": float(y.min()), "median": float(np.median(y)),
                                                             "max": float(y.max())},
            "results": rows}

@@ -5,7 +5,8 @@ Protocol (HELP's loader): train on the archs at NB201 indices [0, 900) of one de
 indices [900, 1900) without the 10% fastest and 10% slowest (800 archs). One predictor per device and
 kind; Spearman rho (HELP's metric), Acc@10 (nn-Meter's +-10%) and MAPE. HELP's tables are imported into
 a temporary Store first, so the numbers come through the same path (`load_xy`) as measured data.
-Target: GNN mean rho >= 0.97 over the devices run.
+Target: GNN mean rho >= 0.97 over the devices run. `--quick` is a smoke size (2 devices, 100 training
+archs, 3 epochs): it checks that the benchmark runs, its figures mean little.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from spaces import create_space
 
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")  # HELP's meta-test
 TORCH_KINDS = ("mlp", "gnn", "gcn")
+QUICK = {"devices": "raspi4,fpga", "train_n": 100, "epochs": 3}  # --quick: a smoke size
 
 
 def drop_extremes(ids: list[str], y: np.ndarray, share: float = 0.1) -> tuple[list[str], np.ndarray]:
@@ -61,7 +63,7 @@ def device_split(store: Store, device: str, train_n: int, drop_train: bool
     return train_ids, train_y, query_ids, query_y
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--help-dir", default=str(ROOT.parent / "shared"),
                     help="HELP folder, its data folder, or the shared folder holding data/HELP")
@@ -73,8 +75,12 @@ def main() -> int:
     ap.add_argument("--drop-train-outliers", action="store_true", help="drop the 10%% extremes of the pool too")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--quick", action="store_true", help=f"smoke size: {QUICK} (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     known = help_devices(args.help_dir, "nb201")
@@ -135,7 +141,7 @@ def main() -> int:
     out = {"protocol": {"train": f"NB201 indices [0, {args.train_n})" + (" minus 10% extremes"
                                                                       if args.drop_train_outliers else ""),
                         "query": f"indices [{args.train_n}, {args.train_n + 1000}) minus 10% fastest and slowest",
-                        "epochs": args.epochs, "seed": args.seed, "threads": args.threads},
+                        "epochs": args.epochs, "seed": args.seed, "threads": args.threads, "quick": args.quick},
            "devices": devices, "results": results, "summary": summary, "targets": targets,
            "wall_s": round(time.perf_counter() - t_start, 1)}
     if args.json:

@@ -5,6 +5,7 @@ What a search pays per candidate: the forward of `torch_model()` on a pre-encode
 do not change the cost, so each predictor is fitted for one epoch on synthetic latencies. Also shown: the cost of
 encoding arch ids (parse + one-hot, per arch in Python), which bounds `predict(arch_ids)` when the caller
 has ids rather than encodings. Targets: MLP >= 200,000 archs/s, GNN >= 20,000 archs/s (2 threads).
+`--quick` is a smoke size (batch 1,000, 2 runs): it checks that the benchmark runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from predictors.registry import create_predictor
 from spaces import create_space
 
 TARGETS = {"mlp": 200_000, "gnn": 20_000}
+QUICK = {"batch": 1000, "runs": 2}  # --quick: a smoke size
 
 
 def timed(fn, runs: int, warmup: int = 2) -> tuple[float, float]:
@@ -43,15 +45,21 @@ def timed(fn, runs: int, warmup: int = 2) -> tuple[float, float]:
     return float(np.median(times)), float(np.min(times))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=10_000, help="archs per forward (default 10,000)")
     ap.add_argument("--runs", type=int, default=7, help="timed runs per case (default 7)")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     ap.add_argument("--spaces", default="nb201,mbconv-small")
     ap.add_argument("--models", default="mlp,gnn", help="torch kinds (mlp, gnn, gcn)")
+    ap.add_argument("--quick", action="store_true", help=f"smoke size: {QUICK} (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args(argv)
+    if args.batch < 1 or args.runs < 1:
+        ap.error("--batch and --runs must be at least 1")
     torch.set_num_threads(args.threads)
 
     rows = []
@@ -80,7 +88,7 @@ def main() -> int:
                          "best_forward_ms": round(best * 1e3, 2), "best_archs_per_s": round(args.batch / best),
                          "target_archs_per_s": target, "met": None if target is None else bool(rate >= target),
                          "encode_ids_archs_per_s": round(2000 / t_enc)})
-    out = {"threads": args.threads, "torch": torch.__version__, "rows": rows}
+    out = {"threads": args.threads, "torch": torch.__version__, "quick": args.quick, "rows": rows}
     if args.json:
         print(json.dumps(out, indent=2))
         return 0

@@ -60,12 +60,15 @@ def load_xy(store: Store, device: str, space: str, backend: str | None = None, p
 
 def load_devices(store: Store, devices: Sequence[str], space: str, backend: str | None = None,
                  precision: str | None = None, batch: int | None = None,
-                 space_config: dict[str, Any] | None = None, quantity: str = "latency"
-                 ) -> dict[str, tuple[list[str], np.ndarray]]:
+                 space_config: dict[str, Any] | None = None, quantity: str = "latency",
+                 only_where_ambiguous: bool = False) -> dict[str, tuple[list[str], np.ndarray]]:
     """`load_xy` for several devices with one query: {device: (arch ids, medians)}.
 
-    The setting arguments filter every device; each device must then be left with one setting (its only
-    one when the arguments are None), not necessarily the same as the others'.
+    Each device must be left with one setting, not necessarily the same as the others'. The setting
+    arguments narrow every device's settings; with `only_where_ambiguous` they narrow only the devices
+    measured under several, and a device measured under one setting uses it (meta-training mixes imported
+    tables with a user's own board measured with two runtimes). `space_config` matches a stored config
+    that has the given keys and values (the store keeps the full config).
     """
     if quantity not in ("latency", "energy"):
         raise ValueError(f"quantity must be 'latency' or 'energy', got {quantity!r}")
@@ -73,33 +76,39 @@ def load_devices(store: Store, devices: Sequence[str], space: str, backend: str 
     if not devices:
         return {}
     column = "x.median_ms" if quantity == "latency" else "x.energy_mj"
-    where = [f"x.device IN ({', '.join('?' * len(devices))})", "m.space = ?", "x.status = 'ok'",
-             f"{column} IS NOT NULL"]
-    args: list[Any] = [*devices, space]
-    for col, val in (("x.backend", backend), ("x.precision", precision), ("x.batch", batch)):
-        if val is not None:
-            where.append(f"{col} = ?")
-            args.append(val)
-    if space_config is not None:
-        where.append("m.space_config = ?")
-        args.append(json.dumps(space_config, sort_keys=True))
     rows = store.db.execute(
         f"SELECT x.device, m.arch_id, m.space_config, x.backend, x.precision, x.batch, {column} "
         "FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
-        f"WHERE {' AND '.join(where)} ORDER BY x.id", args).fetchall()
-    by_device: dict[str, list[tuple]] = {d: [] for d in devices}
+        f"WHERE x.device IN ({', '.join('?' * len(devices))}) AND m.space = ? AND x.status = 'ok' "
+        f"AND {column} IS NOT NULL ORDER BY x.id", [*devices, space]).fetchall()
+    by_device: dict[str, dict[Setting, list[tuple]]] = {d: {} for d in devices}
     for r in rows:
-        by_device[r[0]].append(r)
+        by_device[r[0]].setdefault((r[2], r[3], r[4], r[5]), []).append(r)
     picked = {"backend": backend, "precision": precision, "batch": batch, "space_config": space_config}
     out = {}
-    for device, got in by_device.items():
-        if not got:
+    for device, groups in by_device.items():
+        settings = sorted(groups)
+        if not (only_where_ambiguous and len(settings) == 1):
+            settings = [st for st in settings if _matches(st, backend, precision, batch, space_config)]
+        if not settings:
             raise _nothing_there(store, device, space, quantity, picked)
-        settings = sorted({(r[2], r[3], r[4], r[5]) for r in got})
         if len(settings) > 1:
             raise AmbiguousSettingError(device, space, settings)
+        got = groups[settings[0]]
         out[device] = grouped_median([r[1] for r in got], np.array([r[6] for r in got], dtype=np.float64))
     return out
+
+
+def _matches(setting: Setting, backend: str | None, precision: str | None, batch: int | None,
+             space_config: dict[str, Any] | None) -> bool:
+    config, b, p, n = setting
+    if (backend is not None and b != backend) or (precision is not None and p != precision) \
+            or (batch is not None and n != batch):
+        return False
+    if space_config is None:
+        return True
+    stored = json.loads(config) if config else {}
+    return isinstance(stored, dict) and all(k in stored and stored[k] == v for k, v in space_config.items())
 
 
 def _nothing_there(store: Store, device: str, space: str, quantity: str, picked: dict[str, Any]

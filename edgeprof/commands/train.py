@@ -129,7 +129,9 @@ def train_meta(args: argparse.Namespace) -> int:
         raise UserInputError(f"--quantity {args.quantity}: meta-training predicts latency only")
     t0 = time.perf_counter()
     with Store(args.db) as store:
-        data = load_devices(store, devices + valid_names, args.space, **setting_kwargs(args))
+        # the setting options pick among the settings of the devices measured under several
+        data = load_devices(store, devices + valid_names, args.space, **setting_kwargs(args),
+                            only_where_ambiguous=True)
     tasks = {d: data[d] for d in devices}
     if args.space == "nb201":
         refs = None  # HELP's NB201 reference set

@@ -97,3 +97,114 @@ def test_meta_train_adapt_evaluate(fleet_db: str, tmp_path: Path) -> None:
     assert r.returncode == 2 and "space mismatch" in r.stderr
     r = edgeprof("train", "meta", "--db", fleet_db, "--space", "nb201", "--devices", "raspi4", "--out", str(tmp_path / "y"))
     assert r.returncode == 2 and "at least two" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def help_meta(fleet_db: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The README's `train meta` as written (the space's default ensemble), at a small number of iterations."""
+    out = tmp_path_factory.mktemp("ensemble") / "help-meta"
+    r = edgeprof("train", "meta", "--db", fleet_db, "--space", "nb201", "--devices", "1080ti_1,silver_4114,pixel3",
+                 "--valid-devices", "titanx_1", "--out", str(out), "--epochs", "10", "--json")
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(r.stdout)
+
+
+def test_readme_few_shot_flow_with_the_default_ensemble(help_meta: tuple[Path, dict], fleet_db: str,
+                                                         tmp_path: Path) -> None:
+    """`train meta` then `adapt` as the README writes them: the default ensemble, not --single."""
+    meta, res = help_meta
+    assert res["kind"] == "help-ensemble" and res["valid_devices"] == ["titanx_1"] and 0 < res["valid_spearman"] <= 1
+    card = json.loads((meta / "card.json").read_text())
+    assert len(card["state"]["members"]) == 3 and card["features"]["device_embedding"]["reference_archs"]
+    adapted = tmp_path / "help-raspi4"
+    r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "raspi4", "--samples", "10", "--out", str(adapted))
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "adapted to raspi4 with 10 samples (+10 reference archs)" in r.stderr
+    ev = edgeprof("evaluate", str(adapted), "--db", fleet_db, "--device", "raspi4", "--json")
+    assert ev.returncode == 0, ev.stderr
+    m = json.loads(ev.stdout)["metrics"]
+    assert m["n_target_samples"] == 20 and m["n"] == 15625 - 20  # K samples + reference archs left out
+    assert m["spearman"] > 0.8  # 30 meta-iterations: loose, far above chance
+    rep = edgeprof("report", "predictor", str(adapted), "--db", fleet_db, "--device", "raspi4", "--out",
+                   str(tmp_path / "rep"))
+    assert rep.returncode == 0, rep.stderr
+    # a predictor that is not meta-trained cannot be adapted
+    r = edgeprof("adapt", str(adapted / "nope"), "--db", fleet_db, "--device", "raspi4", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "nope" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def two_backends_db(fleet_db: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The fleet plus 'xavier', measured on 400 NB201 archs and HELP's reference archs under two backends."""
+    import shutil
+
+    import numpy as np
+
+    from predictors.data import load_xy
+    from predictors.hardware_adaptive import HELP_NB201_REFERENCE
+    from profiler.importing import imported_model, imported_result
+    from profiler.store import Store
+    from spaces import create_space
+
+    db = str(tmp_path_factory.mktemp("settings") / "s.db")
+    shutil.copy(fleet_db, db)
+    sp = create_space("nb201")
+    with Store(db) as store:
+        ids, y = load_xy(store, "raspi4", "nb201")
+        rows = sorted(set(range(400)) | set(HELP_NB201_REFERENCE))
+        models = [imported_model(sp, sp.from_index(i)) for i in rows]
+        store.add_device("xavier", "jetson", {})
+        store.add_models(models)
+        noise = np.random.default_rng(0).lognormal(0, 0.05, len(rows))
+        for backend, scale in (("onnxruntime", 1.0), ("tensorrt", 0.3)):
+            store.add_results([
+                imported_result(job_id=f"xavier-{backend}", task_id=str(i), model_sha256=m.sha256, device="xavier",
+                                median_ms=float(scale * y[ids.index(sp.arch_id(sp.from_index(i)))] * noise[k]),
+                                batch=1, backend=backend, environment={})
+                for k, (i, m) in enumerate(zip(rows, models, strict=True))])
+    return db
+
+
+def test_a_device_measured_under_two_backends_is_picked_with_backend(help_meta: tuple[Path, dict],
+                                                                     two_backends_db: str, tmp_path: Path) -> None:
+    db, meta = two_backends_db, str(help_meta[0])
+
+    def refused(r: subprocess.CompletedProcess[str]) -> bool:
+        return (r.returncode == 2 and "xavier has nb201 measurements under 2 settings: backend=onnxruntime" in r.stderr
+                and "backend=tensorrt" in r.stderr and "pick one with --backend" in r.stderr)
+
+    mlp = tmp_path / "mlp-xavier"
+    r = edgeprof("train", "mlp", "--db", db, "--device", "xavier", "--space", "nb201", "--out", str(mlp))
+    assert refused(r), r.stderr
+    r = edgeprof("train", "mlp", "--db", db, "--device", "xavier", "--space", "nb201", "--out", str(mlp),
+                 "--backend", "tensorrt", "--epochs", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["n"] == 82  # 20% of the 408 tensorrt archs (2 references are < 400)
+
+    adapted = tmp_path / "help-xavier"
+    r = edgeprof("adapt", meta, "--db", db, "--device", "xavier", "--samples", "10", "--out", str(adapted))
+    assert refused(r), r.stderr
+    r = edgeprof("adapt", meta, "--db", db, "--device", "xavier", "--samples", "10", "--out", str(adapted),
+                 "--backend", "onnxruntime", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["n"] == 408 - 20
+
+    r = edgeprof("evaluate", str(adapted), "--db", db, "--device", "xavier")
+    assert refused(r), r.stderr
+    r = edgeprof("evaluate", str(adapted), "--db", db, "--device", "xavier", "--backend", "tensorrt", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["spearman"] > 0.5  # same ranking, another scale
+    r = edgeprof("report", "predictor", str(adapted), "--db", db, "--device", "xavier", "--out", str(tmp_path / "r"))
+    assert refused(r), r.stderr
+
+    # meta-training: the option picks xavier's setting; the imported devices keep their only one
+    out = str(tmp_path / "meta-x")
+    r = edgeprof("train", "meta", "--db", db, "--space", "nb201", "--devices", "1080ti_1,xavier", "--single",
+                 "--epochs", "2", "--out", out)
+    assert refused(r), r.stderr
+    r = edgeprof("train", "meta", "--db", db, "--space", "nb201", "--devices", "1080ti_1,xavier", "--single",
+                 "--epochs", "2", "--out", out, "--backend", "tensorrt")
+    assert r.returncode == 0, r.stderr
+    r = edgeprof("train", "mlp", "--db", db, "--device", "xavier", "--space", "nb201", "--out", str(mlp),
+                 "--space-config", "[16]")
+    assert r.returncode == 2 and "--space-config" in r.stderr and "JSON object" in r.stderr

@@ -197,6 +197,37 @@ def test_ensemble_members_may_not_override_shared_settings() -> None:
         HelpEnsemble(reference=REFS, members=[{"space": "fbnet"}]).meta_fit(tasks())
 
 
+def test_ensemble_and_single_share_the_hardware_adaptive_interface(tmp_path: Path) -> None:
+    """What `edgeprof adapt` calls works on both kinds, before and after a save (the ensemble lacked
+    reference_ids once, and the README's few-shot flow crashed on it)."""
+    from predictors import io
+    from predictors.hardware_adaptive import HardwareAdaptivePredictor
+
+    single = HelpPredictor(reference=REFS[:5])
+    ens = HelpEnsemble(reference=REFS[:5], members=[{**TINY, "meta_iters": 2}, {**TINY, "meta_iters": 2}])
+    for pred in (single, ens):
+        assert isinstance(pred, HardwareAdaptivePredictor) and pred.reference_ids() == REFS[:5]
+    assert HelpEnsemble().reference_ids() == REFS  # HELP's NB201 set by default, as a single predictor
+    ens.meta_fit(tasks())
+    assert ens.valid_score_ is None  # no meta-valid devices
+    back = io.load_predictor(io.save_predictor(ens, tmp_path / "ens"))
+    assert isinstance(back, HardwareAdaptivePredictor) and back.reference_ids() == REFS[:5]
+    assert back.feature_spec()["device_embedding"]["reference_archs"] == REFS[:5]
+
+
+def test_ensemble_encodes_each_arch_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Members, validation rounds and blend-weight choice read one shared encoding cache."""
+    calls: list[str] = []
+    parse = type(SPACE).parse
+    monkeypatch.setattr(type(SPACE), "parse", lambda self, a: (calls.append(a), parse(self, a))[1])
+    ens = HelpEnsemble(reference=REFS, members=[{**TINY, "meta_iters": 4, "valid_every": 2}] * 3)
+    ens.meta_fit(tasks(), valid_tasks())
+    ens.adapt(POOL[:10], np.array([TARGET[a] for a in POOL[:10]]), {a: TARGET[a] for a in REFS})
+    ens.predict(QUERY)
+    distinct = set(POOL) | set(REFS) | set(QUERY)
+    assert sorted(calls) == sorted(distinct)
+
+
 # --- real data -------------------------------------------------------------------------------------------------
 
 HELP_NB201 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "HELP" / "data" / "nasbench201"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predictors.data import data_fingerprint, load_xy, split
+from predictors.data import (
+    AmbiguousSettingError,
+    data_fingerprint,
+    grouped_median,
+    load_devices,
+    load_xy,
+    split,
+)
 from profiler.importing import imported_model, imported_result
 from profiler.store import Store
 from spaces import create_space
@@ -66,6 +73,38 @@ def test_mixed_settings_must_be_picked(store):
     ids, y = load_xy(store, "gpu", "nb201", batch=32)
     assert len(ids) == 1 and y[0] == 10.0
     assert len(load_xy(store, "gpu", "nb201", batch=1, backend="unknown", precision="unknown")[0]) == 2
+
+
+def test_grouped_median_is_numpys_median_per_key_in_first_seen_order():
+    rng = np.random.default_rng(0)
+    keys = [f"a{k}" for k in rng.integers(0, 50, 400)]
+    values = rng.lognormal(size=400)
+    ids, med = grouped_median(keys, values)
+    assert ids == list(dict.fromkeys(keys))
+    for k, m in zip(ids, med, strict=True):
+        assert m == np.median([v for kk, v in zip(keys, values, strict=True) if kk == k])
+    ids, med = grouped_median(["x", "y"], np.array([2.0, 1.0]))  # one value each: no sort needed
+    assert ids == ["x", "y"] and med.tolist() == [2.0, 1.0]
+
+
+def test_load_devices_picks_each_devices_setting(store):
+    _add(store, "pi", "nb201", {1: [1.0], 2: [2.0]}, backend="onnxruntime")
+    _add(store, "xavier", "nb201", {1: [0.5], 2: [0.7]}, backend="onnxruntime")
+    _add(store, "xavier", "nb201", {1: [0.1], 2: [0.2], 3: [0.3]}, backend="tensorrt")
+    with pytest.raises(AmbiguousSettingError, match="pick one with --backend") as e:
+        load_devices(store, ["pi", "xavier"], "nb201")
+    assert e.value.device == "xavier" and [st[1] for st in e.value.settings] == ["onnxruntime", "tensorrt"]
+    # a filter applies to every device: pi has no tensorrt data
+    with pytest.raises(ValueError, match="device 'pi' with backend='tensorrt'"):
+        load_devices(store, ["pi", "xavier"], "nb201", backend="tensorrt")
+    # ... unless it only picks among the settings of the devices that have several (meta-training)
+    got = load_devices(store, ["pi", "xavier"], "nb201", backend="tensorrt", only_where_ambiguous=True)
+    assert got["pi"][1].tolist() == [1.0, 2.0] and got["xavier"][1].tolist() == [0.1, 0.2, 0.3]
+    assert load_xy(store, "xavier", "nb201", backend="onnxruntime")[1].tolist() == [0.5, 0.7]
+    # a space config matches on the keys given (the store keeps the full config)
+    assert len(load_xy(store, "pi", "nb201", space_config={"C": 16})[0]) == 2
+    with pytest.raises(ValueError, match="space_config=.*'C': 8"):
+        load_xy(store, "pi", "nb201", space_config={"C": 8})
 
 
 def test_split_is_deterministic_and_disjoint():

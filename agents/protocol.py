@@ -3,6 +3,9 @@
 See docs/contracts.md. The host imports this module to read results, so it stays stdlib-only and free of
 side effects. Validation errors name the exact field path, because a job is usually written by a program
 and the person reading the error has to find the bad field in a generated file.
+
+Why one module over 450 lines: it is the contract between the host and the agent (job and result
+schema, their defaults and validation); one file keeps both sides reading the same definitions.
 """
 
 import copy

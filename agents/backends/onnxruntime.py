@@ -19,10 +19,10 @@ Chrome-trace JSON: per node, the `dur` (us) of the "Node" events named <node>_ke
 "model_run" windows after a warm-up run, with args.op_name and args.provider. On GPU providers these are
 host-side times of each kernel call (launch and synchronization as ORT sees them), not CUDA kernel times;
 the TensorRT provider shows each TensorRT subgraph as one node.
+
+The option parsing is in onnxruntime_options.py, the profile parser in onnxruntime_profile.py.
 """
 
-import bisect
-import json
 import os
 import shutil
 import tempfile
@@ -43,6 +43,22 @@ from .base import (
     make_inputs,
     short_error,
 )
+from .onnxruntime_options import (
+    CONV_ALGO_SEARCH,
+    CPU_EP,
+    CUDA_EP,
+    CUDA_KEYS,
+    EXEC_MODES,
+    GPU_EPS,
+    OPT_LEVELS,
+    TRT_EP,
+    TRT_KEYS,
+    choice,
+    parse_providers,
+    provider_name,
+    thread_count,
+)
+from .onnxruntime_profile import read_profile
 
 ORT_TYPES = {
     "tensor(float)": "float32",
@@ -54,35 +70,7 @@ ORT_TYPES = {
     "tensor(int64)": "int64",
     "tensor(bool)": "bool",
 }
-OPT_LEVELS = {
-    "disable_all": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "all": "ORT_ENABLE_ALL",
-}
-EXEC_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
 FLOAT_DTYPES = ("float32", "float16", "float64")
-CPU_EP = "CPUExecutionProvider"
-CUDA_EP = "CUDAExecutionProvider"
-TRT_EP = "TensorrtExecutionProvider"
-GPU_EPS = (CUDA_EP, TRT_EP)
-# task options passed to a provider when set (None = the provider's default)
-CUDA_KEYS = ("cudnn_conv_algo_search", "gpu_mem_limit", "arena_extend_strategy", "do_copy_in_default_stream")
-TRT_KEYS = (
-    "trt_fp16_enable",
-    "trt_int8_enable",
-    "trt_int8_calibration_table_name",
-    "trt_engine_cache_enable",
-    "trt_engine_cache_path",
-    "trt_max_workspace_size",
-    "trt_timing_cache_enable",
-    "trt_dla_enable",
-    "trt_dla_core",
-)
-CONV_ALGO_SEARCH = ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")
-KERNEL_SUFFIX = "_kernel_time"
-
-
 def _ort():
     import onnxruntime
 
@@ -90,133 +78,6 @@ def _ort():
 
 
 _short = short_error
-
-
-def _choice(value, table, option):
-    key = str(value).lower()
-    if key.startswith("ort_"):  # also accept ORT's own enum names
-        for short, full in table.items():
-            if full.lower() == key:
-                return short
-    if key not in table:
-        raise BackendOptionError(
-            "onnxruntime option {}: expected one of {}, got {!r}".format(option, ", ".join(table), value)
-        )
-    return key
-
-
-def _threads(value, option):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BackendOptionError(
-            f"onnxruntime option {option}: expected an integer >= 0 (0 = ORT decides), got {value!r}"
-        )
-    return value
-
-
-def _providers(value):
-    """Provider list: names, or [name, {options}] pairs as JSON allows no tuples."""
-    if not isinstance(value, list) or not value:
-        raise BackendOptionError(f"onnxruntime option providers: expected a non-empty list, got {value!r}")
-    out = []
-    for item in value:
-        if isinstance(item, str):
-            out.append(item)
-        elif (
-            isinstance(item, (list, tuple))
-            and len(item) == 2
-            and isinstance(item[0], str)
-            and isinstance(item[1], dict)
-        ):
-            out.append((item[0], dict(item[1])))
-        else:
-            raise BackendOptionError(
-                f"onnxruntime option providers: each entry is a name or [name, {{options}}], got {item!r}"
-            )
-    return out
-
-
-def _provider_name(p):
-    return p if isinstance(p, str) else p[0]
-
-
-def parse_profile(events, skip_runs=0):
-    """Per-node times from an ORT profile (the JSON list of Chrome-trace events).
-
-    Node events "<node>_kernel_time" are assigned to the "model_run" window holding them; the first
-    skip_runs windows (warm-up) are dropped. Returns (records, n_runs) with records
-    [{"name", "op_type", "provider", "time_ms" (mean per run), "calls" (per run)}] in execution order.
-    Without model_run events (older or unusual traces) every node's first skip_runs calls are dropped.
-    """
-    if isinstance(events, dict):  # some writers wrap the list as {"traceEvents": [...]}
-        events = events.get("traceEvents", [])
-    runs = sorted(
-        (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
-        for e in events
-        if isinstance(e, dict) and e.get("cat") == "Session" and e.get("name") == "model_run"
-    )
-    nodes = sorted(
-        (
-            e
-            for e in events
-            if isinstance(e, dict)
-            and e.get("cat") == "Node"
-            and str(e.get("name", "")).endswith(KERNEL_SUFFIX)
-        ),
-        key=lambda e: float(e.get("ts", 0)),
-    )
-    kept = []
-    if runs:
-        windows = runs[skip_runs:]
-        n_runs = len(windows)
-        starts = [w[0] for w in windows]
-        for e in nodes:
-            ts = float(e.get("ts", 0))
-            k = bisect.bisect_right(starts, ts) - 1
-            if k >= 0 and ts <= windows[k][1]:
-                kept.append(e)
-    else:
-        seen = {}
-        for e in nodes:
-            seen[e["name"]] = seen.get(e["name"], 0) + 1
-            if seen[e["name"]] > skip_runs:
-                kept.append(e)
-        n_runs = max(seen.values()) - skip_runs if seen else 0
-    order = []
-    acc = {}
-    for e in kept:
-        name = e["name"][: -len(KERNEL_SUFFIX)]
-        args = e.get("args") or {}
-        if name not in acc:
-            order.append(name)
-            acc[name] = {
-                "name": name,
-                "op_type": args.get("op_name"),
-                "provider": args.get("provider"),
-                "us": 0.0,
-                "calls": 0,
-            }
-        acc[name]["us"] += float(e.get("dur", 0))
-        acc[name]["calls"] += 1
-    records = []
-    for name in order:
-        a = acc[name]
-        div = float(max(n_runs, 1))
-        records.append(
-            {
-                "name": name,
-                "op_type": a["op_type"],
-                "provider": a["provider"],
-                "time_ms": a["us"] / 1e3 / div,
-                "calls": a["calls"] / div,
-            }
-        )
-    return records, n_runs
-
-
-def read_profile(path, skip_runs=0):
-    """parse_profile() of a profile file."""
-    with open(path, "r", encoding="utf-8") as f:
-        return parse_profile(json.load(f), skip_runs)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -264,13 +125,13 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, task_options=None):
         Backend.__init__(self, task_options)
         o = self.options
-        self.providers = _providers(o["providers"])
-        self.intra_op_threads = _threads(o["intra_op_threads"], "intra_op_threads")
-        self.inter_op_threads = _threads(o["inter_op_threads"], "inter_op_threads")
-        self.graph_optimization_level = _choice(
+        self.providers = parse_providers(o["providers"])
+        self.intra_op_threads = thread_count(o["intra_op_threads"], "intra_op_threads")
+        self.inter_op_threads = thread_count(o["inter_op_threads"], "inter_op_threads")
+        self.graph_optimization_level = choice(
             o["graph_optimization_level"], OPT_LEVELS, "graph_optimization_level"
         )
-        self.execution_mode = _choice(o["execution_mode"], EXEC_MODES, "execution_mode")
+        self.execution_mode = choice(o["execution_mode"], EXEC_MODES, "execution_mode")
         self.device_id = check_option(
             "onnxruntime", "device_id", o["device_id"], int, "a GPU index >= 0", ok=lambda v: v >= 0
         )
@@ -293,7 +154,7 @@ class OnnxRuntimeBackend(Backend):
                 raise BackendOptionError(
                     f"onnxruntime option {key}: expected a string, number or boolean, got {value!r}"
                 )
-        names = [_provider_name(p) for p in self.providers]
+        names = [provider_name(p) for p in self.providers]
         for keys, ep in ((CUDA_KEYS, CUDA_EP), (TRT_KEYS, TRT_EP)):
             given = [k for k in keys if o[k] is not None]
             if given and ep not in names:
@@ -330,7 +191,7 @@ class OnnxRuntimeBackend(Backend):
         o = self.options
         out = []
         for p in self.providers:
-            name = _provider_name(p)
+            name = provider_name(p)
             explicit = dict(p[1]) if not isinstance(p, str) else {}
             opts = {}
             if name in GPU_EPS:
@@ -360,7 +221,7 @@ class OnnxRuntimeBackend(Backend):
         return out
 
     def _check_precision(self, precision, dtype):
-        names = [_provider_name(p) for p in self.providers]
+        names = [provider_name(p) for p in self.providers]
         trt_ep = TRT_EP in names
         if precision == "fp32" or (precision == "fp16" and (trt_ep or dtype == "float16")):
             pass
@@ -425,7 +286,7 @@ class OnnxRuntimeBackend(Backend):
         self._check_precision(precision, dtype)
         available = list(ort.get_available_providers())
         for p in self.providers:
-            name = _provider_name(p)
+            name = provider_name(p)
             if name not in available:
                 raise BackendUnavailable(
                     "execution provider {} is not available (available: {})".format(
@@ -446,7 +307,7 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"cannot load model {model_path}: {_short(exc)}")
         used = list(self._sess.get_providers())
-        dropped = [_provider_name(p) for p in self.providers if _provider_name(p) not in used]
+        dropped = [provider_name(p) for p in self.providers if provider_name(p) not in used]
         if dropped:
             raise BackendUnavailable(
                 "onnxruntime did not use {} for this session (it runs on {}): the provider's libraries "

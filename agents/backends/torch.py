@@ -22,13 +22,14 @@ when the profiler attributes kernels to the range, else CPU time); the time spen
 (functional ops such as the additions in a cell, Python overhead) is one more record, "(outside leaf
 modules)". Hooks cannot be put on a TorchScript module, so for "torchscript" a layer is an aten op (self
 time), which is op-level, not layer-level.
+
+Why over 450 lines: the life cycle, the two model formats and the layer profiler hook into the same module
+objects and CUDA events; the space-package import is apart (torch_space.py).
 """
 
-import importlib
 import os
 import sys
 import time
-import zipfile
 from typing import ClassVar
 
 import numpy as np
@@ -44,6 +45,7 @@ from .base import (
     make_inputs,
     short_error,
 )
+from .torch_space import SpaceImport
 
 FORMATS = ("torchscript", "space")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -57,60 +59,6 @@ def _torch():
     import torch
 
     return torch
-
-
-def _space_modules():
-    return {k: v for k, v in sys.modules.items() if k == "spaces" or k.startswith("spaces.")}
-
-
-class SpaceImport:
-    """The `spaces` package of a model zip, imported in isolation and undone by close()."""
-
-    def __init__(self, zip_path):
-        self.zip_path = os.path.abspath(zip_path)
-        self.saved = {}
-        self.module = None
-
-    def open(self):
-        if not zipfile.is_zipfile(self.zip_path):
-            raise ModelLoadError(
-                f"model format 'space' expects a zip holding the package spaces/, {self.zip_path} is not a zip"
-            )
-        self.saved = _space_modules()
-        for name in self.saved:
-            del sys.modules[name]
-        sys.path.insert(0, self.zip_path)
-        importlib.invalidate_caches()
-        try:
-            module = importlib.import_module("spaces")
-        except Exception as exc:  # noqa: BLE001 (SyntaxError, ImportError, TypeError of newer typing...)
-            self.close()
-            raise ModelLoadError(
-                "model format 'space' imports the host's search-space code (package spaces/ in {}), which "
-                "needs the Python and packages the host uses; here, Python {} ({}), the import failed: {}. "
-                "Export the model as TorchScript on the host (model_format 'torchscript'), or as ONNX for "
-                "the onnxruntime or tensorrt backend".format(
-                    self.zip_path,
-                    ".".join(str(v) for v in sys.version_info[:3]),
-                    sys.executable,
-                    short_error(exc, 300),
-                )
-            )
-        where = os.path.abspath(getattr(module, "__file__", "") or "")
-        if not where.startswith(self.zip_path + os.sep):
-            self.close()
-            raise ModelLoadError(f"{self.zip_path} holds no package spaces/ (found spaces at {where or '?'})")
-        self.module = module
-        return module
-
-    def close(self):
-        for name in list(_space_modules()):
-            del sys.modules[name]
-        sys.modules.update(self.saved)
-        self.saved = {}
-        while self.zip_path in sys.path:
-            sys.path.remove(self.zip_path)
-        self.module = None
 
 
 def _event_time(evt, device):

@@ -5,8 +5,10 @@ import pytest
 from agent_helpers import FAST, task, write_job
 from fake_boards import make_board
 
+from agents.backends.debug import DebugBackend
 from agents.meters import METERS
 from agents.meters.base import PowerMeter, PowerTrace
+from agents.options import Option
 from agents.protocol import RESULT_KEYS, load_job
 from agents.worker import check_model_file, run_task
 
@@ -130,3 +132,33 @@ def test_unavailable_meter_warns(tmp_path, model_file, monkeypatch):
     r = run_task(job, "t1", path)
     assert r["status"] == "ok" and r["energy"] is None
     assert any("no INA3221 here" in w for w in r["warnings"])
+
+
+def test_meter_options_are_checked_then_passed_to_the_meter(tmp_path, model_file, monkeypatch):
+    class Scaled(OneWattMeter):
+        OPTIONS = {"scale": Option(1.0, "number", "power multiplier")}  # noqa: RUF012
+
+        def __init__(self, rail=None, rate_hz=100.0, root="/", scale=1.0):
+            OneWattMeter.__init__(self, rail=rail, rate_hz=rate_hz, root=root)
+            self.scale = scale
+
+        def stop(self):
+            trace = OneWattMeter.stop(self)
+            return PowerTrace(trace.t_s, [p * self.scale for p in trace.power_mw], trace.rail)
+
+    monkeypatch.setitem(METERS._entries, "scaled", Scaled)
+    one = [task("t1", model_file.name, {"x": [1]}, backend="debug", options={"latency_ms": 0.5})]
+    job, path = job_for(tmp_path, one, meter={"kind": "scaled", "options": {"scale": 2.0}})
+    assert run_task(job, "t1", path)["energy"]["mean_power_mw"] == pytest.approx(2000.0)
+    job, path = job_for(tmp_path, one, meter={"kind": "scaled", "options": {"scael": 2.0}})
+    r = run_task(job, "t1", path)
+    assert r["status"] == "ok" and r["energy"] is None
+    assert any("scaled meter: unknown option 'scael'" in w for w in r["warnings"])
+
+
+def test_a_precision_the_backend_does_not_declare_is_an_error_result(tmp_path, model_file, monkeypatch):
+    monkeypatch.setattr(DebugBackend, "PRECISIONS", ("fp32",))
+    job, path = job_for(tmp_path, [task("t1", model_file.name, {"x": [1]}, backend="debug", precision="int4")])
+    r = run_task(job, "t1", path)
+    assert r["error"]["type"] == "BackendUnavailable"
+    assert "debug backend: precision 'int4' is not one it offers (fp32)" in r["error"]["message"]

@@ -10,7 +10,8 @@ import pytest
 from fakes.fake_ort import make_ort
 
 from agents.backends import BackendOptionError, BackendUnavailable, ModelLoadError
-from agents.backends.onnxruntime import OnnxRuntimeBackend, parse_profile
+from agents.backends.onnxruntime import OnnxRuntimeBackend
+from agents.backends.onnxruntime_profile import parse_profile
 from agents.layers import group_by_op_type, normalise
 
 CUDA = "CUDAExecutionProvider"

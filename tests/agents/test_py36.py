@@ -69,3 +69,50 @@ def test_compiles_and_runs_under_python36(tmp_path):
     lines = read_lines(tmp_path / "results.jsonl")
     assert [r["status"] for r in lines] == ["ok", "error"]
     assert lines[0]["environment"]["python"]["version"].startswith("3.6")
+
+
+PLUGIN = """
+import time
+
+from agents.backends import BACKENDS, Backend
+from agents.options import Option
+
+
+@BACKENDS.register("sleepy")
+class Sleepy(Backend):
+    name = "sleepy"
+    OPTIONS = {"ms": Option(0.5, "number", "sleep per run")}
+
+    def load(self, model_path, inputs, dtype="float32", precision="fp32"):
+        return self
+
+    def run_once(self):
+        time.sleep(self.options["ms"] / 1000.0)
+"""
+
+
+@needs_py36
+def test_a_bundled_plugin_runs_under_python36(tmp_path):
+    """The bundle as a transport lays it out (agents + the plugin), run by a real Python 3.6."""
+    import shutil
+
+    from profiler.transports.base import agent_files
+
+    plugin = tmp_path / "sleepy.py"
+    plugin.write_text(PLUGIN)
+    bundle = tmp_path / "bundle"
+    for rel, src in agent_files([plugin]):
+        (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(str(src), str(bundle / rel))
+    (tmp_path / "m.bin").write_bytes(b"x")
+    job = write_job(tmp_path, [task("s", "m.bin", {"x": [1]}, backend="sleepy", options={"ms": 0.2})])
+    env = dict(os.environ, PYTHONPATH=str(bundle))
+    proc = subprocess.run([PY36, "-m", "agents", "run", str(job)], cwd=str(bundle), env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = read_lines(tmp_path / "results.jsonl")
+    assert (r["status"], r["backend"]) == ("ok", "sleepy") and 0.2 <= r["latency_ms"]["median"] < 50
+    assert r["environment"]["python"]["version"].startswith("3.6")
+    info = subprocess.run([PY36, "-m", "agents", "info", "--json"], cwd=str(bundle), env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert json.loads(info.stdout)["plugins"] == {"sleepy.py": None}

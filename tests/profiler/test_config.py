@@ -79,3 +79,49 @@ def test_runtime_options_are_checked_against_the_backend(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"runtime.options.workspace_mbs: the tensorrt backend has no such "
                                           r"option \(did you mean 'workspace_mb'\?\)"):
         load_config(p)
+
+
+def test_names_come_from_the_registries(tmp_path: Path) -> None:
+    base = 'name = "g"\nkind = "gpu"\n'
+    c = load_config(write(tmp_path, base + '[runtime]\nbackend = "tensorrt"\nprecision = "bf16"\n[meter]\nkind = "null"\n'))
+    assert (c.runtime.precision, c.meter.kind) == ("bf16", "null")  # the old lists refused both
+    for body, needle in [
+        ('[runtime]\nbackend = "tensorrt"\nprecision = "fp64"\n',
+         "runtime.precision: the tensorrt backend offers 'fp32', 'fp16', 'int8', 'bf16', got 'fp64'"),
+        ('[runtime]\nbackend = "torch"\nprecision = "int8"\n', "the torch backend offers 'fp32', 'fp16', 'bf16'"),
+        ('[runtime]\nbackend = "tensorrtt"\n', ("runtime.backend: unknown backend 'tensorrtt' (known: debug, "
+                                              "onnxruntime, tensorrt, torch); did you mean 'tensorrt'?")),
+        ('[meter]\nkind = "ina3211"\n', "meter.kind: unknown meter 'ina3211'"),
+        ('[connection]\ntransport = "adb"\n', "connection.transport: unknown transport 'adb' (known: local, ssh)"),
+        ('[meter.options]\nexe = "/usr/bin/tegrastats"\n', "meter.options.exe: the none meter has no such option"),
+        ('[runtime]\nworkspace_mb = 512\n', "runtime.workspace_mb: unknown key"),  # not an onnxruntime option
+    ]:
+        with pytest.raises(ConfigError) as e:
+            load_config(write(tmp_path, base + body))
+        assert needle in str(e.value)
+
+
+def test_any_backend_option_may_be_given_in_runtime(tmp_path: Path) -> None:
+    c = load_config(write(tmp_path, 'name = "g"\nkind = "gpu"\n[runtime]\nbackend = "tensorrt"\nworkspace_mb = 512\n'
+                                    '[runtime.options]\ncuda_api = "pycuda"\n'))
+    assert c.task_options() == {"workspace_mb": 512, "cuda_api": "pycuda"}
+    assert c.runtime.option("engine_cache") is True  # the backend's declared default
+    with pytest.raises(ConfigError, match="runtime.workspace_mb: set both in"):
+        load_config(write(tmp_path, 'name = "g"\nkind = "gpu"\n[runtime]\nbackend = "tensorrt"\nworkspace_mb = 1\n'
+                                    '[runtime.options]\nworkspace_mb = 2\n'))
+    # the backend's own checks run on the host too: a value of the right type that it refuses
+    with pytest.raises(ConfigError, match="workspace_mb: expected a number of MiB > 0"):
+        load_config(write(tmp_path, 'name = "g"\nkind = "gpu"\n[runtime]\nbackend = "tensorrt"\nworkspace_mb = -1\n'))
+    t = load_config(write(tmp_path, 'name = "t"\nkind = "gpu"\n[meter]\nkind = "tegrastats"\n[meter.options]\n'
+                                    'exe = "/opt/tegrastats"\n'))
+    assert t.meter_settings()["options"] == {"exe": "/opt/tegrastats"}
+
+
+def test_every_model_format_has_an_exporter() -> None:
+    from agents.backends import BACKENDS
+    from agents.backends.base import MODEL_FORMATS
+    from profiler.session import EXPORTERS, model_format
+
+    assert set(EXPORTERS) == set(MODEL_FORMATS)
+    assert {name: model_format(name) for name in BACKENDS.names()} == {
+        "debug": "onnx", "onnxruntime": "onnx", "tensorrt": "onnx", "torch": "space"}

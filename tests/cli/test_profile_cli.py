@@ -87,28 +87,75 @@ def _ok_rows(db: Path) -> list[tuple[str, str]]:
         c.close()
 
 
+HOLD_ENV = "EDGEPROF_TEST_HOLD_MARK"
+HOLDING_AGENT = """
+import os, runpy, sys, time
+
+# The board's python for the Ctrl-C test. With $EDGEPROF_TEST_HOLD_MARK set, the real runner measures the
+# first {k} tasks of its job, creates that file, and then waits for SIGINT/SIGTERM (5 minutes at most)
+# before the next task, so the interrupt lands mid-job however fast or slow the machine is.
+args = sys.argv[1:]
+if args[:3] != ["-m", "agents", "run"] or not os.environ.get("EDGEPROF_TEST_HOLD_MARK"):
+    os.execv(sys.executable, [sys.executable, *args])  # anything else runs untouched
+from agents import runner
+
+measure = runner._JobRun.run_task
+
+def run_task(self, task, idle_power_mw):
+    self.measured = getattr(self, "measured", 0) + 1
+    if self.measured > {k}:
+        open(os.environ["EDGEPROF_TEST_HOLD_MARK"], "w").close()
+        deadline = time.monotonic() + 300
+        while self.stop_signum is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.check_stop()
+    return measure(self, task, idle_power_mw)
+
+runner._JobRun.run_task = run_task
+sys.argv = ["agents", *args[2:]]
+runpy.run_module("agents", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_measurements_and_rerun_fills_the_rest(fast_cpu_config: Path, tmp_path: Path) -> None:
+    """Ctrl-C mid-job (by construction: the agent holds after k tasks) keeps the k, the rerun does the rest."""
     db = tmp_path / "x.db"
-    n = 8
+    n, k = 8, 2
+    launcher = tmp_path / "holding_agent.py"
+    launcher.write_text(HOLDING_AGENT.format(k=k))
+    board_python = tmp_path / "board-python"
+    board_python.write_text(f"#!/bin/sh\nexec '{sys.executable}' '{launcher}' \"$@\"\n")
+    board_python.chmod(0o755)
+    fast_cpu_config.write_text(fast_cpu_config.read_text().replace(
+        "[connection]\n", f'[connection]\npython = "{board_python}"\n'))
+    mark = tmp_path / "holding"
     args = [sys.executable, "-m", "edgeprof", "profile", str(fast_cpu_config), "--space", "nb201", "--n", str(n),
             "--db", str(db), "-q"]
-    p = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(_ok_rows(db)) < 2:
-        time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
+    p = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, **{HOLD_ENV: str(mark)}))
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and p.poll() is None and not (mark.exists() and len(_ok_rows(db)) >= k):
+            time.sleep(0.2)  # a condition wait: the agent holds until the interrupt comes
+        assert p.poll() is None and mark.exists(), "the agent should be holding after k tasks"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
     assert p.returncode == 130, err
     kept = _ok_rows(db)
-    assert 2 <= len(kept) < n, "the interrupt should land mid-job"
+    assert len(kept) == k, "exactly the k finished measurements are kept"
     r = subprocess.run(args + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=300,
                        check=False)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
-    assert rep["already_measured"] == len(kept)
+    assert (rep["already_measured"], rep["measured_ok"], rep["measured_error"]) == (k, n - k, 0)
     rows = _ok_rows(db)
     assert len(rows) == n and len({a for a, _ in rows}) == n  # every arch exactly once
+    assert set(kept) <= set(rows)
 
 
 def test_corrupt_model_on_board_is_an_error_line_and_the_rest_is_measured(fast_cpu_config: Path,

@@ -5,7 +5,7 @@ devices, select on 4 meta-valid devices, test on fpga, raspi4 and eyeriss. Rows 
 pool [0, 4000), query [4000, 5000), each without its 10% fastest and slowest archs on the device; the
 reference archs are the rows of HELP's FBNet `hardware_embedding_index.pt`. 10 target samples from the
 pool, Spearman rho on the query, mean over 5 draws. Target: mean >= 0.93 (HELP 0.910), no device below
-HELP. Options as in help_nb201.py.
+HELP. Options as in help_nb201.py, `--quick` (a smoke size) included.
 """
 
 from __future__ import annotations

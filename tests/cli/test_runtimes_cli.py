@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from profiler.config import load_config, parse_config
 from profiler.jobs import ModelTask, build_job
 

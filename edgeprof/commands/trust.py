@@ -11,7 +11,7 @@ import sys
 
 from edgeprof.output import err, print_json
 from profiler.config import resolve_device
-from profiler.transports.ssh import (
+from profiler.transports.ssh_hosts import (
     fetch_host_key,
     fingerprint,
     known_host_key,

@@ -42,9 +42,11 @@ from spaces import create_space
 
 DEVICES = {"raspi4": [3.0, 47.0], "pixel3": None, "eyeriss": None, "gold_6226": None}
 PERCENTILES = (25, 50, 75)
+QUICK = {"devices": "raspi4", "train_n": 200, "epochs": 2, "digits": 300, "targets": 1, "measurements": 2,
+         "loop_predictor": "same", "threads": 1}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--help-dir", default=str(ROOT.parent / "shared"), help="HELP folder or the shared folder")
     ap.add_argument("--devices", default=",".join(DEVICES),
@@ -60,12 +62,19 @@ def main() -> int:
     ap.add_argument("--loop-predictor", default="gnn",
                     help="closed loop: predictor kind judging the candidates, fitted on the same cells "
                          "(default gnn: the most accurate per cell; 'same' reuses the search's)")
+    ap.add_argument("--targets", type=int, default=None, help="the first N targets per device only (default: all)")
+    ap.add_argument("--digits", type=int, default=None, help="use the first N digits only (default: all 1,797)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke size: {QUICK} (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.quick:
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     space = create_space("nb201")
-    train_data = digits_proxy(resolution=space.input_shape()[-1], seed=args.seed)
+    train_data = digits_proxy(resolution=space.input_shape()[-1], seed=args.seed, n=args.digits)
 
     def log(msg: str) -> None:
         if not args.json:
@@ -83,7 +92,7 @@ def main() -> int:
             pred = create_predictor(args.predictor, space="nb201", seed=args.seed).fit(train_ids, train_y)
             loop_pred = pred if args.loop_predictor in ("same", args.predictor) else \
                 create_predictor(args.loop_predictor, space="nb201", seed=args.seed).fit(train_ids, train_y)
-            targets = DEVICES.get(device) or [float(np.percentile(y, p)) for p in PERCENTILES]
+            targets = (DEVICES.get(device) or [float(np.percentile(y, p)) for p in PERCENTILES])[:args.targets]
             for target in targets:
                 t0 = time.perf_counter()
                 search = create_search("lightnas", predictor=pred, target=target, epochs=args.epochs,
@@ -109,7 +118,7 @@ def main() -> int:
                "closed_loop": {**target_errors([r["closed_loop"]["error_vs_target"] for r in runs], 0.05, 0.02),
                                "measurements_mean": float(np.mean([r["closed_loop"]["measurements"]
                                                                    for r in runs]))}}
-    out = {"protocol": {"train": f"NB201 indices [0, {args.train_n}) of each table", "predictor": args.predictor,
+    out = {"quick": args.quick, "protocol": {"train": f"NB201 indices [0, {args.train_n}) of each table", "predictor": args.predictor,
                         "data": train_data[0].name, "epochs": args.epochs, "seed": args.seed,
                         "closed_loop": {"max_measurements": args.measurements, "tolerance": args.tolerance,
                                         "predictor": args.loop_predictor}},

@@ -11,7 +11,8 @@ search wall time. Target: every measured latency within +-5% of its target (the 
 Two figures per target: open loop (the searched network) and closed loop (`search --correct`: while the
 measured network misses by more than --tolerance, up to --correct neighbours chosen by ratio-corrected
 predictions are measured, each in --rounds jobs; the measured one nearest the target is kept).
-Keep the machine otherwise idle while it runs.
+Keep the machine otherwise idle while it runs. `--quick` is a smoke size (10 networks, an MLP, 2 epochs, one
+target, 1 round, a short protocol, a temporary dataset): it checks that the path runs, not the figures.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,8 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgeprof.commands.search import correct
 from hwsearch import create_search, digits_proxy, target_errors
+from hwsearch.pipeline import VerifyPlan, close_loop_on_device
 from predictors.data import load_xy
 from predictors.metrics import report
 from predictors.registry import create_predictor
@@ -40,11 +42,16 @@ from spaces import create_space
 
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_local.db"
 PERCENTILES = (20, 50, 80)
+# --quick: a smoke size and a short protocol; its measurements never go into the default dataset
+QUICK = {"n": 8, "predictor": "mlp", "epochs": 2, "resolution": 16, "rounds": 1, "correct": 1, "percentiles": "50",
+         "digits": 300, "threads": 1}
+QUICK_PROTOCOL = {"warmup_min_runs": 3, "warmup_min_s": 0.05, "min_runs": 5, "max_runs": 30, "target_rel_ci": 0.05}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default=str(DEFAULT_DB))
+    ap.add_argument("--db", default=None,
+                    help=f"dataset file (default {DEFAULT_DB.relative_to(ROOT)}; with --quick a temporary one)")
     ap.add_argument("--device", default="local-cpu")
     ap.add_argument("--space", default="mbconv-small")
     ap.add_argument("--n", type=int, default=300, help="measured archs to train the predictor (default 300)")
@@ -57,9 +64,28 @@ def main() -> int:
     ap.add_argument("--tolerance", type=float, default=0.02, help="closed loop: accepted |error| (default 0.02)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training and search")
+    ap.add_argument("--percentiles", default=",".join(map(str, PERCENTILES)),
+                    help="targets: these percentiles of the measured latencies (default 20,50,80)")
+    ap.add_argument("--digits", type=int, default=None, help="use the first N digits only (default: all 1,797)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke size: {QUICK}, a short protocol (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
-    args = ap.parse_args()
-    if args.rounds < 5:
+    args = ap.parse_args(argv)
+    if args.quick:
+        ap.set_defaults(**QUICK)
+        args = ap.parse_args(argv)
+    if args.quick and args.db is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            args.db = str(Path(tmp) / "lightnas_local.db")
+            return run(args)
+    args.db = args.db or str(DEFAULT_DB)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    protocol = QUICK_PROTOCOL if args.quick else None
+    percentiles = [int(p) for p in args.percentiles.split(",") if p.strip()]
+    if args.rounds < 5 and not args.quick:
         print("note: fewer than 5 rounds; a single round on a shared machine can move by 10% or more",
               file=sys.stderr)
     torch.set_num_threads(args.threads)
@@ -74,7 +100,8 @@ def main() -> int:
 
     t0 = time.perf_counter()
     with Store(db) as store:
-        rep = profile(config, space, n=args.n, seed=args.seed, batch=1, store=store, progress=Progress())
+        rep = profile(config, space, n=args.n, seed=args.seed, batch=1, store=store, progress=Progress(),
+                      protocol_overrides=protocol)
         if rep.interrupted:
             return 130
         ids, y = load_xy(store, config.name, args.space, backend=config.runtime.backend)
@@ -90,29 +117,31 @@ def main() -> int:
                   split=f"random {n_fit} train / {len(hold_idx)} held out")
     log(f"{args.predictor}: held-out rho {held['spearman']:.3f}, Acc@10 {100 * held['acc10']:.1f}%, "
         f"MAPE {held['mape']:.1f}%")
-    data = digits_proxy(resolution=args.resolution, seed=args.seed)
+    data = digits_proxy(resolution=args.resolution, seed=args.seed, n=args.digits)
     runs = []
-    for p in PERCENTILES:
+    plan = VerifyPlan(config.name, db, rounds=args.rounds, correct=args.correct, tolerance=args.tolerance,
+                      protocol=protocol)
+    for p in percentiles:
         target = float(np.percentile(y, p))
         t1 = time.perf_counter()
         search = create_search("lightnas", predictor=pred, target=target, epochs=args.epochs, seed=args.seed,
                                data_resolution=args.resolution)
         res = search.search(data)
         search_s = time.perf_counter() - t1
-        loop, v = correct(config.name, search, res, args.rounds, str(db), args.tolerance, args.correct, True)
+        loop, v = close_loop_on_device(res, plan, pred)
         first = loop["probes"][0]
-        run = {"percentile": p, "target_ms": target, "arch_id": res.arch_id, "predicted_ms": res.predicted,
+        row = {"percentile": p, "target_ms": target, "arch_id": res.arch_id, "predicted_ms": res.predicted,
                "measured_ms": first["measured"], "error": first["error_vs_target"],
                "predictor_error": first["predictor_error"], "search_s": round(search_s, 1),
                "refined": res.refine.get("changed", False),
                "closed_loop": {**loop, "rounds_ms": v["values"], "spread": v["spread"]}}
-        runs.append(run)
-        log(f"p{p}: target {target:.3f} ms, measured {first['measured']:.3f} ms ({100 * run['error']:+.2f}%), "
-            f"predicted {res.predicted:.3f} ({100 * run['predictor_error']:+.2f}% vs measured), search {search_s:.0f} s;"
+        runs.append(row)
+        log(f"p{p}: target {target:.3f} ms, measured {first['measured']:.3f} ms ({100 * row['error']:+.2f}%), "
+            f"predicted {res.predicted:.3f} ({100 * row['predictor_error']:+.2f}% vs measured), search {search_s:.0f} s;"
             f" closed loop {100 * loop['error_vs_target']:+.2f}% after {loop['measurements']} network(s)")
 
     out = {"device": config.name, "space": args.space, "space_config": space.config, "predictor": args.predictor,
-           "n_measured": len(ids), "held_out": held, "data": data[0].name,
+           "quick": args.quick, "n_measured": len(ids), "held_out": held, "data": data[0].name,
            "search_resolution": args.resolution, "epochs": args.epochs,
            "rounds": args.rounds, "runs": runs,
            "closed_loop": {"max_extra": args.correct, "tolerance": args.tolerance},

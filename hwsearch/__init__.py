@@ -1,26 +1,33 @@
-"""Hardware-aware searches: LightNAS (differentiable, hits a latency or energy target) and its parts.
+"""Hardware-aware searches: LightNAS (differentiable, hits a latency or energy target), its parts, and the
+one path from a search's result to a network measured on the device (`hwsearch.pipeline`).
 
 Pick a search by name (`create_search("lightnas", predictor=..., target=...)`) or use the class; the
 parts (single-path supernets, Gumbel sampling, search data without torchvision, the frozen cost model)
-are importable on their own for other searches.
+are importable on their own for other searches. Names are imported on first use (PEP 562), so that the
+registry, the result contract and the CLI's options load without torch.
 """
 
-from hwsearch.correct import Correction, Probe, close_loop
-from hwsearch.cost import (
-    CostModel,
-    LUTCost,
-    Reach,
-    as_cost_model,
-    lut_cost_model,
-    reachable_range,
-    refine_arch,
-)
-from hwsearch.data import ImageFolderDataset, TensorData, digits_proxy, shard_indices, split
-from hwsearch.gumbel import derive_arch, hard_gumbel, tau_schedule
-from hwsearch.lightnas import LightNAS, lambda_step
-from hwsearch.registry import UnknownSearchError, create_search, list_searches, register_search
-from hwsearch.result import SearchResult, plot_history, target_errors
-from hwsearch.supernet import Supernet, build_supernet
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "hwsearch.correct": ("Correction", "Probe", "close_loop"),
+    "hwsearch.cost": ("CostModel", "LUTCost", "Reach", "as_cost_model", "as_predict_model", "lut_cost_model",
+                      "reachable_range", "refine_arch"),
+    "hwsearch.data": ("ImageFolderDataset", "TensorData", "digits_proxy", "shard_indices", "split"),
+    "hwsearch.gumbel": ("derive_arch", "hard_gumbel"),
+    "hwsearch.schedule": ("tau_schedule",),
+    "hwsearch.lightnas": ("LightNAS", "lambda_step"),
+    "hwsearch.pipeline": ("SearchSetup", "VerifyPlan", "close_loop_on_device", "search_and_verify",
+                          "verify", "verify_result"),
+    "hwsearch.registry": ("UnknownSearchError", "create_search", "list_searches", "register_search",
+                          "search_class"),
+    "hwsearch.result": ("LightNASResult", "SearchContractError", "SearchResult", "plot_history", "target_errors"),
+    "hwsearch.supernet": ("Supernet", "build_supernet"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "Correction",
@@ -28,15 +35,21 @@ __all__ = [
     "ImageFolderDataset",
     "LUTCost",
     "LightNAS",
+    "LightNASResult",
     "Probe",
     "Reach",
+    "SearchContractError",
     "SearchResult",
+    "SearchSetup",
     "Supernet",
     "TensorData",
     "UnknownSearchError",
+    "VerifyPlan",
     "as_cost_model",
+    "as_predict_model",
     "build_supernet",
     "close_loop",
+    "close_loop_on_device",
     "create_search",
     "derive_arch",
     "digits_proxy",
@@ -48,8 +61,25 @@ __all__ = [
     "reachable_range",
     "refine_arch",
     "register_search",
+    "search_and_verify",
+    "search_class",
     "shard_indices",
     "split",
     "target_errors",
     "tau_schedule",
+    "verify",
+    "verify_result",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hwsearch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -4,6 +4,7 @@
 the space it was fitted for. `as_cost_model` takes a fitted TorchPredictor (MLP, GNN, GCN), a saved
 predictor folder, or a CostModel built by hand around any torch module, and freezes a copy: eval mode,
 no parameter requires grad, so the search can push gradients through it to α but never changes it.
+`as_predict_model` also takes the predictors without gradients (FLOPs, LUT, GBDT, meta), for evaluation only.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from hwsearch.result import UNITS
 from spaces import SearchSpace, create_space
+from spaces.errors import UserInputError
 
-UNITS = {"latency": "ms", "energy": "mJ"}
 # Spaces up to this size are enumerated for the reachable range (NB201: 15,625 archs).
 ENUMERATE_MAX = 1 << 16
 _CHUNK = 8192
@@ -111,15 +113,52 @@ def as_cost_model(predictor: Any, metric: str = "latency") -> CostModel:
     return model
 
 
+class PredictModule(nn.Module):
+    """One-hot rows [B, L*K] -> `predictor.predict(arch ids)`: any fitted predictor (FLOPs, LUT, GBDT, meta)
+    as a module, for what only evaluates the cost (the closed loop, the reachable range). No gradient
+    flows through it; a differentiable search needs `as_cost_model`."""
+
+    def __init__(self, predictor: Any) -> None:
+        super().__init__()
+        self.predictor = predictor
+        self.space = create_space(predictor.space, **(predictor.space_config or {}))
+
+    def forward(self, onehot: torch.Tensor) -> torch.Tensor:
+        codes = onehot.detach().reshape(len(onehot), self.space.n_layers, self.space.n_ops).argmax(-1)
+        ids = [self.space.arch_id(tuple(int(k) for k in row)) for row in codes.cpu().tolist()]
+        values = np.asarray(self.predictor.predict(ids), dtype=np.float32) if ids else np.empty(0, np.float32)
+        return torch.as_tensor(values, device=onehot.device)
+
+
+def as_predict_model(predictor: Any, metric: str = "latency") -> CostModel:
+    """A CostModel to evaluate archs with: `as_cost_model` for a differentiable predictor, else any fitted
+    predictor with `predict(arch_ids)` and a space (wrapped in PredictModule)."""
+    if isinstance(predictor, str | Path):
+        from predictors.io import load_predictor
+
+        predictor = load_predictor(predictor)
+    if isinstance(predictor, CostModel) or hasattr(predictor, "torch_model"):
+        return as_cost_model(predictor, metric)
+    if metric not in UNITS:
+        raise ValueError(f"metric must be one of {', '.join(map(repr, UNITS))}, got {metric!r}")
+    if not (callable(getattr(predictor, "predict", None)) and hasattr(predictor, "space")):
+        raise TypeError(f"predictor must be a fitted predictor (predict(arch_ids) and a space), a saved "
+                        f"predictor folder or a hwsearch.CostModel, got {type(predictor).__name__}")
+    devices = (getattr(predictor, "card_", None) or {}).get("devices") or []
+    kind = getattr(predictor, "kind", type(predictor).__name__)
+    return CostModel(PredictModule(predictor), predictor.space, predictor.space_config, metric,
+                     ", ".join(devices) or None, f"{kind} predictor")
+
+
 def check_space(model: CostModel, space: SearchSpace) -> None:
-    """ValueError unless the predictor was fitted for `space` with the same config."""
+    """UserInputError (a ValueError) unless the predictor was fitted for `space` with the same config."""
     try:
         theirs = create_space(model.space, **(model.space_config or {})).config
     except (KeyError, ValueError, TypeError) as e:
-        raise ValueError(f"the predictor's space {model.space!r} with config {model.space_config} does not "
+        raise UserInputError(f"the predictor's space {model.space!r} with config {model.space_config} does not "
                          f"build: {e}") from None
     if model.space != space.name or theirs != space.config:
-        raise ValueError(f"the predictor is for space {model.space!r} {theirs}, but the search is over "
+        raise UserInputError(f"the predictor is for space {model.space!r} {theirs}, but the search is over "
                          f"{space.name!r} {space.config}; fit or load a predictor for the search's space")
 
 

@@ -54,13 +54,14 @@ class TensorData:
 
 
 def digits_proxy(resolution: int, channels: int = 3, seed: int = 0,
-                 w_fraction: float = 0.8) -> tuple[TensorData, TensorData]:
+                 w_fraction: float = 0.8, n: int | None = None) -> tuple[TensorData, TensorData]:
     """(w-split, α-split) of scikit-learn's 1,797 8x8 digits, upsampled to `resolution`, 10 classes.
 
     A stand-in for ImageNet-100 that needs no download, so that a search runs anywhere in seconds; it is
     always named as a proxy, because accuracy trends on 8x8 digits say little about real images. Images
     are bilinearly resized, replicated to `channels`, standardised to zero mean and unit variance, and
-    split with a generator seeded by `seed` (`w_fraction` for w, the rest for α).
+    split with a generator seeded by `seed` (`w_fraction` for w, the rest for α). `n` keeps the first n
+    digits only (a smoke run's size).
     """
     from sklearn.datasets import load_digits
 
@@ -68,13 +69,18 @@ def digits_proxy(resolution: int, channels: int = 3, seed: int = 0,
         raise ValueError(f"digits_proxy: resolution must be a positive int, got {resolution!r}")
     if not 0 < w_fraction < 1:
         raise ValueError(f"digits_proxy: w_fraction must be in (0, 1), got {w_fraction!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+        raise ValueError(f"digits_proxy: n must be an int >= 2 (or None for all 1,797), got {n!r}")
     digits = load_digits()
-    x = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)  # [N, 1, 8, 8] in [0, 1]
+    images, labels = digits.images[:n], digits.target[:n]
+    x = torch.from_numpy(images.astype(np.float32) / 16.0).unsqueeze(1)  # [N, 1, 8, 8] in [0, 1]
     x = torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear",
                                         align_corners=False)
     x = ((x - x.mean()) / x.std()).expand(-1, channels, -1, -1).contiguous()
-    y = torch.from_numpy(digits.target.astype(np.int64))
+    y = torch.from_numpy(labels.astype(np.int64))
     name = f"digits-proxy (sklearn digits, 8x8 upsampled to {resolution}x{resolution})"
+    if n is not None:
+        name += f", first {len(y)}"
     full = TensorData(x, y, name, 10, proxy=True)
     return split(full, w_fraction, seed)
 

@@ -1,4 +1,5 @@
-"""Gumbel-softmax single-path sampling, the temperature schedule and the argmax derivation (pure functions).
+"""Gumbel-softmax single-path sampling and the argmax derivation (pure functions; the temperature schedule
+is in hwsearch.schedule, re-exported here).
 
 LightNAS (thesis eq. 4.7-4.9) draws one path per step: a hard one-hot per layer whose gradient reaches
 the architecture logits α through the straight-through estimator (STE). The noise comes from a caller's
@@ -13,7 +14,10 @@ import numbers
 
 import torch
 
-FBNET_DECAY = math.exp(-0.045)  # FBNet: τ ← τ·exp(-0.045) after every epoch
+from hwsearch.schedule import FBNET_DECAY, tau_schedule
+
+__all__ = ["FBNET_DECAY", "arch_onehot", "derive_arch", "gumbel_noise", "hard_gumbel", "tau_schedule"]
+
 _EPS = 1e-10
 
 
@@ -46,30 +50,6 @@ def hard_gumbel(alpha: torch.Tensor, tau: float, generator: torch.Generator,
     index = soft.detach().argmax(dim=-1, keepdim=True)
     hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
     return hard - soft.detach() + soft
-
-
-def tau_schedule(epoch: int, epochs: int, tau0: float = 5.0, decay: float = FBNET_DECAY,
-                 tau_end: float | None = None) -> float:
-    """τ for a 0-based `epoch` of `epochs`.
-
-    Default: FBNet's exponential decay τ0·decay^epoch (the thesis says its settings follow FBNet; 5.0 ->
-    0.86 after 40 epochs). With `tau_end` the decay is instead geometric from τ0 at the first epoch to
-    `tau_end` at the last, for the thesis' "gradually decays to zero" on a search of any length (e.g.
-    tau_end=0.05: near-hard samples in the last epochs).
-    """
-    if epochs < 1 or not 0 <= epoch < epochs:
-        raise ValueError(f"tau_schedule: need 0 <= epoch < epochs, got epoch={epoch}, epochs={epochs}")
-    if tau0 <= 0:
-        raise ValueError(f"tau_schedule: tau0 must be > 0, got {tau0}")
-    if tau_end is None:
-        if not 0 < decay <= 1:
-            raise ValueError(f"tau_schedule: decay must be in (0, 1], got {decay}")
-        return float(tau0 * decay**epoch)
-    if not 0 < tau_end <= tau0:
-        raise ValueError(f"tau_schedule: tau_end must be in (0, tau0={tau0}], got {tau_end}")
-    if epochs == 1:
-        return float(tau0)
-    return float(tau0 * (tau_end / tau0) ** (epoch / (epochs - 1)))
 
 
 def derive_arch(alpha: torch.Tensor) -> tuple[int, ...]:

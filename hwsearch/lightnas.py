@@ -30,24 +30,20 @@ Choices the thesis leaves open, decided here:
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
-import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-import torch.nn.functional as F
-
-from hwsearch.cost import UNITS, as_cost_model, check_space, reachable_range, refine_arch
-from hwsearch.data import batches, shard_indices, split
-from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, finish, init_distributed
-from hwsearch.gumbel import FBNET_DECAY, arch_onehot, derive_arch, hard_gumbel, tau_schedule
 from hwsearch.registry import register_search
-from hwsearch.result import SearchResult
-from hwsearch.supernet import build_supernet
+from hwsearch.result import UNITS, LightNASResult
+from hwsearch.schedule import FBNET_DECAY
 from predictors.base import Constraint, InvalidParameterError, Params
 from predictors.common import float_above, int_at_least, one_of
-from spaces import SearchSpace, create_space
+from spaces.errors import UserInputError
+
+if TYPE_CHECKING:
+    from hwsearch.pipeline import SearchSetup
 
 THESIS_LAMBDA_LR = 5e-4
 # Defaults for short (CPU, few-epoch) searches, chosen on toy runs: a real MLP predictor (128-64, fitted on
@@ -91,6 +87,7 @@ class LightNAS(Params):
     """
 
     name: ClassVar[str] = "lightnas"
+    summary: ClassVar[str] = "one-shot differentiable search to a latency or energy target"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "space": _optional((lambda v: isinstance(v, str) and bool(v), "a registered space name")),
         "space_config": ((lambda v: v is None or isinstance(v, dict)), "None or a dict"),
@@ -179,8 +176,11 @@ class LightNAS(Params):
         if self._warmup() >= self.epochs:
             raise InvalidParameterError(f"warmup_epochs ({self._warmup()}) must be < epochs ({self.epochs}): "
                                         "no epoch would update α")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InvalidParameterError(f"device {self.device!r} asked for, but torch sees no CUDA device")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise InvalidParameterError(f"device {self.device!r} asked for, but torch sees no CUDA device")
 
     def _warmup(self) -> int:
         """α is frozen for this many epochs: the thesis' 10 of 90, scaled (round(epochs/9)) by default."""
@@ -188,7 +188,7 @@ class LightNAS(Params):
 
     # --- the search --------------------------------------------------------------------------------------
 
-    def search(self, train_data: Any, val_data: Any = None) -> SearchResult:
+    def search(self, train_data: Any, val_data: Any = None) -> LightNASResult:
         """`fit` and return its result."""
         return self.fit(train_data, val_data).result_
 
@@ -199,213 +199,46 @@ class LightNAS(Params):
         self._validate()
         for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, key)
-        ctx = init_distributed(self.device)
-        try:
-            self._fit(train_data, val_data, ctx)
-        finally:
-            finish(ctx)
+        from hwsearch.lightnas_engine import run_search  # torch: only when a search runs
+
+        run_search(self, train_data, val_data)
         return self
-
-    def _setup(self, ctx: DistContext) -> tuple[SearchSpace, torch.device, Any]:
-        cost = as_cost_model(self.predictor, self.metric)
-        space_name = self.space or cost.space
-        config = self.space_config if self.space is not None else (cost.space_config or {})
-        try:
-            space = create_space(space_name, **(config or {}))
-        except (KeyError, ValueError, TypeError) as e:
-            raise InvalidParameterError(f"LightNAS: space {space_name!r} with config {config} does not "
-                                        f"build: {e}") from None
-        check_space(cost, space)
-        per_rank = self.device == "cuda" and ctx.active
-        device = torch.device(f"cuda:{ctx.local_rank}" if per_rank else self.device)
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        return space, device, cost.to(device)
-
-    def _fit(self, train_data: Any, val_data: Any, ctx: DistContext) -> None:
-        start = time.perf_counter()
-        space, device, cost = self._setup(ctx)
-        target, unit = float(self.target), cost.unit
-        reach = reachable_range(cost, space, self.reach_samples, self.seed, device)
-        if not reach.lo <= target <= reach.hi:
-            raise ValueError(f"target {target:g} {unit} outside what the space can reach on this device per "
-                             f"the predictor: [{reach.lo:.4g}, {reach.hi:.4g}] {unit}")
-        if val_data is None and isinstance(train_data, tuple | list) and len(train_data) == 2:
-            train_data, val_data = train_data  # a (w-split, α-split) pair, as digits_proxy returns
-        elif val_data is None:
-            train_data, val_data = split(train_data, 0.8, self.seed)
-        for which, data in (("train_data", train_data), ("val_data", val_data)):
-            _check_data(data, space, which, self.data_resolution)
-
-        run = _Run(self, space, cost, device, ctx, len(train_data))
-        warmup = self._warmup()
-        bar = _progress(self.progress and ctx.main, self.epochs)
-        for epoch in range(self.epochs):
-            tau = tau_schedule(epoch, self.epochs, self.tau0, self.tau_decay, self.tau_end)
-            w_loss, n_w = run.w_epoch(train_data, epoch, tau)
-            n_alpha = run.alpha_epoch(val_data, epoch, tau) if epoch >= warmup else 0
-            derived = derive_arch(run.alpha)
-            run.epochs_log.append({"epoch": epoch, "tau": tau, "w_loss": w_loss, "w_steps": n_w,
-                                   "alpha_steps": n_alpha, "lambda": float(run.lam),
-                                   "arch_argmax": list(derived), "predicted_argmax": run.predicted(derived)})
-            if bar is not None:
-                bar.advance(run.epochs_log[-1])
-        if bar is not None:
-            bar.close()
-
-        derived = derive_arch(run.alpha)
-        derived_pred = run.predicted(derived)
-        arch, refine_info = derived, {"enabled": False, "changed": False}
-        if self.refine:
-            arch, refine_info = refine_arch(derived, run.alpha, cost, space, target, self.refine_tolerance,
-                                            device)
-        self.alpha_ = run.alpha.detach().cpu()
-        self.arch_, self.lambda_, self.supernet_, self.reach_ = arch, float(run.lam), run.net, reach
-        self.cost_model_, self.rank_ = cost, ctx.rank
-        self.result_ = SearchResult(
-            search=self.name, space=space.name, space_config=space.config, arch=list(arch),
-            arch_id=space.arch_id(arch), target=target, metric=self.metric, unit=unit,
-            predicted=run.predicted(arch), reachable=reach.to_dict(), lambda_history=run.lambda_history,
-            log=run.log, epochs_log=run.epochs_log,
-            data={"name": getattr(train_data, "name", type(train_data).__name__),
-                  "alpha_split": getattr(val_data, "name", type(val_data).__name__),
-                  "proxy": bool(getattr(train_data, "proxy", False)),
-                  "n_w": len(train_data), "n_alpha": len(val_data),
-                  "resolution": self.data_resolution or space.input_shape(1)[-1]},
-            epochs=self.epochs, warmup_epochs=warmup, wall_s=time.perf_counter() - start, seed=self.seed,
-            refine=refine_info, derived_arch=list(derived), derived_arch_id=space.arch_id(derived),
-            derived_predicted=derived_pred, alpha=self.alpha_.tolist(), params=self._json_params(),
-            predictor={"space": cost.space, "space_config": cost.space_config, "source": cost.source,
-                       "device": cost.device_name},
-            world_size=ctx.world)
 
     def _json_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.get_params().items() if k != "predictor"}
 
+    # --- `edgeprof search lightnas` (the common options and verification are hwsearch.pipeline's) ---------
 
-class _Run:
-    """The state of one search (supernet, α, λ, optimisers, logs) and its two kinds of epoch."""
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """LightNAS's own options: the data the supernet trains on and the search's length."""
+        data = parser.add_mutually_exclusive_group()
+        data.add_argument("--data", help="ImageFolder-style directory (one sub-folder of images per class)")
+        data.add_argument("--proxy", choices=["digits"], help="built-in proxy task (default: digits)")
+        parser.add_argument("--epochs", type=int, default=10, help="supernet epochs (default 10)")
+        parser.add_argument("--resolution", type=int, default=None,
+                            help="train the supernet on images of this side (a lower-resolution proxy; default: "
+                                 "the space's). The predictor still judges the space's own networks.")
+        parser.add_argument("--batch-size", type=int, default=64)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--no-refine", action="store_true", help="keep the argmax architecture as it is")
 
-    def __init__(self, p: LightNAS, space: SearchSpace, cost: Any, device: torch.device, ctx: DistContext,
-                 n_train: int) -> None:
-        self.p, self.space, self.cost, self.device, self.ctx = p, space, cost, device, ctx
-        self.target = float(p.target)
-        self.net = build_supernet(space, p.seed).to(device)
-        self.model: torch.nn.Module = self.net
-        if ctx.active:
-            self.model = torch.nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=True)  # the ops off this step's path are unused
-        self.alpha = torch.zeros(space.n_layers, space.n_ops, device=device, requires_grad=True)
-        self.w_opt = torch.optim.SGD(self.net.parameters(), lr=p.w_lr, momentum=p.w_momentum,
-                                     weight_decay=p.w_weight_decay)
-        w_steps = math.ceil(-(-n_train // ctx.world) / p.batch_size)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, T_max=p.epochs * w_steps,
-                                                                eta_min=0.0)
-        self.a_opt = torch.optim.Adam([self.alpha], lr=p.alpha_lr, weight_decay=p.alpha_weight_decay)
-        self.gen = torch.Generator().manual_seed(p.seed)  # Gumbel noise: the same paths on every rank
-        self.lam = torch.tensor([float(p.lambda_init)], dtype=torch.float64, device=device)
-        self.lambda_history = [float(self.lam)]
-        self.log: list[dict[str, Any]] = []
-        self.epochs_log: list[dict[str, Any]] = []
+    @classmethod
+    def run_from_args(cls, args: argparse.Namespace, setup: SearchSetup) -> LightNASResult:
+        """The search the options describe, on `--data` or the digits proxy, run to its result."""
+        from hwsearch.data import ImageFolderDataset, digits_proxy
 
-    def predicted(self, arch: tuple[int, ...]) -> float:
-        with torch.no_grad():
-            return float(self.cost(arch_onehot(arch, self.space.n_ops, self.alpha).reshape(1, -1))[0])
-
-    def w_epoch(self, data: Any, epoch: int, tau: float) -> tuple[float, int]:
-        """One pass over this rank's shard of the w-split, one sampled path per batch; (mean CE, steps)."""
-        p, ctx = self.p, self.ctx
-        self.net.train()
-        total, steps = 0.0, 0
-        for x, y in batches(data, shard_indices(len(data), ctx.rank, ctx.world, p.seed, epoch), p.batch_size):
-            paths = hard_gumbel(self.alpha.detach(), tau, self.gen, p.literal_gumbel)
-            loss = F.cross_entropy(self.model(x.to(self.device), paths), y.to(self.device))
-            self.w_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.w_opt.step()
-            self.sched.step()
-            total, steps = total + loss.item(), steps + 1
-        return total / max(steps, 1), steps
-
-    def alpha_epoch(self, data: Any, epoch: int, tau: float) -> int:
-        """One pass of α-steps over this rank's shard of the α-split, λ ascending after each; the steps."""
-        p, ctx, target = self.p, self.ctx, self.target
-        index = shard_indices(len(data), ctx.rank, ctx.world, p.seed + 1, epoch)
-        steps = 0
-        for x, y in batches(data, index, p.batch_size):
-            paths = hard_gumbel(self.alpha, tau, self.gen, p.literal_gumbel)
-            # The bare supernet, not DDP: w is not stepped here, only α's gradient is wanted.
-            ce = F.cross_entropy(self.net(x.to(self.device), paths), y.to(self.device))
-            pred_sample = self.cost(paths.reshape(1, -1))[0]
-            derived = derive_arch(self.alpha)
-            pred_argmax = self.predicted(derived)
-            lam, sample = float(self.lam), pred_sample.item()
-            weight = lam + p.lambda_damping * (pred_argmax / target - 1.0)  # λ plus the damping term
-            (grad,) = torch.autograd.grad(ce + weight * (pred_sample / target - 1.0), self.alpha)
-            stats = all_reduce_mean_(torch.cat([grad.reshape(-1), ce.detach().reshape(1)]), ctx)
-            self.a_opt.zero_grad(set_to_none=True)
-            self.alpha.grad = stats[:-1].reshape_as(self.alpha).clone()
-            self.a_opt.step()
-            lat = pred_argmax if p.lambda_path == "argmax" else sample
-            self.lam.fill_(lambda_step(lam, lat, target, p.lambda_lr))
-            self.lambda_history.append(float(self.lam))
-            ce_mean = float(stats[-1])
-            self.log.append({"step": len(self.log) + 1, "epoch": epoch, "tau": tau, "lambda": lam,
-                             "cost_weight": weight, "predicted_sample": sample,
-                             "predicted_argmax": pred_argmax, "ce": ce_mean,
-                             "loss": ce_mean + weight * (sample / target - 1.0), "arch_argmax": list(derived)})
-            steps += 1
-        broadcast_(self.alpha.data, ctx)  # guards against any drift; the ranks already agree
-        broadcast_(self.lam, ctx)
-        return steps
-
-
-def _check_data(data: Any, space: SearchSpace, which: str, resolution: int | None = None) -> None:
-    """Refuse data the supernet cannot take, naming what differs, before any training starts.
-
-    `resolution`: the supernet trains on images of this side instead of the space's (a lower-resolution
-    proxy that keeps a CPU search to minutes; the networks end in global pooling, so any side works, and
-    the cost is still predicted for the space's own resolution).
-    """
-    try:
-        n = len(data)
-    except TypeError:
-        raise TypeError(f"{which} must be a dataset (len and [i] -> (image, label)), got "
-                        f"{type(data).__name__}") from None
-    if n == 0:
-        raise ValueError(f"{which} is empty")
-    image, _ = data[0]
-    expected = tuple(space.input_shape(1)[1:])
-    if resolution is not None:
-        expected = (expected[0], resolution, resolution)
-    if tuple(image.shape) != expected:
-        raise ValueError(f"{which} images are {tuple(image.shape)} but the supernet of space {space.name!r} "
-                         f"takes {expected}; load the data at resolution {expected[-1]}")
-    classes = getattr(data, "num_classes", None)
-    space_classes = getattr(space, "num_classes", None)
-    if classes is not None and space_classes is not None and classes > space_classes:
-        raise ValueError(f"{which} has {classes} classes but space {space.name!r} is configured for "
-                         f"{space_classes} (num_classes in the space config)")
-
-
-class _Progress:
-    """A rich progress bar over epochs, on the main rank only."""
-
-    def __init__(self, epochs: int) -> None:
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=False)
-        self.bar.start()
-        self.task = self.bar.add_task("LightNAS", total=epochs)
-
-    def advance(self, row: dict[str, Any]) -> None:
-        self.bar.update(self.task, advance=1, description=f"LightNAS λ={row['lambda']:+.3f} "
-                        f"pred={row['predicted_argmax']:.3g}")
-
-    def close(self) -> None:
-        self.bar.stop()
-
-
-def _progress(enabled: bool, epochs: int) -> _Progress | None:
-    return _Progress(epochs) if enabled else None
+        if args.epochs < 2:
+            raise UserInputError(f"--epochs must be at least 2 (α is updated after the warm-up epochs), "
+                                 f"got {args.epochs}")
+        search = cls(predictor=setup.predictor, target=setup.target, metric=setup.metric, epochs=args.epochs,
+                     batch_size=args.batch_size, seed=args.seed, refine=not args.no_refine,
+                     progress=setup.progress, data_resolution=args.resolution)
+        try:
+            search._validate()
+        except InvalidParameterError as e:
+            raise UserInputError(f"lightnas: {e}") from None
+        resolution = args.resolution or setup.space.input_shape()[-1]
+        data = (ImageFolderDataset(args.data, resolution) if args.data
+                else digits_proxy(resolution=resolution, seed=args.seed))
+        return search.search(data)

@@ -1,12 +1,17 @@
-"""What a search hands back: the arch, what the predictor says of it, and the trajectory that led there.
+"""What a search hands back (the contract every registered search meets), and LightNAS's richer result.
 
-`to_dict()` is plain JSON (the CLI's `--json` and the saved result), `plot_history` draws λ and the
-predicted cost against the target over the α-steps (thesis Figure 4.12).
+`SearchResult` is the contract: an architecture of a space (op indices and the space's arch id), the target
+and what the search's predictor says of the architecture. Whatever returns one can be verified on a device and
+have its loop closed by `hwsearch.pipeline`, from Python or from `edgeprof search NAME` (docs/contracts.md).
+A search adds its own fields in a subclass (`LightNASResult`: λ history, α, refine); `to_dict()` is plain JSON
+(the CLI's `--json` and the saved result) and `plot(path)` draws what the search has to show, if anything.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,11 +21,21 @@ import numpy as np
 
 FORMAT = "edgeprof.search-result"
 FORMAT_VERSION = 1
+UNITS = {"latency": "ms", "energy": "mJ"}
+
+
+class SearchContractError(RuntimeError):
+    """A search returned something that is not a SearchResult of its space (a bug in the search)."""
 
 
 @dataclass
 class SearchResult:
-    """One search's outcome. `predicted` is in `unit` (ms for latency, mJ for energy), per the predictor."""
+    """One search's outcome: `arch` (op indices) of space `space`/`space_config`, its `arch_id`, the `target`
+    and the `predicted` cost of `arch`, both in `unit` (ms for latency, mJ for energy).
+
+    `alpha` (optional, [layers][ops] logits): how much the search prefers each op of each layer; the closed
+    loop measures the most preferred of equally good candidates first. `params` and `predictor` record how
+    the search was set up (JSON)."""
 
     search: str
     space: str
@@ -31,23 +46,10 @@ class SearchResult:
     metric: str
     unit: str
     predicted: float
-    reachable: dict[str, Any]
-    lambda_history: list[float]
-    log: list[dict[str, Any]]
-    epochs_log: list[dict[str, Any]]
-    data: dict[str, Any]
-    epochs: int
-    warmup_epochs: int
-    wall_s: float
-    seed: int
-    refine: dict[str, Any]
-    derived_arch: list[int]
-    derived_arch_id: str
-    derived_predicted: float
-    alpha: list[list[float]]
+    alpha: list[list[float]] | None = None
+    wall_s: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     predictor: dict[str, Any] = field(default_factory=dict)
-    world_size: int = 1
 
     @property
     def relative_error(self) -> float:
@@ -67,6 +69,52 @@ class SearchResult:
         path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         return path
 
+    def plot(self, path: str | Path) -> Path | None:
+        """A PNG of the search's trajectory at `path`, or None when the search has none to show."""
+        return None
+
+    def check(self) -> None:
+        """ValueError naming the field when the result breaks the contract (what verification relies on)."""
+        from spaces import create_space
+
+        who = f"search {self.search!r} returned"
+        if self.metric not in UNITS or self.unit != UNITS[self.metric]:
+            raise ValueError(f"{who} metric {self.metric!r} in {self.unit!r}; expected one of "
+                             f"{', '.join(f'{m} in {u}' for m, u in UNITS.items())}")
+        for name in ("target", "predicted"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                    and value > 0):
+                raise ValueError(f"{who} {name}={value!r}: expected a positive number of {self.unit}")
+        space = create_space(self.space, **(self.space_config or {}))
+        arch = space.validate(self.arch)
+        if space.arch_id(arch) != self.arch_id:
+            raise ValueError(f"{who} arch_id {self.arch_id!r}, but its arch {list(self.arch)} is "
+                             f"{space.arch_id(arch)!r} in space {self.space!r}")
+
+
+@dataclass(kw_only=True)
+class LightNASResult(SearchResult):
+    """LightNAS's result: the contract plus its trajectory (λ and the predicted cost per α-step, per epoch),
+    the reachable range, the argmax arch before refine, the data it trained on."""
+
+    reachable: dict[str, Any]
+    lambda_history: list[float]
+    log: list[dict[str, Any]]
+    epochs_log: list[dict[str, Any]]
+    data: dict[str, Any]
+    epochs: int
+    warmup_epochs: int
+    seed: int
+    refine: dict[str, Any]
+    derived_arch: list[int]
+    derived_arch_id: str
+    derived_predicted: float
+    world_size: int = 1
+
+    def plot(self, path: str | Path) -> Path:
+        return plot_history(self, path)
+
 
 def target_errors(errors: Sequence[float], each: float = 0.05, mean: float | None = None) -> dict[str, Any]:
     """How signed relative errors (measured / target - 1) stand against a target: max and mean |error|,
@@ -79,9 +127,9 @@ def target_errors(errors: Sequence[float], each: float = 0.05, mean: float | Non
             "within": int((e <= each).sum()), "target_met": met}
 
 
-def plot_history(result: SearchResult | dict[str, Any], path: str | Path) -> Path:
+def plot_history(result: LightNASResult | dict[str, Any], path: str | Path) -> Path:
     """A PNG over the α-steps: λ and the cost term's weight (top), the predicted cost of the argmax and
-    the sampled paths with the target line (bottom)."""
+    the sampled paths with the target line (bottom) (thesis Figure 4.12)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -401,3 +401,35 @@ class Store:
         return {"devices": q("SELECT COUNT(*) FROM devices").fetchone()[0],
                 "models": q("SELECT COUNT(*) FROM models").fetchone()[0],
                 "measurements": q("SELECT COUNT(*) FROM measurements").fetchone()[0]}
+
+    # --- what a search's verification reads back ---------------------------------------------------------
+
+    def job_costs(self, job_id: str, quantity: str = "latency") -> list[float | None]:
+        """The ok measurements of one job, in task order: median latency (ms) or net energy per inference (mJ;
+        None where the device has no meter)."""
+        column = _cost_column(quantity)
+        return [None if r[0] is None else float(r[0]) for r in self.db.execute(
+            f"SELECT {column} FROM measurements WHERE job_id = ? AND status = 'ok' ORDER BY id", (job_id,))]
+
+    def arch_costs(self, device: str, space: str, space_config: dict[str, Any], backend: str, precision: str,
+                   batch: int, quantity: str = "latency") -> dict[str, float]:
+        """Arch id -> the median over its ok measurements of `space` (with exactly this config) on `device`
+        under one setting: what the dataset already knows about networks a search may pick."""
+        column = _cost_column(quantity)
+        rows = self.db.execute(
+            f"SELECT m.arch_id, x.{column} FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
+            f"WHERE x.device = ? AND m.space = ? AND m.space_config = ? AND x.backend = ? AND x.precision = ? "
+            f"AND x.batch = ? AND x.status = 'ok' AND x.{column} IS NOT NULL ORDER BY x.id",
+            (device, space, json.dumps(space_config, sort_keys=True), backend, precision, int(batch)))
+        by_arch: dict[str, list[float]] = {}
+        for arch_id, value in rows:
+            by_arch.setdefault(arch_id, []).append(float(value))
+        return {a: float(np.median(v)) for a, v in by_arch.items()}
+
+
+def _cost_column(quantity: str) -> str:
+    """The measurements column of a quantity: median_ms (latency) or energy_mj (energy)."""
+    columns = {"latency": "median_ms", "energy": "energy_mj"}
+    if quantity not in columns:
+        raise ValueError(f"quantity must be 'latency' or 'energy', got {quantity!r}")
+    return columns[quantity]

@@ -1,9 +1,12 @@
-"""The main job on this machine: profile NB201 and small-MBConv networks on the local CPU, then train
-latency predictors (MLP and GNN) on those measurements and print their held-out metrics.
+"""The whole loop on this machine: profile NB201 and small-MBConv networks, train latency predictors, search.
 
-Measurements go through the agent exactly as on a board (job bundle, fresh process per model), into the
-dataset; the summary at the end says where the database is. The predictors are saved beside it (under
-`--predictors`), ready for `edgeprof evaluate`, `predict` and the searches.
+1. Measure `--plan` networks per space on `--device` (default local-cpu) through the agent, exactly as on a
+   board (job bundle, fresh process per model), into the dataset (resumable: only missing ones).
+2. Train an MLP and a GNN per space on a random 80% of them and print their metrics on the other 20%; the
+   predictors are saved under `--predictors`, ready for `edgeprof evaluate`, `predict` and `search`.
+3. When small-MBConv networks were measured: LightNAS (driven by the GNN) to their measured median, the
+   found network measured in 5 agent jobs, and the loop closed (up to 2 more networks, 3% tolerance), as
+   `edgeprof search lightnas --verify --correct 2` does (`--no-search` skips it).
 """
 
 from __future__ import annotations
@@ -91,9 +94,11 @@ def run(args: argparse.Namespace) -> int:
 def search_and_verify(device: str, predictor: str, target_ms: float, args: argparse.Namespace) -> dict[str, Any]:
     """LightNAS to `target_ms` with the given predictor of the searched space, then the found network measured on the
     device in VERIFY_ROUNDS agent jobs: the closed loop of measure -> predict -> search -> measure. A miss by
-    more than CORRECT_TOLERANCE measures up to CORRECT_EXTRA neighbours (search --correct)."""
-    from edgeprof.commands.search import adopt_closed_loop, correct
-    from hwsearch import create_search, digits_proxy, plot_history
+    more than CORRECT_TOLERANCE measures up to CORRECT_EXTRA neighbours (search --correct; hwsearch.pipeline)."""
+    from rich.markup import escape
+
+    from hwsearch import create_search, digits_proxy
+    from hwsearch.pipeline import VerifyPlan, verify_result, write_result
     from predictors.io import load_predictor
 
     pred = load_predictor(predictor)
@@ -102,23 +107,22 @@ def search_and_verify(device: str, predictor: str, target_ms: float, args: argpa
     search = create_search("lightnas", predictor=pred, target=target_ms, epochs=SEARCH_EPOCHS, seed=args.seed,
                            data_resolution=SEARCH_RESOLUTION, progress=not args.json)
     result = search.search(digits_proxy(resolution=SEARCH_RESOLUTION, seed=args.seed))
-    res = result.to_dict()
-    loop, v = correct(device, search, result, VERIFY_ROUNDS, args.db, CORRECT_TOLERANCE, CORRECT_EXTRA, args.json)
-    res["device"], res["verify"] = device, v
-    adopt_closed_loop(res, loop, pred.space_obj())
-    folder = Path(args.predictors)
-    (folder / "lightnas-result.json").write_text(json.dumps(res, indent=2, allow_nan=False) + "\n")
-    png = plot_history(res, folder / "lightnas-result.png")
+    plan = VerifyPlan(device, args.db, rounds=VERIFY_ROUNDS, correct=CORRECT_EXTRA, tolerance=CORRECT_TOLERANCE)
+    res = verify_result(result, plan, pred, log=(lambda _: None) if args.json else (lambda t: err.print(escape(t))),
+                        progress=lambda: session_progress(args.json))
+    res["device"] = device
+    path, png = write_result(result, res, Path(args.predictors) / "lightnas-result.json")
+    v, loop = res["verify"], res["closed_loop"]
     if not args.json:
-        err.print(f"found [bold]{res['arch_id']}[/]: predicted {res['predicted']:.3f} ms, measured "
+        err.print(f"found [bold]{escape(res['arch_id'])}[/]: predicted {res['predicted']:.3f} ms, measured "
                   f"{v['median']:.3f} ms (median of {v['rounds']} rounds) for a target of {target_ms:.3f} ms: "
                   f"[bold]{100 * v['error_vs_target']:+.1f}%[/] ({res['data']['name']}; search "
                   f"{res['wall_s']:.0f} s; {loop['measurements']} network(s) measured: {loop['stopped']}); "
-                  f"{folder / 'lightnas-result.json'}, {png}")
+                  f"{path}, {png}")
     return {"target_ms": target_ms, "arch_id": res["arch_id"], "predicted_ms": res["predicted"],
             "measured_ms": v["median"], "rounds_ms": v["values"], "error_vs_target": v["error_vs_target"],
             "predictor_error": v["predictor_error"], "search_s": round(res["wall_s"], 1),
-            "data": res["data"]["name"], "result": str(folder / "lightnas-result.json"),
+            "data": res["data"]["name"], "result": str(path),
             "closed_loop": {k: loop[k] for k in ("measurements", "met", "stopped", "tolerance")},
             "searched_arch_id": res.get("searched_arch_id", res["arch_id"])}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,18 +36,32 @@ def top_level_part(name: str) -> str:
     return head.split(".")[0] if "/" not in first else head
 
 
-def lazy_names(owner: str, source: str, names: Iterable[str]) -> Callable[[str], object]:
-    """A module `__getattr__` (PEP 562) that imports `source` on the first use of one of `names`.
+def lazy_module(source: str) -> Callable[[], ModuleType]:
+    """The module `source`, imported on the first call and then kept, as a top-level import would keep it.
 
     The built-in spaces keep their torch modules in `<space>_net.py`, so ids, encodings and sampling import
-    without torch (data import and summaries, hosts without a torch wheel); `from spaces.nb201 import Cell`
-    still works and loads torch then.
+    without torch (data import and summaries, hosts without a torch wheel). Keeping the first module means
+    a later swap of sys.modules (the agent imports a model's own copy of `spaces` from a zip) does not mix
+    two copies' classes into one network.
     """
+    module: list[ModuleType] = []
+
+    def load() -> ModuleType:
+        if not module:
+            module.append(importlib.import_module(source))
+        return module[0]
+
+    return load
+
+
+def lazy_names(owner: str, load: Callable[[], ModuleType], names: Iterable[str]) -> Callable[[str], object]:
+    """A module `__getattr__` (PEP 562) giving `names` from `load()`'s module: `from spaces.nb201 import
+    Cell` keeps working and loads torch then."""
     wanted = frozenset(names)
 
     def __getattr__(name: str) -> object:
         if name in wanted:
-            return getattr(importlib.import_module(source), name)
+            return getattr(load(), name)
         raise AttributeError(f"module {owner!r} has no attribute {name!r}")
 
     return __getattr__

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_names
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_module, lazy_names
 from spaces.errors import UserInputError
 from spaces.registry import register_space
 
@@ -76,7 +76,8 @@ def layer_plan() -> list[tuple[int, int, int]]:
 
 
 # The network's modules (spaces/fbnet_net.py) load with torch on first use.
-__getattr__ = lazy_names(__name__, "spaces.fbnet_net",
+_net = lazy_module("spaces.fbnet_net")
+__getattr__ = lazy_names(__name__, _net,
                          ("conv_bn", "ChannelShuffle", "FBNetBlock", "make_layer", "FBNetNetwork"))
 
 
@@ -127,9 +128,7 @@ class FBNetSpace(SearchSpace):
         return f"L{i:02d}:{OPS[arch[i]]}" if full else f"L{i:02d}"
 
     def _make_module(self, arch: Arch) -> nn.Module:
-        from spaces.fbnet_net import FBNetNetwork
-
-        return FBNetNetwork(arch, self.num_classes)
+        return _net().FBNetNetwork(arch, self.num_classes)
 
 
 @register_space("fbnet")

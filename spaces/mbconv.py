@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spaces.base import Arch, SearchSpace, check_int, lazy_names
+from spaces.base import Arch, SearchSpace, check_int, lazy_module, lazy_names
 from spaces.errors import UserInputError
 from spaces.registry import register_space
 
@@ -71,7 +71,8 @@ def layer_plan(width_mult: float, stage_repeats: Sequence[int]) -> list[tuple[in
 
 
 # The network's modules (spaces/mbconv_net.py) load with torch on first use.
-__getattr__ = lazy_names(__name__, "spaces.mbconv_net", ("conv_bn", "MBConv", "make_layer", "mbconv_network"))
+_net = lazy_module("spaces.mbconv_net")
+__getattr__ = lazy_names(__name__, _net, ("conv_bn", "MBConv", "make_layer", "mbconv_network"))
 
 
 class MBConvSpace(SearchSpace):
@@ -146,9 +147,7 @@ class MBConvSpace(SearchSpace):
             i, part)
 
     def _make_module(self, arch: Arch) -> nn.Module:
-        from spaces.mbconv_net import mbconv_network
-
-        return mbconv_network(arch, self._plan, self.width_mult, self.num_classes)
+        return _net().mbconv_network(arch, self._plan, self.width_mult, self.num_classes)
 
 
 @register_space("mbconv")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_names
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_module, lazy_names
 from spaces.errors import UserInputError
 from spaces.registry import register_space
 
@@ -66,7 +66,8 @@ def _graph_adjacency() -> np.ndarray:
 
 _ADJACENCY = _graph_adjacency()
 # The network's modules (spaces/nb201_net.py) load with torch on first use.
-__getattr__ = lazy_names(__name__, "spaces.nb201_net",
+_net = lazy_module("spaces.nb201_net")
+__getattr__ = lazy_names(__name__, _net,
                          ("ReLUConvBN", "_make_op", "Cell", "ResidualReduction", "macro_layout", "NB201Network"))
 
 
@@ -169,9 +170,7 @@ class NB201Space(SearchSpace):
         return f"reduction{stage + 1}" if k == 0 else f"cell{stage + 1}.{k - 1}"
 
     def _make_module(self, arch: Arch) -> nn.Module:
-        from spaces.nb201_net import NB201Network
-
-        return NB201Network(arch, self.C, self.N, self.num_classes)
+        return _net().NB201Network(arch, self.C, self.N, self.num_classes)
 
 
 @register_space("nb201")

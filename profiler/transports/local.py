@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agents.start import START_RECORD
 from profiler.config import DeviceConfig
 from profiler.transports.base import (
     Transport,
@@ -91,6 +92,9 @@ class LocalTransport(Transport):
         if job_id in self._procs:
             return
         d = self.root / job_dir(job_id)
+        if (d / START_RECORD).exists():
+            raise TransportError(f"{self.config.name}: job {job_id} was already started by another host process "
+                                 f"({d / START_RECORD})")
         env = dict(os.environ, PYTHONPATH=str(self.agent_dir))
         try:
             with open(d / "agent.log", "ab") as log:  # the child keeps its own descriptor

@@ -17,6 +17,8 @@ import pytest
 from profiler.config import load_config
 from profiler.session import profile
 from profiler.store import Store
+from profiler.transports import TransportError
+from profiler.transports.local import LocalTransport
 from spaces import create_space, export_onnx
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,6 +176,27 @@ def test_corrupt_model_on_board_is_an_error_line_and_the_rest_is_measured(fast_c
         assert rep.errors[0]["type"] and rep.errors[0]["message"]
         assert store.measured_archs("fast-cpu", "nb201", "onnxruntime", "fp32", 1) == {
             space.arch_id(archs[0]), space.arch_id(archs[2])}
+
+
+def test_a_job_is_started_once(fast_cpu_config: Path, tmp_path: Path) -> None:
+    """A second start of a job, by the host or by hand, is refused and leaves the job folder as it was."""
+    config = load_config(fast_cpu_config)
+    with Store(tmp_path / "x.db") as store:
+        assert profile(config, create_space("nb201"), n=1, seed=5, batch=1, store=store).ok == 1
+    (job,) = (tmp_path / "work" / "jobs").iterdir()
+    before = {p.name: p.read_bytes() for p in job.iterdir()}
+    token = json.loads(before["runner.json"])["token"]
+    with LocalTransport(config) as t:
+        t.prepare()
+        with pytest.raises(TransportError, match="already started by another host process"):
+            t.start(job.name)
+    agent = t.agent_dir
+    assert agent is not None
+    r = subprocess.run([sys.executable, "-m", "agents", "run", str(job / "job.json"), "--start-token", token, "-q"],
+                       cwd=agent, env=dict(os.environ, PYTHONPATH=str(agent)), capture_output=True, text=True,
+                       check=False, timeout=120)
+    assert r.returncode == 3 and "already started with this start token" in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in job.iterdir()} == before
 
 
 def test_dataset_import_help_then_summary(tmp_path: Path) -> None:

@@ -208,7 +208,7 @@ class SSHTransport(Transport):
         if version[:2] < MIN_PYTHON:
             raise TransportError(f"{self.name}: the agent needs Python >= 3.6; {self.python} on {self.target} "
                                  f"is {'.'.join(map(str, version))} (set connection.python)")
-        digest = agent_hash()
+        digest = agent_hash(self.config.agent.plugins)
         self.agent_dir = self._path(f"agent/{digest}")
         if not self.exists(f"agent/{digest}/.complete"):
             self._retry("uploading the agent", lambda: self._upload_agent(digest))
@@ -220,7 +220,7 @@ class SSHTransport(Transport):
         assert self.sftp is not None
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            for rel, src in agent_files():
+            for rel, src in agent_files(self.config.agent.plugins):
                 tar.add(str(src), arcname=rel)
             info = tarfile.TarInfo(".complete")
             info.size = len(digest)

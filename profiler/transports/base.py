@@ -8,6 +8,7 @@ detached, read new bytes of ``results.jsonl`` from an offset, stop.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -131,3 +132,15 @@ def model_relpath(filename: str) -> str:
 
 def job_dir(job_id: str) -> str:
     return f"jobs/{job_id}"
+
+
+def parse_agent_info(board: str, text: str) -> dict[str, Any]:
+    """The JSON `python -m agents info --json` printed on `board`; garbled output is a TransportError that
+    names the board and shows the start of what came back (a login banner or a crash, usually)."""
+    try:
+        info = json.loads(text)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise TransportError(f"{board}: `python -m agents info --json` printed no JSON object: {text.strip()[:300]!r}")
+    return info

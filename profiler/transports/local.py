@@ -23,6 +23,7 @@ from profiler.transports.base import (
     agent_hash,
     job_dir,
     model_relpath,
+    parse_agent_info,
 )
 
 
@@ -148,7 +149,7 @@ class LocalTransport(Transport):
                            text=True, check=False, timeout=120)
         if r.returncode != 0:
             raise TransportError(f"{self.config.name}: `python -m agents info` failed: {r.stderr.strip()[-500:]}")
-        return json.loads(r.stdout)
+        return parse_agent_info(self.config.name, r.stdout)
 
     def log_tail(self, job_id: str, n_lines: int = 20) -> str:
         try:

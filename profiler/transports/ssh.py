@@ -15,7 +15,6 @@ Security rules kept here:
 from __future__ import annotations
 
 import io
-import json
 import posixpath
 import re
 import secrets
@@ -37,6 +36,7 @@ from profiler.transports.base import (
     agent_hash,
     job_dir,
     model_relpath,
+    parse_agent_info,
 )
 from profiler.transports.ssh_hosts import (
     CONNECT_TIMEOUT_S,
@@ -254,7 +254,7 @@ class SSHTransport(Transport):
                                  "--json"], "asking the agent what the board offers")
         if rc != 0:
             raise TransportError(f"{self.name}: `python -m agents info` failed on {self.target}: {err.strip()[-500:]}")
-        return json.loads(out)
+        return parse_agent_info(f"{self.name} ({self.target})", out)
 
     def missing_models(self, filenames: list[str]) -> list[str]:
         def listing() -> set[str]:

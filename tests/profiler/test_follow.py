@@ -63,3 +63,12 @@ def test_interrupt_inside_ingest_reingests_the_whole_file(tmp_path: Path) -> Non
         # had not moved past it, so the drain after stopping the agent stores it (and line 3), counted once
         assert store.counts()["measurements"] == 3
         assert report.ok == 3
+
+
+def test_garbled_agent_info_names_the_board() -> None:
+    from profiler.transports.base import TransportError, parse_agent_info
+
+    assert parse_agent_info("nano", '{"python": {}}') == {"python": {}}
+    for text in ("Welcome to Ubuntu\n{", "[1, 2]", ""):
+        with pytest.raises(TransportError, match="nano: `python -m agents info --json` printed no JSON object"):
+            parse_agent_info("nano", text)

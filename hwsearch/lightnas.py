@@ -234,10 +234,7 @@ class LightNAS(Params):
         search = cls(predictor=setup.predictor, target=setup.target, metric=setup.metric, epochs=args.epochs,
                      batch_size=args.batch_size, seed=args.seed, refine=not args.no_refine,
                      progress=setup.progress, data_resolution=args.resolution)
-        try:
-            search._validate()
-        except InvalidParameterError as e:
-            raise UserInputError(f"lightnas: {e}") from None
+        search._validate()  # a bad option value is refused before the data loads (InvalidParameterError)
         resolution = args.resolution or setup.space.input_shape()[-1]
         data = (ImageFolderDataset(args.data, resolution) if args.data
                 else digits_proxy(resolution=resolution, seed=args.seed))

@@ -26,6 +26,9 @@ Choices the thesis leaves open, decided here:
   target, takes the most α-probable arch within one layer of it that is within `refine_tolerance`.
 - The energy variant (eq. 4.14) is the same math with an energy predictor: `metric="energy"` only
   changes labels and units (mJ).
+
+This module holds the search's parameters, their checks and its `edgeprof search lightnas` options, and
+imports no torch (the CLI builds its parser from it); the training loop is `hwsearch.lightnas_engine`.
 """
 
 from __future__ import annotations

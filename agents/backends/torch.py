@@ -202,6 +202,10 @@ class TorchBackend(Backend):
             space = spaces.create_space(o["space"], **dict(o["space_config"]))
             return space.build(tuple(int(a) for a in o["arch"]))
         except Exception as exc:  # noqa: BLE001
+            # the zip's copy of `spaces` must not stay imported after a failed build: the next model, or the
+            # host's own `spaces` in the same process, would find it in sys.modules
+            self._space.close()
+            self._space = None
             raise ModelLoadError(
                 "space {!r} (config {}) cannot build arch {}: {}".format(
                     o["space"], o["space_config"], o["arch"], short_error(exc)

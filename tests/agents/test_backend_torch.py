@@ -112,10 +112,16 @@ def test_space_import_failure_explains_the_python_requirement(tmp_path, arch):
 
 
 def test_space_build_errors(space_zip, arch):
+    import sys
+
+    before = {k: v for k, v in sys.modules.items() if k == "spaces" or k.startswith("spaces.")}
     with pytest.raises(ModelLoadError, match="cannot build arch"):
         space_backend([99] * len(arch)).load(space_zip, INPUT)
     with pytest.raises(ModelLoadError, match="cannot build arch"):
         TorchBackend({"model_format": "space", "space": "nope", "arch": arch}).load(space_zip, INPUT)
+    # the zip's `spaces` is gone after a failed build: the process's own modules are back, and only they
+    after = {k: v for k, v in sys.modules.items() if k == "spaces" or k.startswith("spaces.")}
+    assert after == before and space_zip not in sys.path
 
 
 def test_torchscript_runs_and_profiles_aten_ops(script_file):

@@ -118,11 +118,13 @@ def draw_support(arch_ids: Sequence[str], y_ms: np.ndarray, refs: Sequence[str],
             others, np.array([table[a] for a in others]))
 
 
-def valid_tasks(tasks: Tasks, refs: Sequence[str], k: int, seed: int) -> dict[str, FewShotTask]:
+def valid_tasks(tasks: Tasks, refs: Sequence[str], k: int, seed: int, query_n: int = 1000
+                ) -> dict[str, FewShotTask]:
     """Held-out devices as few-shot tasks (HELP's meta-valid role): K random non-reference archs to adapt
-    on, the rest to score."""
+    on, `query_n` random others to score (HELP's query size: each validation round adapts and ranks them,
+    and the whole of a 15,625-arch table made validation cost as much as the meta-iterations)."""
     out = {}
     for d, (ids, y) in tasks.items():
         sup, sup_y, reference, query, query_y = draw_support(ids, y, refs, k, seed, f"--valid-devices: {d}")
-        out[d] = FewShotTask(sup, sup_y, query, query_y, reference)
+        out[d] = FewShotTask(sup, sup_y, query[:query_n], query_y[:query_n], reference)  # query: random order
     return out

@@ -22,7 +22,16 @@ from torch import nn
 from predictors.base import InvalidParameterError, check_targets
 from predictors.fewshot import FewShotTask, is_hidden, is_nonneg_int, is_pos_float, is_pos_int, rank_score
 from predictors.hardware_adaptive import HardwareAdaptivePredictor, Tasks
-from predictors.maml import MAML, AdditiveNet, Params, engine_state, load_engine_state, mlp, state_array
+from predictors.maml import (
+    MAML,
+    AdditiveNet,
+    Params,
+    engine_state,
+    load_engine_state,
+    mlp,
+    state_array,
+    torch_threads,
+)
 from predictors.registry import register_predictor
 from spaces.errors import UserInputError
 
@@ -159,6 +168,7 @@ class HelpPredictor(HardwareAdaptivePredictor):
 
     # --- meta-training -----------------------------------------------------------------------------------------
 
+    @torch_threads(1)  # many tiny products: threads cost more than they save
     def meta_fit(self, tasks: Tasks, valid: Mapping[str, FewShotTask] | None = None,
                  on_iter: Callable[[int, int], None] | None = None) -> HelpPredictor:
         """Meta-train across source devices: `tasks[device] = (arch_ids, y_ms)`, reference archs included.

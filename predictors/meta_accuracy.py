@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from predictors.fewshot import FewShotPredictor, is_hidden, is_nonneg_int, is_pos_float, is_pos_int
-from predictors.maml import MAML, engine_state, load_engine_state, mlp, state_array
+from predictors.maml import MAML, engine_state, load_engine_state, mlp, state_array, torch_threads
 from predictors.registry import register_predictor
 
 
@@ -67,6 +67,7 @@ class MetaAccuracyPredictor(FewShotPredictor):
                         inner_steps=self.inner_steps, learn_inner_lr=self.learn_inner_lr,
                         first_order=self.first_order)
 
+    @torch_threads(1)  # many tiny products: threads cost more than they save
     def meta_fit(self, tasks: Mapping[str, tuple[Sequence[str], np.ndarray]]) -> MetaAccuracyPredictor:
         """Meta-train on `tasks[name] = (arch_ids, accuracies)` (one proxy task is enough). Forgets any fit."""
         self._validate_params()

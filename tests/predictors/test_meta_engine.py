@@ -125,3 +125,19 @@ def test_engine_state_round_trip() -> None:
     assert all(torch.allclose(pa[n], pb[n]) for n in pa)
     with pytest.raises(ValueError, match="no array"):
         load_engine_state(b, {k: v for k, v in arrays.items() if not k.startswith("lr.")})
+
+
+def test_torch_threads_sets_and_restores_the_thread_count() -> None:
+    from predictors.maml import torch_threads
+
+    before = torch.get_num_threads()
+    seen = []
+
+    @torch_threads(1)
+    def work() -> None:
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        work()
+    assert seen == [1] and torch.get_num_threads() == before

@@ -146,10 +146,14 @@ def test_default_reference_is_helps_nb201_set() -> None:
     assert HelpPredictor().reference_ids() == REFS
 
 
-def test_meta_fit_leaves_the_global_torch_rng_alone() -> None:
-    state = torch.get_rng_state()
-    HelpPredictor(reference=REFS, **{**TINY, "meta_iters": 3}).meta_fit(tasks())
-    assert torch.equal(state, torch.get_rng_state())
+def test_meta_fit_leaves_the_global_torch_rng_and_threads_alone() -> None:
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        HelpPredictor(reference=REFS, **{**TINY, "meta_iters": 3}).meta_fit(tasks())
+        assert torch.equal(state, torch.get_rng_state()) and torch.get_num_threads() == 2  # one thread inside only
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_meta_fit_is_reproducible() -> None:

@@ -7,7 +7,7 @@ This shared machine drifts by tens of percent between processes on sub-milliseco
 reference are interleaved per model (A B A B ...) over several rounds, and per-model ratios of medians
 (median over rounds) are compared. The agent's per-round medians give the pass-to-pass Spearman rho.
 
-Targets (issue 2): median of agent/reference within 1 +/- 0.05; 90% of models within +/- 15%;
+Targets: median of agent/reference within 1 +/- 0.05; 90% of models within +/- 15%;
 Spearman rho between agent passes >= 0.95. `--quick` is a smoke size (3 networks, 2 rounds, a short
 protocol): it checks that the benchmark runs, its figures mean little.
 """

@@ -3,7 +3,7 @@
 A throwaway OpenSSH server (the one the ssh tests use) stands in for a board. Every run starts from
 an empty work folder, so it pays for the agent upload, the model uploads, the job, the polling and the
 ingest. The two transports alternate (L S, then S L, ...) so drift on a shared machine hits both equally.
-Target (issue 3): SSH adds under 10% wall time to a 20-model job. `--quick` is a smoke size (3 models,
+Target: SSH adds under 10% wall time to a 20-model job. `--quick` is a smoke size (3 models,
 one run per transport, a short protocol): it checks that the benchmark runs, its figures mean little.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 4 on the host: per-layer profiles, the torch backend fed from the space itself, board setup in jobs."""
+"""Runtimes seen from the host: per-layer profiles, the torch backend fed from the space itself, board setup in jobs."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def collect_environment(root="/", backend_versions=None, environ=None):
     }
     board = safe(collect_board_state, root)
     if board is None:  # never expected: collect_board_state guards each reader
-        board = {k: None for k in BOARD_KEYS}
+        board = dict.fromkeys(BOARD_KEYS)
     env.update(board)
     return env
 

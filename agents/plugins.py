@@ -47,7 +47,7 @@ def plugin_file(spec, base_dir=None):
     try:
         found = importlib.util.find_spec(spec)
     except (ImportError, ValueError) as exc:
-        raise PluginError(f"plugin {spec!r}: {type(exc).__name__}: {exc}")
+        raise PluginError(f"plugin {spec!r}: {type(exc).__name__}: {exc}") from exc
     if found is None:
         raise PluginError(f"plugin {spec!r}: no module of that name on sys.path (or give a path to the .py file)")
     if found.submodule_search_locations is not None:
@@ -88,9 +88,9 @@ def import_plugin_file(path, module_name=None):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any error of the plugin's own code, reported with its file
+    except Exception as exc:  # any error of the plugin's own code, reported with its file
         sys.modules.pop(name, None)
-        raise PluginError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}")
+        raise PluginError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
 
 
@@ -101,8 +101,8 @@ def import_plugin(spec, base_dir=None):
         return import_plugin_file(path)
     try:
         return importlib.import_module(spec)
-    except Exception as exc:  # noqa: BLE001
-        raise PluginError(f"plugin {spec!r} ({path}) failed to import: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        raise PluginError(f"plugin {spec!r} ({path}) failed to import: {type(exc).__name__}: {exc}") from exc
 
 
 def bundle_dir():

@@ -368,12 +368,12 @@ def validate_job(raw, backends=None, meters=None):
 def load_job(path, backends=None, meters=None):
     """Read and validate job.json; every failure (unreadable, not JSON, invalid) is a JobError."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             raw = json.load(f)
     except OSError as exc:
-        raise JobError("", f"cannot read job file {path}: {exc.strerror or exc}")
+        raise JobError("", f"cannot read job file {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
-        raise JobError("", f"job file {path} is not valid JSON: {exc}")
+        raise JobError("", f"job file {path} is not valid JSON: {exc}") from exc
     return validate_job(raw, backends=backends, meters=meters)
 
 
@@ -506,7 +506,7 @@ def read_results(path):
     """Parsed result lines of a results.jsonl; a truncated last line (a crash mid-write) is skipped."""
     results = []
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             for line in f:
                 if not line.endswith("\n"):
                     break  # partial last line

@@ -111,14 +111,14 @@ class Registry:
         module_name, attr = target.split(":")
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:  # noqa: BLE001 - an ImportError, or any error raised while importing
+        except Exception as exc:  # an ImportError, or any error raised while importing
             raise EntryImportError(
                 f"{self.kind} {name!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
-            )
+            ) from exc
         try:
             return getattr(module, attr)
         except AttributeError:
-            raise EntryImportError(f"{self.kind} {name!r}: module {module_name} has no attribute {attr!r}")
+            raise EntryImportError(f"{self.kind} {name!r}: module {module_name} has no attribute {attr!r}") from None
 
     def available(self):
         """{name: None if usable here, else the reason why not} for every entry.

@@ -81,7 +81,7 @@ class ResultsLock:
 
     def read_owner(self):
         try:
-            with open(self.path, "r", encoding="utf-8") as f:
+            with open(self.path, encoding="utf-8") as f:
                 owner = json.load(f)
             return owner if isinstance(owner, dict) else None
         except (OSError, ValueError):
@@ -115,7 +115,7 @@ class ResultsLock:
                     )
                 raise LockError(
                     f"{self.purpose} by {who}: {self.holder}. If no runner is running, delete {self.path}"
-                )
+                ) from None
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now_iso()}, f)
                 f.flush()

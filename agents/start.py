@@ -24,7 +24,7 @@ class AlreadyStarted(Exception):
 def read_start_record(folder):
     """runner.json of a job folder as a dict, or None when absent or unreadable."""
     try:
-        with open(os.path.join(folder, START_RECORD), "r", encoding="utf-8") as f:
+        with open(os.path.join(folder, START_RECORD), encoding="utf-8") as f:
             record = json.load(f)
         return record if isinstance(record, dict) else None
     except (OSError, ValueError):

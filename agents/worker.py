@@ -378,7 +378,7 @@ def write_result_file(result, out_path):
 def read_result_file(path):
     """The result written by a worker, or None when missing or unreadable."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             obj = json.loads(f.read())
     except (OSError, ValueError):
         return None

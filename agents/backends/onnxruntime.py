@@ -281,8 +281,8 @@ class OnnxRuntimeBackend(Backend):
     def load(self, model_path, inputs, dtype="float32", precision="fp32"):
         try:
             ort = _ort()
-        except Exception as exc:  # noqa: BLE001
-            raise BackendUnavailable(f"onnxruntime is not importable: {_short(exc)}")
+        except Exception as exc:
+            raise BackendUnavailable(f"onnxruntime is not importable: {_short(exc)}") from exc
         self._check_precision(precision, dtype)
         available = list(ort.get_available_providers())
         for p in self.providers:
@@ -304,8 +304,8 @@ class OnnxRuntimeBackend(Backend):
                     pass
         try:
             self._sess = self._make_session(ort, model_path)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"cannot load model {model_path}: {_short(exc)}")
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load model {model_path}: {_short(exc)}") from exc
         used = list(self._sess.get_providers())
         dropped = [provider_name(p) for p in self.providers if provider_name(p) not in used]
         if dropped:
@@ -322,14 +322,14 @@ class OnnxRuntimeBackend(Backend):
         if self.io_binding:
             try:
                 self._io, self._device_values = self._bind(ort, self._sess, self._feeds)
-            except Exception as exc:  # noqa: BLE001
-                raise ModelLoadError(f"IO binding failed: {_short(exc)}")
+            except Exception as exc:
+                raise ModelLoadError(f"IO binding failed: {_short(exc)}") from exc
         if self.gpu:  # the first run allocates, tunes and (TensorRT provider) builds engines: not timed
             t0 = time.monotonic()
             try:
                 self._run(self._sess, self._io, self._feeds)
-            except Exception as exc:  # noqa: BLE001
-                raise ModelLoadError(f"first run on {', '.join(used)} failed: {_short(exc)}")
+            except Exception as exc:
+                raise ModelLoadError(f"first run on {', '.join(used)} failed: {_short(exc)}") from exc
             self._first_run_s = time.monotonic() - t0
         return self
 
@@ -375,10 +375,10 @@ class OnnxRuntimeBackend(Backend):
     def run_once(self):
         try:
             self._run(self._sess, self._io, self._feeds)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if self._sess is None:
-                raise InferenceError("run_once() called before load()")
-            raise InferenceError(f"inference failed: {_short(exc)}")
+                raise InferenceError("run_once() called before load()") from None
+            raise InferenceError(f"inference failed: {_short(exc)}") from exc
 
     def layer_profile(self, n_runs=10, warmup_runs=1):
         """Per-node times from a separate profiling session (same options and providers), after timing."""
@@ -393,8 +393,8 @@ class OnnxRuntimeBackend(Backend):
                 for _ in range(warmup_runs + max(1, int(n_runs))):
                     self._run(sess, io, self._feeds)
                 path = sess.end_profiling()
-            except Exception as exc:  # noqa: BLE001
-                raise InferenceError(f"profiling session failed: {_short(exc)}")
+            except Exception as exc:
+                raise InferenceError(f"profiling session failed: {_short(exc)}") from exc
             if not os.path.isfile(path):
                 path = os.path.join(folder, os.path.basename(path))
             records, _ = read_profile(path, skip_runs=warmup_runs)

@@ -85,5 +85,5 @@ def parse_profile(events, skip_runs=0):
 
 def read_profile(path, skip_runs=0):
     """parse_profile() of a profile file."""
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         return parse_profile(json.load(f), skip_runs)

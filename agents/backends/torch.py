@@ -161,7 +161,8 @@ class TorchBackend(Backend):
                 or any(isinstance(a, bool) or not isinstance(a, int) for a in arch)
             ):
                 raise BackendOptionError(
-                    f"torch option arch: expected the architecture as a list of ints (model_format 'space'), got {arch!r}"
+                    "torch option arch: expected the architecture as a list of ints (model_format 'space'), "
+                    f"got {arch!r}"
                 )
         else:
             given = [k for k in ("space", "arch") if o[k] is not None]
@@ -192,16 +193,16 @@ class TorchBackend(Backend):
         if o["model_format"] == "torchscript":
             try:
                 return torch.jit.load(model_path, map_location=self._device)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise ModelLoadError(
                     f"cannot load TorchScript model {model_path} (a file from torch.jit.save): {short_error(exc)}"
-                )
+                ) from exc
         self._space = SpaceImport(model_path)
         spaces = self._space.open()
         try:
             space = spaces.create_space(o["space"], **dict(o["space_config"]))
             return space.build(tuple(int(a) for a in o["arch"]))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # the zip's copy of `spaces` must not stay imported after a failed build: the next model, or the
             # host's own `spaces` in the same process, would find it in sys.modules
             self._space.close()
@@ -210,13 +211,13 @@ class TorchBackend(Backend):
                 "space {!r} (config {}) cannot build arch {}: {}".format(
                     o["space"], o["space_config"], o["arch"], short_error(exc)
                 )
-            )
+            ) from exc
 
     def load(self, model_path, inputs, dtype="float32", precision="fp32"):
         try:
             torch = _torch()
-        except Exception as exc:  # noqa: BLE001
-            raise BackendUnavailable(self.available() or short_error(exc))
+        except Exception as exc:
+            raise BackendUnavailable(self.available() or short_error(exc)) from exc
         self._torch = torch
         o = self.options
         if precision not in PRECISIONS:
@@ -254,8 +255,8 @@ class TorchBackend(Backend):
                 model = model.to(torch.bfloat16)
             if o["channels_last"]:
                 model = model.to(memory_format=torch.channels_last)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"cannot move the model to {self._device} / {precision}: {short_error(exc)}")
+        except Exception as exc:
+            raise ModelLoadError(f"cannot move the model to {self._device} / {precision}: {short_error(exc)}") from exc
         self._model = model
         feeds = make_inputs(inputs, dtype, seed=0)
         float_dtype = {"fp16": torch.float16, "bf16": getattr(torch, "bfloat16", None)}.get(precision)
@@ -276,10 +277,10 @@ class TorchBackend(Backend):
                 out = self._model(*self._args)
             if self.cuda:
                 torch.cuda.synchronize()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelLoadError(
                 f"the model does not run on inputs { ({k: list(v) for k, v in inputs.items()}) }: {short_error(exc)}"
-            )
+            ) from exc
         self._info = {
             "first_run_s": time.monotonic() - t0,
             "inputs": {k: list(v) for k, v in inputs.items()},
@@ -307,8 +308,8 @@ class TorchBackend(Backend):
                     self._events[1].record()
                     torch.cuda.synchronize()
             self._ran = True
-        except Exception as exc:  # noqa: BLE001
-            raise InferenceError(f"inference failed: {short_error(exc)}")
+        except Exception as exc:
+            raise InferenceError(f"inference failed: {short_error(exc)}") from exc
 
     def device_time_ms(self):
         if not self.cuda or not self._ran or self._events is None:
@@ -369,8 +370,8 @@ class TorchBackend(Backend):
                         self._model(*self._args)
                     if self.cuda:
                         torch.cuda.synchronize()
-        except Exception as exc:  # noqa: BLE001
-            raise InferenceError(f"profiled run failed: {short_error(exc)}")
+        except Exception as exc:
+            raise InferenceError(f"profiled run failed: {short_error(exc)}") from exc
         finally:
             for h in handles:
                 h.remove()

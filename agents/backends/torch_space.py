@@ -36,7 +36,7 @@ class SpaceImport:
         importlib.invalidate_caches()
         try:
             module = importlib.import_module("spaces")
-        except Exception as exc:  # noqa: BLE001 (SyntaxError, ImportError, TypeError of newer typing...)
+        except Exception as exc:  # SyntaxError, ImportError, TypeError of newer typing...
             self.close()
             raise ModelLoadError(
                 "model format 'space' imports the host's search-space code (package spaces/ in {}), which "
@@ -48,7 +48,7 @@ class SpaceImport:
                     sys.executable,
                     short_error(exc, 300),
                 )
-            )
+            ) from exc
         where = os.path.abspath(getattr(module, "__file__", "") or "")
         if not where.startswith(self.zip_path + os.sep):
             self.close()

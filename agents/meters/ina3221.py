@@ -49,11 +49,11 @@ def read_number(path):
         with open(path, "rb") as f:
             text = f.read(64).decode("ascii", "replace").strip()
     except OSError as exc:
-        raise SysfsReadError(f"cannot read {path}: {exc.strerror or exc}")
+        raise SysfsReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         return float(text.split()[0])
     except (IndexError, ValueError):
-        raise SysfsReadError(f"{path} holds {text!r}, not a number")
+        raise SysfsReadError(f"{path} holds {text!r}, not a number") from None
 
 
 def _label(path):

@@ -231,7 +231,7 @@ class NvmlMeter(SampledMeter):
         try:
             self.index = device_index(rail)
         except ValueError as exc:
-            raise MeterUnavailable(str(exc))
+            raise MeterUnavailable(str(exc)) from None
         if nvml is None:
             nvml, why = load_nvml()
             if nvml is None:
@@ -239,8 +239,8 @@ class NvmlMeter(SampledMeter):
         self.nvml = nvml
         try:
             nvml.nvmlInit()
-        except Exception as exc:  # noqa: BLE001
-            raise MeterUnavailable(f"nvmlInit failed: {exc}")
+        except Exception as exc:
+            raise MeterUnavailable(f"nvmlInit failed: {exc}") from exc
         self._initialised = True
         try:
             count = nvml.nvmlDeviceGetCount()

@@ -385,7 +385,7 @@ class TegrastatsMeter(PowerMeter):
             )
         except OSError as exc:
             self._cleanup()
-            raise MeterUnavailable(f"cannot run {self.exe}: {exc.strerror or exc}")
+            raise MeterUnavailable(f"cannot run {self.exe}: {exc.strerror or exc}") from exc
         self._thread = threading.Thread(
             target=self._reader, args=(self._proc.stdout,), name="edgeprof-tegrastats"
         )

@@ -210,7 +210,7 @@ def test_results_have_every_contract_key_in_order():
     ok = make_result(
         job,
         t,
-        latency_ms={k: 1.0 for k in LATENCY_KEYS},
+        latency_ms=dict.fromkeys(LATENCY_KEYS, 1.0),
         samples_ms=[1.0],
         warmup_ms=[2.0],
         started_at=utc_now_iso(),

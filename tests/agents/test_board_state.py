@@ -28,10 +28,10 @@ NVPM ERROR: Error opening /sys/kernel/nvpmodel_emc_cap/emc_iso_cap: 13
 XAVIER_NVPMODEL = "NV Fan Mode:cool\nNV Power Mode: MAXN\n0\n"
 NANO_NVPMODEL = "NVPM WARN: fan mode is not set!\nNV Power Mode: MAXN\n0\n"
 
-# jetson_clocks --show, verbatim (board-formats.md 3.4)
+# jetson_clocks --show, verbatim (board-formats.md 3.4); `\x20` is the trailing space the tool prints
 ORIN_JP50_SHOW = """SOC family:tegra234  Machine:NVIDIA Orin Jetson-Small Developer Kit
 Online CPUs: 0-11
-cpu0: Online=1 Governor=schedutil MinFreq=115200 MaxFreq=2201600 CurrentFreq=2112000 IdleStates: WFI=1 c7=1 
+cpu0: Online=1 Governor=schedutil MinFreq=115200 MaxFreq=2201600 CurrentFreq=2112000 IdleStates: WFI=1 c7=1\x20
 """
 ORIN_JP51_TAIL = """GPU MinFreq=306000000 MaxFreq=1300500000 CurrentFreq=306000000
 EMC MinFreq=204000000 MaxFreq=3199000000 CurrentFreq=2133000000 FreqOverride=0
@@ -43,7 +43,7 @@ NV Power Mode: MAXN
 """
 ORIN_NX_SHOW = """SOC family:tegra234  Machine:NVIDIA Jetson Orin NX Engineering Reference Developer Kit
 Online CPUs: 0-7
-cpu0:  Online=1 Governor=schedutil MinFreq=729600 MaxFreq=1984000 CurrentFreq=1728000 IdleStates: WFI=1 c7=1 
+cpu0:  Online=1 Governor=schedutil MinFreq=729600 MaxFreq=1984000 CurrentFreq=1728000 IdleStates: WFI=1 c7=1\x20
 """
 # Orin Nano JP6 lines quoted in 3.4; the TX1 R28 line is built from its description (typo included)
 ORIN_NANO_JP6_LINES = "Active GPU TPCs: 4\nFAN Dynamic Speed Control=nvfancontrol hwmon0_pwm1=69\n"

@@ -62,7 +62,10 @@ def tensorrt_missing_reason(exc, root="/", version_info=None, executable=None):
         if root and root != "/":
             where = "/" + os.path.relpath(where, root)
         pyver = os.path.basename(os.path.dirname(os.path.dirname(where))).replace("python", "")
-        hint = f"; a system TensorRT is installed in {os.path.dirname(where)} (JetPack installs it for the system Python {pyver})"
+        hint = (
+            f"; a system TensorRT is installed in {os.path.dirname(where)}"
+            f" (JetPack installs it for the system Python {pyver})"
+        )
         if pyver != here:
             hint += f", which cannot load into Python {here}: run the agent with /usr/bin/python{pyver}"
         else:
@@ -229,7 +232,7 @@ class TensorRTBackend(Backend):
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as exc:
-            raise ModelLoadError(f"int8 calibration cache {path} cannot be read: {short_error(exc)}")
+            raise ModelLoadError(f"int8 calibration cache {path} cannot be read: {short_error(exc)}") from exc
         return data, hashlib.sha256(data).hexdigest()
 
     def cache_dir(self, model_path):
@@ -238,8 +241,8 @@ class TensorRTBackend(Backend):
     def load(self, model_path, inputs, dtype="float32", precision="fp32"):
         try:
             trt = _trt()
-        except Exception as exc:  # noqa: BLE001
-            raise BackendUnavailable(tensorrt_missing_reason(exc))
+        except Exception as exc:
+            raise BackendUnavailable(tensorrt_missing_reason(exc)) from exc
         return self.load_with(
             trt, load_cuda_api(self.options["cuda_api"]), model_path, inputs, dtype, precision
         )
@@ -303,8 +306,8 @@ class TensorRTBackend(Backend):
                 )
             except (ModelLoadError, BackendUnavailable):
                 raise
-            except Exception as exc:  # noqa: BLE001
-                raise ModelLoadError(f"TensorRT build failed for {model_path}: {short_error(exc)}")
+            except Exception as exc:
+                raise ModelLoadError(f"TensorRT build failed for {model_path}: {short_error(exc)}") from exc
             info["build_s"] = time.monotonic() - t0
             info["warnings"].extend(report.pop("warnings", []))
             info["build"] = report
@@ -328,8 +331,8 @@ class TensorRTBackend(Backend):
             self._exec = TrtExecutor(trt, engine, self._context, cuda, inputs, dtype)
         except (ModelLoadError, BackendUnavailable):
             raise
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"TensorRT cannot set up the engine of {model_path}: {short_error(exc)}")
+        except Exception as exc:
+            raise ModelLoadError(f"TensorRT cannot set up the engine of {model_path}: {short_error(exc)}") from exc
         info["api"] = api_report(trt, engine=engine, context=self._context)
         info["inputs"] = self._exec.shapes(True)
         info["outputs"] = self._exec.shapes(False)
@@ -351,16 +354,16 @@ class TensorRTBackend(Backend):
             self._exec.run()
         except InferenceError:
             raise
-        except Exception as exc:  # noqa: BLE001
-            raise InferenceError(f"inference failed: {short_error(exc)}")
+        except Exception as exc:
+            raise InferenceError(f"inference failed: {short_error(exc)}") from exc
 
     def device_time_ms(self):
         if self._exec is None:
             return None
         try:
             return self._exec.device_ms()
-        except Exception as exc:  # noqa: BLE001
-            raise InferenceError(f"reading the CUDA events failed: {short_error(exc)}")
+        except Exception as exc:
+            raise InferenceError(f"reading the CUDA events failed: {short_error(exc)}") from exc
 
     def outputs(self):
         """The host copies of the last run's outputs {name: ndarray} (for checks, not for timing)."""
@@ -377,8 +380,8 @@ class TensorRTBackend(Backend):
                 self._exec.run_profiled()
         except InferenceError:
             raise
-        except Exception as exc:  # noqa: BLE001
-            raise InferenceError(f"profiled run failed: {short_error(exc)}")
+        except Exception as exc:
+            raise InferenceError(f"profiled run failed: {short_error(exc)}") from exc
         finally:
             try:
                 self._context.profiler = None

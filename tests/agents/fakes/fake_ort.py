@@ -90,8 +90,8 @@ def make_ort(
             ort.calls.append(("InferenceSession", self.providers, bool(self.options.enable_profiling)))
             try:
                 model = onnx.load(path)
-            except Exception as exc:  # noqa: BLE001
-                raise RuntimeError(f"[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : {exc}")
+            except Exception as exc:
+                raise RuntimeError(f"[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : {exc}") from exc
             init = {t.name for t in model.graph.initializer}
 
             def arg(vi):

@@ -361,7 +361,7 @@ def make_trt(version="8.6.1"):
         _by_name=_by_name,
         num_layers=property(lambda self: len(self.desc["layers"])),
         serialize=lambda self: HostMemory(PLAN_MAGIC + json.dumps(self.desc).encode()),
-        create_execution_context=lambda self: Context(self),
+        create_execution_context=lambda self: Context(self),  # noqa: PLW0108 - a class would not bind self
     )
     if has["bindings"]:
         engine_attrs.update(
@@ -393,7 +393,7 @@ def make_trt(version="8.6.1"):
                     return json.dumps({"Name": name, "LayerType": kind})
                 return json.dumps(name)
 
-        engine_attrs["create_engine_inspector"] = lambda self: Inspector(self)
+        engine_attrs["create_engine_inspector"] = lambda self: Inspector(self)  # noqa: PLW0108 - as above
     Engine = type("ICudaEngine", (), engine_attrs)
 
     ctx_attrs = {}
@@ -406,7 +406,7 @@ def make_trt(version="8.6.1"):
 
     def _set_shape(self, name, shape):
         t = self.engine._by_name(name)
-        if len(shape) != len(t["shape"]) or any(a >= 0 and a != b for a, b in zip(t["shape"], shape)):
+        if len(shape) != len(t["shape"]) or any(a >= 0 and a != b for a, b in zip(t["shape"], shape, strict=True)):
             return False
         if t.get("profile") and tuple(shape) != tuple(t["profile"][1]):
             return False
@@ -432,7 +432,7 @@ def make_trt(version="8.6.1"):
             if not t["is_input"]:
                 out = GPU.view(pointers[t["name"]], trt.nptype(t["dt"]), self._out_shape(t))
                 out[...] = value
-        for name, kind, ms in self.engine.desc["layers"]:
+        for name, _kind, ms in self.engine.desc["layers"]:
             GPU.clock_ms += ms
             if self.profiler is not None:
                 self.profiler.report_layer_time(name, ms)
@@ -441,7 +441,7 @@ def make_trt(version="8.6.1"):
     def _pointers_from_bindings(self, bindings):
         if len(bindings) != len(self.engine.io):
             raise RuntimeError("fake trt: wrong number of bindings")
-        return {t["name"]: int(b) for t, b in zip(self.engine.io, bindings)}
+        return {t["name"]: int(b) for t, b in zip(self.engine.io, bindings, strict=True)}
 
     ctx_attrs.update(
         __init__=ctx_init,

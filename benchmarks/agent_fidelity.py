@@ -25,9 +25,6 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from profiler.config import parse_config, resolve_device
 from profiler.jobs import ModelTask, build_job
 from profiler.session import ProfileReport, Progress, export_models, run_job

@@ -22,9 +22,6 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from predictors.fewshot import FewShotTask
 from predictors.hardware_adaptive import HELP_NB201_REFERENCE
 from predictors.help import HelpPredictor
@@ -33,6 +30,7 @@ from predictors.metrics import spearman
 from spaces import create_space
 from spaces.fbnet import find_help_data, load_plain_torch_file
 
+ROOT = Path(__file__).resolve().parents[1]
 HELP_DIR = ROOT.parent / "shared" / "data" / "HELP" / "data"
 # --quick: a smoke size; `iters` and `valid_every` then also bound every ensemble member
 QUICK: dict[str, Any] = {"seeds": [0], "iters": 10, "valid_every": 5, "meta_batch": 2, "n_query": 50}
@@ -77,7 +75,7 @@ def run_protocol(cfg: dict[str, Any], arch_ids: list[str], ref_rows: Sequence[in
 
     tasks = {}
     for d in cfg["train"]:
-        rows = list(drop_outliers(lat[d], pool_idx)) + [r for r in ref_rows]
+        rows = list(drop_outliers(lat[d], pool_idx)) + list(ref_rows)
         rows = list(dict.fromkeys(rows))
         tasks[d] = ([arch_ids[r] for r in rows], lat[d][rows])
     valid = {}
@@ -96,7 +94,8 @@ def run_protocol(cfg: dict[str, Any], arch_ids: list[str], ref_rows: Sequence[in
         fits.append({"seed": train_seed, "valid_rho": getattr(model, "valid_score_", None),
                      **({"meta_iter": model.meta_iter_} if hasattr(model, "meta_iter_") else
                         {"weights": model.weights_.tolist(),
-                         "members": [{"meta_iter": m.meta_iter_, "valid_rho": m.valid_score_} for m in model.members_]})})
+                         "members": [{"meta_iter": m.meta_iter_, "valid_rho": m.valid_score_}
+                                     for m in model.members_]})})
         for d in test:
             pool = drop_outliers(lat[d], pool_idx)
             q = drop_outliers(lat[d], query_idx)

@@ -23,9 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from predictors.metrics import report
 from predictors.registry import create_predictor, list_predictors
 from profiler.config import resolve_device
@@ -33,6 +30,7 @@ from profiler.session import Progress, profile
 from profiler.store import Store
 from spaces import create_space
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "local_cpu.db"
 # --quick: a smoke size and a short protocol; its measurements never go into the default dataset
 QUICK = {"train_n": 6, "test_n": 3, "models": "mlp,gnn,gbdt,flops"}

@@ -21,9 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from predictors.data import load_xy
 from predictors.importers import IMPORTERS
 from predictors.importers.help import help_devices
@@ -32,6 +29,7 @@ from predictors.registry import create_predictor, list_predictors
 from profiler.store import Store
 from spaces import create_space
 
+ROOT = Path(__file__).resolve().parents[1]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")  # HELP's meta-test
 TORCH_KINDS = ("mlp", "gnn", "gcn")
 QUICK = {"devices": "raspi4,fpga", "train_n": 100, "epochs": 3}  # --quick: a smoke size
@@ -69,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="HELP folder, its data folder, or the shared folder holding data/HELP")
     ap.add_argument("--devices", default="all",
                     help="comma-separated HELP device names, 'all' (default) or 'help-test' (HELP's 6)")
-    ap.add_argument("--models", default="mlp,gnn,gbdt", help=f"comma-separated kinds ({', '.join(list_predictors(supervised=True))})")
+    ap.add_argument("--models", default="mlp,gnn,gbdt",
+                    help=f"comma-separated kinds ({', '.join(list_predictors(supervised=True))})")
     ap.add_argument("--epochs", type=int, default=None, help="epochs of the torch predictors (default: theirs)")
     ap.add_argument("--train-n", type=int, default=900, help="training archs: NB201 indices [0, n) (default 900)")
     ap.add_argument("--drop-train-outliers", action="store_true", help="drop the 10%% extremes of the pool too")

@@ -19,18 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "ssh"))
-
-from sshd import SshServer, keygen
-
 from profiler.config import DeviceConfig, parse_config, resolve_device
 from profiler.jobs import ModelTask, build_job
 from profiler.session import ProfileReport, Progress, record_for, run_job
 from profiler.store import ModelRecord, Store
 from profiler.transports import open_transport
 from spaces import create_space, export_onnx
+
+# the throwaway OpenSSH server of the ssh tests (tests/ is not a package, so its folder goes on the path)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ssh"))
+from sshd import SshServer, keygen
 
 # --quick: a smoke size, and a short protocol
 QUICK = {"n": 3, "rounds": 1}

@@ -367,7 +367,8 @@ class HelpPredictor(HardwareAdaptivePredictor):
         self.source_devices_ = list(extra.get("source_devices", []))
         self.fitted_ = True
         if extra.get("adapted"):
-            self.adapted_params_ = {n: state_array(arrays, f"a.{n}", tuple(p.shape)) for n, p in engine.params().items()}
+            self.adapted_params_ = {n: state_array(arrays, f"a.{n}", tuple(p.shape))
+                                    for n, p in engine.params().items()}
             self.embedding_ = np.asarray(arrays["embedding"], dtype=np.float64)
             self.norm_ = (float(extra["norm"][0]), float(extra["norm"][1]))
             self.floor_ = float(extra["floor"])

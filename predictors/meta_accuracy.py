@@ -163,7 +163,8 @@ class MetaAccuracyPredictor(FewShotPredictor):
         self.norm_ = (float(extra["norm"][0]), float(extra["norm"][1]))
         self.fitted_ = True
         if extra.get("adapted"):
-            self.adapted_params_ = {n: state_array(arrays, f"a.{n}", tuple(p.shape)) for n, p in engine.params().items()}
+            self.adapted_params_ = {n: state_array(arrays, f"a.{n}", tuple(p.shape))
+                                    for n, p in engine.params().items()}
             self.n_target_samples_ = int(extra.get("n_target_samples", 0))
             self.adapted_ = True
         return self

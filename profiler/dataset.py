@@ -46,7 +46,7 @@ def summarize(store: Store, device: str | None = None) -> dict[str, Any]:
     out = []
     for key, rows in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
         ok = [r for r in rows if r["status"] == "ok"]
-        g: dict[str, Any] = dict(zip(GROUP_KEYS, key))
+        g: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
         g["ok"] = len(ok)
         g["error"] = len(rows) - len(ok)
         g["models"] = len({r["model_sha256"] for r in rows})
@@ -138,7 +138,7 @@ def layer_table(store: Store, device: str, space: str, by: str = "layer", arch_i
     keys = sorted({k for m in per_model for k in m}, key=lambda k: -np.mean([m.get(k, 0.0) for m in per_model]))
     totals = [sum(m.values()) for m in per_model]
     out = [{"group": k, "time_ms": float(np.mean([m.get(k, 0.0) for m in per_model])),
-            "share": float(np.mean([m.get(k, 0.0) / t for m, t in zip(per_model, totals) if t > 0]))}
+            "share": float(np.mean([m.get(k, 0.0) / t for m, t in zip(per_model, totals, strict=True) if t > 0]))}
            for k in keys]
     return {"device": device, "space": space, "by": by, "arch_id": arch_id, "models": len(per_model),
             "profiled_ms_mean": float(np.mean(totals)), "groups": out}

@@ -74,7 +74,7 @@ def imported_result(*, job_id: str, task_id: str, model_sha256: str, device: str
                     energy: dict[str, Any] | None = None) -> dict[str, Any]:
     """An `edgeprof.result/1` dict for one table cell (median = mean = the value, n = 1)."""
     latency: dict[str, Any] = {"median": median_ms, "mean": median_ms, "n": 1}
-    latency.update({key: None for key in NULL_STATS})
+    latency.update(dict.fromkeys(NULL_STATS))
     latency["std"] = std_ms
     return {
         "schema": RESULT_SCHEMA, "job_id": job_id, "task_id": task_id, "model_sha256": model_sha256,

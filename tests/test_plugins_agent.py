@@ -168,7 +168,8 @@ def test_config_validates_against_what_plugins_register(tmp_path: Path) -> None:
     assert load_config(device_config(tmp_path)).agent.plugins == c.agent.plugins  # imported once: no duplicate
 
     for old, new, needle in [
-        ('precision = "fp16"', 'precision = "int8"', "runtime.precision: the numpy-matmul backend offers 'fp32', 'fp16'"),
+        ('precision = "fp16"', 'precision = "int8"',
+         "runtime.precision: the numpy-matmul backend offers 'fp32', 'fp16'"),
         ("size = 48", "sise = 48", "runtime.options.sise: the numpy-matmul backend has no such option (did you"),
         ("size = 48", 'size = "big"', "numpy-matmul backend option size: expected an integer, got 'big'"),
         ("watts = 3.5", "watt = 3", "meter.options.watt: the constant meter has no such option"),

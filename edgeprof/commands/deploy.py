@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     out.print(t)
     m = Table("power meter", "available", "detail")
     for name, b in sorted(report["meters"].items()):
-        m.add_row(name, "yes" if b.get("available") else "no", str(b.get("rail") or b.get("reason") or b.get("note") or ""))
+        detail = b.get("rail") or b.get("reason") or b.get("note") or ""
+        m.add_row(name, "yes" if b.get("available") else "no", str(detail))
     out.print(m)
     for m in report["missing"]:
         err.print(f"[yellow]missing:[/] {m['what']}: {m['reason']}")

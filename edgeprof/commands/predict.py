@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
 
     pred = load_predictor(args.predictor)
     ms = pred.predict(args.arch)
-    rows = [{"arch_id": a, "predicted_ms": float(v)} for a, v in zip(args.arch, ms)]
+    rows = [{"arch_id": a, "predicted_ms": float(v)} for a, v in zip(args.arch, ms, strict=True)]
     if args.json:
         print_json({"predictor": args.predictor, "predictions": rows})
     else:

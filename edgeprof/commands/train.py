@@ -124,7 +124,8 @@ def train_meta(args: argparse.Namespace) -> int:
     if len(devices) < 2:
         raise UserInputError("--devices: give at least two comma-separated source devices for meta-training")
     if set(devices) & set(valid_names):
-        raise UserInputError(f"--valid-devices must not repeat source devices: {', '.join(set(devices) & set(valid_names))}")
+        both = ", ".join(set(devices) & set(valid_names))
+        raise UserInputError(f"--valid-devices must not repeat source devices: {both}")
     if args.quantity != "latency":
         raise UserInputError(f"--quantity {args.quantity}: meta-training predicts latency only")
     t0 = time.perf_counter()

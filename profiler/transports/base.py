@@ -110,8 +110,8 @@ class Transport(ABC):
 
     poll_s: float = 0.2
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most transports hold nothing open
+        """Release what the transport holds open (a connection); nothing by default."""
 
     def __enter__(self) -> Self:
         return self

@@ -110,8 +110,9 @@ def fast_cpu(tmp: Path, lab: Lab) -> dict[str, str]:
 
 def config_files(tmp: Path, lab: Lab) -> dict[str, str]:
     good = FAST_CPU.format(work=tmp / "work")
-    (tmp / "typo.toml").write_text(good.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\nprecison = "fp16"'))
-    (tmp / "fp64.toml").write_text(good.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\nprecision = "fp64"'))
+    backend = 'backend = "onnxruntime"'
+    (tmp / "typo.toml").write_text(good.replace(backend, backend + '\nprecison = "fp16"'))
+    (tmp / "fp64.toml").write_text(good.replace(backend, backend + '\nprecision = "fp64"'))
     (tmp / "broken.toml").write_text(good.replace('kind = "cpu"', 'kind = = "cpu"'))
     return {name: str(tmp / f"{name}.toml") for name in ("typo", "fp64", "broken")}
 

@@ -45,11 +45,13 @@ def test_train_evaluate_predict_report(help_db: str, tmp_path: Path) -> None:
     assert p["predictions"][0]["predicted_ms"] > 0
     rep = edgeprof("report", "predictor", str(out), "--db", help_db, "--device", "fpga", "--out", str(tmp_path / "r"))
     assert rep.returncode == 0, rep.stderr
-    assert (tmp_path / "r" / "scatter.png").stat().st_size > 10_000 and "Spearman" in (tmp_path / "r" / "metrics.md").read_text()
+    assert (tmp_path / "r" / "scatter.png").stat().st_size > 10_000
+    assert "Spearman" in (tmp_path / "r" / "metrics.md").read_text()
 
 
 def test_bad_input_is_named(help_db: str, tmp_path: Path) -> None:
-    r = edgeprof("train", "mlp", "--db", help_db, "--device", "raspi9", "--space", "nb201", "--out", str(tmp_path / "x"))
+    r = edgeprof("train", "mlp", "--db", help_db, "--device", "raspi9", "--space", "nb201",
+                 "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "raspi9" in r.stderr and "fpga" in r.stderr  # names the devices that have data
     r = edgeprof("train", "mlpp", "--db", help_db, "--device", "fpga", "--space", "nb201", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "mlpp" in r.stderr
@@ -87,7 +89,8 @@ def test_meta_train_adapt_evaluate(fleet_db: str, tmp_path: Path) -> None:
     ev = edgeprof("evaluate", str(adapted), "--db", fleet_db, "--device", "raspi4", "--json")
     assert ev.returncode == 0, ev.stderr
     # bad input: too few samples, a device without data, a space mismatch
-    r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "raspi4", "--samples", "1", "--out", str(tmp_path / "x"))
+    r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "raspi4", "--samples", "1",
+                 "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "--samples" in r.stderr and "at least 2" in r.stderr
     r = edgeprof("adapt", str(meta), "--db", fleet_db, "--device", "jetson9", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "jetson9" in r.stderr and "raspi4" in r.stderr
@@ -95,7 +98,8 @@ def test_meta_train_adapt_evaluate(fleet_db: str, tmp_path: Path) -> None:
     assert r.returncode == 2 and "space mismatch" in r.stderr and "fbnet" in r.stderr
     r = edgeprof("evaluate", str(adapted), "--db", fleet_db, "--device", "eyeriss")
     assert r.returncode == 2 and "space mismatch" in r.stderr
-    r = edgeprof("train", "meta", "--db", fleet_db, "--space", "nb201", "--devices", "raspi4", "--out", str(tmp_path / "y"))
+    r = edgeprof("train", "meta", "--db", fleet_db, "--space", "nb201", "--devices", "raspi4",
+                 "--out", str(tmp_path / "y"))
     assert r.returncode == 2 and "at least two" in r.stderr
 
 

@@ -119,7 +119,7 @@ def test_order_of_calls_is_enforced() -> None:
     with pytest.raises(NotFittedError, match="meta_fit"):
         pred.predict(QUERY)
     with pytest.raises(NotFittedError, match="meta_fit"):
-        pred.adapt(POOL[:10], np.ones(10), reference={a: 1.0 for a in REFS})
+        pred.adapt(POOL[:10], np.ones(10), reference=dict.fromkeys(REFS, 1.0))
     with pytest.raises(NotImplementedError, match="meta_fit"):
         pred.fit(POOL, np.ones(len(POOL)))
     pred.set_params(meta_iters=1).meta_fit(tasks())

@@ -150,7 +150,8 @@ def test_save_load_round_trip(kind, fitted, nb201_data, tmp_path):
 def test_gbdt_loaded_predicts_exactly_as_sklearn(fitted, nb201_data, tmp_path):
     ids, _ = nb201_data
     pred = fitted["gbdt"]
-    others = [create_space("nb201").arch_id(a) for a in create_space("nb201").sample_unique(200, np.random.default_rng(5))]
+    sp = create_space("nb201")
+    others = [sp.arch_id(a) for a in sp.sample_unique(200, np.random.default_rng(5))]
     loaded = load_predictor(save_predictor(pred, tmp_path / "gbdt"))
     for batch in (ids, others):
         x = pred.encode(batch)

@@ -67,8 +67,9 @@ def test_nothing_there_names_the_devices_that_have_data(store):
 def test_mixed_settings_must_be_picked(store):
     _add(store, "gpu", "nb201", {1: [1.0], 2: [2.0]}, batch=1)
     _add(store, "gpu", "nb201", {1: [10.0]}, batch=32)
-    with pytest.raises(ValueError, match=r"gpu has nb201 measurements under 2 settings: backend=\S+ precision=\S+ batch=1; "
-                                         r"backend=\S+ precision=\S+ batch=32; pick one with --batch \(Python: batch=\)"):
+    with pytest.raises(ValueError, match=r"gpu has nb201 measurements under 2 settings: "
+                                         r"backend=\S+ precision=\S+ batch=1; backend=\S+ precision=\S+ batch=32; "
+                                         r"pick one with --batch \(Python: batch=\)"):
         load_xy(store, "gpu", "nb201")
     ids, y = load_xy(store, "gpu", "nb201", batch=32)
     assert len(ids) == 1 and y[0] == 10.0

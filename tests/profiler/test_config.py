@@ -30,7 +30,8 @@ def test_every_shipped_config_is_valid() -> None:
 @pytest.mark.parametrize("body, needle", [
     ('name = "x"\nkind = "phone"\n', "kind: expected one of"),
     ('name = "x"\n', "kind: required key is missing"),
-    ('name = "x"\nkind = "cpu"\n[runtime]\nbakend = "onnxruntime"\n', "runtime.bakend: unknown key (did you mean 'backend'?)"),
+    ('name = "x"\nkind = "cpu"\n[runtime]\nbakend = "onnxruntime"\n',
+     "runtime.bakend: unknown key (did you mean 'backend'?)"),
     ('name = "x"\nkind = "cpu"\n[connection]\ntransport = "ssh"\n', "connection.host: required"),
     ('name = "x"\nkind = "cpu"\n[connection]\nport = 70000\n', "connection.port: expected an integer port"),
     ('name = "x"\nkind = "cpu"\n[connection]\npassword = "hunter2"\n', "secrets do not belong"),
@@ -83,7 +84,8 @@ def test_runtime_options_are_checked_against_the_backend(tmp_path: Path) -> None
 
 def test_names_come_from_the_registries(tmp_path: Path) -> None:
     base = 'name = "g"\nkind = "gpu"\n'
-    c = load_config(write(tmp_path, base + '[runtime]\nbackend = "tensorrt"\nprecision = "bf16"\n[meter]\nkind = "null"\n'))
+    c = load_config(write(tmp_path, base + '[runtime]\nbackend = "tensorrt"\nprecision = "bf16"\n'
+                                           '[meter]\nkind = "null"\n'))
     assert (c.runtime.precision, c.meter.kind) == ("bf16", "null")  # the old lists refused both
     for body, needle in [
         ('[runtime]\nbackend = "tensorrt"\nprecision = "fp64"\n',

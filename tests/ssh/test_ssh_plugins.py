@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sshd import FAST, SshServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_plugins_agent import write_plugins  # noqa: E402  (the plugin sources live with the local test)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the plugin sources live with the local test
+from test_plugins_agent import write_plugins
 
-from agents.plugins import BUNDLE_DIR  # noqa: E402
+from agents.plugins import BUNDLE_DIR
 
 pytestmark = pytest.mark.ssh
 

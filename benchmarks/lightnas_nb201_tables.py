@@ -30,9 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from hwsearch import as_cost_model, close_loop, create_search, digits_proxy, target_errors
 from predictors.data import load_xy
 from predictors.importers import IMPORTERS
@@ -40,6 +37,7 @@ from predictors.registry import create_predictor
 from profiler.store import Store
 from spaces import create_space
 
+ROOT = Path(__file__).resolve().parents[1]
 DEVICES = {"raspi4": [3.0, 47.0], "pixel3": None, "eyeriss": None, "gold_6226": None}
 PERCENTILES = (25, 50, 75)
 QUICK = {"devices": "raspi4", "train_n": 200, "epochs": 2, "digits": 300, "targets": 1, "measurements": 2,
@@ -118,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                "closed_loop": {**target_errors([r["closed_loop"]["error_vs_target"] for r in runs], 0.05, 0.02),
                                "measurements_mean": float(np.mean([r["closed_loop"]["measurements"]
                                                                    for r in runs]))}}
-    out = {"quick": args.quick, "protocol": {"train": f"NB201 indices [0, {args.train_n}) of each table", "predictor": args.predictor,
+    out = {"quick": args.quick,
+           "protocol": {"train": f"NB201 indices [0, {args.train_n}) of each table", "predictor": args.predictor,
                         "data": train_data[0].name, "epochs": args.epochs, "seed": args.seed,
                         "closed_loop": {"max_measurements": args.measurements, "tolerance": args.tolerance,
                                         "predictor": args.loop_predictor}},

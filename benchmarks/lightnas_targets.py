@@ -27,9 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from hwsearch import create_search, digits_proxy, target_errors
 from hwsearch.pipeline import VerifyPlan, close_loop_on_device
 from predictors.data import load_xy
@@ -40,6 +37,7 @@ from profiler.session import Progress, profile
 from profiler.store import Store
 from spaces import create_space
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_local.db"
 PERCENTILES = (20, 50, 80)
 # --quick: a smoke size and a short protocol; its measurements never go into the default dataset
@@ -137,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
                "closed_loop": {**loop, "rounds_ms": v["values"], "spread": v["spread"]}}
         runs.append(row)
         log(f"p{p}: target {target:.3f} ms, measured {first['measured']:.3f} ms ({100 * row['error']:+.2f}%), "
-            f"predicted {res.predicted:.3f} ({100 * row['predictor_error']:+.2f}% vs measured), search {search_s:.0f} s;"
-            f" closed loop {100 * loop['error_vs_target']:+.2f}% after {loop['measurements']} network(s)")
+            f"predicted {res.predicted:.3f} ({100 * row['predictor_error']:+.2f}% vs measured), "
+            f"search {search_s:.0f} s; closed loop {100 * loop['error_vs_target']:+.2f}% after "
+            f"{loop['measurements']} network(s)")
 
     out = {"device": config.name, "space": args.space, "space_config": space.config, "predictor": args.predictor,
            "quick": args.quick, "n_measured": len(ids), "held_out": held, "data": data[0].name,
@@ -153,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"LightNAS on {config.name}, {args.space}, {args.predictor} on {n_fit} measured archs "
-          f"(held-out rho {held['spearman']:.3f}), {data[0].name} at {args.resolution}px, {args.epochs} epochs, {args.rounds} rounds")
+          f"(held-out rho {held['spearman']:.3f}), {data[0].name} at {args.resolution}px, {args.epochs} epochs, "
+          f"{args.rounds} rounds")
     print(f"{'target':>8s} {'ms':>8s} {'measured':>9s} {'error':>7s} {'predicted':>10s} {'pred err':>8s} "
           f"{'search s':>8s} {'closed':>7s} {'nets':>4s}")
     for r in runs:
@@ -164,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
     sm = out["summary"]
     print(f"open loop max |error| {100 * sm['max_abs_error']:.2f}%, closed loop "
           f"{100 * sm['closed_loop']['max_abs_error']:.2f}% -> target (all within 5%) open "
-          f"{'met' if sm['target_met'] else 'NOT met'}, closed {'met' if sm['closed_loop']['target_met'] else 'NOT met'}"
-          f"; {out['wall_s']:.0f} s")
+          f"{'met' if sm['target_met'] else 'NOT met'}, "
+          f"closed {'met' if sm['closed_loop']['target_met'] else 'NOT met'}; {out['wall_s']:.0f} s")
     return 0
 
 

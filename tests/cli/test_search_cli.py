@@ -59,7 +59,8 @@ def test_search_correct_closes_the_loop_on_measured_networks(local_mlp, tmp_path
     and keeps the one nearest the target."""
     db, mlp, spread, gnn = local_mlp
     target = spread["median"]
-    before = sum(g["ok"] for g in json.loads(edgeprof("dataset", "summary", "--db", str(db), "--json").stdout)["groups"])
+    summary = json.loads(edgeprof("dataset", "summary", "--db", str(db), "--json").stdout)
+    before = sum(g["ok"] for g in summary["groups"])
     out = tmp_path / "res.json"
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms",
                  f"{target:.4f}", "--epochs", "2", "--verify", "--rounds", "1", "--correct", "3", "--tolerance",
@@ -72,8 +73,10 @@ def test_search_correct_closes_the_loop_on_measured_networks(local_mlp, tmp_path
     assert 1 <= loop["measurements"] == len(probes) <= 4
     assert len({tuple(p["arch"]) for p in probes}) == len(probes)  # no network measured twice
     # the network kept is a measured one, the nearest the target, and the verification is its measurement
-    assert res["arch"] == loop["arch"] and min(abs(p["error_vs_target"]) for p in probes) == abs(loop["error_vs_target"])
-    assert v["median"] == pytest.approx(loop["measured"]) and v["error_vs_target"] == pytest.approx(loop["error_vs_target"])
+    assert res["arch"] == loop["arch"]
+    assert min(abs(p["error_vs_target"]) for p in probes) == abs(loop["error_vs_target"])
+    assert v["median"] == pytest.approx(loop["measured"])
+    assert v["error_vs_target"] == pytest.approx(loop["error_vs_target"])
     if loop["met"]:
         assert loop["stopped"] == "within tolerance" and abs(loop["error_vs_target"]) <= 0.01
     else:

@@ -54,7 +54,8 @@ def test_literal_form_differs_from_standard():
 def test_tau_schedule_fbnet_decay():
     taus = [tau_schedule(e, 10) for e in range(10)]
     assert taus[0] == 5.0
-    assert taus[1] == pytest.approx(5.0 * math.exp(-0.045)) and FBNET_DECAY == pytest.approx(0.956, abs=1e-3)
+    assert taus[1] == pytest.approx(5.0 * math.exp(-0.045))
+    assert pytest.approx(0.956, abs=1e-3) == FBNET_DECAY
     assert all(a > b for a, b in itertools.pairwise(taus))
 
 

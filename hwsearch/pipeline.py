@@ -100,11 +100,42 @@ class SearchSetup:
         return create_space(self.predictor.space, **(self.predictor.space_config or {}))
 
     @classmethod
-    def load(cls, predictor_path: str | Path, target: float, metric: str = "latency", device: str | None = None,
-             progress: bool = False) -> SearchSetup:
-        """Load and check the predictor at `predictor_path` for `device` and `metric`."""
+    def load(cls, predictor_path: str | Path, target: float | str, metric: str = "latency",
+             device: str | None = None, progress: bool = False, db: str | Path | None = None) -> SearchSetup:
+        """Load and check the predictor at `predictor_path` for `device` and `metric`. A target "pNN" is the
+        NN-th percentile of what `db` measured of the predictor's space on `device` (`percentile_target`)."""
         pred = load_checked_predictor(predictor_path, device, metric)
+        if isinstance(target, str):
+            if db is None or device is None:
+                raise UserInputError(f"a percentile target ({target}) needs the device and the dataset (--db)")
+            target = percentile_target(db, device, pred, metric, parse_percentile(target))
         return cls(pred, target, metric, device, str(predictor_path), progress)
+
+
+def parse_percentile(spec: str) -> float:
+    """'p50' -> 50.0; anything else, or a percentile outside (0, 100), is a UserInputError."""
+    text = spec.strip().lower()
+    try:
+        q = float(text[1:]) if text.startswith("p") else math.nan
+    except ValueError:
+        q = math.nan
+    if not 0 < q < 100:
+        raise UserInputError(f"a target is a positive number or a percentile p1..p99 of the device's "
+                             f"measurements, got {spec!r}")
+    return q
+
+
+def percentile_target(db: str | Path, device: str, predictor: Any, metric: str, q: float) -> float:
+    """The q-th percentile of `device`'s measured medians (or energies) of the predictor's space in `db`:
+    a target the device is known to reach, whatever its speed, so an example or a benchmark need not guess
+    milliseconds for a machine it has not seen."""
+    from predictors.data import load_xy
+    from profiler.store import Store
+
+    with Store(db) as store:
+        _, values = load_xy(store, device, predictor.space, space_config=predictor.space_config or None,
+                            quantity=metric)
+    return float(np.percentile(values, q))
 
 
 @dataclass(frozen=True)

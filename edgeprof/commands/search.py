@@ -21,13 +21,26 @@ from edgeprof.output import err, print_json, session_progress
 from spaces.errors import UserInputError
 
 
+def target_spec(text: str) -> float | str:
+    """A number, or 'pNN' (checked when the dataset is read: hwsearch.pipeline.parse_percentile)."""
+    try:
+        return float(text)
+    except ValueError:
+        if text.strip().lower().startswith("p"):
+            return text.strip().lower()
+        raise argparse.ArgumentTypeError(f"expected a number or pNN (a percentile), got {text!r}") from None
+
+
 def add_common_arguments(s: argparse.ArgumentParser) -> None:
     """The options every search takes: device, predictor, target, verification and output."""
     s.add_argument("--device", required=True, help="the device the predictor is for (and --verify measures on)")
     s.add_argument("--predictor", required=True, help="a saved predictor folder of DEV")
     target = s.add_mutually_exclusive_group(required=True)
-    target.add_argument("--target-ms", type=float, help="latency target (ms)")
-    target.add_argument("--target-mj", type=float, help="energy target (mJ; the predictor must predict energy)")
+    target.add_argument("--target-ms", type=target_spec, metavar="MS|pNN",
+                        help="latency target in ms, or pNN: the NN-th percentile of DEV's measured latencies of "
+                             "the predictor's space in --db (p50: its median)")
+    target.add_argument("--target-mj", type=target_spec, metavar="MJ|pNN",
+                        help="energy target in mJ (the predictor must predict energy), or pNN as for --target-ms")
     s.add_argument("--verify", action="store_true", help="measure the found network on DEV through the agent")
     s.add_argument("--rounds", type=int, default=5, help="verification rounds, each a separate job (default 5)")
     s.add_argument("--correct", type=int, default=0, metavar="N",
@@ -79,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError("--correct measures networks on the device: add --verify")
     if args.loop_predictor and not args.correct:
         raise UserInputError("--loop-predictor judges the candidates of --correct: add --correct N")
-    setup = SearchSetup.load(args.predictor, target, metric, args.device, progress=not args.json)
+    setup = SearchSetup.load(args.predictor, target, metric, args.device, progress=not args.json, db=args.db)
     plan = None
     if args.verify:
         loop_pred = load_checked_predictor(args.loop_predictor, args.device, metric) if args.loop_predictor else None

@@ -162,3 +162,25 @@ def test_predict_model_evaluates_a_predictor_without_gradients() -> None:
     assert got == pytest.approx(pred.predict(ids[6:]), rel=1e-5)
     onehot = torch.zeros(1, space.n_layers * space.n_ops, requires_grad=True)
     assert not model(onehot).requires_grad  # evaluation only
+
+
+def test_a_percentile_target_is_read_from_the_device_measurements(tmp_path: Path) -> None:
+    """`--target-ms p50`: the median over the device's measured networks of the predictor's space (one value
+    per network: the median of its measurements), so a README example reaches on any machine."""
+    space = create_space("nb201")
+    archs = space.sample_unique(3, np.random.default_rng(1))
+    with Store(tmp_path / "d.db") as store:
+        store.add_device("local-cpu", "cpu", {})
+        store.add_models([ModelRecord(c * 64, "nb201", space.config, space.arch_id(a))
+                          for c, a in zip("abc", archs, strict=True)])
+        store.add_results([_row("j1", "t1", "a" * 64, 2.0), _row("j1", "t2", "b" * 64, 4.0),
+                           _row("j1", "t3", "c" * 64, 9.0), _row("j2", "t1", "c" * 64, 11.0)])
+    pred = type("P", (), {"space": "nb201", "space_config": None})()
+    assert pipeline.percentile_target(tmp_path / "d.db", "local-cpu", pred, "latency", 50) == 4.0
+    assert pipeline.percentile_target(tmp_path / "d.db", "local-cpu", pred, "latency", 100 * 0.75) == 7.0
+    assert pipeline.parse_percentile("P25") == 25.0
+    for bad in ("p0", "p100", "px", "median"):
+        with pytest.raises(UserInputError, match=f"percentile p1..p99 .*got {bad!r}"):
+            pipeline.parse_percentile(bad)
+    with pytest.raises(UserInputError, match="raspi4"):
+        pipeline.percentile_target(tmp_path / "d.db", "raspi4", pred, "latency", 50)

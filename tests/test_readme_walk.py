@@ -1,0 +1,268 @@
+"""Every command of the README, walked as a user types it (small sizes; boards are loopback sshd fixtures).
+
+`WALK` is the one list: each README command appears there exactly once, with the line the walk types,
+which may differ from the README only in size (tests/readme_commands.py says what that allows), or with
+the test that covers it instead. A README command missing from the list, or a listed command the README
+no longer has, fails `test_every_readme_command_is_walked`; a README example that stops working fails the
+walk of its section.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import shlex
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from readme_commands import as_written, load
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(REPO / "tests" / "ssh"))
+from sshd import SshServer, find_sshd, keygen  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Step:
+    section: str  # the walk that types it ("" with `covered_by`)
+    readme: str  # the README's command, as readme_commands() normalises it
+    typed: str = ""  # what the walk types: the README line up to sizes
+    covered_by: str = ""  # instead of typing it here: the test that runs it, and why
+    stdin: str = ""
+
+
+NB201_ARCH = "'|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'"
+
+WALK: list[Step] = [
+    # Quick start
+    Step("", "make demo", covered_by="tests/cli/test_demo_cli.py runs `edgeprof demo` (what `make demo` runs after "
+                                     "installing) at a small --plan"),
+    Step("", "make test", covered_by="this suite is what `make test` runs"),
+    Step("", "make demo TORCH_VERSION=...", covered_by="a placeholder for the user's torch build, not a command"),
+    # Using it
+    Step("using", ". .venv/bin/activate", ". .venv/bin/activate"),
+    Step("using", "edgeprof devices", "edgeprof devices"),
+    Step("using", "edgeprof trust xavier && edgeprof deploy xavier", "edgeprof trust xavier && edgeprof deploy xavier",
+         stdin="y\n"),
+    Step("using", "edgeprof profile local-cpu --space nb201 --n 20 --db x.db",
+         "edgeprof profile local-cpu --space nb201 --n 3 --db x.db"),
+    Step("using", "edgeprof dataset summary --db x.db --json", "edgeprof dataset summary --db x.db --json"),
+    Step("using", "edgeprof dataset export x.parquet --db x.db --samples",
+         "edgeprof dataset export x.parquet --db x.db --samples"),
+    Step("using", "edgeprof profile local-cpu --space mbconv-small --n 5 --layers --db x.db",
+         "edgeprof profile local-cpu --space mbconv-small --n 2 --layers --db x.db"),
+    Step("using", "edgeprof dataset layers --db x.db --device local-cpu --space mbconv-small",
+         "edgeprof dataset layers --db x.db --device local-cpu --space mbconv-small"),
+    # Latency predictors (on HELP's tables from ../shared)
+    Step("predictors", "edgeprof dataset import help ../shared --space nb201 --db lab.db",
+         "edgeprof dataset import help ../shared --space nb201 --db lab.db"),
+    Step("predictors", "edgeprof train gnn --db lab.db --device raspi4 --space nb201 --train-n 900 --out gnn-raspi4",
+         "edgeprof train gnn --db lab.db --device raspi4 --space nb201 --train-n 200 --epochs 10 --out gnn-raspi4"),
+    Step("predictors", "edgeprof evaluate gnn-raspi4 --db lab.db --device raspi4 --json",
+         "edgeprof evaluate gnn-raspi4 --db lab.db --device raspi4 --json"),
+    Step("predictors", f"edgeprof predict gnn-raspi4 --arch {NB201_ARCH}",
+         f"edgeprof predict gnn-raspi4 --arch {NB201_ARCH}"),
+    Step("predictors", "edgeprof report predictor gnn-raspi4 --db lab.db --device raspi4 --out rep/",
+         "edgeprof report predictor gnn-raspi4 --db lab.db --device raspi4 --out rep/"),
+    Step("predictors", "edgeprof train meta --db lab.db --space nb201 --devices 1080ti_1,silver_4114,pixel3 "
+                       "--valid-devices titanx_1 --out help-meta",
+         "edgeprof train meta --db lab.db --space nb201 --devices 1080ti_1,silver_4114,pixel3 "
+         "--valid-devices titanx_1 --out help-meta --epochs 20"),
+    Step("predictors", "edgeprof adapt help-meta --db lab.db --device raspi4 --samples 10 --out help-raspi4",
+         "edgeprof adapt help-meta --db lab.db --device raspi4 --samples 10 --out help-raspi4"),
+    # Hardware-aware search (into the lab.db of the predictor walk, from this CPU)
+    Step("search", "edgeprof profile local-cpu --space mbconv-small --n 60 --db lab.db",
+         "edgeprof profile local-cpu --space mbconv-small --n 16 --db lab.db"),
+    Step("search", "edgeprof train mlp --db lab.db --device local-cpu --space mbconv-small --out mlp-cpu",
+         "edgeprof train mlp --db lab.db --device local-cpu --space mbconv-small --out mlp-cpu"),
+    Step("search", "edgeprof train gnn --db lab.db --device local-cpu --space mbconv-small --out gnn-cpu",
+         "edgeprof train gnn --db lab.db --device local-cpu --space mbconv-small --out gnn-cpu"),
+    Step("search", "edgeprof search --help", "edgeprof search --help"),
+    Step("search", "edgeprof search lightnas --help", "edgeprof search lightnas --help"),
+    Step("search", "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
+                   "--resolution 64 --epochs 10 --verify --rounds 5 --db lab.db --out found.json",
+         "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
+         "--resolution 32 --epochs 2 --verify --rounds 1 --db lab.db --out found.json"),
+    Step("search", "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
+                   "--resolution 64 --epochs 10 --verify --rounds 5 --correct 3 --tolerance 0.02 "
+                   "--loop-predictor gnn-cpu --db lab.db --out found.json",
+         "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
+         "--resolution 32 --epochs 2 --verify --rounds 1 --correct 3 --tolerance 0.02 "
+         "--loop-predictor gnn-cpu --db lab.db --out found.json"),
+    Step("", "torchrun --nproc-per-node 4 -m edgeprof search lightnas --device xavier --predictor mlp-xavier "
+             "--target-ms 24 --data /data/imagenet100 --epochs 90 --out found.json",
+         covered_by="needs GPUs, a Xavier's predictor and ImageNet-100: tests/hwsearch/test_hwsearch_distributed.py "
+                    "runs the same DDP search in 2 gloo processes on the CPU"),
+    Step("", "edgeprof search NAME", covered_by="a placeholder in prose for any registered search"),
+    # Add a board (its config is the README's own TOML block, pointed at a loopback sshd)
+    Step("board", "edgeprof trust xavier", "edgeprof trust xavier", stdin="y\n"),
+    Step("board", "edgeprof deploy xavier", "edgeprof deploy xavier"),
+    Step("board", "edgeprof profile xavier --space nb201 --n 200 --db lab.db",
+         "edgeprof profile xavier --space nb201 --n 2 --db lab.db"),
+    Step("board", "edgeprof profile xavier,nano,tx2 --space nb201 --n 200 --db lab.db",
+         "edgeprof profile xavier,nano,tx2 --space nb201 --n 3 --db lab.db"),
+]
+
+BENCHMARKS = sorted(p.name for p in (REPO / "benchmarks").glob("*.py"))
+
+
+def benchmark_steps(readme: list[str]) -> list[Step]:
+    """The README's benchmark lines are run by tests/test_benchmarks_smoke.py (each with --quick --json)."""
+    return [Step("", c, covered_by="tests/test_benchmarks_smoke.py runs it with --quick --json")
+            for c in readme if re.match(r"\.venv/bin/python benchmarks/\w+\.py", c)]
+
+
+def all_steps() -> list[Step]:
+    return WALK + benchmark_steps(load(REPO / "README.md"))
+
+
+def test_every_readme_command_is_walked() -> None:
+    readme = load(REPO / "README.md")
+    listed = [s.readme for s in all_steps()]
+    missing = [c for c in readme if c not in listed]
+    gone = [c for c in listed if c not in readme]
+    assert not missing, f"README commands nobody walks (add them to WALK): {missing}"
+    assert not gone, f"WALK lists commands the README no longer has: {gone}"
+    for s in all_steps():
+        assert bool(s.typed) != bool(s.covered_by), s
+        if s.typed:
+            assert as_written(s.readme, s.typed), f"walked line differs from the README beyond size: {s}"
+
+
+# ---- the walk ------------------------------------------------------------------------------------------
+
+
+class Workspace:
+    """A user's world: a fresh HOME, a work folder beside ../shared with the repo's .venv, boards on sshd."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.home, self.work = root, root / "home", root / "work"
+        self.home.mkdir()
+        self.work.mkdir()
+        (self.work / ".venv").symlink_to(REPO / ".venv")
+        (root / "shared").symlink_to(SHARED)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "SSH_AUTH_SOCK"))}
+        self.env.update(HOME=str(self.home), EDGEPROF_SSH_CONFIG=str(self.home / "no-ssh-config"),
+                        PATH=os.defpath + os.pathsep + os.environ.get("PATH", ""))
+        self.servers: list[SshServer] = []
+
+    def type(self, steps: list[Step]) -> list[subprocess.CompletedProcess[str]]:
+        """Type each step in one bash session per step (after activating the venv, as the README does)."""
+        done = []
+        for s in steps:
+            line = s.typed if s.typed.startswith(". ") else f". .venv/bin/activate && {s.typed}"
+            # a prompt is answered on a terminal, as a user would: `script` gives the command a pty
+            argv = ["script", "-qec", f"bash -c {shlex.quote(line)}", "/dev/null"] if s.stdin else ["bash", "-c", line]
+            r = subprocess.run(argv, cwd=self.work, env=self.env, input=s.stdin, text=True,
+                               capture_output=True, timeout=900, check=False)
+            assert r.returncode == 0, f"`{s.typed}` exited {r.returncode}:\n{r.stderr[-3000:]}"
+            assert "Traceback" not in r.stderr, r.stderr
+            done.append(r)
+        return done
+
+    def board(self, name: str, toml: str) -> SshServer:
+        """A loopback sshd and ./device_configs/NAME.toml: the README's TOML with its host, user, key, python
+        and work folder pointed at it (the rest as written)."""
+        key = self.home / ".ssh" / f"edgeprof_{name}"
+        key.parent.mkdir(exist_ok=True)
+        if not key.exists():
+            keygen(key)
+        server = SshServer(self.root / f"sshd-{name}", key).start()
+        self.servers.append(server)
+        text = toml.replace('name = "xavier"', f'name = "{name}"')
+        text = re.sub(r'host = "[^"]*"', f'host = "127.0.0.1"\nport = {server.port}', text)
+        text = re.sub(r'user = "[^"]*"', f'user = "{getpass.getuser()}"', text)
+        text = re.sub(r'identity_file = "[^"]*"', f'identity_file = "{key}"', text)
+        text = re.sub(r'python = "[^"]*"', f'python = "{sys.executable}"', text)
+        # each loopback "board" is this machine under one login: its own work folder keeps them apart
+        text = re.sub(r'workdir = "[^"]*"', f'workdir = "{self.root / ("board-" + name)}"', text)
+        (self.work / "device_configs").mkdir(exist_ok=True)
+        (self.work / "device_configs" / f"{name}.toml").write_text(text)
+        return server
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.stop()
+
+
+def readme_toml() -> str:
+    text = (REPO / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    return block
+
+
+def steps(section: str) -> list[Step]:
+    return [s for s in WALK if s.section == section]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    if find_sshd() is None:
+        pytest.skip("sshd is not installed (Debian package openssh-server): the README's board steps need it")
+    w = Workspace(tmp_path_factory.mktemp("readme"))
+    yield w
+    w.close()
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+def test_walk_using_it(ws: Workspace) -> None:
+    ws.board("xavier", readme_toml())
+    ran = dict(zip([s.readme for s in steps("using")], ws.type(steps("using")), strict=True))
+    assert "xavier" in ran["edgeprof devices"].stdout and "local-cpu" in ran["edgeprof devices"].stdout
+    trusted = ran["edgeprof trust xavier && edgeprof deploy xavier"]
+    assert "SHA256:" in trusted.stdout + trusted.stderr and "recorded in" in trusted.stdout + trusted.stderr
+    summary = json.loads(ran["edgeprof dataset summary --db x.db --json"].stdout)
+    assert {(g["space"], g["ok"]) for g in summary["groups"]} == {("nb201", 3)}
+    assert (ws.work / "x.parquet").stat().st_size > 0
+    layers = ran["edgeprof dataset layers --db x.db --device local-cpu --space mbconv-small"].stdout
+    assert "stem" in layers and "L00" in layers
+
+
+@pytest.mark.slow
+def test_walk_latency_predictors(ws: Workspace) -> None:
+    ran = dict(zip([s.readme for s in steps("predictors")], ws.type(steps("predictors")), strict=True))
+    metrics = json.loads(ran["edgeprof evaluate gnn-raspi4 --db lab.db --device raspi4 --json"].stdout)["metrics"]
+    assert metrics["n"] == 15625 - 200 and metrics["spearman"] > 0.5
+    assert float(re.findall(r"[0-9.]+", ran[f"edgeprof predict gnn-raspi4 --arch {NB201_ARCH}"].stdout)[-1]) > 0
+    assert (ws.work / "rep" / "scatter.png").stat().st_size > 0
+    card = json.loads((ws.work / "help-raspi4" / "card.json").read_text())
+    assert card["devices"] == ["raspi4"]
+
+
+@pytest.mark.slow
+def test_walk_hardware_aware_search(ws: Workspace) -> None:
+    ran = dict(zip([s.readme for s in steps("search")], ws.type(steps("search")), strict=True))
+    assert "lightnas" in ran["edgeprof search --help"].stdout
+    result = json.loads((ws.work / "found.json").read_text())  # the closed-loop run wrote it last
+    loop = result["closed_loop"]
+    assert result["verify"]["device"] == "local-cpu" and result["verify"]["median"] > 0
+    assert 1 <= loop["measurements"] == len(loop["probes"]) <= 1 + 3
+    assert all(p["measured"] > 0 for p in loop["probes"])
+    # the network returned is a measured one: the probe nearest the target
+    nearest = min(loop["probes"], key=lambda p: abs(p["measured"] - result["target"]))
+    assert result["arch"] == nearest["arch"] == loop["arch"]
+    assert (ws.work / "found.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+def test_walk_add_a_board(ws: Workspace) -> None:
+    for name in ("nano", "tx2"):  # the fleet line names three boards; xavier came from the walk above
+        ws.board(name, readme_toml())
+        known = ws.home / ".ssh" / "known_hosts"
+        server = ws.servers[-1]
+        with known.open("a") as f:  # as if `edgeprof trust NAME` had been answered for them too
+            f.write(f"[127.0.0.1]:{server.port} {server.host_public_key()}\n")
+    ws.type(steps("board"))
+    rows = sqlite3.connect(ws.work / "lab.db").execute(
+        "SELECT device, COUNT(*) FROM measurements WHERE status = 'ok' GROUP BY device ORDER BY device").fetchall()
+    assert rows == [("nano", 3), ("tx2", 3), ("xavier", 3)]

@@ -132,10 +132,23 @@ def percentile_target(db: str | Path, device: str, predictor: Any, metric: str, 
     from predictors.data import load_xy
     from profiler.store import Store
 
+    setting = measured_setting(device)
     with Store(db) as store:
         _, values = load_xy(store, device, predictor.space, space_config=predictor.space_config or None,
-                            quantity=metric)
+                            quantity=metric, **setting)
     return float(np.percentile(values, q))
+
+
+def measured_setting(device: str) -> dict[str, Any]:
+    """The setting `--verify` measures `device` with (its config's backend and precision, batch 1), so a
+    percentile target and the verification read the same rows of a device measured under several; {} for a
+    device with no config (an imported table), whose only setting is then taken."""
+    from profiler.config import config_dirs, resolve_device
+
+    if not (device.endswith(".toml") or any((d / f"{device}.toml").exists() for d in config_dirs())):
+        return {}
+    config = resolve_device(device)  # a broken config is an error here as everywhere
+    return {"backend": config.runtime.backend, "precision": config.runtime.precision, "batch": 1}
 
 
 @dataclass(frozen=True)

@@ -184,3 +184,20 @@ def test_a_percentile_target_is_read_from_the_device_measurements(tmp_path: Path
             pipeline.parse_percentile(bad)
     with pytest.raises(UserInputError, match="raspi4"):
         pipeline.percentile_target(tmp_path / "d.db", "raspi4", pred, "latency", 50)
+
+
+def test_a_percentile_target_reads_the_setting_verify_measures(tmp_path: Path) -> None:
+    """local-cpu measured under onnxruntime and torch: p50 reads the config's backend (onnxruntime), as the
+    verification does, instead of refusing the device as ambiguous; a device without a config keeps its one."""
+    space = create_space("nb201")
+    archs = space.sample_unique(2, np.random.default_rng(2))
+    with Store(tmp_path / "d.db") as store:
+        store.add_device("local-cpu", "cpu", {})
+        store.add_models([ModelRecord(c * 64, "nb201", space.config, space.arch_id(a))
+                          for c, a in zip("ab", archs, strict=True)])
+        store.add_results([_row("j1", "t1", "a" * 64, 2.0), _row("j1", "t2", "b" * 64, 4.0),
+                           _row("j2", "t1", "a" * 64, 50.0, backend="torch")])
+    pred = type("P", (), {"space": "nb201", "space_config": None})()
+    assert pipeline.measured_setting("local-cpu") == {"backend": "onnxruntime", "precision": "fp32", "batch": 1}
+    assert pipeline.measured_setting("raspi4") == {}
+    assert pipeline.percentile_target(tmp_path / "d.db", "local-cpu", pred, "latency", 50) == 3.0

@@ -12,8 +12,9 @@ file in its bundle's BUNDLE_DIR the first time a registry is asked (see Registry
 can use a name before the plugin has registered it. Plugins run on the board: Python 3.6, stdlib and
 numpy at module level, like the agent itself.
 
-Importing is idempotent by file: a file already imported, under any module name (by this module, by the
-host's EDGEPROF_PLUGINS loader, or as a regular module), is not executed again.
+Importing is idempotent by file: a file already imported, under any module name (by this module, as a
+regular module, or through the host's EDGEPROF_PLUGINS, whose loader edgeprof.plugins is a thin wrapper over
+this one), is not executed again.
 """
 
 import hashlib
@@ -29,32 +30,45 @@ class PluginError(Exception):
     """A plugin cannot be found or imported; the message names it."""
 
 
-def _looks_like_path(spec):
+def is_path(spec):
+    """A .py file or anything with a path separator names a file; the rest are module names."""
     return spec.endswith(".py") or "/" in spec or os.sep in spec
+
+
+def _check_spec(spec):
+    if not isinstance(spec, str) or not spec.strip():
+        raise PluginError(f"a plugin is a .py path or a module name, got {spec!r}")
+
+
+def _module_file(spec, one_file=True):
+    """The .py file of module `spec`; None for a package or a non-source module unless one_file (then an error)."""
+    try:
+        found = importlib.util.find_spec(spec)
+    except Exception as exc:  # ImportError, ValueError, or an error of a parent package's __init__
+        raise PluginError(f"plugin {spec!r}: {type(exc).__name__}: {exc}") from exc
+    if found is None:
+        raise PluginError(f"plugin {spec!r}: no module of that name on sys.path (or give a path to the .py file)")
+    is_source = found.submodule_search_locations is None and bool(found.origin) and found.origin.endswith(".py")
+    if is_source:
+        return os.path.abspath(found.origin)
+    if not one_file:
+        return None
+    if found.submodule_search_locations is not None:
+        raise PluginError(f"plugin {spec!r} is a package; a plugin is one module file (it is copied to boards)")
+    raise PluginError(f"plugin {spec!r}: not a Python source file ({found.origin})")
 
 
 def plugin_file(spec, base_dir=None):
     """The file of a plugin named by a path (relative to base_dir, ~ expanded) or a module name."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise PluginError(f"a plugin is a .py path or a module name, got {spec!r}")
-    if _looks_like_path(spec):
+    _check_spec(spec)
+    if is_path(spec):
         path = os.path.abspath(os.path.join(base_dir or os.getcwd(), os.path.expanduser(spec)))
         if not os.path.isfile(path):
             raise PluginError(f"plugin {spec!r}: no such file {path}")
         if not path.endswith(".py"):
             raise PluginError(f"plugin {spec!r}: expected a .py file")
         return path
-    try:
-        found = importlib.util.find_spec(spec)
-    except (ImportError, ValueError) as exc:
-        raise PluginError(f"plugin {spec!r}: {type(exc).__name__}: {exc}") from exc
-    if found is None:
-        raise PluginError(f"plugin {spec!r}: no module of that name on sys.path (or give a path to the .py file)")
-    if found.submodule_search_locations is not None:
-        raise PluginError(f"plugin {spec!r} is a package; a plugin is one module file (it is copied to boards)")
-    if not found.origin or not found.origin.endswith(".py"):
-        raise PluginError(f"plugin {spec!r}: not a Python source file ({found.origin})")
-    return os.path.abspath(found.origin)
+    return _module_file(spec)
 
 
 def _imported(path):
@@ -85,24 +99,32 @@ def import_plugin_file(path, module_name=None):
     if spec is None or spec.loader is None:
         raise PluginError(f"plugin {path}: cannot be loaded as a module")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[name] = module  # dataclasses and pickling look the module up while it executes
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # any error of the plugin's own code, reported with its file
+    except BaseException as exc:  # a half-executed module never stays in sys.modules
         sys.modules.pop(name, None)
+        if not isinstance(exc, Exception):
+            raise
         raise PluginError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
     return module
 
 
-def import_plugin(spec, base_dir=None):
-    """Import a plugin named by a path or a module name (a module name keeps its own name)."""
-    path = plugin_file(spec, base_dir)
-    if _looks_like_path(spec) or _imported(path) is not None:
+def import_plugin(spec, base_dir=None, one_file=True):
+    """Import a plugin named by a path or a module name (a module name keeps its own name); once per file.
+
+    one_file=False (the host's EDGEPROF_PLUGINS, never shipped to boards) also accepts a package."""
+    _check_spec(spec)
+    if is_path(spec):
+        return import_plugin_file(plugin_file(spec, base_dir))
+    path = _module_file(spec, one_file)
+    if path is not None and _imported(path) is not None:
         return import_plugin_file(path)
     try:
         return importlib.import_module(spec)
     except Exception as exc:
-        raise PluginError(f"plugin {spec!r} ({path}) failed to import: {type(exc).__name__}: {exc}") from exc
+        where = f" ({path})" if path else ""
+        raise PluginError(f"plugin {spec!r}{where} failed to import: {type(exc).__name__}: {exc}") from exc
 
 
 def bundle_dir():

@@ -204,6 +204,21 @@ def test_plugin_errors_name_the_plugin(tmp_path: Path, plugins: str, needle: str
         load_config(device_config(tmp_path, plugins=plugins))
 
 
+@pytest.mark.usefixtures("clean_registries")
+def test_a_file_in_a_config_and_in_edgeprof_plugins_is_imported_once(tmp_path: Path) -> None:
+    """The two loaders are one: a plugin whose stem has a '-' (not a module-name character), named in a device
+    config's [agent] plugins and in EDGEPROF_PLUGINS, runs once and registers its backend once."""
+    from edgeprof.plugins import load_plugins
+
+    d = write_plugins(tmp_path)
+    dashed = d / "numpy-backend.py"
+    (d / "numpy_backend.py").rename(dashed)
+    load_config(device_config(tmp_path, plugins='["plugins/numpy-backend.py", "plugins/constant_meter.py"]'))
+    (module,) = load_plugins(str(dashed))  # a second import would raise: 'numpy-matmul' is already registered
+    assert BACKENDS.get("numpy-matmul") is module.NumpyMatmulBackend
+    assert [m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == str(dashed)] == [module]
+
+
 def test_unknown_backend_without_plugins_says_where_they_go(tmp_path: Path) -> None:
     p = tmp_path / "x.toml"
     p.write_text('name = "x"\nkind = "cpu"\n[runtime]\nbackend = "numpy-matmul"\n')

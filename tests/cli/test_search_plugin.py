@@ -144,8 +144,14 @@ def test_load_plugins_by_path_and_by_name_once(tmp_path: Path, monkeypatch: pyte
         assert load_plugins([str(plugin)]) == [by_path]  # a second load is the same module: no re-registration
         monkeypatch.setenv("EDGEPROF_PLUGINS", f" {plugin} ,, ")
         assert plugin_specs() == [str(plugin)] and load_plugins() == [by_path]
-        with pytest.raises(PluginError, match="my_search.*already registered"):  # the same file by name
-            load_plugins("my_search")
+        assert load_plugins("my_search") == [by_path]  # the same file by module name: the same module
+        clash = tmp_path / "other" / "my_search.py"  # another file registering the same name
+        clash.parent.mkdir()
+        clash.write_text(plugin.read_text())
+        with pytest.raises(PluginError, match=r"EDGEPROF_PLUGINS: plugin .*other/my_search.py failed to import: "
+                                              r".*'mysearch' is already registered"):
+            load_plugins(str(clash))
+        assert module_name_for(clash) not in sys.modules  # the half-imported clash is not left behind
     finally:
         unregister_search("mysearch")
         for name in ("my_search", module_name_for(plugin.resolve())):

@@ -1,11 +1,26 @@
-"""Name -> implementation registries for backends and meters.
+"""Name -> implementation registries for backends and meters (and the host's transports).
 
 Heavy runtimes (TensorRT, ONNX Runtime, torch) are registered lazily as "module:Attr" strings so that a
 board without one of them can still list, report and use the others.
+
+There are two registry classes: this one is copied to boards, runs on Python 3.6 and holds lazy "module:Attr"
+entries; the host's spaces.names.ClassRegistry holds classes or factories whose built-in modules it imports
+lazily. They share the error (UnknownEntryError, the base of the host's UnknownNameError) and its message
+(unknown_name_message).
 """
 
 import difflib
 import importlib
+
+
+def unknown_name_message(what, name, known):
+    """'unknown WHAT 'x' (known: a, b); did you mean 'a'?' (the hint only when one is close)."""
+    known = sorted(known)
+    msg = "unknown {} {!r} (known: {})".format(what, name, ", ".join(known) or "none")
+    close = difflib.get_close_matches(str(name), known, n=1)
+    if close:
+        msg += f"; did you mean {close[0]!r}?"
+    return msg
 
 
 class RegistryError(Exception):
@@ -13,7 +28,8 @@ class RegistryError(Exception):
 
 
 class UnknownEntryError(RegistryError, KeyError):
-    """Raised by Registry.get for a name nobody registered; the message lists the known names."""
+    """A name nobody registered (Registry.get here; on the host, every UnknownNameError); the message lists
+    the known names. A KeyError, so `except KeyError` around a lookup keeps working."""
 
     def __str__(self):
         # KeyError.__str__ would repr() the message, adding quotes
@@ -85,11 +101,7 @@ class Registry:
 
     def unknown_message(self, name):
         """The message of UnknownEntryError for name (also used by job validation)."""
-        known = self.names()
-        msg = "unknown {} {!r} (known: {})".format(self.kind, name, ", ".join(known) or "none")
-        close = difflib.get_close_matches(str(name), known, n=1)
-        if close:
-            msg += f"; did you mean {close[0]!r}?"
+        msg = unknown_name_message(self.kind, name, self.names())
         if self.plugin_errors:
             msg += "; plugins that failed to import: " + "; ".join(
                 f"{k}: {v}" for k, v in sorted(self.plugin_errors.items())

@@ -38,13 +38,17 @@ def exit_code(e: BaseException) -> int | None:
     import sqlite3
 
     from agents.protocol import JobError
+    from agents.registry import EntryImportError, UnknownEntryError
     from profiler.config import ConfigError
-    from spaces.errors import UnknownNameError, UserInputError
+    from spaces.errors import UserInputError
 
-    if isinstance(e, UserInputError | UnknownNameError | ConfigError | JobError):
+    # UnknownEntryError: a name no registry holds (spaces, predictors, searches: UnknownNameError; backends,
+    # meters, transports).
+    if isinstance(e, UserInputError | UnknownEntryError | ConfigError | JobError):
         return EXIT_USAGE
-    # StoreError, TransportError, AgentFailed and the corrupt-results error are RuntimeErrors.
-    if isinstance(e, RuntimeError | OSError | sqlite3.Error):
+    # StoreError, TransportError, AgentFailed and the corrupt-results error are RuntimeErrors; an
+    # EntryImportError is a registered runtime or plugin that this installation cannot import.
+    if isinstance(e, RuntimeError | OSError | sqlite3.Error | EntryImportError):
         return EXIT_ERROR
     return None
 

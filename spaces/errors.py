@@ -8,17 +8,16 @@ UserInputError where the value came from a user (an argument, a config, a file t
 
 from __future__ import annotations
 
+from agents.registry import UnknownEntryError
+
 
 class UserInputError(ValueError):
     """A value the user gave (argument, device name, space, arch string, file or folder they named) is wrong;
     the message names the culprit and, where it helps, what would be accepted."""
 
 
-class UnknownNameError(KeyError):
-    """A name that no registry holds (space, predictor kind, search, ...); the message lists the known names.
+class UnknownNameError(UnknownEntryError):
+    """A name that no host registry holds (space, predictor kind, search, ...); the message lists the known names.
 
-    A KeyError, so `except KeyError` around a lookup keeps working; `str()` is the message itself (a plain
-    KeyError would print it inside quotes)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+    An agents.registry.UnknownEntryError, so one base class (a KeyError whose `str()` is the message itself)
+    covers these and the backends, meters and transports of the agent's registries."""

@@ -1,5 +1,9 @@
 """One name -> entry registry with lazily imported built-ins, for spaces, predictors and searches.
 
+There are two registry classes: agents.registry.Registry is copied to boards, runs on Python 3.6 and holds
+lazy "module:Attr" entries; this one holds classes or factories whose built-in modules it imports lazily.
+They share the error (UnknownNameError derives from agents.registry.UnknownEntryError) and its message.
+
 The built-in entries register themselves when their modules are imported; the registry imports those
 modules on first lookup, so `create_predictor("gnn")` works without importing `predictors.gnn` first and a
 module that only reads names does not pay for torch models it never builds. An unknown name raises the
@@ -8,21 +12,14 @@ registry's UnknownNameError subclass, whose message lists the known names and th
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from agents.registry import unknown_name_message
 from spaces.errors import UnknownNameError
 
 T = TypeVar("T", bound=Callable[..., Any])
-
-
-def unknown_name_message(what: str, name: object, known: list[str]) -> str:
-    """'unknown WHAT 'x' (known: a, b); did you mean 'a'?' (the hint only when one is close)."""
-    close = difflib.get_close_matches(str(name), known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r} (known: {', '.join(known) or 'none'}){hint}"
 
 
 class ClassRegistry(Generic[T]):
@@ -96,7 +93,7 @@ class ClassRegistry(Generic[T]):
         self._load_builtins()
         entry = self._entries.get(name) if isinstance(name, str) else None
         if entry is None:
-            raise self.error(unknown_name_message(self.what, name, sorted(self._entries)))
+            raise self.error(unknown_name_message(self.what, name, self._entries))
         return entry
 
 

@@ -80,6 +80,21 @@ def test_one_unknown_name_pattern(lookup, error, what):
     assert str(caught.value).startswith(f"unknown {what} 'no-such-name' (known: ")
 
 
+def test_host_and_board_registries_share_the_error_and_the_message():
+    """One base class (agents.registry.UnknownEntryError) and one message for every registry, host or board."""
+    from agents.registry import Registry, UnknownEntryError
+
+    board = Registry("search space")
+    for name in list_spaces():
+        board.register(name)(object())
+    with pytest.raises(UnknownEntryError) as on_board:
+        board.get("nb-201")
+    with pytest.raises(UnknownEntryError) as on_host:  # UnknownSpaceError is one
+        create_space("nb-201")
+    assert isinstance(on_host.value, UnknownSpaceError)
+    assert str(on_host.value) == str(on_board.value) and "did you mean 'nb201'?" in str(on_host.value)
+
+
 def test_registry_loads_builtins_on_first_lookup():
     registry: ClassRegistry = ClassRegistry("test thing", "tag", "register_thing", UnknownNameError,
                                             ("spaces.tests_no_such_module",))

@@ -3,7 +3,8 @@
 `load_devices` (and `load_xy` for one device) is the one place that decides which measurements count:
 status ok, a median present, and one setting (backend, precision, batch, space config) per device. Mixing
 settings would train one predictor on two different latency functions, so when the store holds several for
-a device and the caller named none, it refuses and lists them. Repeated measurements of an arch collapse
+a device and the caller named none, it refuses and lists them; when the caller named one the device lacks
+(a typo, another config), it lists the device's settings too. Repeated measurements of an arch collapse
 to their median (robust to one bad run). All devices come from one query, and the medians are taken in
 numpy, per arch group, not per arch in Python: meta-training reads four devices of 15,625 archs each.
 """
@@ -37,6 +38,26 @@ class AmbiguousSettingError(UserInputError):
                          f"{', '.join(f'{k}=' for k in varying)})")
 
 
+class NoMatchingSettingError(UserInputError):
+    """A device has data for the space, but under no setting that the given arguments pick (a typo such as
+    `--backend tensorrrt`, or a config it was never measured with): the message lists its settings."""
+
+    def __init__(self, device: str, space: str, quantity: str, picked: dict[str, Any],
+                 settings: Sequence[Setting], note: str = "") -> None:
+        self.device, self.space, self.quantity = device, space, quantity
+        self.picked, self.settings = dict(picked), list(settings)
+        varying = {k for i, k in enumerate(SETTING_KEYS) if len({st[i] for st in settings}) > 1}
+        keys = [k for k in SETTING_KEYS if k in varying or picked.get(k) is not None]
+        chosen = ", ".join(f"{k}={picked[k]!r}" for k in SETTING_KEYS if picked.get(k) is not None)
+        what = "measurements" if quantity == "latency" else "energy measurements"
+        listed = "; ".join(describe_setting(st, with_config="space_config" in keys) for st in settings)
+        count = f"{len(settings)} setting{'s' if len(settings) > 1 else ''}"
+        note = f" ({note})" if note else ""
+        super().__init__(f"no ok {what} of space {space!r} on device {device!r} with {chosen}{note}; {device} has "
+                         f"{space} {what} under {count}: {listed}; pick one with {'/'.join(FLAGS[k] for k in keys)} "
+                         f"(Python: {', '.join(f'{k}=' for k in keys)})")
+
+
 def describe_setting(setting: Setting, with_config: bool = False) -> str:
     """'backend=onnxruntime precision=fp32 batch=1' (and the space config JSON when asked)."""
     config, backend, precision, batch = setting
@@ -51,8 +72,9 @@ def load_xy(store: Store, device: str, space: str, backend: str | None = None, p
     with quantity="energy", the energy per inference in mJ instead (measurements with an energy figure).
 
     Arch ids come in the order of their first measurement (for HELP imports: the NB201 index order).
-    ValueError when nothing matches (naming the devices that do have data for the space);
-    AmbiguousSettingError (a ValueError) when the matching rows span several settings and the arguments do
+    UserInputError (a ValueError) when nothing matches: NoMatchingSettingError, listing the device's
+    settings, when it has data for the space under others; else naming the devices that do have data.
+    AmbiguousSettingError (a UserInputError) when the matching rows span several settings and the arguments do
     not pick one.
     """
     return load_devices(store, [device], space, backend, precision, batch, space_config, quantity)[device]
@@ -70,6 +92,21 @@ def load_devices(store: Store, devices: Sequence[str], space: str, backend: str 
     tables with a user's own board measured with two runtimes). `space_config` matches a stored config
     that has the given keys and values (the store keeps the full config).
     """
+    got = load_with_settings(store, devices, space, backend, precision, batch, space_config, quantity,
+                             only_where_ambiguous)
+    return {d: (ids, y) for d, (ids, y, _) in got.items()}
+
+
+def load_with_settings(store: Store, devices: Sequence[str], space: str, backend: str | None = None,
+                       precision: str | None = None, batch: int | None = None,
+                       space_config: dict[str, Any] | None = None, quantity: str = "latency",
+                       only_where_ambiguous: bool = False
+                       ) -> dict[str, tuple[list[str], np.ndarray, Setting]]:
+    """`load_devices`, with the setting each device's data came from: {device: (arch ids, medians, setting)}.
+
+    Training reads the full space config of the chosen setting from it, so the predictor's card names the
+    config its data was measured under (and `evaluate`/`adapt` pick that config by default).
+    """
     if quantity not in ("latency", "energy"):
         raise ValueError(f"quantity must be 'latency' or 'energy', got {quantity!r}")
     devices = list(dict.fromkeys(devices))
@@ -84,19 +121,28 @@ def load_devices(store: Store, devices: Sequence[str], space: str, backend: str 
     by_device: dict[str, dict[Setting, list[tuple]]] = {d: {} for d in devices}
     for r in rows:
         by_device[r[0]].setdefault((r[2], r[3], r[4], r[5]), []).append(r)
-    picked = {"backend": backend, "precision": precision, "batch": batch, "space_config": space_config}
+    picked = {"space_config": space_config, "backend": backend, "precision": precision, "batch": batch}
     out = {}
     for device, groups in by_device.items():
         settings = sorted(groups)
         if not (only_where_ambiguous and len(settings) == 1):
             settings = [st for st in settings if _matches(st, backend, precision, batch, space_config)]
         if not settings:
-            raise _nothing_there(store, device, space, quantity, picked)
+            if groups:
+                raise NoMatchingSettingError(device, space, quantity, picked, sorted(groups))
+            raise no_data_error(store, device, space, quantity, picked)
         if len(settings) > 1:
             raise AmbiguousSettingError(device, space, settings)
         got = groups[settings[0]]
-        out[device] = grouped_median([r[1] for r in got], np.array([r[6] for r in got], dtype=np.float64))
+        ids, y = grouped_median([r[1] for r in got], np.array([r[6] for r in got], dtype=np.float64))
+        out[device] = (ids, y, settings[0])
     return out
+
+
+def setting_config(setting: Setting) -> dict[str, Any]:
+    """The full space config a setting's networks were built with (as the store keeps it)."""
+    config = json.loads(setting[0]) if setting[0] else {}
+    return config if isinstance(config, dict) else {}
 
 
 def _matches(setting: Setting, backend: str | None, precision: str | None, batch: int | None,
@@ -111,9 +157,14 @@ def _matches(setting: Setting, backend: str | None, precision: str | None, batch
     return isinstance(stored, dict) and all(k in stored and stored[k] == v for k, v in space_config.items())
 
 
-def _nothing_there(store: Store, device: str, space: str, quantity: str, picked: dict[str, Any]
-                   ) -> UserInputError:
-    """The error for a device without matching rows: what was asked, and where the data is."""
+class NoDeviceDataError(UserInputError):
+    """A device without data for the space (or without energy figures): the message names the devices
+    that have some, and the device's other spaces."""
+
+
+def no_data_error(store: Store, device: str, space: str, quantity: str, picked: dict[str, Any]
+                  ) -> NoDeviceDataError:
+    """The error for a device without any rows of the space: what was asked, and where the data is."""
     have = [r[0] for r in store.db.execute(
         "SELECT DISTINCT x.device FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
         "WHERE m.space = ? AND x.status = 'ok' ORDER BY x.device", (space,)).fetchall()]
@@ -122,11 +173,11 @@ def _nothing_there(store: Store, device: str, space: str, quantity: str, picked:
         "SELECT DISTINCT m.space FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
         "WHERE x.device = ? AND x.status = 'ok' AND m.space != ? ORDER BY m.space", (device, space)).fetchall()]
     what = "measurements" if quantity == "latency" else "energy measurements (a power meter on the device?)"
-    return UserInputError(f"no ok {what} of space {space!r} on device {device!r}"
-                      + (f" with {chosen}" if chosen else "")
-                      + (f" ({device} has data for space {', '.join(other)} only: a space mismatch)"
-                         if other else "")
-                      + f"; devices with {space} data: {', '.join(have) if have else 'none'}")
+    return NoDeviceDataError(f"no ok {what} of space {space!r} on device {device!r}"
+                             + (f" with {chosen}" if chosen else "")
+                             + (f" ({device} has data for space {', '.join(other)} only: a space mismatch)"
+                                if other else "")
+                             + f"; devices with {space} data: {', '.join(have) if have else 'none'}")
 
 
 def grouped_median(keys: Sequence[str], values: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -221,6 +221,9 @@ ROWS = [
         ("{params-not-fitting}", "cannot be rebuilt"), predictor_folders),
     Row("predictor-of-another-space", "evaluate {mlp} --device devF --db {db}", 2, ("devF", "fbnet", "nb201")),
     Row("device-without-data", "evaluate {mlp} --device devZ --db {db}", 2, ("devZ", "devA")),
+    Row("setting-typo", "evaluate {mlp} --device devA --db {db} --backend tensorrrt", 2,
+        ("backend='tensorrrt'", "devA has nb201 measurements under 1 setting: backend=onnxruntime precision=fp32",
+         "--backend")),
     Row("predictor-of-another-device", "search lightnas --device devF --predictor {mlp} --target-ms 5 "
         "--out {tmp}/r.json --db {db}", 2, ("{mlp}", "devA", "devF")),
     Row("not-a-meta-predictor", "adapt {mlp} --device devA --db {db} --out {tmp}/adapted", 2, ("{mlp}",)),

@@ -7,15 +7,20 @@ import pytest
 
 from predictors.data import (
     AmbiguousSettingError,
+    NoDeviceDataError,
+    NoMatchingSettingError,
     data_fingerprint,
     grouped_median,
     load_devices,
+    load_with_settings,
     load_xy,
+    setting_config,
     split,
 )
 from profiler.importing import imported_model, imported_result
 from profiler.store import Store
 from spaces import create_space
+from spaces.errors import UserInputError
 
 
 def _add(store: Store, device: str, space: str, values: dict[int, list[float]], batch: int = 1,
@@ -58,10 +63,34 @@ def test_nothing_there_names_the_devices_that_have_data(store):
     with pytest.raises(ValueError, match=r"no ok measurements of space 'nb201' on device 'xavier'.*"
                                          r"devices with nb201 data: nano, pi"):
         load_xy(store, "xavier", "nb201")
-    with pytest.raises(ValueError, match=r"device 'pi' with batch=8.*devices with nb201 data: nano, pi"):
-        load_xy(store, "pi", "nb201", batch=8)
-    with pytest.raises(ValueError, match="devices with fbnet data: none"):
+    with pytest.raises(NoDeviceDataError, match="devices with fbnet data: none"):
         load_xy(store, "pi", "fbnet")
+
+
+def test_a_setting_the_device_lacks_lists_its_settings_and_the_flag(store):
+    """`--backend tensorrrt` on a device with data: its settings, not just 'devices with nb201 data'."""
+    _add(store, "xavier", "nb201", {1: [1.0], 2: [2.0]}, backend="onnxruntime")
+    _add(store, "xavier", "nb201", {1: [0.5]}, backend="tensorrt")
+    with pytest.raises(NoMatchingSettingError) as e:
+        load_xy(store, "xavier", "nb201", backend="tensorrrt")
+    msg = str(e.value)
+    assert msg.startswith("no ok measurements of space 'nb201' on device 'xavier' with backend='tensorrrt'; ")
+    assert ("xavier has nb201 measurements under 2 settings: backend=onnxruntime precision=unknown batch=1; "
+            "backend=tensorrt precision=unknown batch=1; pick one with --backend (Python: backend=)") in msg
+    assert "devices with" not in msg and isinstance(e.value, UserInputError)
+    # one setting: the flags that did not match are named, the config shown when it was one of them
+    _add(store, "pi", "nb201", {1: [1.0]})
+    with pytest.raises(NoMatchingSettingError, match=r"under 1 setting: backend=unknown precision=unknown "
+                                                     r"batch=1 space_config=\{.*\}; pick one with "
+                                                     r"--space-config/--batch \(Python: space_config=, batch=\)"):
+        load_xy(store, "pi", "nb201", batch=8, space_config={"C": 8})
+
+
+def test_load_with_settings_returns_the_setting_and_its_full_config(store):
+    _add(store, "pi", "nb201", {1: [1.0], 2: [3.0]}, backend="onnxruntime")
+    ids, y, setting = load_with_settings(store, ["pi"], "nb201", space_config={"C": 16})["pi"]
+    assert len(ids) == 2 and y.tolist() == [1.0, 3.0] and setting[1:] == ("onnxruntime", "unknown", 1)
+    assert setting_config(setting) == create_space("nb201").config
 
 
 def test_mixed_settings_must_be_picked(store):
@@ -96,7 +125,7 @@ def test_load_devices_picks_each_devices_setting(store):
         load_devices(store, ["pi", "xavier"], "nb201")
     assert e.value.device == "xavier" and [st[1] for st in e.value.settings] == ["onnxruntime", "tensorrt"]
     # a filter applies to every device: pi has no tensorrt data
-    with pytest.raises(ValueError, match="device 'pi' with backend='tensorrt'"):
+    with pytest.raises(NoMatchingSettingError, match="device 'pi' with backend='tensorrt'.*backend=onnxruntime"):
         load_devices(store, ["pi", "xavier"], "nb201", backend="tensorrt")
     # ... unless it only picks among the settings of the devices that have several (meta-training)
     got = load_devices(store, ["pi", "xavier"], "nb201", backend="tensorrt", only_where_ambiguous=True)

@@ -1,16 +1,21 @@
 """Held-out evaluation of a predictor on a device's measurements: the archs it was not trained or adapted
-on. Shared by `edgeprof evaluate`, `adapt` and `report`, so all three score the same split."""
+on. Shared by `edgeprof evaluate`, `adapt` and `report`, so all three score the same split, read the
+device's data under the predictor's own space config unless told otherwise (`load_for`), and refuse a
+meta-trained predictor that was never adapted with the command that adapts it (`refusing_unadapted`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from predictors.base import LatencyPredictor
-from predictors.data import load_xy
+from predictors.data import NoDeviceDataError, NoMatchingSettingError, load_xy, no_data_error
+from predictors.fewshot import NotAdaptedError
 from predictors.io import load_predictor, read_train_archs
 from predictors.metrics import report
 from profiler.store import Store
@@ -35,13 +40,52 @@ def held_out(pred: LatencyPredictor, arch_ids: Sequence[str], y: np.ndarray, see
     return report(predicted, true, n_target_samples=n_target_samples, split=split), predicted, true
 
 
+class UnadaptedPredictorError(UserInputError):
+    """A meta-trained predictor folder given to a command that predicts, before `edgeprof adapt`."""
+
+
+@contextmanager
+def refusing_unadapted(folder: str | Path) -> Iterator[None]:
+    """Turn the NotAdaptedError of predicting with the saved predictor `folder` into the user's next step."""
+    try:
+        yield
+    except NotAdaptedError:
+        raise UnadaptedPredictorError(
+            f"{folder} is meta-trained but not adapted to a device yet: run `edgeprof adapt {folder} --db DB "
+            "--device DEVICE --samples 10 --out ADAPTED` and use ADAPTED") from None
+
+
+def load_for(pred: LatencyPredictor, store: Store, device: str, **setting: Any) -> tuple[list[str], np.ndarray]:
+    """`load_xy` of `device` in the predictor's space and quantity; without a space_config in `setting`,
+    the one on the predictor's card (the full config it was trained under), so a device measured under
+    several configs needs no --space-config when one of them is the predictor's."""
+    card = getattr(pred, "card_", {})
+    quantity = card.get("quantity", "latency")
+    own = setting.get("space_config") is None
+    if own:
+        setting["space_config"] = (card.get("space") or {}).get("config") or pred.space_obj().config
+    try:
+        return load_xy(store, device, pred.space, quantity=quantity, **setting)
+    except NoMatchingSettingError as e:
+        if not own:
+            raise
+        raise NoMatchingSettingError(e.device, e.space, quantity, e.picked, e.settings,
+                                     note="the space config is the predictor's own (from its card)") from None
+    except NoDeviceDataError:
+        if not own:
+            raise
+        asked = {k: v for k, v in setting.items() if k != "space_config"}  # not the user's: left out of the message
+        raise no_data_error(store, device, pred.space, quantity, asked) from None
+
+
 def evaluate_saved(path: str | Path, store: Store, device: str, **setting: Any) -> Evaluation:
     """`held_out` of a saved predictor folder on `device` (same space and quantity as the predictor).
 
-    `setting`: backend, precision, batch, space_config, as `predictors.data.load_xy` takes them.
+    `setting`: backend, precision, batch, space_config, as `predictors.data.load_xy` takes them; without a
+    space_config, the predictor's own (`load_for`).
     """
     pred = load_predictor(path)
-    quantity = pred.card_.get("quantity", "latency")
-    ids, y = load_xy(store, device, pred.space, quantity=quantity, **setting)
+    ids, y = load_for(pred, store, device, **setting)
     seen = read_train_archs(path)
-    return held_out(pred, ids, y, seen, device, n_target_samples=len(seen), what=str(path))
+    with refusing_unadapted(path):
+        return held_out(pred, ids, y, seen, device, n_target_samples=len(seen), what=str(path))

@@ -23,6 +23,11 @@ from predictors.metrics import spearman
 from spaces import SearchSpace
 
 
+class NotAdaptedError(NotFittedError):
+    """Meta-trained but not adapted to a target yet, so it cannot predict: a NotFittedError for library
+    callers; the commands turn it into advice to run `edgeprof adapt` (`predictors.evaluation`)."""
+
+
 class FewShotTask(NamedTuple):
     """A held-out task for model selection: adapt on the support, score Spearman on the query."""
 
@@ -76,7 +81,7 @@ class FewShotPredictor(LatencyPredictor):
     def check_is_adapted(self) -> None:
         self.check_is_fitted()
         if not getattr(self, "adapted_", False):
-            raise NotFittedError(f"This {type(self).__name__} is not adapted to a target yet; call adapt() first.")
+            raise NotAdaptedError(f"This {type(self).__name__} is not adapted to a target yet; call adapt() first.")
 
     def features(self) -> FeatureCache:
         """This predictor's encoding cache (rebuilt when the space or its config changed)."""

@@ -28,8 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictors.data import load_xy
-    from predictors.evaluation import held_out
+    from predictors.evaluation import held_out, load_for
     from predictors.hardware_adaptive import HardwareAdaptivePredictor, draw_support
     from predictors.io import load_predictor, save_predictor
     from predictors.metrics import summary_line
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"{args.predictor} is a {pred.kind!r} predictor, not a meta-trained latency predictor "
                          "(edgeprof train meta)")
     with Store(args.db) as store:
-        ids, y = load_xy(store, args.device, pred.space, **setting_kwargs(args))
+        ids, y = load_for(pred, store, args.device, **setting_kwargs(args))  # the predictor's space config
     refs = pred.reference_ids()
     support, support_y, reference, rest, rest_y = draw_support(ids, y, refs, args.samples, args.seed, args.device)
     pred.adapt(support, support_y, reference=reference)

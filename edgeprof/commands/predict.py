@@ -14,10 +14,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from predictors.evaluation import refusing_unadapted
     from predictors.io import load_predictor
 
     pred = load_predictor(args.predictor)
-    ms = pred.predict(args.arch)
+    with refusing_unadapted(args.predictor):
+        ms = pred.predict(args.arch)
     rows = [{"arch_id": a, "predicted_ms": float(v)} for a, v in zip(args.arch, ms, strict=True)]
     if args.json:
         print_json({"predictor": args.predictor, "predictions": rows})

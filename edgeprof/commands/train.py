@@ -2,12 +2,14 @@
 meta (HELP-style, across devices; adapt it to a new device with `edgeprof adapt`).
 
 The held-out metrics, stating the number of target-device samples and the split, go into the predictor's
-card and are printed.
+card and are printed. The predictor takes the full space config its data was measured under (where meta
+sources share one), so `evaluate`, `adapt` and `report` pick that config without --space-config.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "meta":
         return train_meta(args)
     from edgeprof.output import training_progress
-    from predictors.data import data_fingerprint, load_xy, split
+    from predictors.data import data_fingerprint, load_with_settings, setting_config, split
     from predictors.io import save_predictor
     from predictors.metrics import report
     from predictors.nn import TorchPredictor
@@ -67,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.device:
         raise UserInputError("--device is required for a single-device predictor")
     with Store(args.db) as store:
-        ids, y = load_xy(store, args.device, args.space, quantity=args.quantity, **setting_kwargs(args))
+        ids, y, setting = load_with_settings(store, [args.device], args.space, quantity=args.quantity,
+                                             **setting_kwargs(args))[args.device]
     n = args.train_n if args.train_n is not None else max(1, int(0.8 * len(ids)))
     tr_ids, tr_y, te_ids, te_y = split(ids, y, n, seed=args.seed)
-    hp = {"space": args.space, "seed": args.seed}
+    hp = {"space": args.space, "space_config": setting_config(setting), "seed": args.seed}
     if args.epochs is not None:
         hp["epochs"] = args.epochs
     pred = create_predictor(args.kind, **hp)
@@ -98,12 +101,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def meta_predictor(args: argparse.Namespace, reference: list[str] | None) -> HardwareAdaptivePredictor:
+def meta_predictor(args: argparse.Namespace, reference: list[str] | None,
+                   space_config: dict[str, Any] | None = None) -> HardwareAdaptivePredictor:
     """The space's default ensemble, or one HelpPredictor with --single; --epochs sets the meta-iterations."""
     from predictors.help import HelpPredictor
     from predictors.help_ensemble import HelpEnsemble, default_members
 
-    hp: dict[str, Any] = {"space": args.space, "seed": args.seed, "reference": reference}
+    hp: dict[str, Any] = {"space": args.space, "space_config": space_config, "seed": args.seed,
+                          "reference": reference}
     if args.single:
         return HelpPredictor(**hp, **({} if args.epochs is None else {"meta_iters": args.epochs}))
     members = default_members(args.space)
@@ -115,7 +120,7 @@ def meta_predictor(args: argparse.Namespace, reference: list[str] | None) -> Har
 def train_meta(args: argparse.Namespace) -> int:
     """edgeprof train meta --devices a,b,c: meta-train across source devices."""
     from edgeprof.output import training_progress
-    from predictors.data import load_devices
+    from predictors.data import load_with_settings, setting_config
     from predictors.hardware_adaptive import common_reference, help_fbnet_reference, valid_tasks
     from predictors.io import save_predictor
 
@@ -131,16 +136,19 @@ def train_meta(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with Store(args.db) as store:
         # the setting options pick among the settings of the devices measured under several
-        data = load_devices(store, devices + valid_names, args.space, **setting_kwargs(args),
-                            only_where_ambiguous=True)
+        loaded = load_with_settings(store, devices + valid_names, args.space, **setting_kwargs(args),
+                                    only_where_ambiguous=True)
+    data = {d: (ids, y) for d, (ids, y, _) in loaded.items()}
     tasks = {d: data[d] for d in devices}
+    configs = {json.dumps(setting_config(loaded[d][2]), sort_keys=True) for d in devices}
+    space_config = json.loads(configs.pop()) if len(configs) == 1 else None  # the sources' config, if shared
     if args.space == "nb201":
         refs = None  # HELP's NB201 reference set
     elif args.space == "fbnet" and args.help_dir:
         refs = help_fbnet_reference(args.help_dir)  # HELP's FBNet reference set
     else:
         refs = common_reference(tasks, 10, args.seed)
-    pred = meta_predictor(args, refs)
+    pred = meta_predictor(args, refs, space_config)
     valid = valid_tasks({d: data[d] for d in valid_names}, pred.reference_ids(), 10, args.seed) or None
     with training_progress(f"meta-training on {len(devices)} devices", quiet=args.json) as step:
         pred.meta_fit(tasks, valid, on_iter=step)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,100 @@ def test_a_device_measured_under_two_backends_is_picked_with_backend(help_meta: 
     r = edgeprof("train", "mlp", "--db", db, "--device", "xavier", "--space", "nb201", "--out", str(mlp),
                  "--space-config", "[16]")
     assert r.returncode == 2 and "--space-config" in r.stderr and "JSON object" in r.stderr
+
+
+# --- fast, in-process: a device measured under two space configs, and a meta-trained predictor not adapted ---
+
+def _op_cost_latency(seed: int, scale: float = 1.0) -> Callable[[list[int]], float]:
+    """A synthetic device: a fixed cost per op, summed over the cell's edges (an NB201 arch is 6 op indices)."""
+    import numpy as np
+
+    cost = np.random.default_rng(seed).uniform(0.1, 2.0, 5)
+    return lambda arch: scale * (1.0 + float(cost[np.asarray(arch)].sum()))
+
+
+@pytest.fixture(scope="module")
+def two_configs_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sources s1, s2 (240 NB201 archs + HELP's reference archs, default config) and 'board', measured on 60
+    archs + the references under two space configs: the default (C=16) and C=8 (half the latency)."""
+    from predictors.hardware_adaptive import HELP_NB201_REFERENCE
+    from profiler.importing import imported_model, imported_result
+    from profiler.store import Store
+    from spaces import create_space
+
+    db = tmp_path_factory.mktemp("configs") / "c.db"
+    others = [i for i in range(0, 15625, 37) if i not in HELP_NB201_REFERENCE]
+    plan = [("s1", create_space("nb201"), others[:240], _op_cost_latency(1)),
+            ("s2", create_space("nb201"), others[:240], _op_cost_latency(2)),
+            ("board", create_space("nb201"), others[:60], _op_cost_latency(3)),
+            ("board", create_space("nb201", C=8), others[:60], _op_cost_latency(3, 0.5))]
+    with Store(db) as store:
+        for device, space, indices, latency in plan:
+            archs = [space.from_index(i) for i in [*indices, *HELP_NB201_REFERENCE]]
+            models = [imported_model(space, a) for a in archs]
+            store.add_device(device, "cpu", {})
+            store.add_models(models)
+            store.add_results([imported_result(job_id=f"{device}-{space.config['C']}", task_id=str(k),
+                                               model_sha256=m.sha256, device=device, median_ms=latency(a),
+                                               environment={}, backend="onnxruntime", precision="fp32")
+                               for k, (m, a) in enumerate(zip(models, archs, strict=True))])
+    return db
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of `edgeprof ARGV` run in this process (fast: no interpreter start)."""
+    from edgeprof.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_evaluate_and_report_use_the_predictors_own_space_config(two_configs_db: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    db = two_configs_db
+    code, _, err = cli(capsys, "train", "mlp", "--db", db, "--device", "board", "--space", "nb201", "--out",
+                       tmp_path / "p")
+    assert code == 2 and "under 2 settings" in err and "--space-config" in err, err  # training must pick one
+    code, out, err = cli(capsys, "train", "mlp", "--db", db, "--device", "board", "--space", "nb201",
+                         "--space-config", '{"C": 8}', "--epochs", "2", "--out", tmp_path / "c8", "--json")
+    assert code == 0, err
+    card = json.loads((tmp_path / "c8" / "card.json").read_text())
+    assert card["params"]["space_config"] == {"C": 8, "N": 5, "num_classes": 10, "resolution": 32}  # the data's
+    n_test = json.loads(out)["metrics"]["n"]
+    code, out, err = cli(capsys, "evaluate", tmp_path / "c8", "--db", db, "--device", "board", "--json")
+    assert code == 0, err  # no --space-config: the card's
+    assert json.loads(out)["metrics"]["n"] == n_test  # the same held-out archs as at training
+    code, _, err = cli(capsys, "report", "predictor", tmp_path / "c8", "--db", db, "--device", "board",
+                       "--out", tmp_path / "rep")
+    assert code == 0 and (tmp_path / "rep" / "metrics.json").exists(), err
+    # the user's --space-config still wins; a config the device lacks lists its settings
+    code, _, err = cli(capsys, "evaluate", tmp_path / "c8", "--db", db, "--device", "board", "--space-config",
+                       '{"C": 16}', "--json")
+    assert code == 0, err
+    code, _, err = cli(capsys, "evaluate", tmp_path / "c8", "--db", db, "--device", "s1")
+    assert code == 2 and "(the space config is the predictor's own (from its card))" in err, err
+    assert "s1 has nb201 measurements under 1 setting: backend=onnxruntime precision=fp32 batch=1 space_config=" in err
+    assert "pick one with --space-config" in err
+
+
+def test_a_meta_trained_predictor_adapts_under_its_config_and_must_be_adapted_to_predict(
+        two_configs_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db, meta = two_configs_db, tmp_path / "meta"
+    code, _, err = cli(capsys, "train", "meta", "--db", db, "--space", "nb201", "--devices", "s1,s2", "--single",
+                       "--epochs", "2", "--out", meta)
+    assert code == 0, err
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    advice = f"{meta} is meta-trained but not adapted to a device yet: run `edgeprof adapt {meta} --db DB"
+    for argv in (("predict", meta, "--arch", arch), ("evaluate", meta, "--db", db, "--device", "board"),
+                 ("report", "predictor", meta, "--db", db, "--device", "board", "--out", tmp_path / "r")):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and advice in err and "--samples 10 --out ADAPTED" in err, (argv, err)
+        assert "Traceback" not in err and "adapt()" not in err
+    # board was measured under two configs; the meta predictor's card names one (its sources')
+    code, out, err = cli(capsys, "adapt", meta, "--db", db, "--device", "board", "--samples", "5", "--out",
+                         tmp_path / "a", "--json")
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["n"] == 60 - 5  # the default-config archs, less the 5 samples
+    code, out, err = cli(capsys, "predict", tmp_path / "a", "--arch", arch, "--json")
+    assert code == 0 and json.loads(out)["predictions"][0]["predicted_ms"] > 0, err

@@ -40,15 +40,16 @@ def exit_code(e: BaseException) -> int | None:
     from agents.protocol import JobError
     from agents.registry import EntryImportError, UnknownEntryError
     from profiler.config import ConfigError
-    from spaces.errors import UserInputError
+    from spaces.errors import RuntimeFailure, UserInputError
 
     # UnknownEntryError: a name no registry holds (spaces, predictors, searches: UnknownNameError; backends,
     # meters, transports).
     if isinstance(e, UserInputError | UnknownEntryError | ConfigError | JobError):
         return EXIT_USAGE
-    # StoreError, TransportError, AgentFailed and the corrupt-results error are RuntimeErrors; an
-    # EntryImportError is a registered runtime or plugin that this installation cannot import.
-    if isinstance(e, RuntimeError | OSError | sqlite3.Error | EntryImportError):
+    # RuntimeFailure: StoreError, TransportError, AgentFailed, CorruptResults, SearchContractError, a failed
+    # verification; OSError: a file or folder the system refused; an EntryImportError is a registered runtime
+    # or plugin this installation cannot import. Any other RuntimeError (torch's, NotImplementedError) is a bug.
+    if isinstance(e, RuntimeFailure | OSError | sqlite3.Error | EntryImportError):
         return EXIT_ERROR
     return None
 

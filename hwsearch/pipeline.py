@@ -27,7 +27,7 @@ import numpy as np
 
 from hwsearch.result import UNITS, SearchContractError, SearchResult
 from spaces import SearchSpace, create_space
-from spaces.errors import UserInputError
+from spaces.errors import RuntimeFailure, UserInputError
 
 if TYPE_CHECKING:
     import argparse
@@ -205,13 +205,13 @@ def measure_rounds(config: DeviceConfig, space: SearchSpace, arch: tuple[int, ..
             raise KeyboardInterrupt
         if rep.errors:
             e = rep.errors[0]
-            raise RuntimeError(f"verification on {config.name} failed: {e.get('type')}: {e.get('message')}")
+            raise RuntimeFailure(f"verification on {config.name} failed: {e.get('type')}: {e.get('message')}")
         costs = store.job_costs(rep.job_id, metric)
         if not costs:
-            raise RuntimeError(f"verification on {config.name}: job {rep.job_id} stored no ok measurement of "
+            raise RuntimeFailure(f"verification on {config.name}: job {rep.job_id} stored no ok measurement of "
                                f"{space.arch_id(arch)}")
         if costs[0] is None:
-            raise RuntimeError(f"{config.name} measured no {metric} for the network (no power meter?)")
+            raise RuntimeFailure(f"{config.name} measured no {metric} for the network (no power meter?)")
         values.append(costs[0])
     return values
 

@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from spaces.errors import RuntimeFailure
+
 FORMAT = "edgeprof.search-result"
 FORMAT_VERSION = 1
 UNITS = {"latency": "ms", "energy": "mJ"}
 
 
-class SearchContractError(RuntimeError):
+class SearchContractError(RuntimeFailure):
     """A search returned something that is not a SearchResult of its space (a bug in the search)."""
 
 

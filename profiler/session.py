@@ -24,16 +24,17 @@ from profiler.store import ModelRecord, Store, result_problem
 from profiler.transports import Transport, open_transport
 from profiler.transports.base import job_dir
 from spaces import SearchSpace, UserInputError, export_onnx
+from spaces.errors import RuntimeFailure
 from spaces.export import export_space_package
 
 POLL_S = 0.2
 
 
-class AgentFailed(RuntimeError):
+class AgentFailed(RuntimeFailure):
     """The agent ended without measuring its job (bad job, missing Python, crash)."""
 
 
-class CorruptResults(RuntimeError):
+class CorruptResults(RuntimeFailure):
     """A line of a board's results file is not a result (a damaged file): the good lines are stored, the run
     stops and the message names the board, the file and the line."""
 

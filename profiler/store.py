@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.protocol import RESULT_SCHEMA
+from spaces.errors import RuntimeFailure
 
 if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
     from typing_extensions import Self
@@ -103,7 +104,7 @@ CREATE TABLE IF NOT EXISTS samples (
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(RuntimeFailure):
     """The database cannot be opened or a record does not fit its schema."""
 
 

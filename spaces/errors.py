@@ -1,4 +1,4 @@
-"""The two error types every host layer raises for what a user got wrong (spaces is the lowest host package).
+"""The error types the CLI maps to exit codes (spaces is the lowest host package, so every layer may raise them).
 
 The CLI maps both to exit 2 ("invalid input") and prints their message without a traceback; anything else
 is either a known runtime failure (exit 1: a store, a transport, a board) or a bug (a traceback). A plain
@@ -21,3 +21,9 @@ class UnknownNameError(UnknownEntryError):
 
     An agents.registry.UnknownEntryError, so one base class (a KeyError whose `str()` is the message itself)
     covers these and the backends, meters and transports of the agent's registries."""
+
+
+class RuntimeFailure(RuntimeError):
+    """A known failure at run time, not a mistake in the input and not a bug: a store, a transport, a board, a
+    job or a search result. The CLI prints the message and exits 1; any other RuntimeError (torch's, say)
+    is a bug and keeps its traceback."""

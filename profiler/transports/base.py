@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import agents
 from agents.plugins import BUNDLE_DIR
+from spaces.errors import RuntimeFailure
 
 if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
     from typing_extensions import Self
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are ne
 AGENT_ROOT = Path(agents.__file__).resolve().parent
 
 
-class TransportError(RuntimeError):
+class TransportError(RuntimeFailure):
     """The board cannot be reached or a transfer failed; the message says which and why."""
 
 

@@ -40,3 +40,18 @@ def test_registry_errors_map_to_exit_codes(raising: Callable[[], object], code: 
     err = capsys.readouterr().err
     assert got == code, err
     assert all(w in err for w in words), err
+
+
+def test_known_runtime_failures_exit_1_and_other_runtime_errors_are_bugs() -> None:
+    """Exit 1 for the failures the code knows (store, transport, board, search result, file system); a bare
+    RuntimeError (torch's, NotImplementedError) is a bug and must keep its traceback (exit_code None)."""
+    from hwsearch.result import SearchContractError
+    from profiler.session import AgentFailed, CorruptResults
+    from profiler.store import StoreError
+    from profiler.transports.base import TransportError
+
+    for known in (StoreError("x"), TransportError("x"), AgentFailed("x"), CorruptResults("x"),
+                  SearchContractError("x"), FileNotFoundError("x")):
+        assert cli.exit_code(known) == 1, known
+    for bug in (RuntimeError("CUDA error"), NotImplementedError("x"), RecursionError("x"), KeyError("x")):
+        assert cli.exit_code(bug) is None, bug

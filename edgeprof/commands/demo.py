@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -71,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
         summary = summarize(store, device=config.name)
         if not args.json:
             out.print(summary_table(summary))
+        setting = {"backend": config.runtime.backend, "precision": config.runtime.precision, "batch": 1}
         trained = [] if args.no_train else train_predictors(store, config.name, [s for s, _ in args.plan],
-                                                            Path(args.predictors), args.seed, args.json)
+                                                            Path(args.predictors), args.seed, args.json, setting)
     searched = None
     # the GNN drives the search: on this CPU's measurements it is far closer per network than the MLP
     # (benchmarks/local_cpu.py: Acc@10 85% against 51%), and a search lands where its predictor says
@@ -143,9 +143,11 @@ def parse_plan(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(plan)
 
 
-def train_predictors(store: Store, device: str, spaces: list[str], folder: Path, seed: int, quiet: bool
-                     ) -> list[dict[str, Any]]:
-    """MLP and GNN per measured space, on a random 80% of the device's archs; metrics on the other 20%."""
+def train_predictors(store: Store, device: str, spaces: list[str], folder: Path, seed: int, quiet: bool,
+                     setting: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """MLP and GNN per measured space, on a random 80% of the device's archs measured under `setting`
+    (backend, precision, batch); metrics on the other 20%."""
+    setting = setting or {}
     from edgeprof.commands.train import print_metrics
     from edgeprof.output import training_progress
     from predictors.data import data_fingerprint, load_xy, split
@@ -155,7 +157,7 @@ def train_predictors(store: Store, device: str, spaces: list[str], folder: Path,
 
     trained = []
     for space_name in spaces:
-        ids, y = load_xy(store, device, space_name)
+        ids, y = load_xy(store, device, space_name, **setting)  # what this run measured, not other runtimes
         n_train = int(TRAIN_SHARE * len(ids))
         if n_train < 2 or len(ids) - n_train < 2:
             err.print(f"[yellow]{space_name}: only {len(ids)} ok measurements; too few to train and test[/]")
@@ -169,8 +171,7 @@ def train_predictors(store: Store, device: str, spaces: list[str], folder: Path,
             metrics = report(pred.predict(te_ids), te_y, n_target_samples=len(tr_ids), split=desc)
             path = folder / f"{device}-{space_name}-{kind}"
             save_predictor(pred, path, metrics=metrics, data_fingerprint=data_fingerprint(tr_ids, tr_y),
-                           devices=[device])
-            (path / "train_archs.json").write_text(json.dumps(sorted(tr_ids)))  # evaluate skips these
+                           devices=[device], train_archs=tr_ids)  # evaluate skips these
             if not quiet:
                 print_metrics(f"{kind} on {device}/{space_name}", metrics)
             trained.append({"space": space_name, "kind": kind, "path": str(path), "metrics": metrics})

@@ -41,3 +41,28 @@ def test_demo_measures_then_trains_mlp_and_gnn(tmp_path: Path) -> None:
 def test_demo_plan_is_checked(tmp_path: Path) -> None:
     r = edgeprof("demo", "--plan", "nb202=3", "--db", str(tmp_path / "d.db"))
     assert r.returncode == 2 and "nb202" in r.stderr and "nb201" in r.stderr
+
+
+def test_demo_trains_on_what_it_measured_when_the_device_has_other_runtimes(tmp_path: Path) -> None:
+    """A dataset where local-cpu was also measured with torch: the demo trains on its own setting
+    (onnxruntime, fp32, batch 1) instead of stopping at the ambiguity."""
+    import numpy as np
+
+    from agents.protocol import RESULT_SCHEMA
+    from profiler.store import ModelRecord, Store
+    from spaces import create_space
+
+    space = create_space("nb201")
+    db = tmp_path / "d.db"
+    with Store(db) as store:
+        store.add_device("local-cpu", "cpu", {})
+        arch = space.sample_unique(1, np.random.default_rng(5))[0]
+        store.add_models([ModelRecord("e" * 64, "nb201", space.config, space.arch_id(arch))])
+        store.add_results([{"schema": RESULT_SCHEMA, "job_id": "old", "task_id": "t1", "model_sha256": "e" * 64,
+                            "device": "local-cpu", "backend": "torch", "precision": "fp32", "batch": 1,
+                            "status": "ok", "error": None, "latency_ms": {"median": 9.0}, "energy": None}])
+    r = edgeprof("demo", "--plan", "nb201=10", "--db", str(db), "--predictors", str(tmp_path / "p"), "--json")
+    assert r.returncode == 0, r.stderr
+    trained = json.loads(r.stdout)["predictors"]
+    assert {p["kind"] for p in trained} == {"mlp", "gnn"}
+    assert all(p["metrics"]["n_target_samples"] + p["metrics"]["n"] == 10 for p in trained)

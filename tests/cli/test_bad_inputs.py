@@ -14,10 +14,13 @@ import hashlib
 import io
 import json
 import os
+import select
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,8 +311,19 @@ def run_as_nobody(argv: list[str]) -> tuple[int, str]:
         os.write(write_end, json.dumps(payload).encode())
         os._exit(0)
     os.close(write_end)
+    deadline = time.monotonic() + 120  # a child that hangs (a fork after threads started) fails, not hangs
+    data = b""
     with os.fdopen(read_end, "rb") as f:
-        data = f.read()
+        while True:
+            ready, _, _ = select.select([f], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(f.fileno(), 65536) if ready else None
+            if chunk is None:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail(f"`edgeprof {' '.join(argv)}` as nobody did not finish within 120 s")
+            if not chunk:
+                break
+            data += chunk
     os.waitpid(pid, 0)
     result = json.loads(data)
     return result["code"], result["err"]

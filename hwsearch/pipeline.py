@@ -64,10 +64,15 @@ def check_predictor(card: dict[str, Any], path: str, device: str | None, metric:
 
 def load_checked_predictor(path: str | Path, device: str | None, metric: str) -> Any:
     """A saved predictor, refused when it is for another device or quantity (`check_predictor`)."""
+    from predictors.evaluation import refusing_unadapted
     from predictors.io import load_predictor
 
     pred = load_predictor(path)
     check_predictor(getattr(pred, "card_", None) or {}, str(path), device, metric)
+    adapted = getattr(pred, "check_is_adapted", None)  # a meta-trained predictor must be adapted first
+    if adapted is not None:
+        with refusing_unadapted(path):
+            adapted()
     return pred
 
 

@@ -201,3 +201,21 @@ def test_a_percentile_target_reads_the_setting_verify_measures(tmp_path: Path) -
     assert pipeline.measured_setting("local-cpu") == {"backend": "onnxruntime", "precision": "fp32", "batch": 1}
     assert pipeline.measured_setting("raspi4") == {}
     assert pipeline.percentile_target(tmp_path / "d.db", "local-cpu", pred, "latency", 50) == 3.0
+
+
+def test_a_meta_trained_predictor_not_yet_adapted_is_refused_with_the_next_step(tmp_path: Path) -> None:
+    """`search --predictor help-meta` before `edgeprof adapt`: a UserInputError (exit 2) saying to adapt, not
+    the predictor's NotFittedError escaping as a traceback."""
+    from predictors.hardware_adaptive import HELP_NB201_REFERENCE
+    from predictors.help import HelpPredictor
+    from predictors.io import save_predictor
+
+    space = create_space("nb201")
+    refs = [space.arch_id(space.from_index(i)) for i in HELP_NB201_REFERENCE]
+    pool = [space.arch_id(a) for a in space.sample_unique(40, np.random.default_rng(3))]
+    rng = np.random.default_rng(4)
+    tasks = {f"d{i}": (pool + refs, rng.uniform(1, 5, len(pool) + len(refs))) for i in range(3)}
+    pred = HelpPredictor(reference=refs, hidden=(8,), meta_iters=2, meta_batch=2, n_query=8, inner_steps=1)
+    save_predictor(pred.meta_fit(tasks), tmp_path / "help-meta", devices=["d0", "d1", "d2"])
+    with pytest.raises(UserInputError, match=r"not adapted to a device yet: run `edgeprof adapt .*help-meta"):
+        pipeline.load_checked_predictor(tmp_path / "help-meta", None, "latency")

@@ -66,7 +66,7 @@ def summarize(store: Store, device: str | None = None) -> dict[str, Any]:
             if energy:
                 g["energy_mj"] = {"min": float(min(energy)), "median": float(np.median(energy)),
                                   "max": float(max(energy))}
-            g["environment"] = _env_summary(json.loads(ok[-1]["environment"] or "{}"))
+            g["environment"] = _env_summary(json.loads(ok[-1]["environment"] or "{}") or {})  # "null": none recorded
         errors = Counter(r["error_type"] for r in rows if r["status"] != "ok")
         if errors:
             g["error_types"] = dict(errors)

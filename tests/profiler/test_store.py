@@ -168,3 +168,19 @@ def test_many_processes_open_a_fresh_file_at_once(tmp_path):
     with Store(path) as s:
         columns = [r[1] for r in s.db.execute("PRAGMA table_info(measurements)")]
     assert columns.count("device_median_ms") == 1
+
+
+def test_summary_of_a_result_without_environment(tmp_path) -> None:
+    """A result line that records no environment (the field is optional) still summarises."""
+    from agents.protocol import RESULT_SCHEMA
+    from profiler.dataset import summarize
+    from profiler.store import ModelRecord, Store
+
+    with Store(tmp_path / "d.db") as store:
+        store.add_device("box", "cpu", {})
+        store.add_models([ModelRecord("f" * 64, "nb201", {}, "x")])
+        store.add_results([{"schema": RESULT_SCHEMA, "job_id": "j", "task_id": "t", "model_sha256": "f" * 64,
+                            "device": "box", "backend": "torch", "precision": "fp32", "batch": 1, "status": "ok",
+                            "error": None, "latency_ms": {"median": 1.5}, "energy": None}])
+        (group,) = summarize(store, device="box")["groups"]
+    assert group["ok"] == 1 and group["environment"] == {}

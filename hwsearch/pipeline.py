@@ -152,8 +152,7 @@ def measured_setting(device: str) -> dict[str, Any]:
 
     if not (device.endswith(".toml") or any((d / f"{device}.toml").exists() for d in config_dirs())):
         return {}
-    config = resolve_device(device)  # a broken config is an error here as everywhere
-    return {"backend": config.runtime.backend, "precision": config.runtime.precision, "batch": 1}
+    return resolve_device(device).setting()  # a broken config is an error here as everywhere
 
 
 @dataclass(frozen=True)
@@ -233,8 +232,7 @@ def known_measurements(store: Store, config: DeviceConfig, space: SearchSpace,
                        metric: str) -> list[tuple[tuple[int, ...], float]]:
     """(arch, cost) of every network of `space` the store measured on the device under the setting the
     verification measures with (the device config's backend and precision, batch 1): the loop's prior probes."""
-    costs = store.arch_costs(config.name, space.name, space.config, config.runtime.backend,
-                             config.runtime.precision, 1, metric)
+    costs = store.arch_costs(config.name, space.name, space.config, quantity=metric, **config.setting())
     return [(space.parse(a), v) for a, v in costs.items()]
 
 

@@ -106,6 +106,11 @@ class DeviceConfig:
     protocol: dict[str, Any] = field(default_factory=dict)
     agent: Agent = Agent()
 
+    def setting(self, batch: int = 1) -> dict[str, Any]:
+        """The setting this config measures under (backend, precision, batch): the rows of the dataset that
+        its own measurements add to, and that a search verifying on it must read."""
+        return {"backend": self.runtime.backend, "precision": self.runtime.precision, "batch": batch}
+
     def task_options(self) -> dict[str, Any]:
         """Backend options sent with every task of this device (the backend fills in the rest)."""
         return dict(self.runtime.options)

@@ -14,10 +14,9 @@ registered backend, so a new runtime is checked the day it is registered. What i
 
 import ast
 import inspect
-import json
 import sys
 
-from ..options import declared_option_problems
+from ..options import _jsonable, declared_option_problems
 from ..protocol import PRECISION_RE
 from .base import MODEL_FORMATS, Backend, BackendOptionError
 
@@ -30,14 +29,6 @@ SIGNATURES = {
     "info": ["self"],
     "close": ["self"],
 }
-
-
-def _jsonable(value):
-    try:
-        json.dumps(value)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def module_level_runtime_imports(module):

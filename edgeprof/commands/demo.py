@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         summary = summarize(store, device=config.name)
         if not args.json:
             out.print(summary_table(summary))
-        setting = {"backend": config.runtime.backend, "precision": config.runtime.precision, "batch": 1}
         trained = [] if args.no_train else train_predictors(store, config.name, [s for s, _ in args.plan],
-                                                            Path(args.predictors), args.seed, args.json, setting)
+                                                            Path(args.predictors), args.seed, args.json,
+                                                            config.setting())
     searched = None
     # the GNN drives the search: on this CPU's measurements it is far closer per network than the MLP
     # (benchmarks/local_cpu.py: Acc@10 85% against 51%), and a search lands where its predictor says

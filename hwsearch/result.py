@@ -148,7 +148,7 @@ def plot_history(result: LightNASResult | dict[str, Any], path: str | Path) -> P
             ax_l.legend(loc="best", fontsize="small")
         ax_l.axhline(0.0, color="grey", lw=0.5)
         ax_l.set_ylabel("λ")
-        ax_l.set_title(f"{r['search']} on {r['space']}: {r['metric']} target {r['target']:g} {r['unit']}")
+        ax_l.set_title(f"{r['search']} on {r['space']}: {r['metric']} target {r['target']:.4g} {r['unit']}")
         ax_c.plot(steps, [row["predicted_sample"] for row in r["log"]], color="tab:blue", alpha=0.35,
                   lw=0.8, label="sampled path")
         ax_c.plot(steps, [row["predicted_argmax"] for row in r["log"]], color="tab:blue",

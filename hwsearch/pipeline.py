@@ -148,9 +148,9 @@ def measured_setting(device: str) -> dict[str, Any]:
     """The setting `--verify` measures `device` with (its config's backend and precision, batch 1), so a
     percentile target and the verification read the same rows of a device measured under several; {} for a
     device with no config (an imported table), whose only setting is then taken."""
-    from profiler.config import config_dirs, resolve_device
+    from profiler.config import find_config, resolve_device
 
-    if not (device.endswith(".toml") or any((d / f"{device}.toml").exists() for d in config_dirs())):
+    if find_config(device) is None:
         return {}
     return resolve_device(device).setting()  # a broken config is an error here as everywhere
 

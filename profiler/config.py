@@ -370,18 +370,22 @@ def list_configs() -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def resolve_device(name_or_path: str) -> DeviceConfig:
-    """A device is a name in the config folders or a path to a TOML file."""
+def find_config(name_or_path: str) -> Path | None:
+    """The TOML file a device name or path stands for (first match in the config folders), or None."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or os.sep in name_or_path:
-        return load_config(p)
-    for d in config_dirs():
-        f = d / f"{name_or_path}.toml"
-        if f.exists():
-            cfg = load_config(f)
-            if cfg.name != name_or_path:
-                raise ConfigError(f"{f}: name: {cfg.name!r} does not match the file name {name_or_path!r}")
-            return cfg
+        return p
+    return next((f for f in (d / f"{name_or_path}.toml" for d in config_dirs()) if f.exists()), None)
+
+
+def resolve_device(name_or_path: str) -> DeviceConfig:
+    """A device is a name in the config folders or a path to a TOML file."""
+    f = find_config(name_or_path)
+    if f is not None:
+        cfg = load_config(f)
+        if f.stem == name_or_path and cfg.name != name_or_path:  # looked up by name: the file must agree
+            raise ConfigError(f"{f}: name: {cfg.name!r} does not match the file name {name_or_path!r}")
+        return cfg
     import difflib
     known = list(list_configs())
     hint = difflib.get_close_matches(name_or_path, known, n=1)

@@ -43,7 +43,9 @@ DEFAULT_SETUP = {"nvpmodel_mode": None, "jetson_clocks": False}
 
 TASK_DEFAULTS = {"model_sha256": None, "dtype": "float32", "precision": "fp32", "batch": 1, "options": {}}
 TASK_REQUIRED = ("task_id", "model", "inputs", "backend")
-JOB_KEYS = ("schema", "job_id", "device", "protocol", "meter", "setup", "tasks")
+JOB_KEYS = ("schema", "job_id", "device", "protocol", "meter", "setup", "owner", "tasks")
+# optional: the dataset that started the job (host side); the agent only checks its shape
+OWNER_KEYS = ("dataset_id", "db", "host")
 
 DTYPES = ("float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool")
 # Which precisions exist is each backend's declaration (Backend.PRECISIONS); a job only needs a name.
@@ -258,6 +260,23 @@ def validate_setup(raw, path="setup"):
     }
 
 
+def validate_owner(raw, path="owner"):
+    """The optional owner block: {"dataset_id": non-empty string, "db": string or null, "host": string or null}.
+
+    The host that starts a job records which dataset it measures for; another dataset sharing the board
+    then leaves the job alone (it never ingests it or marks it ingested). The agent only checks the shape.
+    """
+    raw = _mapping(raw, path)
+    _reject_unknown(raw, list(OWNER_KEYS), path)
+    if "dataset_id" not in raw:
+        raise JobError(path + ".dataset_id", "required key is missing")
+    out = {"dataset_id": _str(raw["dataset_id"], path + ".dataset_id")}
+    for key in ("db", "host"):
+        value = raw.get(key)
+        out[key] = None if value is None else _str(value, f"{path}.{key}")
+    return out
+
+
 def job_setup(job):
     """The job's setup block, or the default (nothing to do) when the job has none."""
     return dict(job.get("setup") or DEFAULT_SETUP)
@@ -351,6 +370,8 @@ def validate_job(raw, backends=None, meters=None):
     }
     if "setup" in raw:  # optional; kept out of jobs that do not ask, so they validate to themselves
         job["setup"] = validate_setup(raw["setup"], "setup")
+    if "owner" in raw:  # optional too: jobs of older hosts have none
+        job["owner"] = validate_owner(raw["owner"], "owner")
     seen = {}
     for i, task in enumerate(tasks):
         path = f"tasks[{i}]"

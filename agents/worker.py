@@ -40,14 +40,31 @@ def file_sha256(path, chunk=1 << 20):
     return h.hexdigest()
 
 
+class ModelChecksumError(ModelLoadError):
+    """The model file's content is not the one the job names (a damaged transfer or disk): the file is moved
+    aside, so the host sees the model missing and sends it again."""
+
+
 def check_model_file(path, sha256):
-    """ModelLoadError unless the file exists and, when sha256 is given, has that content hash."""
+    """ModelLoadError unless the file exists and, when sha256 is given, has that content hash.
+
+    A file with another hash is renamed to `<path>.damaged` (replacing an older one) before
+    ModelChecksumError is raised: left in place, it would fail every later job that names it, because the
+    host sends only the models a board lacks.
+    """
     if not os.path.isfile(path):
         raise ModelLoadError(f"model file not found: {path}")
     if sha256:
         actual = file_sha256(path)
         if actual != sha256:
-            raise ModelLoadError(f"model file {path} has sha256 {actual}, the job expects {sha256}")
+            where = "moved aside to " + os.path.basename(path) + ".damaged"
+            try:
+                os.replace(path, path + ".damaged")
+            except OSError as exc:
+                where = f"could not be moved aside ({exc.strerror or exc})"
+            raise ModelChecksumError(
+                f"model file {path} has sha256 {actual}, the job expects {sha256}; the file {where}"
+            )
 
 
 def _make_meter(meter_cfg, root, warnings):

@@ -142,6 +142,10 @@ CASES = [
     (_proto(max_run=10), "protocol.max_run: unknown key"),
     (lambda job: job.__setitem__("meter", {"rate_hz": 0}), "meter.rate_hz: must be > 0"),
     (lambda job: job.__setitem__("meter", {"kind": ""}), "meter.kind: expected a non-empty string"),
+    (lambda job: job.__setitem__("owner", "a.db"), "owner: expected a mapping"),
+    (lambda job: job.__setitem__("owner", {"db": "a.db"}), "owner.dataset_id: required key is missing"),
+    (lambda job: job.__setitem__("owner", {"dataset_id": "x", "hst": "h"}), "owner.hst: unknown key"),
+    (lambda job: job.__setitem__("owner", {"dataset_id": "x", "db": 3}), "owner.db: expected a non-empty string"),
 ]
 
 
@@ -154,6 +158,15 @@ def test_invalid_jobs_name_the_field(mutate, expected):
     assert expected in str(info.value)
     assert isinstance(info.value, ValueError)
     assert str(info.value).startswith(info.value.field)
+
+
+def test_owner_is_optional_and_kept():
+    """Jobs of older hosts have no owner and validate to themselves; an owner is kept, db and host filled."""
+    assert "owner" not in validate_job(minimal())
+    job = minimal()
+    job["owner"] = {"dataset_id": "ab12", "host": "lab-pc"}
+    assert validate_job(job)["owner"] == {"dataset_id": "ab12", "db": None, "host": "lab-pc"}
+    assert validate_job(validate_job(job)) == validate_job(job)
 
 
 def test_unknown_key_suggests_the_right_one():

@@ -62,13 +62,17 @@ def test_errors_become_error_results(tmp_path, model_file, options, etype, text)
 
 
 def test_sha256_is_checked(tmp_path, model_file):
-    job, path = job_for(tmp_path, [task("t1", model_file.name, {"x": [1]}, backend="debug", sha="0" * 64)])
-    r = run_task(job, "t1", path)
-    assert r["error"]["type"] == "ModelLoadError" and "sha256" in r["error"]["message"]
+    """A file with another hash is a ModelChecksumError and is moved aside, so the host sees it missing."""
     import hashlib
 
-    good = hashlib.sha256(model_file.read_bytes()).hexdigest()
-    check_model_file(str(model_file), good)
+    data = model_file.read_bytes()
+    job, path = job_for(tmp_path, [task("t1", model_file.name, {"x": [1]}, backend="debug", sha="0" * 64)])
+    r = run_task(job, "t1", path)
+    assert r["error"]["type"] == "ModelChecksumError" and "sha256" in r["error"]["message"]
+    assert "moved aside" in r["error"]["message"]
+    assert not model_file.exists() and (tmp_path / (model_file.name + ".damaged")).read_bytes() == data
+    model_file.write_bytes(data)
+    check_model_file(str(model_file), hashlib.sha256(data).hexdigest())
 
 
 def test_hot_board_warns_and_still_measures(tmp_path, model_file):

@@ -83,6 +83,10 @@ class Transport(ABC):
     def read_results(self, job_id: str, offset: int) -> bytes:
         """Bytes of the job's results file from `offset` on (empty if none yet)."""
 
+    def read_job(self, job_id: str) -> bytes:
+        """The job's job.json as the host put it (b"" when there is none): whose dataset the job is."""
+        return b""  # a transport that cannot tell: every job then counts as one of an older host (no owner)
+
     @abstractmethod
     def finished(self, job_id: str) -> int | None:
         """The agent's exit status once it has ended, else None."""

@@ -115,6 +115,12 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             return b""
 
+    def read_job(self, job_id: str) -> bytes:
+        try:
+            return (self.root / job_dir(job_id) / "job.json").read_bytes()
+        except FileNotFoundError:
+            return b""
+
     def finished(self, job_id: str) -> int | None:
         p = self._procs.get(job_id)
         if p is not None:

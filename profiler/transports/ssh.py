@@ -336,6 +336,18 @@ class SSHTransport(Transport):
                 return b""
         return self._retry(f"reading results of {job_id}", read)
 
+    def read_job(self, job_id: str) -> bytes:
+        path = self._path(f"{job_dir(job_id)}/job.json")
+
+        def read() -> bytes:
+            assert self.sftp is not None
+            try:
+                with self.sftp.open(path, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return b""
+        return self._retry(f"reading the job file of {job_id}", read)
+
     def finished(self, job_id: str) -> int | None:
         d = self._path(job_dir(job_id))
         q = shlex.quote

@@ -35,6 +35,8 @@ ALTER TABLE measurements ADD COLUMN device_latency TEXT;
 """,
 }
 STAT_FIELDS = ("median", "mean", "std", "min", "max", "p10", "p90", "p99", "iqr_mean")
+# The oldest schema a read-only open reads as it is (the columns `rows` selects exist from version 2 on).
+READABLE_FROM = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -139,19 +141,48 @@ def _retry_locked(step: Callable[[], object], limit_s: float = 30.0) -> None:
             delay = min(delay * 2, 0.5)
 
 
-def _check_openable(path: Path) -> None:
-    """Refuse, before SQLite touches it, a --db that is a folder or that this user cannot write (SQLite would
-    open a read-only file and fail at the first write, or with WAL not at all). A file that is not there yet
-    is created, in its folder."""
+def _nearest_existing(folder: Path) -> Path:
+    """`folder` or its nearest ancestor that exists (the one whose permissions decide whether it can be made)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _check_openable(path: Path, readonly: bool = False) -> None:
+    """Refuse, before SQLite touches it, a --db that is a folder, that is not there to be read, or, for a
+    writing open, that this user cannot write (SQLite would open a read-only file and fail at the first
+    write, or with WAL not at all). A file that is not there yet is created, in its folder, by a writing open."""
     if path.is_dir():
         raise StoreError(f"{path}: is a folder, not a dataset file (give a file such as {path / 'edgeprof.db'})")
     folder = path.parent if str(path.parent) else Path(".")
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        raise StoreError(f"{path}: the dataset file is read-only for this user (edgeprof writes to it, and "
-                         "its WAL files beside it): copy it somewhere writable or fix its permissions")
-    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreError(f"{path}: its folder {folder} is read-only for this user (SQLite keeps the dataset's "
-                         "WAL files beside it): copy the dataset somewhere writable or fix the permissions")
+    if readonly:
+        if not path.exists():
+            raise StoreError(f"{path}: no such dataset file (measure with `edgeprof profile` or import a table "
+                             "with `edgeprof dataset import` first); check --db")
+        if not os.access(path, os.R_OK):
+            raise StoreError(f"{path}: the dataset file is not readable for this user; fix its permissions")
+        return
+        raise StoreError(f"{path}: not writable: the dataset file is read-only for this user (this command "
+                         "writes to it, and to its WAL files beside it): copy it somewhere writable or fix its "
+                         "permissions")
+    existing = _nearest_existing(folder)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "its folder" if existing == folder else "the nearest existing folder above it,"
+        raise StoreError(f"{path}: not writable: {what} {existing} is read-only for this user (this command "
+                         "writes the dataset and SQLite keeps its WAL files beside it): copy the dataset "
+                         "somewhere writable or fix the permissions")
+
+
+def _readonly_uri(path: Path) -> str:
+    """An SQLite URI that opens `path` without ever writing. When its folder is not writable and no WAL is
+    pending, `immutable=1` spares SQLite the -shm/-wal files it could not create there (a pending WAL must be
+    read, so it is opened as a plain read-only file and its -shm must already exist)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    wal = path.with_name(path.name + "-wal")
+    pending = wal.exists() and wal.stat().st_size > 0
+    immutable = not os.access(folder, os.W_OK) and not pending
+    return f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
 def _open_failure(path: Path, e: sqlite3.DatabaseError) -> str:
@@ -162,6 +193,10 @@ def _open_failure(path: Path, e: sqlite3.DatabaseError) -> str:
     if "readonly" in text or "read-only" in text:
         return f"{path}: not a usable edgeprof database: read-only ({text}); copy it somewhere writable"
     return f"{path}: not a usable edgeprof database: {text}"
+    if "unable to open" in text:
+        return (f"{path}: cannot open the dataset ({text}): SQLite also needs its -wal and -shm files beside it; "
+                f"is its folder {path.parent} read-only while a write is pending? copy the dataset somewhere "
+                "writable")
 
 
 def _statements(script: str) -> list[str]:
@@ -202,9 +237,16 @@ def _blob(values: list[float] | None) -> bytes | None:
 class Store:
     """A latency dataset in one SQLite file. Use as a context manager or call close()."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, readonly: bool = False):
+        """`readonly`: for commands that only read. Nothing is written (no journal change, schema creation or
+        migration; SQLite refuses writes), so a dataset on a read-only filesystem or folder can be read, and a
+        missing file is an error naming it instead of a new empty dataset."""
         self.path = Path(path)
-        _check_openable(self.path)
+        self.readonly = readonly
+        _check_openable(self.path, readonly)
+        if readonly:
+            self._open_readonly()
+            return
         try:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +268,42 @@ class Store:
             raise
 
     def _refuse_foreign(self) -> None:
+    def _open_readonly(self) -> None:
+        """Open for reading only (see __init__). A file of an older schema is migrated first where it is
+        writable; where it is not, it is read as it is if its tables hold what the reads need."""
+        try:
+            self.db = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=30.0)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"{self.path}: cannot open the dataset for reading: {e}") from None
+        try:
+            self.db.row_factory = sqlite3.Row
+            self._refuse_foreign()
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: written by a newer edgeprof (schema {version} > "
+                                 f"{SCHEMA_VERSION}); upgrade edgeprof to read it")
+            if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='measurements'").fetchone():
+                raise StoreError(f"{self.path}: holds no edgeprof dataset (no measurements table); check --db")
+            if version < SCHEMA_VERSION and self._writable():
+                self.db.close()
+                Store(self.path).close()  # migrate once, then read as asked
+                self.db = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=30.0)
+                self.db.row_factory = sqlite3.Row
+            elif version < READABLE_FROM:
+                raise StoreError(f"{self.path}: written by an older edgeprof (schema {version}) and read-only "
+                                 "here, so it cannot be upgraded: copy it somewhere writable and open it there once")
+            self.db.execute("PRAGMA query_only=ON")
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise StoreError(_open_failure(self.path, e)) from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _writable(self) -> bool:
+        folder = self.path.parent if str(self.path.parent) else Path(".")
+        return os.access(self.path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)
+
         """An SQLite file of another program is refused before anything (even the journal mode) is written."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(pred, HardwareAdaptivePredictor):
         raise UserInputError(f"{args.predictor} is a {pred.kind!r} predictor, not a meta-trained latency predictor "
                          "(edgeprof train meta)")
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         ids, y = load_for(pred, store, args.device, **setting_kwargs(args))  # the predictor's space config
     refs = pred.reference_ids()
     support, support_y, reference, rest, rest_y = draw_support(ids, y, refs, args.samples, args.seed, args.device)

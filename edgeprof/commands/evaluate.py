@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from predictors.evaluation import evaluate_saved
     from predictors.metrics import summary_line
 
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         metrics, _, _ = evaluate_saved(args.predictor, store, args.device, **setting_kwargs(args))
     if args.json:
         print_json({"predictor": args.predictor, "device": args.device, "metrics": metrics})

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from predictors.evaluation import evaluate_saved
 
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         metrics, pred, true = evaluate_saved(args.predictor, store, args.device, **setting_kwargs(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"unknown predictor kind {args.kind!r} for train (known: {', '.join(kinds)}, meta)")
     if not args.device:
         raise UserInputError("--device is required for a single-device predictor")
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         ids, y, setting = load_with_settings(store, [args.device], args.space, quantity=args.quantity,
                                              **setting_kwargs(args))[args.device]
     n = args.train_n if args.train_n is not None else max(1, int(0.8 * len(ids)))
@@ -134,7 +134,7 @@ def train_meta(args: argparse.Namespace) -> int:
     if args.quantity != "latency":
         raise UserInputError(f"--quantity {args.quantity}: meta-training predicts latency only")
     t0 = time.perf_counter()
-    with Store(args.db) as store:
+    with Store(args.db, readonly=True) as store:
         # the setting options pick among the settings of the devices measured under several
         loaded = load_with_settings(store, devices + valid_names, args.space, **setting_kwargs(args),
                                     only_where_ambiguous=True)

@@ -329,23 +329,33 @@ def run_as_nobody(argv: list[str]) -> tuple[int, str]:
     return result["code"], result["err"]
 
 
-def test_read_only_db_is_refused_and_left_as_it_is(lab: Lab, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """A dataset the user cannot write: exit 1 naming it, nothing changed (as root: run as `nobody`)."""
+def test_read_only_db_is_read_and_a_write_names_it(lab: Lab, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset in a folder the user cannot write: reading commands work (opened read-only), a writing one
+    exits 1 naming the path that is not writable; nothing changes (as root: run as `nobody`)."""
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     folder = Path(tempfile.mkdtemp(prefix="edgeprof-ro-"))  # not under pytest's 0700 base: nobody must read it
+    outbox = Path(tempfile.mkdtemp(prefix="edgeprof-out-"))
     try:
         db = folder / "ro.db"
         shutil.copyfile(lab.db, db)
+        outbox.chmod(0o777)
         before, sha = counts(db), digest(db)
+        files = sorted(p.name for p in folder.iterdir())
         db.chmod(0o444)
         folder.chmod(0o555)
-        argv = ["dataset", "summary", "--db", str(db)]
-        code, err = run_as_nobody(argv) if os.geteuid() == 0 else run_cli(argv, capsys)
-        assert code == 1, err
-        assert "Traceback" not in err, err
-        assert str(db) in err and "read-only" in err, err
+        for argv, code, words in (
+                (["dataset", "summary", "--db", str(db)], 0, ()),
+                (["dataset", "export", str(outbox / "all.csv"), "--db", str(db)], 0, ("wrote 52 rows",)),
+                (["dataset", "import", "help", str(folder), "--db", str(db)], 1, (str(db), "not writable"))):
+            got, err = run_as_nobody(argv) if os.geteuid() == 0 else run_cli(argv, capsys)
+            assert got == code, (argv, err)
+            assert "Traceback" not in err, err
+            assert all(w in err.lower() for w in words), (argv, err)
         assert counts(db) == before and digest(db) == sha
+        assert sorted(p.name for p in folder.iterdir()) == files
+        assert len((outbox / "all.csv").read_text().splitlines()) == 1 + before["measurements"]
     finally:
         folder.chmod(0o755)
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(outbox, ignore_errors=True)

@@ -28,7 +28,6 @@ class BoardOutcome:
                              ("interrupted" if r and r.interrupted else "ok"), "error": self.error}
         if r is not None:
             d.update(r.to_dict())
-            d["remaining"] = max(0, r.requested - r.already_measured - r.ok)
         return d
 
 

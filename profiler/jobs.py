@@ -27,8 +27,11 @@ def new_job_id(device: str) -> str:
 
 
 def build_job(config: DeviceConfig, models: list[ModelTask], batch: int, job_id: str | None = None,
-              protocol_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A validated job for `config`'s board; model paths are relative to the job's folder."""
+              protocol_overrides: dict[str, Any] | None = None, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A validated job for `config`'s board; model paths are relative to the job's folder.
+
+    `owner` ({"dataset_id", "db", "host"}) records the dataset the job measures for, so that another dataset
+    sharing the board never ingests it or marks it ingested (see profiler.collect)."""
     protocol = {**config.protocol, **(protocol_overrides or {})}
     tasks = []
     for i, m in enumerate(models):
@@ -47,6 +50,8 @@ def build_job(config: DeviceConfig, models: list[ModelTask], batch: int, job_id:
            "protocol": protocol, "meter": config.meter_settings(), "tasks": tasks}
     if config.setup.nvpmodel_mode is not None or config.setup.jetson_clocks:
         job["setup"] = {"nvpmodel_mode": config.setup.nvpmodel_mode, "jetson_clocks": config.setup.jetson_clocks}
+    if owner is not None:
+        job["owner"] = owner
     return validate_job(job)
 
 

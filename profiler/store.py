@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -356,6 +357,25 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self.db:
             yield self.db
+
+    # --- identity ------------------------------------------------------------------------------------
+
+    @property
+    def dataset_id(self) -> str:
+        """A random id made once per dataset file and kept in it: the owner of the jobs this dataset starts on
+        a board, so another dataset sharing the board leaves them alone. A copy of the file is the same dataset.
+
+        The `meta` table is made on first use (files of older versions have none; no schema bump needed).
+        Two processes asking at once agree: the first insert wins and both read it back."""
+        row = None
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+            row = self.db.execute("SELECT value FROM meta WHERE key='dataset_id'").fetchone()
+        if row is None:
+            with self._tx() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('dataset_id', ?)", (secrets.token_hex(16),))
+            row = self.db.execute("SELECT value FROM meta WHERE key='dataset_id'").fetchone()
+        return str(row[0])
 
     # --- writes --------------------------------------------------------------------------------------
 

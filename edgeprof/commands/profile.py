@@ -35,10 +35,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def _jobs(jobs: list[str]) -> str:
+    return ", ".join(jobs[:2]) + (f" and {len(jobs) - 2} more" if len(jobs) > 2 else "")
+
+
+def summary_line(rep: dict) -> str:
+    """What the run did, in words: rows collected from earlier jobs apart from what this run measured."""
+    parts = []
+    if rep.get("collected"):
+        jobs = [j["job_id"] for j in rep.get("collected_jobs", [])]
+        parts.append(f"collected {rep['collected']} from an earlier run ({'jobs' if len(jobs) > 1 else 'job'} "
+                     f"{_jobs(jobs)})")
+    parts += [f"measured {rep['measured_ok']}", f"{rep['measured_error']} failed",
+              f"{rep['already_measured']} already in the store"]
+    if rep.get("remaining"):
+        parts.append(f"{rep['remaining']} still to measure")
+    return f"{rep['device']} / {rep['space']}: {', '.join(parts)}, {rep['wall_s']:.1f} s"
+
+
 def print_report(rep: dict, db: str) -> None:
-    msg = (f"{rep['device']} / {rep['space']}: {rep['measured_ok']} measured, {rep['measured_error']} failed, "
-           f"{rep['already_measured']} already in the store, {rep['wall_s']:.1f} s")
-    err.print(msg + (" [yellow](interrupted: rerun to finish)[/]" if rep["interrupted"] else ""))
+    msg = summary_line(rep)
+    err.print(escape(msg) + (" [yellow](interrupted: rerun to finish)[/]" if rep["interrupted"] else ""))
+    if rep.get("models_resent"):
+        err.print(f"  re-sent {rep['models_resent']} model(s) the board found damaged (sha256 mismatch) and "
+                  f"measured them again (job {rep.get('retry_job_id')})")
+    if rep.get("cache_repaired"):
+        err.print(f"  re-exported {rep['cache_repaired']} model(s) whose cached file on this host was damaged")
+    for f in rep.get("foreign_jobs", []):
+        state = "running, waited for it" if f.get("running") else "left on the board for it"
+        err.print(escape(f"  job {f['job_id']} belongs to another dataset ({f.get('db')} on {f.get('host')}): "
+                         f"{state}"))
     for e in rep["errors"][:3]:
         msg = " ".join(str(e.get("message")).split())
         err.print(f"  [red]{e['task_id']}[/] {e.get('type')}: {escape(msg[:300])}{'...' if len(msg) > 300 else ''}")
@@ -61,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         return run_fleet_command(args, names)
     config = resolve_device(args.device)
     space = create_space(args.space)
-    with Store(args.db) as store, session_progress(args.quiet or args.json) as progress:
+    # --json keeps its progress bars: they go to stderr, stdout holds only the JSON (-q silences them)
+    with Store(args.db) as store, session_progress(args.quiet) as progress:
         report = profile(config, space, n=args.n, seed=args.seed, batch=args.batch, store=store,
                          progress=progress, protocol_overrides=overrides(args))
     rep = report.to_dict()
@@ -71,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print_report(rep, args.db)
     # A failed measurement (the board could not load or run a model) is an error: the good ones are stored
     # and a rerun tries the failed ones again.
-    return EXIT_INTERRUPTED if report.interrupted else (1 if report.errors else 0)
+    return EXIT_INTERRUPTED if report.interrupted else (1 if report.errors or report.remaining else 0)
 
 
 def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:
@@ -79,21 +106,21 @@ def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:
 
     configs = [resolve_device(n) for n in names]  # every config is checked before any board starts
     create_space(args.space)
-    with fleet_progress(args.quiet or args.json) as progress_for:
+    with fleet_progress(args.quiet) as progress_for:
         outcomes = run_fleet(configs, args.space, args.n, args.seed, args.batch, args.db, progress_for,
                              protocol_overrides=overrides(args))
     rows = [o.to_dict() for o in outcomes]
     if args.json:
         print_json({"space": args.space, "n": args.n, "db": args.db, "boards": rows})
     else:
-        t = Table("board", "status", "measured", "failed", "already", "remaining", "models/hour", "wall s",
-                  title=f"{args.space}, n={args.n}")
+        t = Table("board", "status", "collected", "measured", "failed", "already", "remaining", "models/hour",
+                  "wall s", title=f"{args.space}, n={args.n}")
         for r in rows:
             t.add_row(r["device"], r["status"] if not r["error"] else f"[red]{r['error']}[/]",
-                      *(str(r.get(k, "-")) for k in ("measured_ok", "measured_error", "already_measured",
-                                                     "remaining", "models_per_hour", "wall_s")))
+                      *(str(r.get(k, "-")) for k in ("collected", "measured_ok", "measured_error",
+                                                     "already_measured", "remaining", "models_per_hour", "wall_s")))
         out.print(t)
         err.print(f"dataset: {args.db}")
     if any(r["status"] == "interrupted" for r in rows):
         return EXIT_INTERRUPTED
-    return 1 if any(r["error"] or r.get("measured_error") for r in rows) else 0
+    return 1 if any(r["error"] or r.get("measured_error") or r.get("remaining") for r in rows) else 0

@@ -1,0 +1,59 @@
+"""What a profiling run tells its caller: the report (every figure a command prints) and progress callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ProfileReport:
+    """One run on one board.
+
+    `collected` rows came from jobs an earlier run left on the board (a host killed or cut off mid-job);
+    `ok` and `errors` are what this run's own jobs measured; `already_measured` counts requested networks the
+    store had before the run. Jobs of another dataset on the board are listed in `foreign_jobs` and left there.
+    """
+
+    device: str
+    space: str
+    requested: int
+    already_measured: int
+    job_id: str | None = None
+    ok: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+    interrupted: bool = False
+    resumed_jobs: list[str] = field(default_factory=list)
+    reconnects: int = 0
+    collected: int = 0
+    collected_jobs: dict[str, int] = field(default_factory=dict)  # job id -> rows new to the store
+    foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
+    waited_s: float = 0.0  # for a running job of another dataset to free the board
+    models_resent: int = 0  # damaged on the board (sha256 mismatch), sent again and measured in a follow-up job
+    retry_job_id: str | None = None
+    cache_repaired: int = 0  # host cache files whose bytes no longer matched their name, exported again
+    remaining: int | None = None  # networks of this run still without an ok measurement
+
+    def to_dict(self) -> dict[str, Any]:
+        measured = self.ok + len(self.errors)
+        return {"device": self.device, "space": self.space, "requested": self.requested,
+                "already_measured": self.already_measured, "collected": self.collected,
+                "collected_jobs": [{"job_id": j, "rows": n} for j, n in self.collected_jobs.items()],
+                "measured_ok": self.ok, "measured_error": len(self.errors), "errors": self.errors,
+                "remaining": self.remaining, "job_id": self.job_id, "retry_job_id": self.retry_job_id,
+                "models_resent": self.models_resent, "cache_repaired": self.cache_repaired,
+                "foreign_jobs": self.foreign_jobs, "waited_s": round(self.waited_s, 3),
+                "wall_s": round(self.wall_s, 3), "interrupted": self.interrupted,
+                "resumed_jobs": self.resumed_jobs, "reconnects": self.reconnects,
+                "models_per_hour": round(3600 * measured / self.wall_s, 1) if self.wall_s > 0 else None}
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI turns into progress bars; all optional."""
+
+    on_phase: Callable[[str, int], None] = lambda phase, total: None
+    on_step: Callable[[str], None] = lambda phase: None
+    on_result: Callable[[dict[str, Any]], None] = lambda result: None

@@ -1,12 +1,15 @@
 """The SSH transport: boards on a network, reached with paramiko, verified against known_hosts.
 
 It takes the same steps as the local transport. The agent runs detached on the board (setsid + nohup)
-and keeps measuring when the link drops. Every operation retries a dropped connection with bounded
-backoff and then picks up where it was, because the results file on the board is append-only.
+and keeps measuring when the link drops. Every operation tells a dropped link (no exit status and no
+answer to a probe: LinkLost) from a command that ran and failed (an exit status), retries the first with
+bounded backoff and then picks up where it was, because every step is idempotent and the results file on
+the board is append-only. The backoff is only for a link that worked: a first connect gets one short try
+and fails with the reason (refused, unknown host name, bad identity_file, host key, authentication).
 
 Security rules kept here:
-- Host keys are verified (the keys themselves are ssh_hosts' business). An unknown or changed key is
-  refused, and the message says how to check it and trust it.
+- Host keys are verified (the keys and opening a session are ssh_hosts' business). An unknown or changed
+  key is refused, and the message says how to check it and trust it.
 - Passwords are never used. Authentication is by key file, ssh-agent or the default keys.
 - Every remote command is built from shlex-quoted words. Every remote path is the work folder joined
   with a checked relative path, so a job id or file name cannot leave it.
@@ -42,18 +45,28 @@ from profiler.transports.ssh_hosts import (
     CONNECT_TIMEOUT_S,
     AuthError,
     HostKeyError,
-    RefuseUnknownHost,
-    UnknownHostKey,
+    IdentityFileError,
+    LinkLost,
     Unreachable,
-    fingerprint,
+    open_session,
+    quiet_paramiko,
     resolve_target,
 )
+
+__all__ = ["AuthError", "HostKeyError", "IdentityFileError", "LinkLost", "SSHTransport", "Unreachable"]
 
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # job ids, listed from the board
 PATH_PART = re.compile(r"^[A-Za-z0-9._-]+$")  # one component of a path inside the work folder
 DEFAULT_WORKDIR = "edgeprof"
 MIN_PYTHON = (3, 6)
 ALREADY_STARTED = 3  # the agent's exit status when the job folder already records a start
+ALIVE = "edgeprof-link-alive"  # what the link probe prints
+
+
+def why(rc: int, err: str) -> str:
+    """The reason a remote command failed: its stderr's end, else its exit status."""
+    text = err.strip()[-500:]
+    return text or ("killed by a signal" if rc == -1 else f"exit status {rc}")
 
 
 def quote_command(argv: list[str]) -> str:
@@ -87,50 +100,15 @@ class SSHTransport(Transport):
         self.root: str | None = None  # absolute work folder on the board
         self.agent_dir: str | None = None
         self.reconnects = 0
+        self.connected_once = False  # a link that worked is reconnected with backoff; a first connect is not
         self.agent_uploaded = False
+        quiet_paramiko()
 
     # --- connection ----------------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        t = self.target
-        client = paramiko.SSHClient()
-        if Path(t.known_hosts).exists():
-            client.load_host_keys(t.known_hosts)
-        client.set_missing_host_key_policy(RefuseUnknownHost())
-        try:
-            client.connect(t.hostname, port=t.port, username=t.user, key_filename=list(t.key_files) or None,
-                           allow_agent=True, look_for_keys=not t.key_files, timeout=CONNECT_TIMEOUT_S,
-                           banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S)
-        except UnknownHostKey as e:
-            client.close()
-            raise HostKeyError(
-                f"{self.name}: the host key of {t.host_key_name} is not in {t.known_hosts} "
-                f"({e.key.get_name()} {fingerprint(e.key)}). Check the fingerprint on the board "
-                f"(ssh-keygen -lf /etc/ssh/ssh_host_{e.key.get_name().split('-')[-1]}_key.pub) and "
-                f"record it with `edgeprof trust {self.config.name}`") from None
-        except paramiko.BadHostKeyException as e:
-            client.close()
-            raise HostKeyError(
-                f"{self.name}: the host key of {t.host_key_name} has CHANGED: the board offers "
-                f"{fingerprint(e.key)}, {t.known_hosts} expects {fingerprint(e.expected_key)}. Someone may "
-                f"be intercepting the connection, or the board was reinstalled. If you know why it changed, "
-                f"remove the old key (ssh-keygen -R '{t.host_key_name}' -f {t.known_hosts}) and run "
-                f"`edgeprof trust {self.config.name}`") from None
-        except paramiko.AuthenticationException as e:
-            client.close()
-            tried = ", ".join(t.key_files) if t.key_files else "ssh-agent and the default keys in ~/.ssh"
-            raise AuthError(
-                f"{self.name}: authentication failed for {t} ({e}); tried {tried}. Set connection.identity_file "
-                f"or load the key into ssh-agent, and put its public key in the board's "
-                f"~/.ssh/authorized_keys") from None
-        except (OSError, paramiko.SSHException, EOFError) as e:
-            client.close()
-            raise Unreachable(f"{self.name}: cannot reach {t}: {e}") from None
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(5)
-        self.client = client
-        self.sftp = client.open_sftp()
+        self.client, self.sftp = open_session(self.target, self.name, self.config, first=not self.connected_once)
+        self.connected_once = True
 
     def _drop(self) -> None:
         for c in (self.sftp, self.client):
@@ -142,7 +120,11 @@ class SSHTransport(Transport):
         self.sftp = self.client = None
 
     def _retry(self, what: str, fn: Any) -> Any:
-        """Run fn(); on a dropped link reconnect with backoff (0.5 s doubling to 10 s) for reconnect_max_s."""
+        """Run fn(); on a dropped link reconnect with backoff (0.5 s doubling to 10 s) for reconnect_max_s.
+
+        Only a link that worked is waited for: a first connect that fails raises at once. A missing file or
+        a permission the board's SFTP server refused is an answer, not a drop, and is not retried.
+        """
         deadline: float | None = None
         delay = 0.5
         while True:
@@ -150,9 +132,13 @@ class SSHTransport(Transport):
                 if self.client is None:
                     self._connect()
                 return fn()
-            except (HostKeyError, AuthError):
+            except (HostKeyError, AuthError, IdentityFileError):
                 raise
-            except (Unreachable, OSError, EOFError, paramiko.SSHException) as e:
+            except (FileNotFoundError, PermissionError) as e:
+                raise TransportError(f"{self.name}: {what} on {self.target}: {e}") from None
+            except (Unreachable, LinkLost, OSError, EOFError, paramiko.SSHException) as e:
+                if not self.connected_once:
+                    raise  # the first connect failed: its error says why, and waiting would not help
                 now = time.monotonic()
                 deadline = deadline if deadline is not None else now + self.reconnect_max_s
                 if now >= deadline:
@@ -164,16 +150,31 @@ class SSHTransport(Transport):
                 delay = min(delay * 2, 10.0)
 
     def _exec(self, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) of a command that ran; LinkLost when the link dropped under it.
+
+        No exit status (-1) means the command died of a signal or the link dropped before the status came:
+        a probe tells them apart. Only after the probe answered is -1 the command's own failure.
+        """
         assert self.client is not None
         _, out, err = self.client.exec_command(command, timeout=timeout)
         o = out.read().decode(errors="replace")
         e = err.read().decode(errors="replace")
-        status = out.channel.recv_exit_status()
-        if status == -1:
-            # No exit status: the command died of a signal, or the link dropped before the status came.
-            # A probe tells them apart; on a dead link it raises, so _retry reconnects and runs it again.
-            self.client.exec_command("true", timeout=CONNECT_TIMEOUT_S)
+        # The status follows the output; on a link that went silent it never comes, so wait boundedly.
+        out.channel.status_event.wait(CONNECT_TIMEOUT_S)
+        status = out.channel.exit_status if out.channel.exit_status_ready() else -1
+        if status == -1 and not self._link_answers():
+            raise LinkLost("the link dropped before the command's exit status came back")
         return status, o, e
+
+    def _link_answers(self) -> bool:
+        """One round trip on a fresh channel: does the board still run commands for us?"""
+        assert self.client is not None
+        try:
+            _, out, _ = self.client.exec_command(f"echo {ALIVE}", timeout=CONNECT_TIMEOUT_S)
+            answer = out.read().decode(errors="replace").split()
+            return out.channel.recv_exit_status() == 0 and answer[-1:] == [ALIVE]
+        except (OSError, EOFError, paramiko.SSHException):
+            return False
 
     def run(self, argv: list[str], what: str, timeout: float = 120.0) -> tuple[int, str, str]:
         """Run a command of quoted words on the board (retrying a dropped link)."""
@@ -191,7 +192,11 @@ class SSHTransport(Transport):
         if rc != 0:
             raise TransportError(f"{self.name}: connection.python: {self.python!r} does not run on {self.target}: "
                                  f"{(err or out).strip()[-300:]}")
-        return tuple(int(x) for x in out.strip().split("."))
+        m = re.search(r"(\d+)\.(\d+)\.(\d+)\s*$", out)
+        if m is None:
+            raise TransportError(f"{self.name}: {self.python} on {self.target} printed no version: "
+                                 f"{out.strip()[-300:]!r}")
+        return tuple(int(x) for x in m.groups())
 
     def prepare(self) -> str:
         def setup() -> None:
@@ -199,7 +204,7 @@ class SSHTransport(Transport):
             rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", *folders]))
             if rc != 0:
                 raise TransportError(f"{self.name}: connection.workdir: cannot create {self.workdir!r} on "
-                                     f"{self.target}: {err.strip()}")
+                                     f"{self.target}: {why(rc, err)}")
             assert self.sftp is not None
             self.root = self.sftp.normalize(self.workdir)
 
@@ -236,7 +241,7 @@ class SSHTransport(Transport):
             quote_command(["mv", "--", tmp, final]),
             quote_command(["rm", "-f", "--", archive])]))
         if rc != 0:
-            raise TransportError(f"{self.name}: cannot install the agent in {final}: {err.strip()[-500:]}")
+            raise TransportError(f"{self.name}: cannot install the agent in {final}: {why(rc, err)}")
 
     def exists(self, rel: str) -> bool:
         def stat_() -> bool:
@@ -253,7 +258,7 @@ class SSHTransport(Transport):
         rc, out, err = self.run(["env", f"PYTHONPATH={self.agent_dir}", self.python, "-m", "agents", "info",
                                  "--json"], "asking the agent what the board offers")
         if rc != 0:
-            raise TransportError(f"{self.name}: `python -m agents info` failed on {self.target}: {err.strip()[-500:]}")
+            raise TransportError(f"{self.name}: `python -m agents info` failed on {self.target}: {why(rc, err)}")
         return parse_agent_info(f"{self.name} ({self.target})", out)
 
     def missing_models(self, filenames: list[str]) -> list[str]:
@@ -281,7 +286,7 @@ class SSHTransport(Transport):
             assert self.sftp is not None
             rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", d]))
             if rc != 0:
-                raise TransportError(f"{self.name}: cannot create {d}: {err.strip()}")
+                raise TransportError(f"{self.name}: cannot create {d}: {why(rc, err)}")
             with self.sftp.open(posixpath.join(d, "job.json.part"), "w") as f:
                 f.write(job_text)
             self.sftp.posix_rename(posixpath.join(d, "job.json.part"), posixpath.join(d, "job.json"))
@@ -321,7 +326,7 @@ class SSHTransport(Transport):
                    f"exit {ALREADY_STARTED}; fi")
         rc, _, err = self._retry(f"starting job {job_id}", lambda: self._exec(command))
         if rc != 0:
-            raise TransportError(f"{self.name}: cannot start the agent on {self.target}: {err.strip()}")
+            raise TransportError(f"{self.name}: cannot start the agent on {self.target}: {why(rc, err)}")
 
     def read_results(self, job_id: str, offset: int) -> bytes:
         path = self._path(f"{job_dir(job_id)}/results.jsonl")
@@ -356,16 +361,19 @@ class SSHTransport(Transport):
         probe = (f"if [ -f {q(d + '/exit_status')} ]; then cat {q(d + '/exit_status')}; "
                  f"else a=; for p in {self._pids_of(d)}; do kill -0 $p 2>/dev/null && a=1; done; "
                  f"if [ -n \"$a\" ]; then echo running; else echo gone; fi; fi")
-        _, out, _ = self._retry(f"polling job {job_id}", lambda: self._exec(probe))
-        word = out.strip()
-        if word == "running":
-            return None
-        if word == "gone":
-            return 255  # killed without writing an exit status (reboot, kill -9)
-        try:
-            return int(word)
-        except ValueError:
-            return 255
+
+        def poll() -> int | None:
+            rc, out, _ = self._exec(probe)
+            word = (out.split() or [""])[-1]  # the last word: a login banner may come first
+            if rc == 0 and word == "running":
+                return None
+            if rc == 0 and word == "gone":
+                return 255  # the board answered: killed without writing an exit status (reboot, kill -9)
+            if rc == 0 and word.isdigit():
+                return int(word)
+            # No sane answer is no answer: never a verdict on the job (a cut link once read as 255).
+            raise LinkLost(f"the job probe answered {out.strip()[-80:]!r} with exit status {rc}")
+        return self._retry(f"polling job {job_id}", poll)
 
     @staticmethod
     def _pids_of(d: str) -> str:

@@ -1,8 +1,11 @@
-"""Who an SSH board is: where to connect and as whom, and whether its host key is the one we trust.
+"""Who an SSH board is: where to connect and as whom, whether its host key is the one we trust, and
+opening a verified session to it.
 
 Device config first, then ~/.ssh/config, then defaults. Host keys are never accepted silently: an unknown
 or changed key is refused (HostKeyError) with the fingerprint and the commands to check and record it, and
-`edgeprof trust` records one only after it was shown.
+`edgeprof trust` records one only after it was shown. Each way a connect can fail has its own error
+naming the cause (refused, unknown host name, identity file, host key, authentication), so a first
+connect fails at once with the reason instead of waiting out the reconnect backoff.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import base64
 import getpass
 import hashlib
+import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,8 @@ from profiler.config import DeviceConfig
 from profiler.transports.base import TransportError
 
 CONNECT_TIMEOUT_S = 15.0
+# How an OpenSSH public key line starts ("ssh-ed25519 AAAA...", "ecdsa-sha2-...", "sk-ssh-...").
+PUBLIC_KEY_START = re.compile(rb"^\s*(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ AAAA")
 
 
 class HostKeyError(TransportError):
@@ -33,7 +40,23 @@ class AuthError(TransportError):
 
 
 class Unreachable(TransportError):
-    """The board could not be reached (retried while reconnecting)."""
+    """The board could not be reached: fatal on a first connect, retried while reconnecting a link that worked."""
+
+
+class ConnectionRefused(Unreachable):
+    """Nothing listens on the board's SSH port."""
+
+
+class UnknownHostName(Unreachable):
+    """The host name does not resolve."""
+
+
+class IdentityFileError(TransportError):
+    """connection.identity_file is missing or is not a private key file; never retried."""
+
+
+class LinkLost(TransportError):
+    """The link dropped while an operation ran (no exit status, or no sane answer): reconnect and rerun."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +126,44 @@ class UnknownHostKey(paramiko.SSHException):
         self.key = key
 
 
+def open_socket(target: Target) -> socket.socket:
+    """One TCP connection to the board within CONNECT_TIMEOUT_S, or an Unreachable that says why."""
+    where = f"cannot reach {target.hostname}:{target.port}"
+    try:
+        return socket.create_connection((target.hostname, target.port), timeout=CONNECT_TIMEOUT_S)
+    except socket.gaierror as e:
+        via = f" (the HostName of {target.alias!r} in {ssh_config_path()})" if target.alias != target.hostname else ""
+        raise UnknownHostName(f"{where}: unknown host name {target.hostname!r}{via}: {e.strerror or e}") from None
+    except ConnectionRefusedError:
+        raise ConnectionRefused(f"{where}: connection refused — is sshd running there?") from None
+    except TimeoutError:
+        raise Unreachable(f"{where}: no answer within {CONNECT_TIMEOUT_S:.0f} s — is the board on and on this "
+                          f"network?") from None
+    except OSError as e:
+        raise Unreachable(f"{where}: {e.strerror or e}") from None
+
+
+def check_identity_file(path: str) -> None:
+    """A key file given in connection.identity_file must exist and be the private key, not the .pub."""
+    p = Path(path)
+    if not p.exists():
+        raise IdentityFileError(f"connection.identity_file {path} does not exist")
+    if not p.is_file():
+        raise IdentityFileError(f"connection.identity_file {path} is not a file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise IdentityFileError(f"connection.identity_file {path} cannot be read: {e.strerror or e}") from None
+    if PUBLIC_KEY_START.match(head) or (p.suffix == ".pub" and not head.lstrip().startswith(b"-----BEGIN")):
+        private = str(p.with_suffix("")) if p.suffix == ".pub" else "(the one without .pub)"
+        raise IdentityFileError(f"connection.identity_file {path} is a public key; give the private key file "
+                                f"{private}")
+
+
 def fetch_host_key(target: Target) -> paramiko.PKey:
     """The host key the board presents. Nothing is authenticated and nothing is trusted by this call."""
-    try:
-        sock = socket.create_connection((target.hostname, target.port), timeout=CONNECT_TIMEOUT_S)
-    except OSError as e:
-        raise Unreachable(f"cannot reach {target.hostname}:{target.port}: {e.strerror or e}") from None
+    sock = open_socket(target)
     t = paramiko.Transport(sock)
     try:
         t.start_client(timeout=CONNECT_TIMEOUT_S)
@@ -136,3 +191,78 @@ def trust_host_key(target: Target, key: paramiko.PKey) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a") as f:
         f.write(line)
+
+
+def quiet_paramiko() -> None:
+    """Keep paramiko's own log lines ("Socket exception: Connection reset by peer (104)") off the user's
+    stderr: with logging unconfigured Python prints them mid-run, while the transport retries the drop and
+    its own errors say what happened. A paramiko logger someone configured is left alone."""
+    log = logging.getLogger("paramiko")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+
+
+def open_session(target: Target, name: str, config: DeviceConfig, first: bool
+                 ) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
+    """A logged-in client and its SFTP channel, or the error that says why not (`name` prefixes it).
+
+    `first`: no link to this board worked yet in this transport, so a refused SFTP channel is the board's
+    setup, not a drop.
+    """
+    if config.connection.identity_file:
+        try:
+            for key in target.key_files:
+                check_identity_file(key)
+        except IdentityFileError as e:
+            raise IdentityFileError(f"{name}: {e}") from None
+    client = paramiko.SSHClient()
+    if Path(target.known_hosts).exists():
+        client.load_host_keys(target.known_hosts)
+    client.set_missing_host_key_policy(RefuseUnknownHost())
+    try:
+        sock = open_socket(target)
+    except Unreachable as e:
+        raise type(e)(f"{name}: {e}") from None
+    t = target
+    try:
+        client.connect(t.hostname, port=t.port, username=t.user, key_filename=list(t.key_files) or None,
+                       allow_agent=True, look_for_keys=not t.key_files, sock=sock,
+                       banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S)
+    except UnknownHostKey as e:
+        client.close()
+        raise HostKeyError(
+            f"{name}: the host key of {t.host_key_name} is not in {t.known_hosts} "
+            f"({e.key.get_name()} {fingerprint(e.key)}). Check the fingerprint on the board "
+            f"(ssh-keygen -lf /etc/ssh/ssh_host_{e.key.get_name().split('-')[-1]}_key.pub) and "
+            f"record it with `edgeprof trust {config.name}`") from None
+    except paramiko.BadHostKeyException as e:
+        client.close()
+        raise HostKeyError(
+            f"{name}: the host key of {t.host_key_name} has CHANGED: the board offers "
+            f"{fingerprint(e.key)}, {t.known_hosts} expects {fingerprint(e.expected_key)}. Someone may "
+            f"be intercepting the connection, or the board was reinstalled. If you know why it changed, "
+            f"remove the old key (ssh-keygen -R '{t.host_key_name}' -f {t.known_hosts}) and run "
+            f"`edgeprof trust {config.name}`") from None
+    except paramiko.AuthenticationException as e:
+        client.close()
+        tried = ", ".join(t.key_files) if t.key_files else "ssh-agent and the default keys in ~/.ssh"
+        raise AuthError(
+            f"{name}: authentication failed for {t} ({e}); tried {tried}. Set connection.identity_file "
+            f"or load the key into ssh-agent, and put its public key in the board's "
+            f"~/.ssh/authorized_keys") from None
+    except (OSError, paramiko.SSHException, EOFError) as e:
+        client.close()
+        raise Unreachable(f"{name}: cannot reach {t}: the SSH handshake or login failed: "
+                          f"{e or type(e).__name__}") from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(5)
+    try:
+        return client, client.open_sftp()
+    except (OSError, paramiko.SSHException, EOFError) as e:
+        client.close()
+        if not first:
+            raise  # most likely the link dropped again: the caller retries
+        raise Unreachable(f"{name}: {t} accepted the login but not SFTP ({e or type(e).__name__}); the "
+                          f"board's sshd_config needs a `Subsystem sftp` line") from None

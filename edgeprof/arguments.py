@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
+
+from spaces.errors import RuntimeFailure, UserInputError
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -32,6 +36,25 @@ def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, help="use the measurements taken at this batch size")
     g.add_argument("--space-config", type=_json_object, metavar="JSON",
                    help="use the measurements of networks built with this space config (a JSON object)")
+
+
+def check_out_path(path: str | Path, folder: bool, option: str = "--out") -> Path:
+    """Check, before a command does its work, that it will be able to write `path` (a folder when `folder`,
+    else a file): not a file where a folder is asked or the other way round, not inside a file, in a folder
+    this user can write. UserInputError (exit 2) for the first, RuntimeFailure (exit 1) for the last."""
+    p = Path(path)
+    if folder and p.is_file():
+        raise UserInputError(f"{option} {p}: is a file; give a folder")
+    if not folder and p.is_dir():
+        raise UserInputError(f"{option} {p}: is a folder; give a file name such as {p / 'result.json'}")
+    existing = next((q for q in (p, *p.parents) if q.exists()), Path("."))
+    if existing != p and not existing.is_dir():
+        raise UserInputError(f"{option} {p}: {existing} is a file, so nothing can be written inside it")
+    where = existing if existing != p or folder else (p.parent if str(p.parent) else Path("."))
+    if not os.access(where, os.W_OK | os.X_OK) or (p.is_file() and not os.access(p, os.W_OK)):
+        raise RuntimeFailure(f"{option} {p}: not writable: {where if existing != p else p} is read-only for "
+                             "this user")
+    return p
 
 
 def setting_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The `edgeprof` command: flat subcommands, one module per command under edgeprof/commands/.
 
-Exit codes: 0 ok, 1 error, 2 invalid input (config, job, arguments), 130 interrupted.
+Exit codes: 0 ok, 1 error, 2 invalid input (config, job, arguments), 130 interrupted. Under --json a failure
+also prints {"error": {"type", "message", "exit_code"}} on stdout, so a script reading stdout learns what happened
+(stderr keeps the message for people).
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ def message(e: BaseException, args: argparse.Namespace) -> str:
     return text
 
 
+def json_error(kind: str, text: str, code: int) -> None:
+    """The error object a --json run prints on stdout when it fails."""
+    from edgeprof.output import print_json
+
+    print_json({"error": {"type": kind, "message": text, "exit_code": code}})
+
+
+def _wants_json(argv: list[str] | None) -> bool:
+    """Whether the command line asked for --json (for an error before the arguments are parsed)."""
+    return "--json" in (sys.argv[1:] if argv is None else argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
 
@@ -74,15 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins()  # EDGEPROF_PLUGINS: searches, predictors, spaces registered before the parser is built
     except PluginError as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
+        if _wants_json(argv):
+            json_error(type(e).__name__, str(e), EXIT_USAGE)
         return EXIT_USAGE
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error argparse has printed
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
+        code = e.code if isinstance(e.code, int) else EXIT_USAGE
+        if code and _wants_json(argv):
+            json_error("UsageError", "invalid arguments (see the message on stderr)", code)
+        return code
+    as_json = bool(getattr(args, "json", False))
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         err.print("interrupted")
+        if as_json:
+            json_error("KeyboardInterrupt", "interrupted", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         sys.stderr.close()
@@ -91,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         code = exit_code(e)
         if code is None or os.environ.get(DEBUG_ENV):
             raise
-        err.print(f"[red]error:[/] {escape(message(e, args))}")
+        text = message(e, args)
+        err.print(f"[red]error:[/] {escape(text)}")
+        if as_json:
+            json_error(type(e).__name__, text, code)
         return code
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from predictors.base import LatencyPredictor
 from predictors.data import NoDeviceDataError, NoMatchingSettingError, load_xy, no_data_error
 from predictors.fewshot import NotAdaptedError
-from predictors.io import load_predictor, read_train_archs
+from predictors.io import load_predictor, read_card, read_train_archs
 from predictors.metrics import report
 from profiler.store import Store
 from spaces.errors import UserInputError
@@ -76,6 +76,22 @@ def load_for(pred: LatencyPredictor, store: Store, device: str, **setting: Any) 
             raise
         asked = {k: v for k, v in setting.items() if k != "space_config"}  # not the user's: left out of the message
         raise no_data_error(store, device, pred.space, quantity, asked) from None
+
+
+def predictor_devices(path: str | Path) -> list[str]:
+    """The device(s) a saved predictor was trained or adapted for (its card's `devices`; [] if not recorded)."""
+    devices = read_card(path).get("devices") or []
+    return [str(d) for d in devices] if isinstance(devices, list) else [str(devices)]
+
+
+def foreign_device_warning(path: str | Path, device: str) -> str | None:
+    """A warning when `device` is not one the saved predictor was made for (a raspi4 predictor scored on
+    local-cpu data measures how it transfers, not how good it is on its own device); None otherwise."""
+    devices = predictor_devices(path)
+    if not devices or device in devices:
+        return None
+    return (f"{path} was trained for {', '.join(devices)}, not {device}: these scores are of a predictor used on "
+            f"another device (adapt it with `edgeprof adapt` or train one on {device} to predict there)")
 
 
 def evaluate_saved(path: str | Path, store: Store, device: str, **setting: Any) -> Evaluation:

@@ -11,6 +11,12 @@ The card holds: format and version, kind, params (space and space config include
 transform and normalisation, devices, a fingerprint of the training data, held-out metrics, package
 versions, creation time, and the predictor's JSON state. `load_predictor` rebuilds through the registry
 and `from_state`; an unknown kind or a newer format is a clear error, not a guess.
+
+Integrity: the card holds the sha256 of `arrays.npz` (`arrays_sha256`) and of its own content
+(`card_sha256`: the card's canonical JSON without that field), so flipped bytes in the arrays, arrays
+swapped for others (zeroed weights) and a hand-edited number in the card (a normalisation, a parameter) are
+refused with a message instead of predicting wrong numbers. Cards written before a checksum existed have none
+and load as before. Writers refuse to replace an existing predictor unless asked (`check_out_folder`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import math
 import os
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Sequence
 from importlib import metadata
 from io import BytesIO
@@ -98,6 +106,32 @@ def _write_atomic(path: Path, write: Any) -> None:
 
 
 QUANTITIES = {"latency": "ms", "energy": "mJ"}
+CARD_SHA = "card_sha256"
+
+
+def card_digest(card: dict[str, Any]) -> str:
+    """sha256 of the card's canonical JSON without its own checksum field (what `card_sha256` holds)."""
+    body = {k: v for k, v in card.items() if k != CARD_SHA}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_out_folder(path: str | Path, force: bool = False, option: str = "--out") -> Path:
+    """Check, before any work, that a predictor can be written to the folder `path`: not a file, not inside a
+    file, and not an existing predictor or other non-empty folder unless `force`. UserInputError otherwise."""
+    folder = Path(path)
+    if folder.is_file():
+        raise UserInputError(f"{option} {folder}: is a file; give a folder for the predictor (card.json and "
+                             "arrays.npz go in it)")
+    for parent in folder.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserInputError(f"{option} {folder}: {parent} is a file, so no folder can be made inside it")
+            break
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        what = "holds a saved predictor" if (folder / CARD).exists() else "is a folder that is not empty"
+        raise UserInputError(f"{option} {folder}: {what}; pass --force to replace it, or give another folder")
+    return folder
 
 
 def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, Any] | None = None,
@@ -147,7 +181,9 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
         "arrays_sha256": hashlib.sha256(blob).hexdigest(),  # a changed or damaged arrays.npz is refused
         "state": extra,
     }
-    text = json.dumps(_json_safe(card), indent=2, sort_keys=True, allow_nan=False)
+    card = _json_safe(card)
+    card[CARD_SHA] = card_digest(card)  # a card edited since (its numbers, the arrays checksum) is refused
+    text = json.dumps(card, indent=2, sort_keys=True, allow_nan=False)
     folder.mkdir(parents=True, exist_ok=True)
     if train_archs is not None:
         seen = json.dumps(sorted(set(train_archs)))
@@ -180,6 +216,10 @@ def read_card(path: str | Path) -> dict[str, Any]:
     for key in ("kind", "params", "state"):
         if key not in card:
             raise PredictorFileError(f"{file}: card lacks {key!r}")
+    expected = card.get(CARD_SHA)  # cards written before the checksum have none
+    if expected is not None and card_digest(card) != expected:
+        raise PredictorFileError(f"{file}: checksum mismatch: the card was changed since it was saved (its "
+                                 f"content no longer matches its {CARD_SHA}); save or copy the predictor again")
     return card
 
 
@@ -228,8 +268,10 @@ def load_predictor(path: str | Path) -> LatencyPredictor:
     try:
         with np.load(BytesIO(blob), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as e:  # an object array asks for pickle, which stays off
-        raise PredictorFileError(f"{file}: not a readable array archive without pickle: {e}") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        # damaged bytes (an old card without a checksum), or an object array, which asks for pickle (off)
+        raise PredictorFileError(f"{file}: not a readable array archive without pickle: "
+                                 f"{e or type(e).__name__}") from None
     listed = card.get("arrays") if isinstance(card.get("arrays"), dict) else {}
     missing = sorted(set(listed) - set(arrays))
     if missing:
@@ -238,6 +280,10 @@ def load_predictor(path: str | Path) -> LatencyPredictor:
         if isinstance(spec, dict) and list(arrays[key].shape) != spec.get("shape", list(arrays[key].shape)):
             raise PredictorFileError(f"{file}: array {key!r} has shape {list(arrays[key].shape)}, {CARD} says "
                                      f"{spec.get('shape')}")
+    for key, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise PredictorFileError(f"{file}: array {key!r} holds NaN or infinite values; the predictor is "
+                                     "damaged (train it again)")
     unknown = sorted(set(card["params"]) - set(cls._param_names()))
     if unknown:
         raise PredictorFileError(f"{Path(path) / CARD}: {cls.__name__} has no parameter(s) {', '.join(unknown)} "

@@ -27,13 +27,22 @@ import hashlib
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
 from agents.protocol import RESULT_SCHEMA
 from profiler.store import ModelRecord, Store
 from spaces import SearchSpace, create_space
+
+# An importer's progress callback: (steps done, steps in all, what it is doing now), e.g. a table read or
+# written; the CLI draws it as a bar (edgeprof.output.count_progress). Importing all of HELP takes ~45 s.
+ImportProgress = Callable[[int, int, str], None]
+
+
+def no_progress(done: int, total: int, note: str = "") -> None:
+    """The ImportProgress of a caller that shows none."""
+
 
 NULL_STATS = ("std", "min", "max", "p10", "p90", "p99", "iqr_mean", "cv", "ci_halfwidth", "ci_rel",
               "confidence", "converged")

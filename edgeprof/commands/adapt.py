@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgeprof.arguments import add_setting_arguments, setting_kwargs
+from edgeprof.arguments import add_setting_arguments, check_out_path, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
 from profiler.store import Store
@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=10, help="K measured archs of the device (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="folder for the adapted predictor")
+    p.add_argument("--force", action="store_true", help="replace the predictor already in --out")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_setting_arguments(p)
 
@@ -30,11 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from predictors.evaluation import held_out, load_for
     from predictors.hardware_adaptive import HardwareAdaptivePredictor, draw_support
-    from predictors.io import load_predictor, save_predictor
+    from predictors.io import check_out_folder, load_predictor, save_predictor
     from predictors.metrics import summary_line
 
     if args.samples < 2:
         raise UserInputError(f"--samples: at least 2 measurements are needed to adapt, got {args.samples}")
+    check_out_path(args.out, folder=True)
+    check_out_folder(args.out, args.force)
     pred = load_predictor(args.predictor)
     if not isinstance(pred, HardwareAdaptivePredictor):
         raise UserInputError(f"{args.predictor} is a {pred.kind!r} predictor, not a meta-trained latency predictor "

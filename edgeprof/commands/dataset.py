@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from edgeprof.arguments import check_out_path
 from edgeprof.commands import DEFAULT_DB
-from edgeprof.output import err, out, print_json
+from edgeprof.output import count_progress, err, out, print_json
 from profiler.dataset import export, layer_table, summarize
 from profiler.store import Store
 from spaces.errors import UserInputError
@@ -37,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     imp.add_argument("--space", help="HELP: nb201 or fbnet (default both); HW-NAS-Bench-360: the space (nb201)")
     imp.add_argument("--device", help="LatBench: the device name (default: from the file name)")
     imp.add_argument("--json", action="store_true", help="print JSON")
+    imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("export", help="write every measurement as a flat table")
     e.add_argument("out", help="output file (.csv or .parquet)")
     e.add_argument("--db", default=DEFAULT_DB)
@@ -78,7 +80,10 @@ def run_import(args: argparse.Namespace) -> int:
             kw = {"device": args.device}
         else:
             kw = {"space": args.space or "nb201", "devices": devices}
-        summary = IMPORTERS[args.format](store, args.path, **kw)
+        with count_progress(f"importing {args.format}", quiet=args.quiet) as step:
+            if args.format == "help":  # the long one (~45 s for all of HELP); the others take seconds
+                kw["progress"] = step
+            summary = IMPORTERS[args.format](store, args.path, **kw)
     if args.json:
         print_json(summary)
     else:
@@ -90,6 +95,8 @@ def run_import(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.action == "import":
         return run_import(args)
+    if args.action == "export":
+        check_out_path(args.out, folder=False, option="OUT")
     with _open(args.db) as store:
         if args.action == "summary":
             s = summarize(store, device=args.device)

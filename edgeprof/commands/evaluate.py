@@ -19,13 +19,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictors.evaluation import evaluate_saved
+    from rich.markup import escape
+
+    from predictors.evaluation import evaluate_saved, foreign_device_warning, predictor_devices
     from predictors.metrics import summary_line
 
     with Store(args.db, readonly=True) as store:
         metrics, _, _ = evaluate_saved(args.predictor, store, args.device, **setting_kwargs(args))
+    warning = foreign_device_warning(args.predictor, args.device)
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     if args.json:
-        print_json({"predictor": args.predictor, "device": args.device, "metrics": metrics})
+        print_json({"predictor": args.predictor, "device": args.device,
+                    "predictor_devices": predictor_devices(args.predictor),
+                    "warnings": [warning] if warning else [], "metrics": metrics})
     else:
         err.print(f"{args.predictor} on {args.device}: {summary_line(metrics)}")
     return 0

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeprof.arguments import add_setting_arguments, setting_kwargs
+from edgeprof.arguments import add_setting_arguments, check_out_path, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
 from profiler.store import Store
@@ -30,11 +30,16 @@ def run(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from rich.markup import escape
 
-    from predictors.evaluation import evaluate_saved
+    from predictors.evaluation import evaluate_saved, foreign_device_warning
 
+    check_out_path(args.out, folder=True)  # before the evaluation
     with Store(args.db, readonly=True) as store:
         metrics, pred, true = evaluate_saved(args.predictor, store, args.device, **setting_kwargs(args))
+    warning = foreign_device_warning(args.predictor, args.device)
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "metrics.md").write_text("| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if args.json:
-        print_json({"out": str(out), "metrics": metrics})
+        print_json({"out": str(out), "metrics": metrics, "warnings": [warning] if warning else []})
     else:
         err.print(f"wrote {out / 'scatter.png'}, {out / 'metrics.md'}")
     return 0

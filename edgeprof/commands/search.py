@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edgeprof.arguments import check_out_path
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json, session_progress
 from spaces.errors import UserInputError
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     if getattr(args, "_declare_error", None):
         raise UserInputError(args._declare_error)
+    check_out_path(args.out, folder=False)  # before the search and its measurements
     metric = "latency" if args.target_ms is not None else "energy"
     target = args.target_ms if metric == "latency" else args.target_mj
     if args.correct and not args.verify:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeprof.arguments import add_setting_arguments, setting_kwargs
+from edgeprof.arguments import add_setting_arguments, check_out_path, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
 from profiler.store import Store
@@ -43,7 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None,
                    help="override the predictor's default epochs (meta: the meta-iterations of each member)")
     p.add_argument("--out", required=True, help="predictor folder to write")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--force", action="store_true", help="replace the predictor already in --out")
+    p.add_argument("--json", action="store_true", help="print JSON (progress still goes to stderr; -q hides it)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_setting_arguments(p)
 
 
@@ -54,6 +56,10 @@ def print_metrics(title: str, m: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from predictors.io import check_out_folder
+
+    check_out_path(args.out, folder=True)  # before training, which can take minutes
+    check_out_folder(args.out, args.force)
     if args.kind == "meta":
         return train_meta(args)
     from edgeprof.output import training_progress
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     label = f"training {args.kind} on {len(tr_ids)} {args.device} archs"
     if isinstance(pred, TorchPredictor):
-        with training_progress(label, quiet=args.json) as step:
+        with training_progress(label, quiet=args.quiet) as step:
             pred.fit(tr_ids, tr_y, on_epoch=step)
     else:
         with err.status(label):
@@ -150,7 +156,7 @@ def train_meta(args: argparse.Namespace) -> int:
         refs = common_reference(tasks, 10, args.seed)
     pred = meta_predictor(args, refs, space_config)
     valid = valid_tasks({d: data[d] for d in valid_names}, pred.reference_ids(), 10, args.seed) or None
-    with training_progress(f"meta-training on {len(devices)} devices", quiet=args.json) as step:
+    with training_progress(f"meta-training on {len(devices)} devices", quiet=args.quiet) as step:
         pred.meta_fit(tasks, valid, on_iter=step)
     save_predictor(pred, Path(args.out), devices=devices)
     fit_s = time.perf_counter() - t0

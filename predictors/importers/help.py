@@ -22,7 +22,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from profiler.importing import imported_model, imported_result, positive_number, register_devices
+from profiler.importing import (
+    ImportProgress,
+    imported_model,
+    imported_result,
+    no_progress,
+    positive_number,
+    register_devices,
+)
 from profiler.store import Store
 from spaces import UserInputError, create_space
 from spaces.fbnet import find_help_data, help_fbnet_archs, load_plain_torch_file
@@ -97,11 +104,12 @@ def read_table(path: Path, n_rows: int) -> list[Any]:
 
 
 def import_help(store: Store, help_dir: str | Path, spaces: Sequence[str] = ("nb201", "fbnet"),
-                devices: Iterable[str] | None = None) -> dict[str, Any]:
+                devices: Iterable[str] | None = None, progress: ImportProgress = no_progress) -> dict[str, Any]:
     """Import HELP's tables for `spaces` (all devices, or those named) into `store`; idempotent.
 
     `help_dir` is the shared folder, HELP's folder or its `data` folder. Returns a summary: devices,
     rows added, rows skipped (already present, or a cell that is not a positive number), per table.
+    `progress(done, total, note)` is called as each table is read and written.
     """
     t0 = time.perf_counter()
     if isinstance(spaces, str):
@@ -118,8 +126,12 @@ def import_help(store: Store, help_dir: str | Path, spaces: Sequence[str] = ("nb
     # Read and check every table before writing anything, so a bad file leaves the store untouched.
     plan = []
     missing: dict[str, list[str]] = {}
+    chosen_by_space = {space_name: names if wanted is None else [d for d in wanted if d in names]
+                       for space_name, names in tables.items()}
+    total = sum(2 * len(chosen) + 1 for chosen in chosen_by_space.values() if chosen)  # read, write; models
+    done = 0
     for space_name, names in tables.items():
-        chosen = names if wanted is None else [d for d in wanted if d in names]
+        chosen = chosen_by_space[space_name]
         missing[space_name] = [] if wanted is None else [d for d in wanted if d not in names]
         if not chosen:
             continue
@@ -127,16 +139,24 @@ def import_help(store: Store, help_dir: str | Path, spaces: Sequence[str] = ("nb
         archs = ([space.from_index(i) for i in range(space.size)] if space_name == "nb201"
                  else help_fbnet_archs(data))
         folder = _latency_dir(data, space_name)
-        plan.append((space, archs, {name: read_table(folder / f"{name}.pt", len(archs)) for name in chosen}))
+        values_by_device = {}
+        for name in chosen:
+            progress(done, total, f"reading {space_name}/{name}")
+            values_by_device[name] = read_table(folder / f"{name}.pt", len(archs))
+            done += 1
+        plan.append((space, archs, values_by_device))
     summary: dict[str, Any] = {"source": "help", "root": str(data), "spaces": list(tables), "devices": [],
                                "tables": [], "added": 0, "skipped": 0, "duplicates": 0, "invalid": 0,
                                "models_added": 0, "devices_existing": [], "missing": missing}
     for space, archs, values_by_device in plan:
         kinds = {name: help_device(name) for name in values_by_device}
         summary["devices_existing"] += register_devices(store, {n: (k, c) for n, (k, _, c) in kinds.items()})
+        progress(done, total, f"writing {space.name} models")
         models = [imported_model(space, arch) for arch in archs]
         summary["models_added"] += store.add_models(models)
+        done += 1
         for name, values in values_by_device.items():
+            progress(done, total, f"writing {space.name}/{name}")
             file = (_latency_dir(data, space.name) / f"{name}.pt").relative_to(data.parent).as_posix()
             env: dict[str, Any] = {"source": "HELP", "file": file, "license": LICENSE}
             if all(isinstance(v, int) for v in values):
@@ -157,7 +177,9 @@ def import_help(store: Store, help_dir: str | Path, spaces: Sequence[str] = ("nb
             summary["added"] += added
             summary["duplicates"] += len(results) - added
             summary["invalid"] += invalid
+            done += 1
         summary["devices"] = sorted(set(summary["devices"]) | set(values_by_device))
+    progress(done, total, "done")
     summary["skipped"] = summary["duplicates"] + summary["invalid"]
     summary["devices_existing"] = sorted(set(summary["devices_existing"]))
     summary["wall_s"] = round(time.perf_counter() - t0, 3)

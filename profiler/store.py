@@ -35,9 +35,9 @@ ALTER TABLE measurements ADD COLUMN device_median_ms REAL;
 ALTER TABLE measurements ADD COLUMN device_latency TEXT;
 """,
 }
-STAT_FIELDS = ("median", "mean", "std", "min", "max", "p10", "p90", "p99", "iqr_mean")
 # The oldest schema a read-only open reads as it is (the columns `rows` selects exist from version 2 on).
 READABLE_FROM = 2
+STAT_FIELDS = ("median", "mean", "std", "min", "max", "p10", "p90", "p99", "iqr_mean")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -156,7 +156,6 @@ def _check_openable(path: Path, readonly: bool = False) -> None:
     if path.is_dir():
         raise StoreError(f"{path}: is a folder, not a dataset file (give a file such as {path / 'edgeprof.db'})")
     folder = path.parent if str(path.parent) else Path(".")
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
     if readonly:
         if not path.exists():
             raise StoreError(f"{path}: no such dataset file (measure with `edgeprof profile` or import a table "
@@ -164,6 +163,7 @@ def _check_openable(path: Path, readonly: bool = False) -> None:
         if not os.access(path, os.R_OK):
             raise StoreError(f"{path}: the dataset file is not readable for this user; fix its permissions")
         return
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         raise StoreError(f"{path}: not writable: the dataset file is read-only for this user (this command "
                          "writes to it, and to its WAL files beside it): copy it somewhere writable or fix its "
                          "permissions")
@@ -193,11 +193,11 @@ def _open_failure(path: Path, e: sqlite3.DatabaseError) -> str:
         return f"{path}: not a usable edgeprof database: not an SQLite file or damaged ({text}); check --db"
     if "readonly" in text or "read-only" in text:
         return f"{path}: not a usable edgeprof database: read-only ({text}); copy it somewhere writable"
-    return f"{path}: not a usable edgeprof database: {text}"
     if "unable to open" in text:
         return (f"{path}: cannot open the dataset ({text}): SQLite also needs its -wal and -shm files beside it; "
                 f"is its folder {path.parent} read-only while a write is pending? copy the dataset somewhere "
                 "writable")
+    return f"{path}: not a usable edgeprof database: {text}"
 
 
 def _statements(script: str) -> list[str]:
@@ -268,7 +268,6 @@ class Store:
             self.db.close()
             raise
 
-    def _refuse_foreign(self) -> None:
     def _open_readonly(self) -> None:
         """Open for reading only (see __init__). A file of an older schema is migrated first where it is
         writable; where it is not, it is read as it is if its tables hold what the reads need."""
@@ -305,6 +304,7 @@ class Store:
         folder = self.path.parent if str(self.path.parent) else Path(".")
         return os.access(self.path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)
 
+    def _refuse_foreign(self) -> None:
         """An SQLite file of another program is refused before anything (even the journal mode) is written."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

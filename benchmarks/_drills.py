@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +24,11 @@ from typing import Any
 from profiler.testing.sshd import SshServer, write_board
 
 DEVICE = "drill"  # every drill's board has this name; each has its own work folder and datasets
+STOP = threading.Event()  # set on Ctrl-C or SIGTERM: running drills kill their hosts and start nothing new
+
+
+class Stopped(Exception):
+    """The benchmark was asked to stop (STOP is set)."""
 
 
 def child_env(root: Path) -> dict[str, str]:
@@ -105,6 +111,8 @@ class Host:
     """`python -m edgeprof profile <board> --space nb201 --n N --seed S --db DB --json`, output to files."""
 
     def __init__(self, board: Board, db: Path, n: int, seed: int, env: dict[str, str], label: str):
+        if STOP.is_set():
+            raise Stopped
         self.run = Run(label)
         self.out = db.with_name(f"{db.stem}-{label}.out")
         self.err = db.with_name(f"{db.stem}-{label}.err")
@@ -152,9 +160,11 @@ def drive(hosts: list[Host], deadline: float, tick: Callable[[], None] = lambda:
           poll_s: float = 0.1) -> None:
     """Call tick() every poll_s until every host has ended; past the deadline (monotonic) kill what still runs."""
     while any(h.alive for h in hosts):
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or STOP.is_set():
             for h in hosts:
                 h.kill(on_purpose=False)
+            if STOP.is_set():
+                raise Stopped
             return
         tick()
         for h in hosts:
@@ -224,7 +234,7 @@ def kill_agent(board: Board) -> int:
 
 def kill_leftovers(folder: Path) -> int:
     """SIGKILL every process that names the drill folder (agents, wrappers, hosts the drill started)."""
-    pids = pids_naming(str(folder))
+    pids = pids_naming(f"{folder}/")
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

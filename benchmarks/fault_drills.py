@@ -34,13 +34,28 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import numpy as np
-from _drills import Board, Counts, Host, Run, child_env, count, drive, kill_agent, kill_leftovers, new_board, run_to_end
+from _drills import (
+    STOP,
+    Board,
+    Counts,
+    Host,
+    Run,
+    Stopped,
+    child_env,
+    count,
+    drive,
+    kill_agent,
+    kill_leftovers,
+    new_board,
+    run_to_end,
+)
 
 from profiler.testing.sshd import FAST, SshServer, find_sshd, keygen
 from spaces import create_space
@@ -49,7 +64,7 @@ KINDS = ("timed", "storm", "host_kill", "agent_kill", "race", "corrupt")
 # The runs that must exit 0 for a drill to count as done in one run (besides a "setup" run): the run under
 # fault; for the kill kinds the one rerun after the kill (the killed run cannot finish); for the race, B
 # and A's rerun; for the corrupt model, the run after the truncation.
-JUDGED = {"timed": {"run"}, "storm": {"run"}, "host_kill": {"rerun"}, "agent_kill": {"rerun"},
+JUDGED = {"baseline": {"baseline"}, "timed": {"run"}, "storm": {"run"}, "host_kill": {"rerun"}, "agent_kill": {"rerun"},
           "race": {"B", "rerun A"}, "corrupt": {"after truncation"}}
 
 
@@ -76,7 +91,7 @@ class Plan:
 
 FULL = {"n": 10, "networks": 10, "warmup_s": 1.0, "first_cut_s": 2.0, "cut_every_s": 4.0, "cuts": 3,
         "storm_every_s": 3.0, "kill_after": 2, "run_timeout_s": 300.0, "budget_min": 90.0}
-QUICK = {"n": 1, "networks": 3, "warmup_s": 0.5, "first_cut_s": 1.0, "cut_every_s": 1.5, "cuts": 2,
+QUICK = {"n": 1, "networks": 3, "warmup_s": 0.3, "first_cut_s": 1.0, "cut_every_s": 1.5, "cuts": 2,
          "storm_every_s": 2.0, "kill_after": 1, "run_timeout_s": 120.0, "budget_min": 5.0}
 
 
@@ -123,20 +138,30 @@ class Drills:
     def rerun(self, board: Board, db: Path, seed: int, label: str = "rerun") -> Run:
         return run_to_end(board, db, self.plan.networks, seed, self.env, label, self.plan.run_timeout_s)
 
-    def baseline(self, name: str) -> Run:
+    def baseline(self, name: str, seed: int | None = None) -> Run:
+        """An uncut run of the drills' size on a fresh board."""
         b = self.board(name)
         try:
-            return run_to_end(b, b.folder / "x.db", self.plan.networks, self.plan.seed, self.env, "baseline",
-                              self.plan.run_timeout_s)
+            return run_to_end(b, b.folder / "x.db", self.plan.networks, self.plan.seed if seed is None else seed,
+                              self.env, "baseline", self.plan.run_timeout_s)
         finally:
             kill_leftovers(b.folder)
 
+    def prime_and_baseline(self, race: bool, say: Callable[[str], None]) -> list[Run]:
+        """Export every model once (untimed, so no drill pays for exports), then three uncut runs."""
+        say("priming the model cache (not timed)")
+        self.baseline("prime-a")
+        if race:
+            self.baseline("prime-b", self.other_seed())
+        return [self.baseline(f"baseline-{i}") for i in range(3)]
+
     def run(self, kind: str, index: int) -> Drill:
+        """One drill of `kind` on a fresh board (kind "baseline": an uncut run)."""
         d = Drill(kind, index)
         b = self.board(f"{kind}-{index}")
         t0 = time.monotonic()
         try:
-            requested = getattr(self, kind)(b, d)
+            requested = (self.uncut if kind == "baseline" else getattr(self, kind))(b, d)
         finally:
             kill_leftovers(b.folder)
         d.wall_s = time.monotonic() - t0
@@ -146,6 +171,12 @@ class Drills:
         return d
 
     # --- the kinds: each runs its drill on board `b`, records runs in `d`, returns {db: archs asked} ------
+
+    def uncut(self, b: Board, d: Drill) -> dict[Path, set[str]]:
+        db = b.folder / "x.db"
+        d.runs.append(run_to_end(b, db, self.plan.networks, self.plan.seed, self.env, "baseline",
+                                 self.plan.run_timeout_s))
+        return {db: self.archs(self.plan.seed)}
 
     def _cut(self, d: Drill) -> None:
         if self.server.cut_connections():
@@ -295,6 +326,48 @@ def print_table(res: dict[str, Any]) -> None:
             con.print(f"  [red]{kind}[/]: {e}", markup=True, highlight=False)
 
 
+def run_lane(runner: Drills, order: list[tuple[str, int]], t_start: float, say: Callable[[str], None]) -> list[Drill]:
+    """Drills one after another on one sshd; none starts past the time budget."""
+    out = []
+    for kind, i in order:
+        if time.monotonic() - t_start > runner.plan.budget_s:
+            say(f"time budget spent: {kind} #{i + 1} and later drills not run")
+            break
+        d = runner.run(kind, i)
+        out.append(d)
+        say(f"{kind} #{i + 1}: {'done in 1 run' if d.one_run else 'NOT done in 1 run'}, lost {d.counts.lost}, "
+            f"dup {d.counts.duplicated}, re-measured {d.counts.remeasured}, faults {d.faults}, {d.wall_s:.1f} s"
+            + "".join(f"\n    {r.label}: rc {r.rc} {r.error}" for r in d.runs if r.error))
+    return out
+
+
+def run_lanes(root: Path, key: Path, plan: Plan, lanes: list[list[tuple[str, int]]], t_start: float,
+              say: Callable[[str], None], server: SshServer, baseline: list[tuple[str, int]]) -> list[Drill]:
+    """Lanes side by side, each on its own sshd (the first on `server`); a lane's sshd stops with it."""
+
+    def lane(index: int, order: list[tuple[str, int]]) -> list[Drill]:
+        own = None if index == 0 else SshServer(root / f"sshd-{index}", key).start()
+        try:
+            return run_lane(Drills(root, own or server, key, plan), order, t_start, say)
+        except Stopped:
+            return []
+        finally:
+            if own is not None:
+                own.stop()
+
+    work = lanes + ([baseline] if baseline else [])
+    pool = ThreadPoolExecutor(max_workers=len(work))
+    try:
+        futures = [pool.submit(lane, i, order) for i, order in enumerate(work)]
+        return [d for f in futures for d in f.result()]
+    except BaseException:  # Ctrl-C or SIGTERM: the lanes stop before the pool is waited for
+        STOP.set()
+        kill_leftovers(root)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=FULL["n"], help="drills per kind (default 10)")
@@ -350,34 +423,28 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         try:
             runner = Drills(root, server, key, plan)
-            if not args.quick:  # export every model once, so no timed run pays for exports
-                say("priming the model cache (not timed)")
-                runner.baseline("prime-a")
-                if "race" in kinds:
-                    b = runner.board("prime-b")
-                    run_to_end(b, b.folder / "x.db", plan.networks, runner.other_seed(), runner.env, "prime",
-                               plan.run_timeout_s)
-                    kill_leftovers(b.folder)
-            baselines = [runner.baseline(f"baseline-{i}") for i in range(1 if args.quick else 3)]
-            bad = [r for r in baselines if r.rc != 0]
-            if bad:
-                say(f"warning: {len(bad)} uncut baseline run(s) failed: {bad[0].error}")
-            baseline_s = statistics.median(r.wall_s for r in baselines)
+            if args.quick:
+                # a smoke: one lane (and one sshd, so that cuts stay in their lane) per kind, side by side;
+                # the uncut run is the corrupt drill's first run, or its own lane
+                lanes = [[(k, i) for i in range(plan.n)] for k in kinds]
+                drills = run_lanes(root, key, plan, lanes, t_start, say, server,
+                                   baseline=[] if "corrupt" in kinds else [("baseline", 0)])
+                baselines = [r for d in drills for r in d.runs if r.label in ("setup", "baseline")]
+                drills = [d for d in drills if d.kind != "baseline"]
+            else:
+                baselines = runner.prime_and_baseline("race" in kinds, say)
+                order = [(k, i) for i in range(plan.n) for k in kinds]  # interleaved: a budget cut is even
+                drills = run_lane(runner, order, t_start, say)
+            if bad := [r for r in baselines if r.rc != 0]:
+                say(f"warning: {len(bad)} uncut run(s) failed: {bad[0].error}")
+            baseline_s = statistics.median(r.wall_s for r in baselines) if baselines else 0.0
             say(f"uncut run: {baseline_s:.1f} s for {plan.networks} networks")
-            for i in range(plan.n):
-                for kind in kinds:
-                    if time.monotonic() - t_start > plan.budget_s:
-                        break
-                    d = runner.run(kind, i)
-                    drills.append(d)
-                    say(f"{kind} #{i + 1}: {'done in 1 run' if d.one_run else 'NOT done in 1 run'}, "
-                        f"lost {d.counts.lost}, dup {d.counts.duplicated}, re-measured {d.counts.remeasured}, "
-                        f"faults {d.faults}, {d.wall_s:.1f} s"
-                        + "".join(f"\n    {r.label}: rc {r.rc} {r.error}" for r in d.runs if r.error))
         except KeyboardInterrupt:
             interrupted = True
+            STOP.set()
             say("interrupted: reporting the drills done so far")
         finally:
+            STOP.set()
             kill_leftovers(root)
             server.stop()
             shutil.rmtree(root, ignore_errors=True)

@@ -25,7 +25,7 @@ HELP_DIR = REPO.parent / "shared" / "data" / "HELP" / "data"
 BENCH = REPO / "benchmarks"
 BENCHMARKS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 NEEDS_HELP = {"help_nb201", "help_fbnet", "supervised_nb201", "lightnas_nb201_tables"}
-NEEDS_SSHD = {"transport_overhead"}
+NEEDS_SSHD = {"transport_overhead", "fault_drills"}
 # Dotted paths into the JSON; `*` stands for every element of a list or value of a dict (at least one).
 EXPECTED: dict[str, tuple[str, ...]] = {
     "agent_fidelity": ("ratio.median", "ratio.share_within_15pct", "rho_between_passes.min",
@@ -41,6 +41,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "throughput": ("rows.*.archs_per_s", "rows.*.forward_ms", "rows.*.encode_ids_archs_per_s"),
     "lightnas_targets": ("runs.*.target_ms", "runs.*.measured_ms", "runs.*.predicted_ms", "wall_s"),
     "lightnas_nb201_tables": ("runs.*.target_ms", "runs.*.measured_ms", "runs.*.predicted_ms", "wall_s"),
+    "fault_drills": ("kinds.*.runs", "kinds.*.completed_one_run", "kinds.*.lost", "kinds.*.duplicated",
+                     "kinds.*.remeasured", "kinds.*.faults", "kinds.*.wall_ratio", "baseline_wall_s", "wall_s"),
 }
 
 

@@ -306,17 +306,18 @@ def summarise(drills: list[Drill], baseline_s: float, wanted: int, kinds: tuple[
 
 
 def print_table(res: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     t = Table("kind", "drills", "done in 1 run", "first run ok", "lost", "duplicated", "re-measured", "faults",
-              "wall s", "× uncut", "target",
+              "wall s", "× uncut", "target", box=box.SIMPLE,
               title=f"fault drills: {res['networks']} networks per run, uncut run {res['baseline_wall_s']:.1f} s")
     for kind, r in res["kinds"].items():
         t.add_row(kind, str(r["runs"]), str(r["completed_one_run"]), str(r["first_run_ok"]), str(r["lost"]),
                   str(r["duplicated"]), str(r["remeasured"]), str(r["faults"]), f"{r['wall_s_median']:.1f}",
                   f"{r['wall_ratio']:.2f}", "[green]PASS[/]" if r["pass"] else "[red]FAIL[/]")
-    con = Console()
+    con = Console(width=None if sys.stdout.isatty() else 130)  # a pipe gets the whole table, not 80 columns
     con.print(t)
     con.print("done in 1 run: the run under fault exits 0 (kill kinds: the one rerun after the kill; race: B "
               "and A's rerun). faults: link cuts, kills, truncations made. Target: every drill done in 1 run "

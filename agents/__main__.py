@@ -80,8 +80,8 @@ def cmd_info(args):
 
 
 def cmd_run(args):
-    from .protocol import JobError
-    from .runner import Interrupted, LockError, run_job
+    from .protocol import EXIT_BOARD_BUSY, JobError
+    from .runner import BoardBusy, Interrupted, LockError, run_job
     from .start import AlreadyStarted
 
     def on_result(result, progress):
@@ -106,7 +106,7 @@ def cmd_run(args):
         return EXIT_USAGE
     except LockError as exc:
         _err(f"cannot run: {exc}")
-        return EXIT_ERROR
+        return EXIT_BOARD_BUSY if isinstance(exc, BoardBusy) else EXIT_ERROR
     except Interrupted as exc:
         _err(f"interrupted ({exc}); results so far are in place, rerun to resume")
         return exc.exit_code

@@ -17,6 +17,9 @@ import os
 import re
 
 JOB_SCHEMA = "edgeprof.job/1"
+# `agents run` exit status when another job holds the board's lock: nothing was measured, the host waits and
+# starts the job again (under a new id: the first one's start is recorded)
+EXIT_BOARD_BUSY = 75
 RESULT_SCHEMA = "edgeprof.result/1"
 
 DEFAULT_PROTOCOL = {

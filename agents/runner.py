@@ -18,7 +18,7 @@ import threading
 import time
 
 from .backends import BACKENDS
-from .durable import (  # noqa: F401  (ResultsLock, repair_results: tests and callers import them from here)
+from .durable import (  # tests and callers import ResultsLock, LockError and repair_results from here
     LockError,
     ResultsLock,
     RunnerError,
@@ -38,6 +38,10 @@ PASS_ENV_NAMES = ("PATH", "HOME", "LANG", "LANGUAGE", "LD_LIBRARY_PATH", "TMPDIR
 PASS_ENV_PREFIXES = ("LC_", "OMP_", "MKL_", "OPENBLAS_", "CUDA_", "ORT_")
 STDERR_TAIL_LINES = 15
 STDERR_TAIL_CHARS = 2000
+
+
+class BoardBusy(LockError):
+    """Another job holds the board's lock: this one measured nothing (`agents run` exits EXIT_BOARD_BUSY)."""
 
 
 class Interrupted(RunnerError):
@@ -270,7 +274,10 @@ def run_job(
     state = "running"
     try:
         if board is not None:
-            board.acquire()
+            try:
+                board.acquire()
+            except LockError as exc:
+                raise BoardBusy(str(exc)) from None
         lock.acquire()
         run.check_stop()
         repair_results(out_path)

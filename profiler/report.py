@@ -31,6 +31,7 @@ class ProfileReport:
     collected_jobs: dict[str, int] = field(default_factory=dict)  # job id -> rows new to the store
     foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
     waited_s: float = 0.0  # for a running job of another dataset to free the board
+    board_busy: int = 0  # jobs the board refused because another started meanwhile (each started again)
     models_resent: int = 0  # damaged on the board (sha256 mismatch), sent again and measured in a follow-up job
     retry_job_id: str | None = None
     cache_repaired: int = 0  # host cache files whose bytes no longer matched their name, exported again
@@ -45,6 +46,7 @@ class ProfileReport:
                 "remaining": self.remaining, "job_id": self.job_id, "retry_job_id": self.retry_job_id,
                 "models_resent": self.models_resent, "cache_repaired": self.cache_repaired,
                 "foreign_jobs": self.foreign_jobs, "waited_s": round(self.waited_s, 3),
+                "board_busy": self.board_busy,
                 "wall_s": round(self.wall_s, 3), "interrupted": self.interrupted,
                 "resumed_jobs": self.resumed_jobs, "reconnects": self.reconnects,
                 "models_per_hour": round(3600 * measured / self.wall_s, 1) if self.wall_s > 0 else None}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from agents.backends import BACKENDS
+from agents.protocol import EXIT_BOARD_BUSY
 from profiler.collect import CorruptResults, follow, sync_board, wait_for_jobs
 from profiler.config import DeviceConfig
 from profiler.jobs import ModelTask, build_job, job_text
@@ -39,6 +40,14 @@ POLL_S = 0.2
 
 class AgentFailed(RuntimeFailure):
     """The agent ended without measuring its job (bad job, missing Python, crash)."""
+
+
+class BoardBusy(AgentFailed):
+    """Another job held the board's lock, so the agent measured nothing (a job another dataset started after
+    this run looked at the board)."""
+
+
+BUSY_RETRIES = 5  # new jobs after a busy board, each once the jobs running there have ended
 
 
 def model_cache_dir() -> Path:
@@ -127,6 +136,8 @@ def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: P
     transport.start(job_id)
     progress.on_phase("measure", len(job["tasks"]))
     status = follow(transport, job_id, job["device"], store, progress, report, should_stop, damaged=damaged)
+    if status == EXIT_BOARD_BUSY:
+        raise BoardBusy(f"board busy, job {job_id} not run:\n{transport.log_tail(job_id)}")
     if status != 0:
         raise AgentFailed(f"agent exited with status {status} on job {job_id}:\n{transport.log_tail(job_id)}")
 
@@ -146,6 +157,58 @@ def _upload(transport: Transport, models: list[ModelTask], cache: Path, progress
         transport.put_model(cache / filename)
         progress.on_step(phase)
     return len(send)
+
+
+def running_jobs(transport: Transport) -> list[str]:
+    """Jobs on the board whose agent is still running (whoever started them)."""
+    return [j for j in transport.list_jobs() if not transport.is_ingested(j) and transport.finished(j) is None]
+
+
+def run_when_free(transport: Transport, make_job: Callable[[], dict[str, Any]], store: Store, progress: Progress,
+                  report: ProfileReport, should_stop: Callable[[], bool] = lambda: False,
+                  damaged: dict[str, dict[str, Any]] | None = None) -> str:
+    """Run a job from `make_job`; when the board is busy with a job that started after the sync (two datasets
+    racing for one board), wait for the jobs running there and start a new one. Returns the id that ran."""
+    for attempt in range(BUSY_RETRIES + 1):
+        job = make_job()
+        try:
+            run_job(transport, job, store, progress, report, should_stop, damaged)
+            return str(job["job_id"])
+        except BoardBusy:
+            if attempt == BUSY_RETRIES:
+                raise
+            report.board_busy += 1
+            wait_for_jobs(transport, running_jobs(transport), progress, report, should_stop)
+    raise AssertionError("unreachable")
+
+
+def _measure(transport: Transport, config: DeviceConfig, space: SearchSpace, archs: list[Any], batch: int,
+             store: Store, progress: Progress, report: ProfileReport, protocol_overrides: dict[str, Any] | None,
+             should_stop: Callable[[], bool]) -> None:
+    """Export, send and measure `archs` in one job of this dataset; models the board finds damaged (the agent
+    moved them aside) are sent again and their tasks run in one follow-up job, where a second mismatch is
+    stored as an error."""
+    cache = model_cache_dir()
+    owner = owner_of(store)
+
+    def job_for(models: list[ModelTask], field: str) -> Callable[[], dict[str, Any]]:
+        def make() -> dict[str, Any]:
+            job = build_job(config, models, batch, protocol_overrides=protocol_overrides, owner=owner)
+            setattr(report, field, job["job_id"])
+            return job
+        return make
+
+    models = export_models(space, archs, store, progress, backend=config.runtime.backend, report=report)
+    _upload(transport, models, cache, progress)
+    damaged: dict[str, dict[str, Any]] = {}
+    run_when_free(transport, job_for(models, "job_id"), store, progress, report, should_stop, damaged)
+    if not damaged:
+        return
+    shas = {r["model_sha256"] for r in damaged.values()}
+    again = export_models(space, [a for m, a in zip(models, archs, strict=True) if m.sha256 in shas], store,
+                          Progress(), backend=config.runtime.backend, report=report)
+    report.models_resent = _upload(transport, again, cache, progress, "re-sending damaged models", resend=True)
+    run_when_free(transport, job_for(again, "retry_job_id"), store, progress, report, should_stop)
 
 
 def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: int, store: Store,
@@ -180,7 +243,6 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
     before = store.measured_archs(*setting)
     own = transport is None
     transport = transport or open_transport(config)
-    cache = model_cache_dir()
     todo: list[Any] = []
     try:
         transport.prepare()
@@ -189,24 +251,8 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
         todo = list(archs) if remeasure else [a for a in archs if space.arch_id(a) not in done]
         report.already_measured = 0 if remeasure else sum(space.arch_id(a) in before for a in archs)
         if todo:
-            models = export_models(space, todo, store, progress, backend=config.runtime.backend, report=report)
-            _upload(transport, models, cache, progress)
             wait_for_jobs(transport, busy, progress, report, should_stop)
-            owner = owner_of(store)
-            job = build_job(config, models, batch, protocol_overrides=protocol_overrides, owner=owner)
-            report.job_id = job["job_id"]
-            damaged: dict[str, dict[str, Any]] = {}
-            run_job(transport, job, store, progress, report, should_stop, damaged)
-            if damaged:  # the agent moved those files aside: send them again, measure those tasks once more
-                shas = {r["model_sha256"] for r in damaged.values()}
-                retry = [(m, a) for m, a in zip(models, todo, strict=True) if m.sha256 in shas]
-                again = export_models(space, [a for _, a in retry], store, Progress(),
-                                      backend=config.runtime.backend, report=report)
-                report.models_resent = _upload(transport, again, cache, progress, "re-sending damaged models",
-                                               resend=True)
-                job = build_job(config, again, batch, protocol_overrides=protocol_overrides, owner=owner)
-                report.retry_job_id = job["job_id"]
-                run_job(transport, job, store, progress, report, should_stop)  # a second mismatch is stored
+            _measure(transport, config, space, todo, batch, store, progress, report, protocol_overrides, should_stop)
     except KeyboardInterrupt:
         report.interrupted = True  # every finished result is already in the store
     finally:

@@ -11,6 +11,7 @@ import time
 import pytest
 from agent_helpers import agent_env, read_lines, run_agent, task, write_job
 
+from agents.protocol import EXIT_BOARD_BUSY
 from agents.runner import ResultsLock, repair_results, worker_environ
 
 
@@ -284,7 +285,7 @@ def test_the_board_lock_keeps_a_second_job_off_a_busy_board(dbg):
     board = dbg / "board.lock"
     board.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": "x"}))
     proc = run_agent(["run", job, "--board-lock", str(board)], cwd=dbg)
-    assert proc.returncode == 1 and "board is busy" in proc.stderr
+    assert proc.returncode == EXIT_BOARD_BUSY and "board is busy" in proc.stderr  # the host waits and retries
     assert not (dbg / "results.jsonl").exists()
     board.unlink()
     proc = run_agent(["run", job, "--board-lock", str(board)], cwd=dbg)

@@ -156,3 +156,88 @@ def test_the_summary_says_what_was_collected_and_what_was_measured() -> None:
                                  "0 already in the store, 3.0 s")
     rep.update(collected=0, collected_jobs=[], measured_ok=0, measured_error=1, remaining=1)
     assert summary_line(rep) == "loop / nb201: measured 0, 1 failed, 0 already in the store, 1 still to measure, 3.0 s"
+
+
+def test_a_job_of_an_older_host_gives_only_this_datasets_lines(fast_cpu_config: Path, tmp_path: Path) -> None:
+    """A job without an owner (written by an older host) keeps the old rule: lines whose model this store
+    registered are taken, and the job is marked ingested only when no line was left out."""
+    config = load_config(fast_cpu_config)
+    space = create_space("nb201")
+    with Store(tmp_path / "a.db") as a:
+        assert profile(config, space, n=2, seed=1, batch=1, store=a).ok == 2
+    (job,) = (tmp_path / "work" / "jobs").iterdir()
+    doc = json.loads((job / "job.json").read_text())
+    del doc["owner"]
+    (job / "job.json").write_text(json.dumps(doc))
+    (job / "ingested").unlink()
+    with Store(tmp_path / "b.db") as b:
+        rep = profile(config, space, n=1, seed=2, batch=1, store=b)
+        assert (rep.ok, rep.collected, rep.resumed_jobs, rep.foreign_jobs) == (1, 0, [], [])
+        assert len(b.rows()) == 1
+    assert not (job / "ingested").exists(), "its lines are another dataset's: the job stays for it"
+    with Store(tmp_path / "a.db") as a:  # the dataset that knows the models: nothing new, and now it is marked
+        rep = profile(config, space, n=2, seed=1, batch=1, store=a)
+        assert (rep.ok, rep.collected, rep.already_measured) == (0, 0, 2)
+    assert (job / "ingested").exists()
+
+
+@pytest.mark.slow
+def test_a_job_started_after_the_sync_makes_the_other_wait_not_fail(fast_cpu_config: Path, tmp_path: Path) -> None:
+    """Two datasets racing for one board: B looked at the board before A's job started, so B's own job finds
+    the board busy; B waits for A's job to end and starts a new job, in the same run."""
+    from profiler.transports.local import LocalTransport
+
+    board_python = tmp_path / "board-python"
+    launcher = tmp_path / "gated_agent.py"
+    launcher.write_text(GATED_AGENT)
+    board_python.write_text(f"#!/bin/sh\nexec '{sys.executable}' '{launcher}' \"$@\"\n")
+    board_python.chmod(0o755)
+    fast_cpu_config.write_text(fast_cpu_config.read_text().replace(
+        "[connection]\n", f'[connection]\npython = "{board_python}"\n'))
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    db_a = tmp_path / "A.db"
+    host_a = subprocess.Popen([sys.executable, "-m", "edgeprof", "profile", str(fast_cpu_config), "--space", "nb201",
+                               "--n", "4", "--seed", "301", "--db", str(db_a), "-q", "--json"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, **{GATE_ENV: str(gate)}))
+
+    class LateSight(LocalTransport):
+        """B's view of the board: the first listing (its sync) comes before A's job was there."""
+
+        listings = 0
+
+        def list_jobs(self) -> list[str]:
+            self.listings += 1
+            return [] if self.listings == 1 else super().list_jobs()
+
+    try:
+        _wait_for(lambda: host_a.poll() is not None or (gate / "holding").exists(), "A's agent to hold")
+        assert host_a.poll() is None
+        config = load_config(fast_cpu_config)
+        waiting = threading.Event()
+        progress = Progress(on_phase=lambda phase, total: waiting.set() if phase.startswith("waiting") else None)
+        out: dict = {}
+
+        def run_b() -> None:
+            with Store(tmp_path / "B.db") as store, LateSight(config) as t:
+                out["report"] = profile(config, create_space("nb201"), n=2, seed=302, batch=1, store=store,
+                                        progress=progress, transport=t)
+
+        b = threading.Thread(target=run_b)
+        b.start()
+        try:
+            assert waiting.wait(120), "B's job must find the board busy and wait"
+        finally:
+            (gate / "release").touch()
+            b.join(240)
+        stdout, stderr = host_a.communicate(timeout=240)
+    finally:
+        if host_a.poll() is None:
+            host_a.kill()
+            host_a.communicate()
+    rep_b = out["report"]
+    assert (rep_b.board_busy, rep_b.ok, rep_b.errors, rep_b.remaining) == (1, 2, [], 0)
+    assert host_a.returncode == 0, stderr
+    assert json.loads(stdout)["measured_ok"] == 4
+    assert len(_rows(db_a)) == 4 and len(_rows(tmp_path / "B.db")) == 2

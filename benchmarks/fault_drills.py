@@ -17,10 +17,11 @@ Per kind: drills done, drills completed in one run (the run under fault exits 0;
 rerun after the kill exits 0), first runs that exited 0, rows lost (requested archs with no ok row, after the
 rerun where there is one), rows duplicated, networks measured twice (in a dataset, or on the board more often
 than datasets asked), faults made (cuts, kills, truncations), and wall time (all runs of a drill) over an
-uncut run. Target, per kind: every drill completes in one run with its fault made, 0 lost, 0 duplicated,
-0 re-measured. The exit status
-is 0 whatever the verdicts, unless --check. `--quick`: one drill per kind on 3 networks with a shorter
-schedule, a smoke size whose figures say little.
+uncut run of the same size (every third round, so it shares the drills' load). Target, per kind: every drill
+completes in one run with its fault made, 0 lost, 0 duplicated, 0 re-measured. The exit status is 0 whatever
+the verdicts, unless --check. `--lanes L` runs L drills side by side (each lane on its own sshd) when time is
+short; walls are then under each other's load. `--quick`: one drill per kind on 3 networks with a shorter
+schedule, all side by side, a smoke size whose figures say little.
 """
 
 from __future__ import annotations
@@ -32,19 +33,19 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import numpy as np
 from _drills import (
     STOP,
     Board,
-    Counts,
+    Drill,
     Host,
     Run,
     Stopped,
@@ -54,7 +55,9 @@ from _drills import (
     kill_agent,
     kill_leftovers,
     new_board,
+    print_table,
     run_to_end,
+    summarise,
 )
 
 from profiler.testing.sshd import FAST, SshServer, find_sshd, keygen
@@ -95,27 +98,6 @@ QUICK = {"n": 1, "networks": 3, "warmup_s": 0.3, "first_cut_s": 1.0, "cut_every_
          "storm_every_s": 2.0, "kill_after": 1, "run_timeout_s": 120.0, "budget_min": 5.0}
 
 
-@dataclass
-class Drill:
-    kind: str
-    index: int
-    runs: list[Run] = field(default_factory=list)
-    faults: int = 0  # link cuts, kills or truncations the drill really made (0: the drill proves nothing)
-    counts: Counts = field(default_factory=Counts)
-    one_run: bool = False
-    wall_s: float = 0.0
-
-    @property
-    def first_rc0(self) -> bool:
-        return bool(self.runs) and self.runs[0].rc == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "index": self.index, "one_run": self.one_run, "faults": self.faults,
-                "lost": self.counts.lost, "duplicated": self.counts.duplicated,
-                "remeasured": self.counts.remeasured, "wall_s": round(self.wall_s, 2),
-                "details": self.counts.details, "runs": [r.to_dict() for r in self.runs]}
-
-
 class Drills:
     """The shared sshd, key and model cache; one method per kind, each on a fresh board."""
 
@@ -147,13 +129,12 @@ class Drills:
         finally:
             kill_leftovers(b.folder)
 
-    def prime_and_baseline(self, race: bool, say: Callable[[str], None]) -> list[Run]:
-        """Export every model once (untimed, so no drill pays for exports), then three uncut runs."""
+    def prime(self, race: bool, say: Callable[[str], None]) -> None:
+        """Export every model once (untimed), so no drill pays for exports."""
         say("priming the model cache (not timed)")
         self.baseline("prime-a")
         if race:
             self.baseline("prime-b", self.other_seed())
-        return [self.baseline(f"baseline-{i}") for i in range(3)]
 
     def run(self, kind: str, index: int) -> Drill:
         """One drill of `kind` on a fresh board (kind "baseline": an uncut run)."""
@@ -282,91 +263,50 @@ class Drills:
         return {db1: self.archs(p.seed), db2: self.archs(p.seed)}
 
 
-# --- the table ---------------------------------------------------------------------------------------------
+def run_lanes(root: Path, key: Path, plan: Plan, order: list[tuple[str, int]], lanes: int, t_start: float,
+              say: Callable[[str], None], server: SshServer) -> list[Drill]:
+    """Drills taken in `order` from one queue by `lanes` lanes side by side, each lane on its own sshd (the first
+    on `server`) so that a cut stays in its lane; no drill starts past the time budget."""
+    queue = iter(order)
+    lock = threading.Lock()
+    out: list[Drill] = []
 
-
-def summarise(drills: list[Drill], baseline_s: float, wanted: int, kinds: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kind in kinds:
-        ds = [d for d in drills if d.kind == kind]
-        walls = [d.wall_s for d in ds]
-        row = {"runs": len(ds), "completed_one_run": sum(d.one_run for d in ds),
-               "first_run_ok": sum(d.first_rc0 for d in ds), "lost": sum(d.counts.lost for d in ds),
-               "duplicated": sum(d.counts.duplicated for d in ds),
-               "remeasured": sum(d.counts.remeasured for d in ds), "faults": sum(d.faults for d in ds),
-               "drills_without_fault": sum(d.faults == 0 for d in ds),
-               "wall_s_median": round(statistics.median(walls), 2) if walls else 0.0,
-               "wall_ratio": round(statistics.median(walls) / baseline_s, 2) if walls and baseline_s else 0.0}
-        row["pass"] = bool(ds) and len(ds) >= wanted and row["completed_one_run"] == len(ds) and (
-            row["lost"] == row["duplicated"] == row["remeasured"] == row["drills_without_fault"] == 0)
-        errors = sorted({r.error for d in ds for r in d.runs if r.error})
-        row["errors"] = errors[:5]
-        out[kind] = row
-    return out
-
-
-def print_table(res: dict[str, Any]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table("kind", "drills", "done in 1 run", "first run ok", "lost", "duplicated", "re-measured", "faults",
-              "wall s", "× uncut", "target", box=box.SIMPLE,
-              title=f"fault drills: {res['networks']} networks per run, uncut run {res['baseline_wall_s']:.1f} s")
-    for kind, r in res["kinds"].items():
-        t.add_row(kind, str(r["runs"]), str(r["completed_one_run"]), str(r["first_run_ok"]), str(r["lost"]),
-                  str(r["duplicated"]), str(r["remeasured"]), str(r["faults"]), f"{r['wall_s_median']:.1f}",
-                  f"{r['wall_ratio']:.2f}", "[green]PASS[/]" if r["pass"] else "[red]FAIL[/]")
-    con = Console(width=None if sys.stdout.isatty() else 130)  # a pipe gets the whole table, not 80 columns
-    con.print(t)
-    con.print("done in 1 run: the run under fault exits 0 (kill kinds: the one rerun after the kill; race: B "
-              "and A's rerun). faults: link cuts, kills, truncations made. Target: every drill done in 1 run "
-              "with a fault made, 0 lost, 0 duplicated, 0 re-measured.")
-    for kind, r in res["kinds"].items():
-        for e in r["errors"]:
-            con.print(f"  [red]{kind}[/]: {e}", markup=True, highlight=False)
-
-
-def run_lane(runner: Drills, order: list[tuple[str, int]], t_start: float, say: Callable[[str], None]) -> list[Drill]:
-    """Drills one after another on one sshd; none starts past the time budget."""
-    out = []
-    for kind, i in order:
-        if time.monotonic() - t_start > runner.plan.budget_s:
-            say(f"time budget spent: {kind} #{i + 1} and later drills not run")
-            break
-        d = runner.run(kind, i)
-        out.append(d)
-        say(f"{kind} #{i + 1}: {'done in 1 run' if d.one_run else 'NOT done in 1 run'}, lost {d.counts.lost}, "
-            f"dup {d.counts.duplicated}, re-measured {d.counts.remeasured}, faults {d.faults}, {d.wall_s:.1f} s"
-            + "".join(f"\n    {r.label}: rc {r.rc} {r.error}" for r in d.runs if r.error))
-    return out
-
-
-def run_lanes(root: Path, key: Path, plan: Plan, lanes: list[list[tuple[str, int]]], t_start: float,
-              say: Callable[[str], None], server: SshServer, baseline: list[tuple[str, int]]) -> list[Drill]:
-    """Lanes side by side, each on its own sshd (the first on `server`); a lane's sshd stops with it."""
-
-    def lane(index: int, order: list[tuple[str, int]]) -> list[Drill]:
+    def lane(index: int) -> None:
         own = None if index == 0 else SshServer(root / f"sshd-{index}", key).start()
+        runner = Drills(root, own or server, key, plan)
         try:
-            return run_lane(Drills(root, own or server, key, plan), order, t_start, say)
+            while True:
+                with lock:
+                    kind, i = next(queue, ("", -1))
+                if not kind:
+                    return
+                if time.monotonic() - t_start > plan.budget_s:
+                    say(f"time budget spent: {kind} #{i + 1} not run")
+                    continue
+                d = runner.run(kind, i)
+                with lock:
+                    out.append(d)
+                say(f"{kind} #{i + 1}: {'done in 1 run' if d.one_run else 'NOT done in 1 run'}, lost "
+                    f"{d.counts.lost}, dup {d.counts.duplicated}, re-measured {d.counts.remeasured}, faults "
+                    f"{d.faults}, {d.wall_s:.1f} s"
+                    + "".join(f"\n    {r.label}: rc {r.rc} {r.error}" for r in d.runs if r.error))
         except Stopped:
-            return []
+            return
         finally:
             if own is not None:
                 own.stop()
 
-    work = lanes + ([baseline] if baseline else [])
-    pool = ThreadPoolExecutor(max_workers=len(work))
+    pool = ThreadPoolExecutor(max_workers=lanes)
     try:
-        futures = [pool.submit(lane, i, order) for i, order in enumerate(work)]
-        return [d for f in futures for d in f.result()]
+        for f in [pool.submit(lane, i) for i in range(lanes)]:
+            f.result()
     except BaseException:  # Ctrl-C or SIGTERM: the lanes stop before the pool is waited for
         STOP.set()
         kill_leftovers(root)
         raise
     finally:
         pool.shutdown(wait=True)
+    return sorted(out, key=lambda d: (d.index, d.kind))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
     ap.add_argument("--budget-min", type=float, default=FULL["budget_min"],
                     help="start no new drill after this many minutes (default 90)")
+    ap.add_argument("--lanes", type=int, default=1,
+                    help="drills side by side, each lane on its own sshd (default 1: timings undisturbed)")
     ap.add_argument("--quick", action="store_true", help="smoke size: 1 drill per kind, 3 networks, short schedule")
     ap.add_argument("--check", action="store_true", help="exit 1 when a kind misses the target")
     ap.add_argument("--json", action="store_true")
@@ -388,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = tuple(k for k in args.kinds.split(",") if k)
     if bad := [k for k in kinds if k not in KINDS]:
         ap.error(f"unknown drill kind(s) {', '.join(bad)}; choose from {', '.join(KINDS)}")
-    if args.n < 1 or args.networks < 2 or args.budget_min <= 0:
-        ap.error("--n must be >= 1, --networks >= 2 and --budget-min > 0")
+    if args.n < 1 or args.networks < 2 or args.budget_min <= 0 or args.lanes < 1:
+        ap.error("--n and --lanes must be >= 1, --networks >= 2 and --budget-min > 0")
     plan = Plan(n=args.n, networks=args.networks, seed=args.seed, warmup_s=sizes["warmup_s"],
                 first_cut_s=sizes["first_cut_s"], cut_every_s=sizes["cut_every_s"], cuts=sizes["cuts"],
                 storm_every_s=sizes["storm_every_s"], kill_after=min(sizes["kill_after"], args.networks - 1),
@@ -423,19 +365,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"skipped": f"cannot start sshd: {e}"}))
             return 0
         try:
-            runner = Drills(root, server, key, plan)
-            if args.quick:
-                # a smoke: one lane (and one sshd, so that cuts stay in their lane) per kind, side by side;
-                # the uncut run is the corrupt drill's first run, or its own lane
-                lanes = [[(k, i) for i in range(plan.n)] for k in kinds]
-                drills = run_lanes(root, key, plan, lanes, t_start, say, server,
-                                   baseline=[] if "corrupt" in kinds else [("baseline", 0)])
-                baselines = [r for d in drills for r in d.runs if r.label in ("setup", "baseline")]
-                drills = [d for d in drills if d.kind != "baseline"]
-            else:
-                baselines = runner.prime_and_baseline("race" in kinds, say)
-                order = [(k, i) for i in range(plan.n) for k in kinds]  # interleaved: a budget cut is even
-                drills = run_lane(runner, order, t_start, say)
+            order = [(k, i) for i in range(plan.n) for k in kinds]  # interleaved: a budget cut is even
+            if args.quick:  # a smoke: every drill side by side; the uncut run is the corrupt drill's first
+                order += [] if "corrupt" in kinds else [("baseline", 0)]
+                lanes = len(order)
+            else:  # export every model once, untimed; uncut runs every third round, under the same load
+                Drills(root, server, key, plan).prime("race" in kinds, say)
+                order = [x for i in range(plan.n) for x in [("baseline", i)] * (i % 3 == 0)
+                         + [(k, i) for k in kinds]]
+                lanes = args.lanes
+            drills = run_lanes(root, key, plan, order, lanes, t_start, say, server)
+            baselines = [r for d in drills for r in d.runs if r.label == "baseline"] or [
+                r for d in drills for r in d.runs if r.label == "setup"]
+            drills = [d for d in drills if d.kind != "baseline"]
             if bad := [r for r in baselines if r.rc != 0]:
                 say(f"warning: {len(bad)} uncut run(s) failed: {bad[0].error}")
             baseline_s = statistics.median(r.wall_s for r in baselines) if baselines else 0.0

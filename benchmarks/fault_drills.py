@@ -232,13 +232,13 @@ class Drills:
         db_a, db_b = b.folder / "a.db", b.folder / "b.db"
         before = set(b.jobs())
         a = Host(b, db_a, p.networks, p.seed, self.env, "A")
-        hosts = [a]
+        hosts, a_job = [a], []
 
         def tick() -> None:
-            jobs = b.started_jobs(before)
-            if len(hosts) == 1 and jobs:
+            if not a_job and (jobs := b.started_jobs(before)):  # A's agent runs: B starts
+                a_job.append(jobs[0])
                 hosts.append(Host(b, db_b, p.networks, seed_b, self.env, "B"))
-            if a.alive and len(hosts) == 2 and any(b.result_lines(j) >= p.kill_after for j in jobs[:1]):
+            if a.alive and a_job and b.result_lines(a_job[0]) >= p.kill_after:
                 d.faults += a.kill(on_purpose=True)
         drive(hosts, self.deadline(), tick)
         d.runs.extend(h.finish() for h in hosts)

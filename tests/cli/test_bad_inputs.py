@@ -248,8 +248,9 @@ ROWS = [
     # the board
     Row("corrupt-result-line", "profile {cfg} --space nb201 --n 1 --db {db}", 1,
         ("fast-cpu", "jobs/j-old/results.jsonl", "t1"), corrupt_result_line, grows=True),
-    Row("corrupt-onnx-on-the-board", "profile {cfg} --space nb201 --n 1 --seed 0 --db {db}", 1,
-        ("fast-cpu", "{onnx}", "ModelLoadError"), corrupt_onnx, grows=True),
+    # a damaged model file on the board is not the user's fault: it is re-sent and measured (issue 10)
+    Row("corrupt-onnx-on-the-board", "profile {cfg} --space nb201 --n 1 --seed 0 --db {db}", 0,
+        ("fast-cpu", "re-sent 1 model(s) the board found damaged"), corrupt_onnx, grows=True),
 ]
 
 

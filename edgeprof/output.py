@@ -112,7 +112,8 @@ def progress_bars(*columns: Any, **kwargs: Any) -> Progress | PlainProgress:
 
 @contextmanager
 def count_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int, str], None]]:
-    """A progress bar for work counted in steps; yields `step(done, total, note)` (an importer's callback)."""
+    """A progress bar for work counted in steps; yields `step(done, total, note)` (an importer's callback;
+    total 0 while the amount of work is not known yet)."""
     if quiet:
         yield lambda *a: None
         return
@@ -122,7 +123,7 @@ def count_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, i
     row = bars.add_task(label, total=None, note="")
 
     def step(done: int, total: int, note: str = "") -> None:
-        bars.update(row, completed=done, total=total, note=note)
+        bars.update(row, completed=done, total=total or None, note=note)
 
     with bars:
         yield step

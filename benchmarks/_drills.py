@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import statistics
@@ -26,6 +27,8 @@ from typing import Any
 from profiler.testing.sshd import SshServer, write_board
 
 DEVICE = "drill"  # every drill's board has this name; each has its own work folder and datasets
+JOB_ID = re.compile(r"\b\d{8}T\d{6}-\S+?-[0-9a-f]{6}\b")  # the same failure in two drills reads the same
+PROGRESS = re.compile(r"^\s*\w[\w ]*: \d+/\d+ \(\d+%\)")  # 'measuring: 2/10 (20%), ...' progress lines
 STOP = threading.Event()  # set on Ctrl-C or SIGTERM: running drills kill their hosts and start nothing new
 
 
@@ -153,7 +156,8 @@ class Host:
         except (OSError, ValueError):
             self.run.report = None
         if self.run.rc != 0 and not self.run.killed:
-            tail = [ln for ln in self.err.read_text(errors="replace").splitlines() if ln.strip()]
+            tail = [ln for ln in self.err.read_text(errors="replace").splitlines()
+                    if ln.strip() and not PROGRESS.match(ln)]
             failed = (self.run.report or {}).get("errors") or [{}]
             said = f"{failed[0].get('type')}: {failed[0].get('message')}"[:200] if failed[0] else ""
             self.run.error = " | ".join(tail[-3:] + [said] * bool(said))[-400:] or f"exit {rc}, nothing on stderr"
@@ -360,8 +364,8 @@ def summarise(drills: list[Drill], baseline_s: float, wanted: int, kinds: tuple[
                "wall_ratio": round(statistics.median(walls) / baseline_s, 2) if walls and baseline_s else 0.0}
         row["pass"] = bool(ds) and len(ds) >= wanted and row["completed_one_run"] == len(ds) and (
             row["lost"] == row["duplicated"] == row["remeasured"] == row["drills_without_fault"] == 0)
-        errors = sorted({r.error for d in ds for r in d.runs if r.error})
-        row["errors"] = errors[:5]
+        said = Counter(JOB_ID.sub("<job>", r.error) for d in ds for r in d.runs if r.error)
+        row["errors"] = [f"{k}x {e}" for e, k in said.most_common(5)]
         out[kind] = row
     return out
 

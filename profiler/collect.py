@@ -133,6 +133,13 @@ def follow(transport: Transport, job_id: str, device: str, store: Store, progres
     return status
 
 
+def result_task_ids(transport: Transport, job_id: str) -> set[str]:
+    """Task ids of the job's whole result lines on the board (error lines included): what a follow-up job
+    after a killed agent leaves out."""
+    whole, _, _ = transport.read_results(job_id, 0).rpartition(b"\n")
+    return {str(r["task_id"]) for r in _parse_lines(whole)[0] if "task_id" in r}
+
+
 def job_owner(job_text: bytes) -> dict[str, Any] | None:
     """The owner a job.json records ({"dataset_id", "db", "host"}), or None for a job of an older host (or an
     unreadable file, which is treated the same)."""

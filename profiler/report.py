@@ -35,6 +35,8 @@ class ProfileReport:
     models_resent: int = 0  # damaged on the board (sha256 mismatch), sent again and measured in a follow-up job
     retry_job_id: str | None = None
     cache_repaired: int = 0  # host cache files whose bytes no longer matched their name, exported again
+    agent_restarts: int = 0  # follow-up jobs after the agent was killed mid-job (its tasks without a result)
+    restart_job_ids: list[str] = field(default_factory=list)
     remaining: int | None = None  # networks of this run still without an ok measurement
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,7 +48,8 @@ class ProfileReport:
                 "remaining": self.remaining, "job_id": self.job_id, "retry_job_id": self.retry_job_id,
                 "models_resent": self.models_resent, "cache_repaired": self.cache_repaired,
                 "foreign_jobs": self.foreign_jobs, "waited_s": round(self.waited_s, 3),
-                "board_busy": self.board_busy,
+                "board_busy": self.board_busy, "agent_restarts": self.agent_restarts,
+                "restart_job_ids": self.restart_job_ids,
                 "wall_s": round(self.wall_s, 3), "interrupted": self.interrupted,
                 "resumed_jobs": self.resumed_jobs, "reconnects": self.reconnects,
                 "models_per_hour": round(3600 * measured / self.wall_s, 1) if self.wall_s > 0 else None}

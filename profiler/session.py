@@ -3,7 +3,8 @@
 Every result line is ingested as soon as it arrives, so an interrupt keeps all finished measurements and
 the next run measures only what is still missing. The board is synced first (profiler.collect): what an
 earlier run of this dataset left there is collected, other datasets' jobs are left alone. A model the board
-finds damaged is sent again and measured in a follow-up job of the same run.
+finds damaged is sent again and measured in a follow-up job of the same run, and so are the tasks of an agent
+killed mid-job (SIGKILL, an OOM kill, a reboot), a bounded number of times.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from agents.backends import BACKENDS
 from agents.protocol import EXIT_BOARD_BUSY
-from profiler.collect import CorruptResults, follow, sync_board, wait_for_jobs
+from profiler.collect import CorruptResults, follow, result_task_ids, sync_board, wait_for_jobs
 from profiler.config import DeviceConfig
 from profiler.jobs import ModelTask, build_job, job_text
 from profiler.report import ProfileReport, Progress
@@ -32,8 +34,8 @@ from spaces.errors import RuntimeFailure
 from spaces.export import export_space_package
 
 # The report, the progress callbacks and the collecting steps lived here first; callers import them from here.
-__all__ = ["AgentFailed", "CorruptResults", "ProfileReport", "Progress", "export_models", "follow", "profile",
-           "run_job", "sync_board"]
+__all__ = ["AgentFailed", "AgentKilled", "CorruptResults", "ProfileReport", "Progress", "export_models", "follow",
+           "profile", "run_job", "sync_board"]
 
 POLL_S = 0.2
 
@@ -48,6 +50,33 @@ class BoardBusy(AgentFailed):
 
 
 BUSY_RETRIES = 5  # new jobs after a busy board, each once the jobs running there have ended
+
+
+class AgentKilled(AgentFailed):
+    """The agent died of a signal or is gone from the board (kill -9, an OOM kill, a reboot): its tasks without
+    a result line can run again in a new job."""
+
+    def __init__(self, message: str, job: dict[str, Any], status: int):
+        super().__init__(message)
+        self.job, self.job_id, self.status = job, str(job["job_id"]), status
+
+
+# Follow-up jobs per run after the agent was killed: a model that crashes the runtime must not loop.
+AGENT_RESTARTS = 2
+# 128 + SIGINT / SIGTERM: someone stopped the agent on purpose (our own stop() sends SIGTERM, then the host
+# stops too); not a crash to start again.
+STOPPED_ON_PURPOSE = (130, 143)
+
+
+def shell_status(status: int) -> int:
+    """A status as a shell reports it: a local subprocess killed by signal N (Popen says -N) is 128 + N."""
+    return 128 - status if status < 0 else status
+
+
+def agent_killed(status: int) -> bool:
+    """The agent died of a signal (137: SIGKILL) or is gone (255: no exit status on the board), as opposed
+    to a status it set itself (1 failure, 2 invalid job, 75 board busy) or a deliberate stop."""
+    return status > 128 and status not in STOPPED_ON_PURPOSE
 
 
 def model_cache_dir() -> Path:
@@ -135,9 +164,13 @@ def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: P
     transport.put_job(job_id, job_text(job))
     transport.start(job_id)
     progress.on_phase("measure", len(job["tasks"]))
-    status = follow(transport, job_id, job["device"], store, progress, report, should_stop, damaged=damaged)
+    status = shell_status(follow(transport, job_id, job["device"], store, progress, report, should_stop,
+                                 damaged=damaged))
     if status == EXIT_BOARD_BUSY:
         raise BoardBusy(f"board busy, job {job_id} not run:\n{transport.log_tail(job_id)}")
+    if agent_killed(status):
+        raise AgentKilled(f"agent {'is gone' if status == 255 else 'was killed'} (status {status}) on job "
+                          f"{job_id}:\n{transport.log_tail(job_id)}", job, status)
     if status != 0:
         raise AgentFailed(f"agent exited with status {status} on job {job_id}:\n{transport.log_tail(job_id)}")
 
@@ -182,33 +215,83 @@ def run_when_free(transport: Transport, make_job: Callable[[], dict[str, Any]], 
     raise AssertionError("unreachable")
 
 
+def _run_restarting(transport: Transport, models: list[ModelTask], new_job: Callable[[list[ModelTask], bool],
+                    dict[str, Any]], store: Store, progress: Progress, report: ProfileReport, cache: Path,
+                    name: Callable[[ModelTask], str], should_stop: Callable[[], bool],
+                    damaged: dict[str, dict[str, Any]] | None = None) -> None:
+    """Run `models` in one job; when the agent is killed mid-job, run its tasks without a result line in a
+    follow-up job (new id, same owner), AGENT_RESTARTS times per run at most (`report.agent_restarts`).
+
+    A follow-up job that dies before any new result points at the task it was running (the first without a
+    line): a model that crashes the runtime. It is left out, the others are measured, and the run ends with
+    AgentFailed naming it."""
+    todo, culprit, restart = list(models), "", False
+    while todo:
+        try:
+            run_when_free(transport, partial(new_job, todo, restart), store, progress, report, should_stop, damaged)
+            break
+        except AgentKilled as e:
+            have = result_task_ids(transport, e.job_id)
+            tasks = e.job["tasks"]
+            left = [m for m, t in zip(todo, tasks, strict=True) if t["task_id"] not in have]
+            if not left:
+                break  # died after its last line: nothing to run again
+            first = next(t["task_id"] for t in tasks if t["task_id"] not in have)
+            where = f"task {first} ({name(left[0])}) of job {e.job_id}"
+            if restart and len(left) == len(todo):
+                culprit = (f"the agent died again (status {e.status}) at {where} before any new result: that "
+                           "network crashes the runtime on this board and was left out")
+                left = left[1:]
+            if not left:
+                break
+            if report.agent_restarts >= AGENT_RESTARTS:
+                raise AgentFailed(f"{e}\nthe agent was killed at {where} after {report.agent_restarts} restarts "
+                                  f"in this run; {len(left)} task(s) left, rerun to measure them"
+                                  + (f"; {culprit}" if culprit else "")) from None
+            report.agent_restarts += 1
+            restart = True
+            _upload(transport, left, cache, progress)  # the models are on the board unless it lost them
+            todo = left
+    if culprit:
+        raise AgentFailed(culprit + "; the other networks are measured")
+
+
 def _measure(transport: Transport, config: DeviceConfig, space: SearchSpace, archs: list[Any], batch: int,
              store: Store, progress: Progress, report: ProfileReport, protocol_overrides: dict[str, Any] | None,
              should_stop: Callable[[], bool]) -> None:
     """Export, send and measure `archs` in one job of this dataset; models the board finds damaged (the agent
     moved them aside) are sent again and their tasks run in one follow-up job, where a second mismatch is
-    stored as an error."""
+    stored as an error. A killed agent's tasks run again in follow-up jobs (_run_restarting)."""
     cache = model_cache_dir()
     owner = owner_of(store)
 
-    def job_for(models: list[ModelTask], field: str) -> Callable[[], dict[str, Any]]:
-        def make() -> dict[str, Any]:
+    def job_for(field: str) -> Callable[[list[ModelTask], bool], dict[str, Any]]:
+        def make(models: list[ModelTask], restart: bool) -> dict[str, Any]:
             job = build_job(config, models, batch, protocol_overrides=protocol_overrides, owner=owner)
-            setattr(report, field, job["job_id"])
+            if restart:
+                report.restart_job_ids.append(job["job_id"])
+            else:
+                setattr(report, field, job["job_id"])
             return job
         return make
 
     models = export_models(space, archs, store, progress, backend=config.runtime.backend, report=report)
+    names = {m.sha256: f"arch {space.arch_id(a)}, model {m.sha256[:12]}" for m, a in zip(models, archs, strict=True)}
+
+    def name(m: ModelTask) -> str:
+        return names.get(m.sha256, f"model {m.sha256[:12]}")
+
     _upload(transport, models, cache, progress)
     damaged: dict[str, dict[str, Any]] = {}
-    run_when_free(transport, job_for(models, "job_id"), store, progress, report, should_stop, damaged)
+    _run_restarting(transport, models, job_for("job_id"), store, progress, report, cache, name, should_stop,
+                    damaged)
     if not damaged:
         return
     shas = {r["model_sha256"] for r in damaged.values()}
     again = export_models(space, [a for m, a in zip(models, archs, strict=True) if m.sha256 in shas], store,
                           Progress(), backend=config.runtime.backend, report=report)
     report.models_resent = _upload(transport, again, cache, progress, "re-sending damaged models", resend=True)
-    run_when_free(transport, job_for(again, "retry_job_id"), store, progress, report, should_stop)
+    _run_restarting(transport, again, job_for("retry_job_id"), store, progress, report, cache, name, should_stop)
 
 
 def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: int, store: Store,

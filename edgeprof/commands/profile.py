@@ -59,6 +59,9 @@ def print_report(rep: dict, db: str) -> None:
     if rep.get("models_resent"):
         err.print(f"  re-sent {rep['models_resent']} model(s) the board found damaged (sha256 mismatch) and "
                   f"measured them again (job {rep.get('retry_job_id')})")
+    if rep.get("agent_restarts"):
+        err.print(escape(f"  the agent on the board was killed mid-job {rep['agent_restarts']} time(s); its tasks "
+                         f"without a result ran again in job(s) {', '.join(rep.get('restart_job_ids') or [])}"))
     if rep.get("cache_repaired"):
         err.print(f"  re-exported {rep['cache_repaired']} model(s) whose cached file on this host was damaged")
     for f in rep.get("foreign_jobs", []):

@@ -109,7 +109,7 @@ class Run:
         return {"label": self.label, "rc": self.rc, "wall_s": round(self.wall_s, 2), "killed": self.killed,
                 "timed_out": self.timed_out, "error": self.error,
                 **{k: rep.get(k) for k in ("measured_ok", "measured_error", "already_measured", "resumed_jobs",
-                                           "reconnects")}}
+                                           "reconnects", "agent_restarts")}}
 
 
 class Host:

@@ -8,20 +8,21 @@ every kind with a similar count:
               agent started, then every 4 s;
 - storm:      a cut every 3 s from the host's first connection to the end of the run;
 - host_kill:  kill -9 of the host once the board wrote 2 results, then the same command again;
-- agent_kill: SIGKILL of the board's runner and worker once it wrote 2 results, then the same command again;
+- agent_kill: SIGKILL of the board's runner and worker once it wrote 2 results (the host starts the tasks
+              without a result again in a follow-up job), then the same command again;
 - race:       dataset A starts; once its agent runs, dataset B (another --db, another seed) starts on the
               same board; A's host is killed -9 after 2 results while B runs; then A is run again;
 - corrupt:    a run of dataset 1, a model file on the board truncated, the same archs into dataset 2.
 
-Per kind: drills done, drills completed in one run (the run under fault exits 0; for the kill kinds, the one
-rerun after the kill exits 0), first runs that exited 0, rows lost (requested archs with no ok row, after the
-rerun where there is one), rows duplicated, networks measured twice (in a dataset, or on the board more often
-than datasets asked), faults made (cuts, kills, truncations), and wall time (all runs of a drill) over an
-uncut run of the same size (every third round, so it shares the drills' load). Target, per kind: every drill
-completes in one run with its fault made, 0 lost, 0 duplicated, 0 re-measured. The exit status is 0 whatever
-the verdicts, unless --check. `--lanes L` runs L drills side by side (each lane on its own sshd) when time is
-short; walls are then under each other's load. `--quick`: one drill per kind on 3 networks with a shorter
-schedule, all side by side, a smoke size whose figures say little.
+Per kind: drills done, drills completed in one run (the run under fault exits 0; for host_kill, the one rerun
+after the kill exits 0; for agent_kill, the killed run and the rerun both), first runs that exited 0, rows lost
+(requested archs with no ok row, after the rerun where there is one), rows duplicated, networks measured twice
+(in a dataset, or on the board more often than datasets asked), faults made (cuts, kills, truncations), and wall
+time (all runs of a drill) over an uncut run of the same size (every third round, so it shares the drills'
+load). Target, per kind: every drill completes in one run with its fault made, 0 lost, 0 duplicated, 0
+re-measured. The exit status is 0 whatever the verdicts, unless --check. `--lanes L` runs L drills side by side
+(each lane on its own sshd) when time is short; walls are then under each other's load. `--quick`: one drill per
+kind on 3 networks with a shorter schedule, all side by side, a smoke size whose figures say little.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ from spaces import create_space
 
 KINDS = ("timed", "storm", "host_kill", "agent_kill", "race", "corrupt")
 # The runs that must exit 0 for a drill to count as done in one run (besides a "setup" run): the run under
-# fault; for the kill kinds the one rerun after the kill (the killed run cannot finish); for the race, B
-# and A's rerun; for the corrupt model, the run after the truncation.
-JUDGED = {"baseline": {"baseline"}, "timed": {"run"}, "storm": {"run"}, "host_kill": {"rerun"}, "agent_kill": {"rerun"},
-          "race": {"B", "rerun A"}, "corrupt": {"after truncation"}}
+# fault; for host_kill the one rerun after the kill (the killed run cannot finish); for agent_kill the run whose
+# agent was killed (the host starts its tasks again) and the rerun (nothing left); for the race, B and A's
+# rerun; for the corrupt model, the run after the truncation.
+JUDGED = {"baseline": {"baseline"}, "timed": {"run"}, "storm": {"run"}, "host_kill": {"rerun"},
+          "agent_kill": {"run", "rerun"}, "race": {"B", "rerun A"}, "corrupt": {"after truncation"}}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 One drill per kind on 3 networks: link cuts on a schedule, a cut storm, a host kill -9 and its rerun, an agent
 kill on the board and its rerun, two datasets racing for one board while the first one's host dies, and a
-model file truncated on the board. Each must complete in one run (the kill kinds: one rerun), with its fault
+model file truncated on the board. Each must complete in one run (host_kill: one rerun), with its fault
 really made, and lose, duplicate or re-measure nothing.
 """
 

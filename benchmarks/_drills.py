@@ -384,9 +384,9 @@ def print_table(res: dict[str, Any]) -> None:
                   f"{r['wall_ratio']:.2f}", "[green]PASS[/]" if r["pass"] else "[red]FAIL[/]")
     con = Console(width=None if sys.stdout.isatty() else 130)  # a pipe gets the whole table, not 80 columns
     con.print(t)
-    con.print("done in 1 run: the run under fault exits 0 (kill kinds: the one rerun after the kill; race: B "
-              "and A's rerun). faults: link cuts, kills, truncations made. Target: every drill done in 1 run "
-              "with a fault made, 0 lost, 0 duplicated, 0 re-measured.")
+    con.print("done in 1 run: the run under fault exits 0 (host_kill: the one rerun after the kill; agent_kill: "
+              "the killed run and the rerun; race: B and A's rerun). faults: link cuts, kills, truncations made. "
+              "Target: every drill done in 1 run with a fault made, 0 lost, 0 duplicated, 0 re-measured.")
     for kind, r in res["kinds"].items():
         for e in r["errors"]:
             con.print(f"  [red]{kind}[/]: {e}", markup=True, highlight=False)

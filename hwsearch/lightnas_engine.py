@@ -220,12 +220,14 @@ def _check_data(data: Any, space: SearchSpace, which: str, resolution: int | Non
 
 
 class _Progress:
-    """A rich progress bar over epochs, on the main rank only."""
+    """A rich progress bar over epochs, on the main rank only, on stderr: stdout holds the result (--json)."""
 
     def __init__(self, epochs: int) -> None:
-        from rich.progress import Progress
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(transient=False)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
+                            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self.bar.start()
         self.task = self.bar.add_task("LightNAS", total=epochs)
 

@@ -138,7 +138,7 @@ def percentile_target(db: str | Path, device: str, predictor: Any, metric: str, 
     from profiler.store import Store
 
     setting = measured_setting(device)
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:  # a target read from a read-only dataset works
         _, values = load_xy(store, device, predictor.space, space_config=predictor.space_config or None,
                             quantity=metric, **setting)
     return float(np.percentile(values, q))

@@ -54,7 +54,8 @@ def add_common_arguments(s: argparse.ArgumentParser) -> None:
                    help="relative miss --correct accepts (default 0.02); keep it above the board's noise")
     s.add_argument("--db", default=DEFAULT_DB, help=f"dataset for the verification measurements (default {DEFAULT_DB})")
     s.add_argument("--out", required=True, help="result JSON to write (a search's plot goes beside it as .png)")
-    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.add_argument("--json", action="store_true", help="print the result as JSON (progress stays on stderr)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines on stderr")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,13 +95,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError("--correct measures networks on the device: add --verify")
     if args.loop_predictor and not args.correct:
         raise UserInputError("--loop-predictor judges the candidates of --correct: add --correct N")
-    setup = SearchSetup.load(args.predictor, target, metric, args.device, progress=not args.json, db=args.db)
+    setup = SearchSetup.load(args.predictor, target, metric, args.device, progress=not args.quiet, db=args.db)
     plan = None
     if args.verify:
         loop_pred = load_checked_predictor(args.loop_predictor, args.device, metric) if args.loop_predictor else None
         plan = VerifyPlan(args.device, args.db, args.rounds, args.correct, args.tolerance, loop_pred)
-    done = search_and_verify(args.search, args, setup, plan, log=_log(args.json),
-                             progress=lambda: session_progress(args.json))
+    done = search_and_verify(args.search, args, setup, plan, log=_log(args.quiet),
+                             progress=lambda: session_progress(args.quiet))
     if done is None:
         return 0  # under torchrun, rank 0 verifies, writes and prints
     result, res = done

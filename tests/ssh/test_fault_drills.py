@@ -9,6 +9,7 @@ really made, and lose, duplicate or re-measure nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -34,6 +35,18 @@ def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         pytest.skip(data["skipped"])
     assert not data["interrupted"], proc.stderr[-3000:]
     return data
+
+
+def test_drills_print_every_figure(drills: dict[str, Any]) -> None:
+    """The figures the README names, finite, for every kind (tests/test_benchmarks_smoke.py leaves this
+    benchmark to this module, so it runs once)."""
+    assert sorted(drills["kinds"]) == sorted(KINDS)
+    for kind, row in drills["kinds"].items():
+        for key in ("runs", "completed_one_run", "lost", "duplicated", "remeasured", "faults", "wall_ratio"):
+            value = row[key]
+            assert isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value), \
+                (kind, key, value)
+    assert drills["baseline_wall_s"] > 0 and drills["wall_s"] > 0
 
 
 @pytest.mark.parametrize("kind", KINDS)

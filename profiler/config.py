@@ -35,7 +35,9 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "device_configs"
 KINDS = ("jetson", "cpu", "gpu")
 AGENT_ROOT = Path(agents.__file__).resolve().parent
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-HOST_RE = re.compile(r"^[A-Za-z0-9_.:%][A-Za-z0-9_.:%-]*$")  # a name, IPv4/IPv6 address or ~/.ssh/config alias
+# A name, IPv4/IPv6 address (with a %zone) or ~/.ssh/config alias; \Z, not $, which would also match
+# before a trailing newline ("board\n").
+HOST_RE = re.compile(r"[A-Za-z0-9_.:%][A-Za-z0-9_.:%-]*\Z")
 # Keys that would hold a secret: refused outright, keys or an agent authenticate.
 SECRET_KEYS = {"password", "passphrase", "secret", "token"}
 
@@ -326,7 +328,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>", path: Path | No
         raise ConfigError(f"{source}: connection.host: required when transport = 'ssh'")
     if "host" in conn and not HOST_RE.match(conn["host"]):
         raise ConfigError(f"{source}: connection.host: {conn['host']!r} is not a host name, address or ~/.ssh/config "
-                          "alias (letters, digits and . - _ : only; the user goes in connection.user)")
+                          "alias (letters, digits and . _ : % - only, not starting with -; the user goes in "
+                          "connection.user)")
     proto = dict(data.get("protocol", {}))
     lo = proto.get("min_runs", DEFAULT_PROTOCOL["min_runs"])
     hi = proto.get("max_runs", DEFAULT_PROTOCOL["max_runs"])

@@ -1,8 +1,8 @@
 """A first connect that never worked fails at once and says why; a bad host is refused by the config (marker `ssh`).
 
 The reconnect backoff (reconnect_max_s, 60 s in these configs) is for links that worked: each case here
-must answer with its reason long before it. The bound asserted is a loose sanity bound for a loaded
-machine; the issue's target is under 10 s and these answer in well under 1 s in-process.
+must answer with its reason long before it. In-process the issue's target holds (under 10 s; these take
+milliseconds); a CLI run also pays for starting Python and importing torch, so its bound is looser.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from sshd import free_port, write_board
 
-from profiler.config import ConfigError, load_config
+from profiler.config import ConfigError, load_config, parse_config
 from profiler.transports.ssh import SSHTransport
 from profiler.transports.ssh_hosts import ConnectionRefused, IdentityFileError, UnknownHostName
 
 pytestmark = pytest.mark.ssh
 REPO = Path(__file__).resolve().parents[2]
-BOUND_S = 30.0
+BOUND_S = 10.0  # the issue's target for a first connect that cannot work
+CLI_BOUND_S = 60.0  # process start-up and imports on a loaded machine, far below the 60 s backoff + retries
 
 
 def board_toml(tmp_path: Path, host: str, port: int, key: Path, name: str = "first") -> Path:
@@ -100,7 +101,7 @@ def test_cli_profile_refused_exits_1_with_the_reason(user_key, tmp_path):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "connection refused" in r.stderr and f"127.0.0.1:{port}" in r.stderr
     assert "Traceback" not in r.stderr and "lost" not in r.stderr
-    assert elapsed < BOUND_S
+    assert elapsed < CLI_BOUND_S
 
 
 def test_cli_public_key_and_trust_refused_exit_1(sshd, user_key, tmp_path):
@@ -110,15 +111,25 @@ def test_cli_public_key_and_trust_refused_exit_1(sshd, user_key, tmp_path):
     closed = board_toml(tmp_path, "127.0.0.1", free_port(), user_key, name="closed")
     r, elapsed = edgeprof("trust", str(closed), cwd=tmp_path)
     assert r.returncode == 1 and "connection refused" in r.stderr and "Traceback" not in r.stderr
-    assert elapsed < BOUND_S
+    assert elapsed < CLI_BOUND_S
 
 
 @pytest.mark.parametrize("host", ["bo ard", "board;touch x", "$(id)", "board`id`", "root@board", "-oProxyCommand=x",
-                                  "board|x", "board&", ""])
+                                  "board|x", "board&", "", "board\\n", "board\\nProxyCommand x", "\\nboard"])
 def test_host_with_shell_characters_is_a_config_error(user_key, tmp_path, host):
-    board = board_toml(tmp_path, host, 22, user_key)
-    with pytest.raises(ConfigError, match="connection.host"):
+    board = board_toml(tmp_path, host, 22, user_key)  # "\\n" in the TOML string is a newline in the host
+    allowed = (r"connection\.host: .* \(letters, digits and \. _ : % - only, not starting with -; the user goes in "
+               r"connection\.user\)")
+    with pytest.raises(ConfigError, match=allowed if host else r"connection\.host: required"):
         load_config(board)
+
+
+def test_host_check_is_the_whole_string():
+    """`$` would match before a trailing newline; the check must see the host exactly as given."""
+    with pytest.raises(ConfigError, match=r"'board\\n' is not a host name"):
+        parse_config({"name": "b", "kind": "cpu", "connection": {"transport": "ssh", "host": "board\n"}})
+    assert parse_config({"name": "b", "kind": "cpu",
+                         "connection": {"transport": "ssh", "host": "board"}}).connection.host == "board"
 
 
 @pytest.mark.parametrize("host", ["xavier.local", "192.168.1.20", "fe80::1%eth0", "lab_board-2"])

@@ -158,8 +158,8 @@ def run_job(transport: Transport, job: dict[str, Any], store: Store, progress: P
             damaged: dict[str, dict[str, Any]] | None = None) -> None:
     """Run one job on the board behind `transport`, ingesting every result line as it lands.
 
-    `damaged`, when given, receives the lines of tasks whose model file the board found damaged (task id ->
-    line) instead of the store, for the caller to send those models again."""
+    `damaged`, when given, receives the lines of tasks whose model file the board found damaged (model sha256
+    -> line) instead of the store, for the caller to send those models again."""
     job_id = job["job_id"]
     transport.put_job(job_id, job_text(job))
     transport.start(job_id)
@@ -287,7 +287,7 @@ def _measure(transport: Transport, config: DeviceConfig, space: SearchSpace, arc
                     damaged)
     if not damaged:
         return
-    shas = {r["model_sha256"] for r in damaged.values()}
+    shas = set(damaged)
     again = export_models(space, [a for m, a in zip(models, archs, strict=True) if m.sha256 in shas], store,
                           Progress(), backend=config.runtime.backend, report=report)
     report.models_resent = _upload(transport, again, cache, progress, "re-sending damaged models", resend=True)

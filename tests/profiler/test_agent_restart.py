@@ -17,25 +17,28 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from profiler.config import load_config
 from profiler.session import AGENT_RESTARTS, AgentFailed, profile
 from profiler.store import Store
-from spaces import create_space
+from spaces import create_space, export_onnx
 
 REPO = Path(__file__).resolve().parents[2]
-HOLD_ENV, CRASH_ENV = "EDGEPROF_TEST_HOLD", "EDGEPROF_TEST_CRASH"
+HOLD_ENV, CRASH_ENV, KILL_ENV = "EDGEPROF_TEST_HOLD", "EDGEPROF_TEST_CRASH", "EDGEPROF_TEST_KILL_AT"
 # The board's python. $EDGEPROF_TEST_HOLD (a folder): the first runner of the board measures 2 tasks, creates
 # <folder>/holding and waits there (5 minutes at most) for the test to kill it; later runners do not hold.
 # $EDGEPROF_TEST_CRASH (a folder): the model of the first runner's 2nd task is written to <folder>/sha, and
 # every runner kills itself (SIGKILL) when a task of that model starts: a model that crashes the runtime.
+# $EDGEPROF_TEST_KILL_AT ("<folder>:<n>"): the first runner kills itself when its n-th task starts, once.
 LAUNCHER = """
 import os, runpy, signal, sys, time
 
 args = sys.argv[1:]
 hold, crash = os.environ.get("EDGEPROF_TEST_HOLD"), os.environ.get("EDGEPROF_TEST_CRASH")
-if args[:3] != ["-m", "agents", "run"] or not (hold or crash):
+kill_at = os.environ.get("EDGEPROF_TEST_KILL_AT")
+if args[:3] != ["-m", "agents", "run"] or not (hold or crash or kill_at):
     os.execv(sys.executable, [sys.executable, *args])
 from agents import runner
 
@@ -48,6 +51,11 @@ def run_task(self, task, idle_power_mw):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             time.sleep(0.05)
+    if kill_at:
+        folder, n = kill_at.rsplit(":", 1)
+        if self.started == int(n) and not os.path.exists(os.path.join(folder, "killed")):
+            open(os.path.join(folder, "killed"), "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
     if crash:
         marker = os.path.join(crash, "sha")
         if self.started == 2 and not os.path.exists(marker):
@@ -154,6 +162,33 @@ def test_a_model_that_kills_the_agent_every_time_ends_the_run_naming_it(fast_cpu
     rows = _rows(db)
     assert len(rows) == 3 and sha not in {s for _, s, _, _ in rows} and {s for *_, s in rows} == {"ok"}
     assert len({a for a, *_ in rows}) == 3, "every other network measured once"
+
+
+@pytest.mark.slow
+def test_damaged_models_on_both_sides_of_a_killed_agent_are_all_resent(fast_cpu_config: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models 3 and 7 are damaged on the board and the agent is killed as it starts model 5: the follow-up job
+    numbers its tasks from t00000 again, so model 7 has model 3's task id there. Both are re-sent and measured."""
+    _board_python(fast_cpu_config, tmp_path)
+    kill = tmp_path / "kill"
+    kill.mkdir()
+    monkeypatch.setenv(KILL_ENV, f"{kill}:5")
+    space = create_space("nb201")
+    archs = space.sample_unique(8, np.random.default_rng(13))
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    damaged = {}
+    for i in (2, 6):  # first job: t00002; the follow-up (tasks 5..8): t00002 again
+        m = export_onnx(space, archs[i], tmp_path / "m")
+        (work / "models" / f"{m.sha256}.onnx").write_bytes(b"\x08\x07garbage, not a protobuf")
+        damaged[m.sha256] = i
+    with Store(tmp_path / "d.db") as store:
+        rep = profile(load_config(fast_cpu_config), space, n=0, seed=0, batch=1, store=store, archs=archs)
+        assert (kill / "killed").exists()
+        assert (rep.agent_restarts, rep.models_resent) == (1, 2)
+        assert (rep.ok, rep.errors, rep.remaining) == (8, [], 0)
+        assert len(store.measured_archs("fast-cpu", "nb201", "onnxruntime", "fp32", 1)) == 8
+        assert {r["model_sha256"] for r in store.rows()} >= set(damaged)
 
 
 def test_statuses_the_agent_sets_itself_are_not_restarted() -> None:

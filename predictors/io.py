@@ -44,7 +44,7 @@ from predictors.registry import UnknownPredictorError, predictor_class
 from spaces.errors import UserInputError
 
 FORMAT = "edgeprof.predictor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: both checksums required (a version-1 card predates them and may lack them)
 CARD = "card.json"
 ARRAYS = "arrays.npz"
 TRAIN_ARCHS = "train_archs.json"  # the archs of the target device the predictor saw (excluded from evaluation)
@@ -216,8 +216,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
     for key in ("kind", "params", "state"):
         if key not in card:
             raise PredictorFileError(f"{file}: card lacks {key!r}")
-    expected = card.get(CARD_SHA)  # cards written before the checksum have none
-    if expected is not None and card_digest(card) != expected:
+    if version >= 2:  # from format 2 on both checksums are written: a card without them was edited
+        absent = [key for key in (CARD_SHA, "arrays_sha256") if not isinstance(card.get(key), str)]
+        if absent:
+            raise PredictorFileError(f"{file}: format_version {version} but no {' or '.join(absent)}: the card was "
+                                     "changed since it was saved; save or copy the predictor again")
+    expected = card.get(CARD_SHA)  # format-1 cards may have none
+    try:
+        digest = card_digest(card)
+    except ValueError:  # NaN or Infinity typed into the card: never written by save_predictor
+        raise PredictorFileError(f"{file}: holds NaN or Infinity, which edgeprof never writes: the card was "
+                                 "changed since it was saved; save or copy the predictor again") from None
+    if expected is not None and digest != expected:
         raise PredictorFileError(f"{file}: checksum mismatch: the card was changed since it was saved (its "
                                  f"content no longer matches its {CARD_SHA}); save or copy the predictor again")
     return card

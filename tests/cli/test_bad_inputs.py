@@ -127,6 +127,7 @@ def predictor_folders(tmp: Path, lab: Lab) -> dict[str, str]:
         out[name] = str(tmp / name)
     card = json.loads((tmp / "unknown-kind" / CARD).read_text())
     card.pop("card_sha256")  # a card from before the card checksum: the deeper check answers
+    card["format_version"] = 1
     card["kind"] = "transformer"
     (tmp / "unknown-kind" / CARD).write_text(json.dumps(card))
     with np.load(tmp / "checksum" / ARRAYS) as z:  # a valid archive with other numbers: only the checksum knows
@@ -136,6 +137,7 @@ def predictor_folders(tmp: Path, lab: Lab) -> dict[str, str]:
     (tmp / "card-not-json" / CARD).write_text("{ this is not json")
     card = json.loads((tmp / "params-not-fitting" / CARD).read_text())
     card.pop("card_sha256")  # a card from before the card checksum: the deeper check answers
+    card["format_version"] = 1
     card["params"]["hidden"] = [7, 7, 7]  # a card edited by hand: its weights no longer fit
     (tmp / "params-not-fitting" / CARD).write_text(json.dumps(card))
     (tmp / "not-a-predictor").mkdir()

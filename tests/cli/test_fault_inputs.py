@@ -93,6 +93,7 @@ def test_flipped_bytes_in_the_arrays_are_refused_with_a_message(lab: Lab, tmp_pa
     card = json.loads((pred / CARD).read_text())
     for key in ("arrays_sha256", "card_sha256"):
         card.pop(key)
+    card["format_version"] = 1
     (pred / CARD).write_text(json.dumps(card))
     r = edgeprof("predict", str(pred), "--arch", ARCH)
     assert r.returncode == 2, r.stderr

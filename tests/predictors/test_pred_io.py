@@ -71,6 +71,7 @@ def test_unknown_kind_and_newer_format_refused(mlp, tmp_path):
     folder = save_predictor(mlp, tmp_path / "p")
     card = json.loads((folder / CARD).read_text())
     card.pop("card_sha256")  # a card from before the card checksum: the deeper checks
+    card["format_version"] = 1
     (folder / CARD).write_text(json.dumps({**card, "kind": "transformer"}))
     with pytest.raises(UnknownPredictorError, match="unknown predictor kind 'transformer'.*known: .*mlp"):
         load_predictor(folder)
@@ -91,6 +92,7 @@ def test_pickled_arrays_never_loaded(mlp, tmp_path):
         load_predictor(folder)
     card = json.loads((folder / CARD).read_text())
     card.pop("card_sha256")  # a card from before the card checksum: the deeper checks
+    card["format_version"] = 1
     del card["arrays_sha256"]  # a card without a checksum (an older file) still never unpickles
     (folder / CARD).write_text(json.dumps(card))
     with pytest.raises(PredictorFileError, match="without pickle"):
@@ -108,6 +110,7 @@ def test_weights_not_fitting_the_params_refused(mlp, tmp_path):
     folder = save_predictor(mlp, tmp_path / "p")
     card = json.loads((folder / CARD).read_text())
     card.pop("card_sha256")  # a card from before the card checksum: the deeper checks
+    card["format_version"] = 1
     card["params"]["hidden"] = [64, 64]
     (folder / CARD).write_text(json.dumps(card))
     with pytest.raises(ValueError, match="do not fit the network"):
@@ -118,6 +121,7 @@ def test_unknown_saved_parameter_refused(mlp, tmp_path):
     folder = save_predictor(mlp, tmp_path / "p")
     card = json.loads((folder / CARD).read_text())
     card.pop("card_sha256")  # a card from before the card checksum: the deeper checks
+    card["format_version"] = 1
     card["params"]["dropout"] = 0.1
     (folder / CARD).write_text(json.dumps(card))
     with pytest.raises(PredictorFileError, match="no parameter.*dropout"):

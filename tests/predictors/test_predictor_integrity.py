@@ -71,6 +71,7 @@ def test_nan_weights_are_refused_even_without_checksums(saved: Path) -> None:
     card = json.loads((saved / CARD).read_text())
     for key in ("arrays_sha256", CARD_SHA):
         card.pop(key)
+    card["format_version"] = 1  # a card from before the checksums
     (saved / CARD).write_text(json.dumps(card))
     with np.load(saved / ARRAYS) as z:
         arrays = {k: z[k].copy() for k in z.files}
@@ -98,3 +99,20 @@ def test_check_out_folder(saved: Path, tmp_path: Path) -> None:
         check_out_folder(file, force=True)
     with pytest.raises(UserInputError, match=f"{file} is a file, so no folder"):
         check_out_folder(file / "a" / "b", force=True)
+
+
+def test_a_current_card_without_its_checksums_or_with_nan_is_refused(saved: Path) -> None:
+    """Deleting both checksums does not turn a format-2 card into an unchecked old one, and a NaN typed into
+    the card is a message, not a traceback."""
+    card = json.loads((saved / CARD).read_text())
+    assert card["format_version"] >= 2
+    for key in ("arrays_sha256", CARD_SHA):
+        stripped = {k: v for k, v in card.items() if k != key}
+        (saved / CARD).write_text(json.dumps(stripped))
+        with pytest.raises(PredictorFileError, match=f"no {key}"):
+            load_predictor(saved)
+    nan = json.loads(json.dumps(card))
+    nan["params"]["lr"] = float("nan")
+    (saved / CARD).write_text(json.dumps(nan))  # json writes NaN, and reads it back
+    with pytest.raises(PredictorFileError, match="NaN or Infinity"):
+        load_predictor(saved)

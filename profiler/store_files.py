@@ -10,11 +10,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from spaces.errors import RuntimeFailure
+from spaces.errors import RuntimeFailure, UserInputError
 
 
 class StoreError(RuntimeFailure):
     """The database cannot be opened or a record does not fit its schema."""
+
+
+class MissingDataset(StoreError, UserInputError):
+    """A command that reads names a dataset file that is not there: a wrong --db (exit 2, like any path the
+    user typed), whichever command it is."""
 
 
 def _retry_locked(step: Callable[[], object], limit_s: float = 30.0) -> None:
@@ -50,7 +55,7 @@ def _check_openable(path: Path, readonly: bool = False) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if readonly:
         if not path.exists():
-            raise StoreError(f"{path}: no such dataset file (measure with `edgeprof profile` or import a table "
+            raise MissingDataset(f"{path}: no such dataset file (measure with `edgeprof profile` or import a table "
                              "with `edgeprof dataset import` first); check --db")
         if not os.access(path, os.R_OK):
             raise StoreError(f"{path}: the dataset file is not readable for this user; fix its permissions")

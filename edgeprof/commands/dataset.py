@@ -62,8 +62,6 @@ def summary_table(summary: dict) -> Table:
 
 
 def _open(db: str) -> Store:
-    if not Path(db).exists():
-        raise UserInputError(f"--db: {db} does not exist (measure with `edgeprof profile` first)")
     return Store(db, readonly=True)  # summary, layers and export only read: a read-only dataset works
 
 

@@ -185,10 +185,13 @@ def test_evaluate_on_another_device_warns_and_says_so_in_json(lab: Lab) -> None:
 
 @pytest.mark.parametrize(("argv", "code", "kind"), [
     (("predict", "{tmp}/nothing-here", "--arch", ARCH, "--json"), 2, "PredictorFileError"),
-    (("dataset", "summary", "--db", "{tmp}/missing.db", "--json"), 2, "UserInputError"),
+    (("dataset", "summary", "--db", "{tmp}/missing.db", "--json"), 2, "MissingDataset"),
+    # every command that reads a dataset answers a missing one alike (exit 2: a path the user typed)
+    (("train", "mlp", "--db", "{tmp}/missing.db", "--device", "d", "--space", "nb201", "--out", "{tmp}/p",
+      "--json"), 2, "MissingDataset"),
     (("dataset", "summary", "--db", "{tmp}", "--json"), 1, "StoreError"),
     (("dataset", "summary", "--db", "{tmp}/x.db", "--json", "--no-such-option"), 2, "UsageError"),
-], ids=["bad-predictor", "missing-db", "db-is-a-folder", "usage-error"])
+], ids=["bad-predictor", "missing-db", "missing-db-train", "db-is-a-folder", "usage-error"])
 def test_a_json_run_that_fails_prints_an_error_object_on_stdout(argv: tuple[str, ...], code: int, kind: str,
                                                                 tmp_path: Path) -> None:
     r = edgeprof(*(w.format(tmp=tmp_path) for w in argv))

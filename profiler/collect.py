@@ -2,15 +2,19 @@
 
 A board's work folder can hold jobs of several datasets (another --db, another host). A job records the
 dataset that started it (`owner`, docs/contracts.md): only the owner ingests it and marks it ingested; other
-datasets report it and leave it there. Ingest is idempotent, so lines read twice (after an interrupt or a
-dropped link) are stored once.
+datasets, and copies of the owner's file (same dataset id, another file), report it and leave it there, and so
+does everyone for a job whose job.json cannot be read. Ingest is idempotent, so lines read twice (after an
+interrupt or a dropped link) are stored once.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from profiler.report import ProfileReport, Progress
@@ -57,9 +61,10 @@ def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report:
 
     Only lines of this device whose model this store registered (it does so before starting a job) are
     taken. New rows count as `collected` (a job of an earlier run) or as this run's measurements. A
-    damaged-model line goes into `damaged` (task id -> line) instead of the store when a dict is given: the
-    caller sends the model again. A line that is not a result is CorruptResults, raised after the good
-    lines are stored.
+    damaged-model line goes into `damaged` (model sha256 -> line) instead of the store when a dict is given:
+    the caller sends the model again. Keyed by model, not task id: task ids repeat across jobs (every job numbers
+    its tasks from t00000), and a follow-up job after a killed agent fills the same dict. A line that is not a
+    result is CorruptResults, raised after the good lines are stored.
     """
     results, bad = _parse_lines(chunk)
     known = store.known_models({r.get("model_sha256") for r in results})
@@ -71,7 +76,7 @@ def _ingest(chunk: bytes, device: str, store: Store, progress: Progress, report:
             bad.append((json.dumps(r).encode(), problem))
     mine = [r for r in mine if not result_problem(r)]
     if damaged is not None:
-        damaged.update((r["task_id"], r) for r in mine if is_damaged_model(r))
+        damaged.update((r["model_sha256"], r) for r in mine if is_damaged_model(r))
         mine = [r for r in mine if not is_damaged_model(r)]
     # Only rows new to the store are counted: the same lines are read again after an interrupt.
     new = store.add_new_results(mine) if mine else []
@@ -140,16 +145,51 @@ def result_task_ids(transport: Transport, job_id: str) -> set[str]:
     return {str(r["task_id"]) for r in _parse_lines(whole)[0] if "task_id" in r}
 
 
+class UnreadableJob(ValueError):
+    """A job folder whose job.json is missing or not a job (being written by another host right now, or
+    damaged): nobody can tell whose it is, so it is neither ingested nor marked."""
+
+
 def job_owner(job_text: bytes) -> dict[str, Any] | None:
-    """The owner a job.json records ({"dataset_id", "db", "host"}), or None for a job of an older host (or an
-    unreadable file, which is treated the same)."""
+    """The owner a job.json records ({"dataset_id", "db", "host"}), or None for a job of an older host (a job
+    without an `owner` key). UnreadableJob when the file is missing (read as empty), not JSON, not an object,
+    or holds an owner of the wrong shape (the agent refuses such a job)."""
+    if not job_text.strip():
+        raise UnreadableJob("no job.json")
     try:
-        owner = json.loads(job_text).get("owner")
-    except (ValueError, AttributeError):
+        doc = json.loads(job_text)
+    except ValueError as e:
+        raise UnreadableJob(f"job.json is not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise UnreadableJob("job.json is not a JSON object")
+    if "owner" not in doc:
         return None
+    owner = doc["owner"]
     if isinstance(owner, dict) and isinstance(owner.get("dataset_id"), str) and owner["dataset_id"]:
         return owner
-    return None
+    raise UnreadableJob("job.json holds an owner of the wrong shape")
+
+
+def _same_file(a: str, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def copy_owner(owner: dict[str, Any], store: Store) -> bool | None:
+    """For an owner with this store's dataset id: None when the job is this store's, True when it belongs to a
+    copy of this file (`cp lab.db exp.db` keeps the id).
+
+    Ours: started from this very file (its resolved path, or the same file by another path), or from a path on
+    this host where no file exists any more (the dataset was moved). A job of another host cannot be checked
+    and stays with that host's copy; an owner without a `db` can only be told by its id."""
+    db, host = owner.get("db"), owner.get("host")
+    if isinstance(host, str) and host != socket.gethostname():
+        return True
+    if not isinstance(db, str) or db == str(store.path.resolve()) or _same_file(db, store.path):
+        return None
+    return True if os.path.lexists(db) else None
 
 
 def sync_board(transport: Transport, device: str, store: Store, progress: Progress,
@@ -158,20 +198,29 @@ def sync_board(transport: Transport, device: str, store: Store, progress: Progre
 
     Jobs of this dataset that ended while the host was away are ingested (idempotently) and marked; one still
     running (the host crashed or lost its link) is followed to its end instead of being started again. Jobs
-    of another dataset are listed in `report.foreign_jobs` and left alone; returns those still running (they
-    hold the board). A job without an owner (an older host) gives only lines whose model this store
-    registered, and is marked only when none was left out.
+    of another dataset, or of a copy of this one (copy_owner), are listed in `report.foreign_jobs` and left
+    alone; returns those still running (they hold the board). A job without an owner (an older host) gives
+    only lines whose model this store registered, and is marked only when none was left out. A job whose
+    job.json is missing or unreadable is listed in `report.unreadable_jobs` and left alone.
     """
     dataset_id = store.dataset_id
     busy = []
     for job_id in transport.list_jobs():
         if transport.is_ingested(job_id):
             continue
-        owner = job_owner(transport.read_job(job_id))
+        try:
+            owner = job_owner(transport.read_job(job_id))
+        except UnreadableJob as e:
+            report.unreadable_jobs.append({"job_id": job_id, "why": str(e)})
+            continue
+        copy = None
+        if owner is not None:
+            copy = True if owner["dataset_id"] != dataset_id else copy_owner(owner, store)
         status = transport.finished(job_id)
-        if owner is not None and owner["dataset_id"] != dataset_id:
+        if copy:
             report.foreign_jobs.append({"job_id": job_id, "db": owner.get("db"), "host": owner.get("host"),
-                                        "running": status is None})
+                                        "running": status is None,
+                                        "same_dataset_id": owner["dataset_id"] == dataset_id})
             if status is None:
                 busy.append(job_id)
             continue

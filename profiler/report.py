@@ -13,7 +13,9 @@ class ProfileReport:
 
     `collected` rows came from jobs an earlier run left on the board (a host killed or cut off mid-job);
     `ok` and `errors` are what this run's own jobs measured; `already_measured` counts requested networks the
-    store had before the run. Jobs of another dataset on the board are listed in `foreign_jobs` and left there.
+    store had before the run. Jobs of another dataset (or of a copy of this dataset's file) on the board are
+    listed in `foreign_jobs` and left there, and so are jobs whose job.json is missing or unreadable
+    (`unreadable_jobs`: being written by another host, or damaged).
     """
 
     device: str
@@ -30,6 +32,7 @@ class ProfileReport:
     collected: int = 0
     collected_jobs: dict[str, int] = field(default_factory=dict)  # job id -> rows new to the store
     foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
+    unreadable_jobs: list[dict[str, str]] = field(default_factory=list)  # {"job_id", "why"}
     waited_s: float = 0.0  # for a running job of another dataset to free the board
     board_busy: int = 0  # jobs the board refused because another started meanwhile (each started again)
     models_resent: int = 0  # damaged on the board (sha256 mismatch), sent again and measured in a follow-up job
@@ -47,7 +50,8 @@ class ProfileReport:
                 "measured_ok": self.ok, "measured_error": len(self.errors), "errors": self.errors,
                 "remaining": self.remaining, "job_id": self.job_id, "retry_job_id": self.retry_job_id,
                 "models_resent": self.models_resent, "cache_repaired": self.cache_repaired,
-                "foreign_jobs": self.foreign_jobs, "waited_s": round(self.waited_s, 3),
+                "foreign_jobs": self.foreign_jobs, "unreadable_jobs": self.unreadable_jobs,
+                "waited_s": round(self.waited_s, 3),
                 "board_busy": self.board_busy, "agent_restarts": self.agent_restarts,
                 "restart_job_ids": self.restart_job_ids,
                 "wall_s": round(self.wall_s, 3), "interrupted": self.interrupted,

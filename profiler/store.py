@@ -290,7 +290,9 @@ class Store:
     @property
     def dataset_id(self) -> str:
         """A random id made once per dataset file and kept in it: the owner of the jobs this dataset starts on
-        a board, so another dataset sharing the board leaves them alone. A copy of the file is the same dataset.
+        a board, so another dataset sharing the board leaves them alone. A copy of the file carries the same id,
+        so a job also records the file's path and host: a copy does not take the original's jobs, a moved file
+        keeps them (profiler.collect.copy_owner).
 
         The `meta` table is made on first use (files of older versions have none; no schema bump needed).
         Two processes asking at once agree: the first insert wins and both read it back."""

@@ -78,9 +78,13 @@ class LocalTransport(Transport):
         os.replace(tmp, dst)
 
     def put_job(self, job_id: str, job_text: str) -> None:
+        """Written whole or not at all (a temp file renamed over it): a host syncing the board meanwhile sees
+        no job.json or the whole one, never a half-written file."""
         d = self.root / job_dir(job_id)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "job.json").write_text(job_text)
+        tmp = d / f"job.json.part{os.getpid()}"
+        tmp.write_text(job_text)
+        os.replace(tmp, d / "job.json")
 
     def start(self, job_id: str) -> None:
         """Start the runner once per job; a second call follows the first runner.

@@ -126,7 +126,7 @@ def test_another_dataset_never_takes_a_job_and_the_owner_collects_it(fast_cpu_co
         b.join(240)
     rep_b = out["report"]
     assert rep_b.foreign_jobs == [{"job_id": job_a.name, "db": str(db_a.resolve()), "host": rep_b.foreign_jobs[0]
-                                   ["host"], "running": True}]
+                                   ["host"], "running": True, "same_dataset_id": False}]
     assert rep_b.resumed_jobs == [] and rep_b.collected == 0
     assert (rep_b.ok, rep_b.errors, rep_b.remaining) == (3, [], 0)
     assert not (job_a / "ingested").exists(), "another dataset must never mark the job ingested"

@@ -49,7 +49,12 @@ class BoardBusy(AgentFailed):
     this run looked at the board)."""
 
 
+class BoardLockHeld(AgentFailed):
+    """The board's lock is held, but by no job running in the board's work folder: waiting will not free it."""
+
+
 BUSY_RETRIES = 5  # new jobs after a busy board, each once the jobs running there have ended
+BUSY_UNSEEN_WAIT_S = 2.0  # before the one retry when a busy board shows no running job
 
 
 class AgentKilled(AgentFailed):
@@ -197,11 +202,25 @@ def running_jobs(transport: Transport) -> list[str]:
     return [j for j in transport.list_jobs() if not transport.is_ingested(j) and transport.finished(j) is None]
 
 
+def _lock_refusal(log: str) -> str:
+    """The agent's refusal line (agents.durable.ResultsLock: who holds the lock, since when, which file to
+    delete), or the log's last line."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    return next((ln for ln in reversed(lines) if "board is busy" in ln), lines[-1] if lines else "(empty log)")
+
+
 def run_when_free(transport: Transport, make_job: Callable[[], dict[str, Any]], store: Store, progress: Progress,
                   report: ProfileReport, should_stop: Callable[[], bool] = lambda: False,
                   damaged: dict[str, dict[str, Any]] | None = None) -> str:
     """Run a job from `make_job`; when the board is busy with a job that started after the sync (two datasets
-    racing for one board), wait for the jobs running there and start a new one. Returns the id that ran."""
+    racing for one board), wait for the jobs running there and start a new one. Returns the id that ran.
+
+    A busy board with no job of its work folder running is held by something else: a lock from another host
+    (a shared disk), a live process that is not a job of this folder, a job started by hand. The agent already
+    takes over a dead process's lock on its own host, so such a lock does not go away by itself: after one more
+    try (the holder may just have ended or not yet written its status) the run fails naming the lock and its
+    holder, instead of starting job after job."""
+    unseen = 0
     for attempt in range(BUSY_RETRIES + 1):
         job = make_job()
         try:
@@ -211,7 +230,20 @@ def run_when_free(transport: Transport, make_job: Callable[[], dict[str, Any]], 
             if attempt == BUSY_RETRIES:
                 raise
             report.board_busy += 1
-            wait_for_jobs(transport, running_jobs(transport), progress, report, should_stop)
+            running = running_jobs(transport)
+            if running:
+                unseen = 0
+                wait_for_jobs(transport, running, progress, report, should_stop)
+                continue
+            unseen += 1
+            if unseen > 1:
+                raise BoardLockHeld(
+                    f"{job['device']}: the board's lock is held but no job in its work folder is running, so "
+                    "waiting will not free it: "
+                    f"{_lock_refusal(transport.log_tail(str(job['job_id'])))}. Check that no agent runs there "
+                    "(another host sharing the folder, a run started by hand), then delete that lock file and "
+                    "rerun") from None
+            time.sleep(BUSY_UNSEEN_WAIT_S)
     raise AssertionError("unreachable")
 
 

@@ -53,6 +53,30 @@ def summary_line(rep: dict) -> str:
     return f"{rep['device']} / {rep['space']}: {', '.join(parts)}, {rep['wall_s']:.1f} s"
 
 
+def board_lines(rep: dict) -> list[str]:
+    """Other jobs found on the board: running ones of other datasets one by one (this run waited for them),
+    finished ones as a count (they stay until their own dataset collects them), those of a copy of this
+    dataset per copy, unreadable ones by id."""
+    lines, finished, copies = [], 0, {}
+    for f in rep.get("foreign_jobs", []):
+        if f.get("same_dataset_id"):
+            copies.setdefault((f.get("db"), f.get("host")), []).append(f["job_id"])
+        elif f.get("running"):
+            lines.append(f"  job {f['job_id']} of another dataset ({f.get('db')} on {f.get('host')}) was "
+                         "running: waited for it")
+        else:
+            finished += 1
+    if finished:
+        lines.append(f"  {finished} finished job(s) of other datasets left on the board for them")
+    for (db, host), jobs in copies.items():
+        lines.append(f"  {'jobs' if len(jobs) > 1 else 'job'} {_jobs(jobs)}: same dataset id as this one: a copy "
+                     f"of it at {db} on {host} owns {'them' if len(jobs) > 1 else 'it'} (run there to collect)")
+    for u in rep.get("unreadable_jobs", []):
+        lines.append(f"  job {u['job_id']} on the board left alone: {u.get('why')} (being written by another "
+                     "run, or damaged)")
+    return lines
+
+
 def print_report(rep: dict, db: str) -> None:
     msg = summary_line(rep)
     err.print(escape(msg) + (" [yellow](interrupted: rerun to finish)[/]" if rep["interrupted"] else ""))
@@ -64,10 +88,8 @@ def print_report(rep: dict, db: str) -> None:
                          f"without a result ran again in job(s) {', '.join(rep.get('restart_job_ids') or [])}"))
     if rep.get("cache_repaired"):
         err.print(f"  re-exported {rep['cache_repaired']} model(s) whose cached file on this host was damaged")
-    for f in rep.get("foreign_jobs", []):
-        state = "running, waited for it" if f.get("running") else "left on the board for it"
-        err.print(escape(f"  job {f['job_id']} belongs to another dataset ({f.get('db')} on {f.get('host')}): "
-                         f"{state}"))
+    for line in board_lines(rep):
+        err.print(escape(line))
     for e in rep["errors"][:3]:
         msg = " ".join(str(e.get("message")).split())
         err.print(f"  [red]{e['task_id']}[/] {e.get('type')}: {escape(msg[:300])}{'...' if len(msg) > 300 else ''}")

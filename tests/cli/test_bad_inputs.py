@@ -163,6 +163,8 @@ def corrupt_result_line(tmp: Path, lab: Lab) -> dict[str, str]:
     paths = fast_cpu(tmp, lab)
     job = tmp / "work" / "jobs" / "j-old"
     job.mkdir(parents=True)
+    # a job of an older host (no owner): its lines are taken when this dataset registered their models
+    (job / "job.json").write_text(json.dumps({"job_id": "j-old", "device": "fast-cpu", "tasks": []}))
     (job / "status.json").write_text(json.dumps({"state": "finished"}))
     good = imported_result(job_id="j-old", task_id="t0", model_sha256=lab.models[0], device="fast-cpu",
                            median_ms=2.0, environment={}, backend="onnxruntime", precision="fp32")

@@ -27,6 +27,10 @@ from profiler.config import DeviceConfig
 from profiler.transports.base import TransportError
 
 CONNECT_TIMEOUT_S = 15.0
+# An SFTP request with no reply for this long is a link gone silent (Wi-Fi dropped without a TCP reset): it
+# raises a timeout, which the transport handles as a drop, instead of blocking until TCP gives up (~15 min).
+# A 32 KiB write of a model upload is acknowledged in far less even on a poor link.
+SFTP_TIMEOUT_S = 30.0
 # How an OpenSSH public key line starts ("ssh-ed25519 AAAA...", "ecdsa-sha2-...", "sk-ssh-...").
 PUBLIC_KEY_START = re.compile(rb"^\s*(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ AAAA")
 
@@ -256,10 +260,16 @@ def open_session(target: Target, name: str, config: DeviceConfig, first: bool
         raise Unreachable(f"{name}: cannot reach {t}: the SSH handshake or login failed: "
                           f"{e or type(e).__name__}") from None
     transport = client.get_transport()
-    if transport is not None:
-        transport.set_keepalive(5)
     try:
-        return client, client.open_sftp()
+        if transport is None:
+            raise paramiko.SSHException("no transport after login")
+        transport.set_keepalive(5)
+        # open_sftp()'s steps, with the channel's timeout set before the SFTP version exchange, so that a
+        # link gone silent right after login does not block that either.
+        chan = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        chan.settimeout(SFTP_TIMEOUT_S)
+        chan.invoke_subsystem("sftp")
+        return client, paramiko.SFTPClient(chan)
     except (OSError, paramiko.SSHException, EOFError) as e:
         client.close()
         if not first:

@@ -25,6 +25,8 @@ import shlex
 import stat
 import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,27 @@ def check_relpath(rel: str) -> str:
     return rel
 
 
+class SFTPFailure(Exception):
+    """An SFTP request failed without an errno: paramiko's form of the server's SSH_FX_FAILURE (a full disk,
+    a folder where a file goes) and also of a channel that closed under it. `_retry` tells them apart."""
+
+    def __init__(self, path: str, error: OSError):
+        super().__init__(f"{path}: {error}")
+        self.path = path
+        self.error = error
+
+
+@contextmanager
+def at(path: str) -> Iterator[None]:
+    """SFTP calls on `path`: an error without an errno (not a timeout) becomes an SFTPFailure naming it."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno is None and not isinstance(e, TimeoutError):
+            raise SFTPFailure(path, e) from e
+        raise
+
+
 class SSHTransport(Transport):
     """One board over SSH. Thread-confined: the fleet gives every board its own transport."""
 
@@ -123,7 +146,8 @@ class SSHTransport(Transport):
         """Run fn(); on a dropped link reconnect with backoff (0.5 s doubling to 10 s) for reconnect_max_s.
 
         Only a link that worked is waited for: a first connect that fails raises at once. A missing file or
-        a permission the board's SFTP server refused is an answer, not a drop, and is not retried.
+        a permission the board's SFTP server refused is an answer, not a drop, and is not retried; so is an
+        SFTP failure (no errno) while the link still answers. A timeout (a link gone silent) is a drop.
         """
         deadline: float | None = None
         delay = 0.5
@@ -136,7 +160,11 @@ class SSHTransport(Transport):
                 raise
             except (FileNotFoundError, PermissionError) as e:
                 raise TransportError(f"{self.name}: {what} on {self.target}: {e}") from None
-            except (Unreachable, LinkLost, OSError, EOFError, paramiko.SSHException) as e:
+            except (Unreachable, LinkLost, SFTPFailure, OSError, EOFError, paramiko.SSHException) as e:
+                if isinstance(e, SFTPFailure) and self._sftp_answers():
+                    raise TransportError(
+                        f"{self.name}: {what} on {self.target}: the board's SFTP server failed on {e.path}: "
+                        f"{e.error} (a full disk, or a folder where a file belongs?)") from None
                 if not self.connected_once:
                     raise  # the first connect failed: its error says why, and waiting would not help
                 now = time.monotonic()
@@ -176,6 +204,14 @@ class SSHTransport(Transport):
         except (OSError, EOFError, paramiko.SSHException):
             return False
 
+    def _sftp_answers(self) -> bool:
+        """After an SFTP error without an errno: is the SFTP channel still open and the link answering? Then
+        the error was the board's answer (SSH_FX_FAILURE), not a drop."""
+        sftp = self.sftp
+        if sftp is None or self.client is None or sftp.get_channel().closed:
+            return False
+        return self._link_answers()
+
     def run(self, argv: list[str], what: str, timeout: float = 120.0) -> tuple[int, str, str]:
         """Run a command of quoted words on the board (retrying a dropped link)."""
         return self._retry(what, lambda: self._exec(quote_command(argv), timeout))
@@ -206,7 +242,8 @@ class SSHTransport(Transport):
                 raise TransportError(f"{self.name}: connection.workdir: cannot create {self.workdir!r} on "
                                      f"{self.target}: {why(rc, err)}")
             assert self.sftp is not None
-            self.root = self.sftp.normalize(self.workdir)
+            with at(self.workdir):
+                self.root = self.sftp.normalize(self.workdir)
 
         self._retry("preparing the work folder", setup)
         version = self.python_version()
@@ -231,7 +268,7 @@ class SSHTransport(Transport):
             info.size = len(digest)
             tar.addfile(info, io.BytesIO(digest.encode()))
         archive = self._path(f"agent/{digest}.tar.gz")
-        with self.sftp.open(archive, "wb") as f:
+        with at(archive), self.sftp.open(archive, "wb") as f:
             f.write(buf.getvalue())
         tmp, final = self._path(f"agent/{digest}.part"), self._path(f"agent/{digest}")
         unpack = "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])"
@@ -247,7 +284,8 @@ class SSHTransport(Transport):
         def stat_() -> bool:
             assert self.sftp is not None
             try:
-                self.sftp.stat(self._path(rel))
+                with at(self._path(rel)):
+                    self.sftp.stat(self._path(rel))
                 return True
             except FileNotFoundError:
                 return False
@@ -264,7 +302,8 @@ class SSHTransport(Transport):
     def missing_models(self, filenames: list[str]) -> list[str]:
         def listing() -> set[str]:
             assert self.sftp is not None
-            return set(self.sftp.listdir(self._path("models")))
+            with at(self._path("models")):
+                return set(self.sftp.listdir(self._path("models")))
         have = self._retry("listing models", listing)
         return [f for f in filenames if f not in have]
 
@@ -275,8 +314,10 @@ class SSHTransport(Transport):
         def put() -> None:
             assert self.sftp is not None
             part = final + ".part"
-            self.sftp.put(str(local_path), part)
-            self.sftp.posix_rename(part, final)
+            with at(part):
+                self.sftp.put(str(local_path), part)
+            with at(final):
+                self.sftp.posix_rename(part, final)
         self._retry(f"uploading model {sha256[:12]}", put)
 
     def put_job(self, job_id: str, job_text: str) -> None:
@@ -287,9 +328,11 @@ class SSHTransport(Transport):
             rc, _, err = self._exec(quote_command(["mkdir", "-p", "--", d]))
             if rc != 0:
                 raise TransportError(f"{self.name}: cannot create {d}: {why(rc, err)}")
-            with self.sftp.open(posixpath.join(d, "job.json.part"), "w") as f:
+            part, final = posixpath.join(d, "job.json.part"), posixpath.join(d, "job.json")
+            with at(part), self.sftp.open(part, "w") as f:
                 f.write(job_text)
-            self.sftp.posix_rename(posixpath.join(d, "job.json.part"), posixpath.join(d, "job.json"))
+            with at(final):
+                self.sftp.posix_rename(part, final)
         self._retry(f"sending job {job_id}", put)
 
     def start(self, job_id: str) -> None:
@@ -334,7 +377,7 @@ class SSHTransport(Transport):
         def read() -> bytes:
             assert self.sftp is not None
             try:
-                with self.sftp.open(path, "rb") as f:
+                with at(path), self.sftp.open(path, "rb") as f:
                     f.seek(offset)
                     return f.read()
             except FileNotFoundError:
@@ -347,32 +390,45 @@ class SSHTransport(Transport):
         def read() -> bytes:
             assert self.sftp is not None
             try:
-                with self.sftp.open(path, "rb") as f:
+                with at(path), self.sftp.open(path, "rb") as f:
                     return f.read()
             except FileNotFoundError:
                 return b""
         return self._retry(f"reading the job file of {job_id}", read)
 
     def finished(self, job_id: str) -> int | None:
+        """None while the job runs, else its exit status; 255 when the board says it ended without a valid one.
+
+        The probe prints `<status> <alive>`: status is the exit_status file's number, `none` when there is no
+        file, `bad` when it is empty or not a number (power lost between the wrapper's write and its rename);
+        alive is `running` or `gone`. The processes are checked first: a wrapper that ends between the two
+        checks has renamed its file before it ended, so a finished job never reads as `none gone`. A zombie
+        is not alive: an orphaned wrapper waits for init to reap it, which a container's init may never do.
+        """
         d = self._path(job_dir(job_id))
         q = shlex.quote
+        status_file = q(d + "/exit_status")
         # Alive: the wrapper started first (agent.pid), or the runner that owns the job and its wrapper
         # (runner.json), which differ from the first when a resent start's runner won the record.
-        probe = (f"if [ -f {q(d + '/exit_status')} ]; then cat {q(d + '/exit_status')}; "
-                 f"else a=; for p in {self._pids_of(d)}; do kill -0 $p 2>/dev/null && a=1; done; "
-                 f"if [ -n \"$a\" ]; then echo running; else echo gone; fi; fi")
+        probe = (f"a=gone; for p in {self._pids_of(d)}; do kill -0 $p 2>/dev/null && "
+                 f"[ \"$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null)\" != Z ] && a=running; done; "
+                 f"if [ -f {status_file} ]; then s=$(head -c 64 {status_file} 2>/dev/null); "
+                 f"case $s in ''|*[!0-9]*) s=bad;; esac; else s=none; fi; echo \"$s $a\"")
 
         def poll() -> int | None:
-            rc, out, _ = self._exec(probe)
-            word = (out.split() or [""])[-1]  # the last word: a login banner may come first
-            if rc == 0 and word == "running":
-                return None
-            if rc == 0 and word == "gone":
-                return 255  # the board answered: killed without writing an exit status (reboot, kill -9)
-            if rc == 0 and word.isdigit():
-                return int(word)
-            # No sane answer is no answer: never a verdict on the job (a cut link once read as 255).
-            raise LinkLost(f"the job probe answered {out.strip()[-80:]!r} with exit status {rc}")
+            rc, out, err = self._exec(probe)
+            if rc == -1:  # the probe answered that the link is fine: the command itself was killed; ask again
+                raise LinkLost(f"the job probe was killed by a signal: {err.strip()[-200:]!r}")
+            words = out.split()[-2:]  # the last two words: a login banner may come first
+            if rc != 0 or len(words) != 2 or words[1] not in ("running", "gone"):
+                raise TransportError(f"{self.name}: cannot tell whether job {job_id} on {self.target} ended: the "
+                                     f"probe printed {out.strip()[-80:]!r} ({why(rc, err)})")
+            status, alive = words
+            if status.isdigit() and int(status) <= 255:
+                return int(status)
+            # No exit_status (killed: reboot, kill -9) or a damaged one: the job ended unless one of its
+            # processes is alive, and then the collected lines are all there is (255: no valid status).
+            return None if alive == "running" else 255
         return self._retry(f"polling job {job_id}", poll)
 
     @staticmethod
@@ -403,14 +459,16 @@ class SSHTransport(Transport):
     def list_jobs(self) -> list[str]:
         def listing() -> list[str]:
             assert self.sftp is not None
-            return sorted(a.filename for a in self.sftp.listdir_attr(self._path("jobs"))
-                          if stat.S_ISDIR(a.st_mode or 0) and SAFE_PART.match(a.filename))
+            with at(self._path("jobs")):
+                return sorted(a.filename for a in self.sftp.listdir_attr(self._path("jobs"))
+                              if stat.S_ISDIR(a.st_mode or 0) and SAFE_PART.match(a.filename))
         return self._retry("listing jobs", listing)
 
     def mark_ingested(self, job_id: str) -> None:
         def mark() -> None:
             assert self.sftp is not None
-            with self.sftp.open(self._path(f"{job_dir(job_id)}/ingested"), "w") as f:
+            path = self._path(f"{job_dir(job_id)}/ingested")
+            with at(path), self.sftp.open(path, "w") as f:
                 f.write("1")
         self._retry(f"marking {job_id}", mark)
 

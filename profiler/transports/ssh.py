@@ -11,8 +11,9 @@ Security rules kept here:
 - Host keys are verified (the keys and opening a session are ssh_hosts' business). An unknown or changed
   key is refused, and the message says how to check it and trust it.
 - Passwords are never used. Authentication is by key file, ssh-agent or the default keys.
-- Every remote command is built from shlex-quoted words. Every remote path is the work folder joined
-  with a checked relative path, so a job id or file name cannot leave it.
+- Every remote command is built from shlex-quoted words (a job's scripts are in ssh_scripts). Every
+  remote path is the work folder joined with a checked relative path, so a job id or file name cannot
+  leave it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import io
 import posixpath
 import re
 import secrets
-import shlex
 import stat
 import tarfile
 import time
@@ -32,7 +32,6 @@ from typing import Any
 
 import paramiko
 
-from agents.start import START_RECORD
 from profiler.config import DeviceConfig
 from profiler.transports.base import (
     Transport,
@@ -54,6 +53,7 @@ from profiler.transports.ssh_hosts import (
     quiet_paramiko,
     resolve_target,
 )
+from profiler.transports.ssh_scripts import probe_command, probe_verdict, quote_command, start_command, stop_command
 
 __all__ = ["AuthError", "HostKeyError", "IdentityFileError", "LinkLost", "SSHTransport", "Unreachable"]
 
@@ -61,7 +61,6 @@ SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # job ids, listed from 
 PATH_PART = re.compile(r"^[A-Za-z0-9._-]+$")  # one component of a path inside the work folder
 DEFAULT_WORKDIR = "edgeprof"
 MIN_PYTHON = (3, 6)
-ALREADY_STARTED = 3  # the agent's exit status when the job folder already records a start
 ALIVE = "edgeprof-link-alive"  # what the link probe prints
 
 
@@ -69,11 +68,6 @@ def why(rc: int, err: str) -> str:
     """The reason a remote command failed: its stderr's end, else its exit status."""
     text = err.strip()[-500:]
     return text or ("killed by a signal" if rc == -1 else f"exit status {rc}")
-
-
-def quote_command(argv: list[str]) -> str:
-    """One shell command line from words, every word quoted."""
-    return " ".join(shlex.quote(str(a)) for a in argv)
 
 
 def check_relpath(rel: str) -> str:
@@ -344,29 +338,8 @@ class SSHTransport(Transport):
         """
         if self.agent_dir is None:
             raise TransportError("prepare() must run before start()")
-        d = self._path(job_dir(job_id))
-        q = shlex.quote
-        token = secrets.token_hex(8)
-        record = q(f"{d}/{START_RECORD}")
-        mine = q(f'"token": "{token}"')  # the line runner.json holds when this start's runner owns the job
-        run = quote_command([self.python, "-m", "agents", "run", f"{d}/job.json", "--out", f"{d}/results.jsonl",
-                             "-q", "--board-lock", self._path("board.lock"), "--start-token", token])
-        # The exit status lands in a file, so the host can tell a finished job from a killed one; a runner
-        # that found the job already started (exit 3) must not overwrite the owner's.
-        part, final = q(d + "/exit_status.part"), q(d + "/exit_status")
-        inner = f"{run}; rc=$?; if [ $rc -ne {ALREADY_STARTED} ]; then echo $rc > {part} && mv {part} {final}; fi"
-        # `;` not `&&` before the `&`: a backgrounded && list would be a subshell holding the SSH channel
-        # open until the agent ends, and start() would block for the whole job. The log is appended to and
-        # agent.pid kept (noclobber) so that a resend cannot clobber the first runner's.
-        launch = (f"S=$(command -v setsid); PYTHONPATH={q(self.agent_dir)} $S nohup sh -c {q(inner)} "
-                  f">> {q(d + '/agent.log')} 2>&1 < /dev/null & P=$!; "
-                  f"(set -C; echo $P > {q(d + '/agent.pid')}) 2>/dev/null; echo started")
-        command = (f"cd {q(self.agent_dir)} || exit 1; "
-                   f"if [ ! -f {record} ]; then {launch}; "
-                   f"elif grep -qF {mine} {record}; "
-                   f"then echo following; "
-                   f"else echo \"already started by another host process: $(cat {record})\" >&2; "
-                   f"exit {ALREADY_STARTED}; fi")
+        command = start_command(self._path(job_dir(job_id)), self.agent_dir, self.python,
+                                self._path("board.lock"), secrets.token_hex(8))
         rc, _, err = self._retry(f"starting job {job_id}", lambda: self._exec(command))
         if rc != 0:
             raise TransportError(f"{self.name}: cannot start the agent on {self.target}: {why(rc, err)}")
@@ -397,23 +370,9 @@ class SSHTransport(Transport):
         return self._retry(f"reading the job file of {job_id}", read)
 
     def finished(self, job_id: str) -> int | None:
-        """None while the job runs, else its exit status; 255 when the board says it ended without a valid one.
-
-        The probe prints `<status> <alive>`: status is the exit_status file's number, `none` when there is no
-        file, `bad` when it is empty or not a number (power lost between the wrapper's write and its rename);
-        alive is `running` or `gone`. The processes are checked first: a wrapper that ends between the two
-        checks has renamed its file before it ended, so a finished job never reads as `none gone`. A zombie
-        is not alive: an orphaned wrapper waits for init to reap it, which a container's init may never do.
-        """
-        d = self._path(job_dir(job_id))
-        q = shlex.quote
-        status_file = q(d + "/exit_status")
-        # Alive: the wrapper started first (agent.pid), or the runner that owns the job and its wrapper
-        # (runner.json), which differ from the first when a resent start's runner won the record.
-        probe = (f"a=gone; for p in {self._pids_of(d)}; do kill -0 $p 2>/dev/null && "
-                 f"[ \"$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null)\" != Z ] && a=running; done; "
-                 f"if [ -f {status_file} ]; then s=$(head -c 64 {status_file} 2>/dev/null); "
-                 f"case $s in ''|*[!0-9]*) s=bad;; esac; else s=none; fi; echo \"$s $a\"")
+        """None while the job runs, else its exit status; 255 when the board says it ended without a valid one
+        (ssh_scripts.probe_command says how it tells)."""
+        probe = probe_command(self._path(job_dir(job_id)))
 
         def poll() -> int | None:
             rc, out, err = self._exec(probe)
@@ -423,22 +382,8 @@ class SSHTransport(Transport):
             if rc != 0 or len(words) != 2 or words[1] not in ("running", "gone"):
                 raise TransportError(f"{self.name}: cannot tell whether job {job_id} on {self.target} ended: the "
                                      f"probe printed {out.strip()[-80:]!r} ({why(rc, err)})")
-            status, alive = words
-            if status.isdigit() and int(status) <= 255:
-                return int(status)
-            # No exit_status (killed: reboot, kill -9) or a damaged one: the job ended unless one of its
-            # processes is alive, and then the collected lines are all there is (255: no valid status).
-            return None if alive == "running" else 255
+            return probe_verdict(*words)
         return self._retry(f"polling job {job_id}", poll)
-
-    @staticmethod
-    def _pids_of(d: str) -> str:
-        """Shell words listing the job's pids: agent.pid, and the pid and parent_pid that runner.json (and
-        status.json, which older agents alone wrote) hold, one key a line."""
-        q = shlex.quote
-        files = " ".join(q(f"{d}/{name}") for name in (START_RECORD, "status.json"))
-        return (f"$(cat {q(d + '/agent.pid')} 2>/dev/null) "
-                f"$(sed -n 's/^ *\"\\(parent_\\)\\{{0,1\\}}pid\": *\\([0-9][0-9]*\\).*/\\2/p' {files} 2>/dev/null)")
 
     def log_tail(self, job_id: str, n_lines: int = 20) -> str:
         _, out, _ = self.run(["tail", "-n", str(n_lines), self._path(f"{job_dir(job_id)}/agent.log")],
@@ -446,11 +391,7 @@ class SSHTransport(Transport):
         return out
 
     def stop(self, job_id: str) -> None:
-        d = self._path(job_dir(job_id))
-        # A wrapper leads its own session (setsid); TERM to its group reaches runner and worker, and TERM to
-        # each pid reaches the runner on boards without setsid.
-        script = (f"for p in {self._pids_of(d)}; do kill -TERM -- -$p 2>/dev/null; kill -TERM $p 2>/dev/null; "
-                  f"done; true")
+        script = stop_command(self._path(job_dir(job_id)))
         self._retry(f"stopping job {job_id}", lambda: self._exec(script))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.finished(job_id) is None:

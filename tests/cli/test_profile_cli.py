@@ -134,8 +134,18 @@ def test_ctrl_c_keeps_measurements_and_rerun_fills_the_rest(fast_cpu_config: Pat
     mark = tmp_path / "holding"
     args = [sys.executable, "-m", "edgeprof", "profile", str(fast_cpu_config), "--space", "nb201", "--n", str(n),
             "--db", str(db), "-q"]
-    p = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=dict(os.environ, **{HOLD_ENV: str(mark)}))
+    # A suite started in the background (`make test &`) ignores SIGINT and children inherit an ignored signal,
+    # so the host would never see the Ctrl-C this test sends: it is started with SIGINT handled, as from a
+    # terminal (a handled signal is reset to its default at exec, an ignored one is not).
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        p = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, **{HOLD_ENV: str(mark)}))
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         deadline = time.time() + 240
         while time.time() < deadline and p.poll() is None and not (mark.exists() and len(_ok_rows(db)) >= k):

@@ -6,18 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from profiler.testing.sshd import FAST
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 HELP_DIR = SHARED / "data" / "HELP" / "data"
 
-FAST_PROTOCOL = """
-[protocol]
-warmup_min_runs = 3
-warmup_min_s = 0.05
-min_runs = 5
-max_runs = 30
-target_rel_ci = 0.05
-"""
+FAST_PROTOCOL = FAST  # the short measurement protocol of every test board (one copy: profiler.testing.sshd)
 
 
 @pytest.fixture(autouse=True)

@@ -181,19 +181,13 @@ class Store:
             self.db = sqlite3.connect(str(self.path), timeout=30.0)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"{self.path}: cannot open the dataset: {e}") from None
-        try:
+        with self._closed_on_failure():
             self.db.row_factory = sqlite3.Row
             self._refuse_foreign()
             _retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             _retry_locked(self._setup_schema)
-        except sqlite3.DatabaseError as e:
-            self.db.close()
-            raise StoreError(_open_failure(self.path, e)) from None
-        except BaseException:
-            self.db.close()
-            raise
 
     def _open_readonly(self) -> None:
         """Open for reading only (see __init__). A file of an older schema is migrated first where it is
@@ -202,7 +196,7 @@ class Store:
             self.db = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=30.0)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"{self.path}: cannot open the dataset for reading: {e}") from None
-        try:
+        with self._closed_on_failure():
             self.db.row_factory = sqlite3.Row
             self._refuse_foreign()
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -220,6 +214,12 @@ class Store:
                 raise StoreError(f"{self.path}: written by an older edgeprof (schema {version}) and read-only "
                                  "here, so it cannot be upgraded: copy it somewhere writable and open it there once")
             self.db.execute("PRAGMA query_only=ON")
+
+    @contextmanager
+    def _closed_on_failure(self) -> Iterator[None]:
+        """Close the connection when opening fails; a database error becomes a StoreError naming the file."""
+        try:
+            yield
         except sqlite3.DatabaseError as e:
             self.db.close()
             raise StoreError(_open_failure(self.path, e)) from None

@@ -124,7 +124,12 @@ class SSHTransport(Transport):
     # --- connection ----------------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        self.client, self.sftp = open_session(self.target, self.name, self.config, first=not self.connected_once)
+        try:
+            self.client, self.sftp = open_session(self.target, self.name, self.config,
+                                                  first=not self.connected_once)
+        except LinkLost:
+            self.connected_once = True  # the login worked before the link went: reconnect with backoff
+            raise
         self.connected_once = True
 
     def _drop(self) -> None:

@@ -271,7 +271,10 @@ def open_session(target: Target, name: str, config: DeviceConfig, first: bool
         chan.invoke_subsystem("sftp")
         return client, paramiko.SFTPClient(chan)
     except (OSError, paramiko.SSHException, EOFError) as e:
+        dropped = transport is not None and not transport.is_active()
         client.close()
+        if dropped:  # the login worked and the link went: a drop to reconnect, not a board without SFTP
+            raise LinkLost(f"{name}: the link to {t} dropped right after the login: {e or type(e).__name__}") from None
         if not first:
             raise  # most likely the link dropped again: the caller retries
         raise Unreachable(f"{name}: {t} accepted the login but not SFTP ({e or type(e).__name__}); the "

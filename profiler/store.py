@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.protocol import RESULT_SCHEMA
+from profiler.accuracy import ACCURACIES_DDL, AccuracyRecord, accuracies, add_accuracies
 from profiler.store_files import (
     StoreError,
     _check_openable,
@@ -33,15 +34,17 @@ from profiler.store_files import (
 if TYPE_CHECKING:  # typing.Self is 3.11+ and hosts run 3.10; annotations are never evaluated at run time
     from typing_extensions import Self
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Additions per version, applied in order to older files (a database is never rebuilt from scratch).
 MIGRATIONS = {
     2: """
 ALTER TABLE measurements ADD COLUMN device_median_ms REAL;
 ALTER TABLE measurements ADD COLUMN device_latency TEXT;
 """,
+    3: ACCURACIES_DDL,  # profiler/accuracy.py
 }
-# The oldest schema a read-only open reads as it is (the columns `rows` selects exist from version 2 on).
+# The oldest schema a read-only open reads as it is (the columns `rows` selects exist from version 2 on;
+# without the accuracies table of version 3 a dataset reads as holding no accuracy).
 READABLE_FROM = 2
 STAT_FIELDS = ("median", "mean", "std", "min", "max", "p10", "p90", "p99", "iqr_mean")
 
@@ -110,7 +113,7 @@ CREATE TABLE IF NOT EXISTS samples (
     timed BLOB,
     warmup BLOB
 );
-"""
+""" + ACCURACIES_DDL
 
 
 @dataclass(frozen=True)
@@ -376,7 +379,16 @@ class Store:
                        (cur.lastrowid, _blob(r.get("samples_ms")), _blob(r.get("warmup_ms"))))
         return 1
 
+    def add_accuracies(self, records: Iterable[AccuracyRecord]) -> dict[str, int]:
+        """profiler.accuracy.add_accuracies: {"added", "skipped", "replaced"}."""
+        return add_accuracies(self, records)
+
     # --- reads ---------------------------------------------------------------------------------------
+
+    def accuracies(self, space: str, task: str, metric: str = "test_accuracy",
+                   source: str | None = None) -> dict[str, float]:
+        """profiler.accuracy.accuracies: {arch_id: value}, {} when none."""
+        return accuracies(self, space, task, metric, source)
 
     def measured_archs(self, device: str, space: str, backend: str, precision: str, batch: int) -> set[str]:
         """Arch ids of `space` that already have an ok measurement under these settings."""

@@ -135,7 +135,7 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     with Store(p) as s:
         cols = {r[1] for r in s.db.execute("PRAGMA table_info(measurements)")}
         assert {"device_median_ms", "device_latency"} <= cols
-        assert s.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         s.add_results([result("t1", "a" * 64)])
         assert s.counts() == {"devices": 1, "models": 0, "measurements": 1}
 

@@ -1,4 +1,9 @@
-"""Views of the store: a per-device summary and flat exports (CSV, Parquet)."""
+"""Views of the store: a per-device summary and flat exports (CSV, Parquet).
+
+Accuracy records (profiler/accuracy.py) appear in both: the summary's "accuracy" list (n, min, median, max per
+space, task, metric and source), and the export either as their own table (`table="accuracies"`) or, in the
+measurement table, as one column per (task, metric) joined on (space, arch_id): `cifar100_test_accuracy`, empty
+where the network has no record (`<task>_<metric>_<source>` where several sources hold the same figures)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from profiler.accuracy import accuracy_rows, accuracy_summary
 from profiler.store import Store
 from spaces.errors import UserInputError
 
@@ -20,6 +26,9 @@ EXPORT_COLUMNS = (
     "p99_ms", "iqr_mean_ms", "cv", "n", "ci_halfwidth_ms", "converged", "energy_mj", "flops", "params",
     "mem_access", "intensity", "device_median_ms", "job_id", "task_id", "source", "measured_at",
 )
+ACCURACY_COLUMNS = ("space", "arch_id", "task", "metric", "value", "source", "space_config", "provenance",
+                    "added_at")
+TABLES = ("measurements", "accuracies")
 # Environment facts worth showing per group (the full record stays in the store).
 ENV_KEYS = ("hostname", "platform", "kernel", "board_model", "l4t", "jetpack", "agent_version")
 
@@ -73,38 +82,68 @@ def summarize(store: Store, device: str | None = None) -> dict[str, Any]:
         g["first_measured"] = min((r["measured_at"] or "" for r in rows), default=None)
         g["last_measured"] = max((r["measured_at"] or "" for r in rows), default=None)
         out.append(g)
-    return {"db": str(store.path), "counts": store.counts(), "groups": out}
+    return {"db": str(store.path), "counts": store.counts(), "groups": out, "accuracy": accuracy_summary(store)}
+
+
+def accuracy_columns(store: Store) -> dict[str, dict[tuple[str, str], float]]:
+    """{column name: {(space, arch_id): value}} of every (task, metric[, source]) the dataset holds."""
+    groups = accuracy_summary(store)
+    sources: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for g in groups:
+        sources[(g["task"], g["metric"])].add(g["source"])
+    columns: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
+    for r in accuracy_rows(store):
+        name = f"{r['task']}_{r['metric']}"
+        if len(sources[(r["task"], r["metric"])]) > 1:
+            name += f"_{r['source']}"
+        columns[name][(r["space"], r["arch_id"])] = float(r["value"])
+    return dict(columns)
 
 
 def export(store: Store, path: str | Path, fmt: str | None = None, device: str | None = None,
-           with_samples: bool = False) -> int:
-    """Write every measurement as one flat row; Parquet also carries the raw samples when asked."""
+           with_samples: bool = False, table: str = "measurements") -> int:
+    """Write every measurement (or, with table="accuracies", every accuracy record) as one flat row; Parquet also
+    carries the raw samples when asked. Measurement rows carry the accuracy columns (module docstring)."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".").lower()
     if fmt not in ("csv", "parquet"):
         raise UserInputError(f"export format must be csv or parquet (from --format or the file suffix), got {fmt!r}")
+    if table not in TABLES:
+        raise UserInputError(f"--table must be one of {', '.join(TABLES)}, got {table!r}")
+    if table == "accuracies":
+        if device is not None or with_samples:
+            raise UserInputError("--device and --samples select measurements; the accuracies table has neither")
+        rows = [{c: r[c] for c in ACCURACY_COLUMNS} for r in accuracy_rows(store)]
+        _write(path, fmt, list(ACCURACY_COLUMNS), rows)
+        return len(rows)
+    extra = accuracy_columns(store)
     rows = store.rows(device=device)
-    table = [{c: r.get(c) for c in EXPORT_COLUMNS} for r in rows]
-    if with_samples:
-        for t in table:
-            t["samples_ms"] = store.samples(t["id"])[0].tolist()
+    cols = list(EXPORT_COLUMNS) + sorted(extra) + (["samples_ms"] if with_samples else [])
+    out = []
+    for r in rows:
+        t = {c: r.get(c) for c in EXPORT_COLUMNS}
+        for name in sorted(extra):
+            t[name] = extra[name].get((r["space"], r["arch_id"]))
+        if with_samples:
+            samples = store.samples(t["id"])[0].tolist()
+            t["samples_ms"] = json.dumps(samples) if fmt == "csv" else samples
+        out.append(t)
+    _write(path, fmt, cols, out)
+    return len(out)
+
+
+def _write(path: Path, fmt: str, cols: list[str], rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        cols = list(EXPORT_COLUMNS) + (["samples_ms"] if with_samples else [])
         with open(path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=cols)
             w.writeheader()
-            for t in table:
-                if with_samples:
-                    t["samples_ms"] = json.dumps(t["samples_ms"])
-                w.writerow(t)
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+            w.writerows(rows)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-        cols = {c: [t[c] for t in table] for c in table[0]} if table else {c: [] for c in EXPORT_COLUMNS}
-        pq.write_table(pa.table(cols), path)
-    return len(table)
+    pq.write_table(pa.table({c: [r[c] for r in rows] for c in cols}), path)
 
 
 def layer_table(store: Store, device: str, space: str, by: str = "layer", arch_id: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The latency dataset: `summary` per device and space, `layers`, `import` published tables, `export`."""
+"""The dataset: `summary` per device and space (and accuracy), `layers`, `import` published tables, `export`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.table import Table
 from edgeprof.arguments import check_out_path
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import count_progress, err, out, print_json
-from profiler.dataset import export, layer_table, summarize
+from profiler.dataset import TABLES, export, layer_table, summarize
 from profiler.store import Store
 from spaces.errors import UserInputError
 
@@ -29,22 +29,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lay.add_argument("--by", choices=("layer", "op_type"), default="layer")
     lay.add_argument("--arch", help="one architecture id instead of the mean over models")
     lay.add_argument("--json", action="store_true", help="print JSON")
-    imp = sub.add_parser("import", help="bring published latency tables into the dataset (idempotent)")
-    imp.add_argument("format", choices=("help", "latbench", "hwnasbench360"))
+    imp = sub.add_parser("import", help="bring published latency or accuracy tables into the dataset (idempotent)")
+    imp.add_argument("format", choices=("help", "latbench", "hwnasbench360", "nb201-accuracy"))
     imp.add_argument("path", help="HELP: its folder (or the shared folder); LatBench: a .pickle; "
-                                  "HW-NAS-Bench-360: a .parquet")
+                                  "HW-NAS-Bench-360: a .parquet; nb201-accuracy: a .csv (index,arch,test_accuracy)")
     imp.add_argument("--db", default=DEFAULT_DB)
     imp.add_argument("--devices", help="comma-separated device names to import (default all)")
     imp.add_argument("--space", help="HELP: nb201 or fbnet (default both); HW-NAS-Bench-360: the space (nb201)")
     imp.add_argument("--device", help="LatBench: the device name (default: from the file name)")
+    imp.add_argument("--task", help="nb201-accuracy: the task (default: the file name, e.g. cifar100)")
     imp.add_argument("--json", action="store_true", help="print JSON")
     imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    e = sub.add_parser("export", help="write every measurement as a flat table")
+    e = sub.add_parser("export", help="write every measurement (with accuracy columns) or accuracy record as a "
+                                      "flat table")
     e.add_argument("out", help="output file (.csv or .parquet)")
     e.add_argument("--db", default=DEFAULT_DB)
     e.add_argument("--device", help="only this device")
     e.add_argument("--format", choices=("csv", "parquet"), help="default: from the file suffix")
     e.add_argument("--samples", action="store_true", help="include the raw per-run samples")
+    e.add_argument("--table", choices=TABLES, default="measurements",
+                   help="measurements (one column per task and accuracy metric joined on the arch) or accuracies")
     e.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -61,6 +65,14 @@ def summary_table(summary: dict) -> Table:
     return t
 
 
+def accuracy_table(summary: dict) -> Table:
+    t = Table("space", "task", "metric", "source", "n", "min", "median", "max", title="accuracy records")
+    for g in summary["accuracy"]:
+        t.add_row(g["space"], g["task"], g["metric"], g["source"], str(g["n"]),
+                  *(f"{g[k]:.4g}" for k in ("min", "median", "max")))
+    return t
+
+
 def _open(db: str) -> Store:
     return Store(db, readonly=True)  # summary, layers and export only read: a read-only dataset works
 
@@ -70,6 +82,8 @@ def run_import(args: argparse.Namespace) -> int:
 
     if not Path(args.path).exists():
         raise UserInputError(f"{args.path}: no such file or folder")
+    if args.format == "nb201-accuracy":
+        return _import_accuracy(args)
     devices = [d for d in (args.devices or "").split(",") if d] or None
     with Store(args.db) as store:
         if args.format == "help":
@@ -90,6 +104,19 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_accuracy(args: argparse.Namespace) -> int:
+    from predictors.importers import IMPORTERS
+
+    with Store(args.db) as store:
+        summary = IMPORTERS[args.format](store, args.path, task=args.task)
+    if args.json:
+        print_json(summary)
+    else:
+        err.print(f"{args.format}: {summary['added']} added, {summary['skipped']} skipped, {summary['replaced']} "
+                  f"replaced ({summary['space']} {summary['task']} {summary['metric']}) -> {args.db}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "import":
         return run_import(args)
@@ -101,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print_json(s)
             else:
-                out.print(summary_table(s))
+                if s["groups"] or not s["accuracy"]:
+                    out.print(summary_table(s))
+                if s["accuracy"]:
+                    out.print(accuracy_table(s))
             return 0
         if args.action == "layers":
             t = layer_table(store, args.device, args.space, by=args.by, arch_id=args.arch)
@@ -114,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                     table.add_row(g["group"], f"{g['time_ms']:.4f}", f"{100 * g['share']:.1f}%")
                 out.print(table)
             return 0
-        n = export(store, args.out, fmt=args.format, device=args.device, with_samples=args.samples)
+        n = export(store, args.out, fmt=args.format, device=args.device, with_samples=args.samples, table=args.table)
     if args.json:
         print_json({"rows": n, "out": args.out})
     else:

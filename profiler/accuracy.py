@@ -94,6 +94,7 @@ def add_accuracies(store: Store, records: Iterable[AccuracyRecord]) -> dict[str,
     counts = {"added": 0, "skipped": 0, "replaced": 0}
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with store._tx() as db:
+        db.execute("BEGIN IMMEDIATE")  # read and write under one lock: another writer cannot skew the counts
         known: dict[tuple[str, ...], float] = {}
         for group in {(r.space, r.task, r.metric, r.source) for r in records}:
             for arch_id, value in db.execute(

@@ -82,8 +82,14 @@ def run_import(args: argparse.Namespace) -> int:
 
     if not Path(args.path).exists():
         raise UserInputError(f"{args.path}: no such file or folder")
+    latency_options = [o for o, v in (("--devices", args.devices), ("--device", args.device),
+                                      ("--space", args.space)) if v]
     if args.format == "nb201-accuracy":
+        if latency_options:
+            raise UserInputError(f"{', '.join(latency_options)}: for latency tables, not nb201-accuracy")
         return _import_accuracy(args)
+    if args.task:
+        raise UserInputError(f"--task is for nb201-accuracy, not {args.format}")
     devices = [d for d in (args.devices or "").split(",") if d] or None
     with Store(args.db) as store:
         if args.format == "help":

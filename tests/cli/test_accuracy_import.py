@@ -126,6 +126,11 @@ def test_the_task_comes_from_the_file_name_or_task(tmp_path: Path, capsys: pytes
     assert code == 0, err
     with Store(tmp_path / "a.db") as s:
         assert s.accuracies("nb201", "cifar100") == {SPACE.arch_id(SPACE.from_index(0)): 50.0}
+    code, _, err = cli(capsys, "dataset", "import", "nb201-accuracy", path, "--db", tmp_path / "a.db", "--space",
+                       "fbnet")
+    assert code == 2 and "--space: for latency tables, not nb201-accuracy" in err, err
+    code, _, err = cli(capsys, "dataset", "import", "latbench", path, "--db", tmp_path / "a.db", "--task", "x")
+    assert code == 2 and "--task is for nb201-accuracy, not latbench" in err, err
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ VENV310 ?= .venv310
 # pyproject.toml's dependencies without torch (its CPU wheel pinned above has no 3.10 build), so the 3.10 test
 # covers the commands that need no torch; tests/test_py310.py checks this list against pyproject.toml.
 HOST_DEPS_NO_TORCH := numpy>=1.24 onnx>=1.15 onnxruntime>=1.17 rich>=13 pyarrow>=14 scipy>=1.10 paramiko>=3.4 \
-	scikit-learn>=1.3 matplotlib>=3.7 tomli>=2
+	scikit-learn>=1.3 matplotlib>=3.7 tomli>=2 pymoo>=0.6
 
 .PHONY: demo test install install-test lint clean sshd
 

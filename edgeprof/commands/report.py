@@ -130,7 +130,12 @@ def run_search(args: argparse.Namespace) -> int:
     from hwsearch.judge import judge, load_table, plot_search_report
 
     results = [load_result(r) for r in args.results]
-    out = check_out_path(args.out or default_png(args.results[0]), folder=False)
+    out = Path(args.out or default_png(args.results[0]))
+    if out.is_dir():
+        raise UserInputError(f"--out {out}: is a folder; give a file name such as {out / 'report.png'}")
+    if out.suffix.lower() != ".png":
+        raise UserInputError(f"--out {out}: the report is a PNG; give a file name ending in .png")
+    check_out_path(out, folder=False)
     first = results[0]
     for path, r in zip(args.results[1:], results[1:], strict=True):
         for key in ("space", "metric"):

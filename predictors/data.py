@@ -220,3 +220,35 @@ def data_fingerprint(arch_ids: Sequence[str], y_ms: np.ndarray) -> str:
     for arch_id, ms in sorted(zip(arch_ids, y.tolist(), strict=True)):
         h.update(f"{arch_id}\t{ms!r}\n".encode())
     return h.hexdigest()
+
+
+class NoAccuracyDataError(UserInputError):
+    """No accuracy figures of a space/task/metric in the store: the message lists what the store has."""
+
+
+def load_accuracy(store: Store, space: str, task: str, metric: str = "test_accuracy", source: str | None = None
+                  ) -> tuple[list[str], np.ndarray]:
+    """(sorted arch ids, accuracy per arch) of one space, task and metric from the store's accuracy table.
+
+    The accuracy predictors (supervised kinds with --quantity accuracy, maml-acc) read their pairs here, so
+    they train on what `edgeprof dataset import nb201-accuracy` (or a project's own training) stored, in the
+    store's unit (percent for accuracies). NoAccuracyDataError naming the request and listing the store's
+    (space, task, metric, source) groups when none match; several sources and no `source` is the store's
+    own UserInputError naming them.
+    """
+    from profiler.accuracy import accuracies, accuracy_summary
+
+    got = accuracies(store, space, task, metric, source)
+    if not got:
+        groups = accuracy_summary(store)
+        have = "; ".join(f"space {g['space']} task {g['task']} metric {g['metric']} source {g['source']} "
+                         f"({g['n']} archs)" for g in groups)
+        tasks = sorted({g["task"] for g in groups if g["space"] == space})
+        asked = f"space {space!r}, task {task!r}, metric {metric!r}" + (f", source {source!r}" if source else "")
+        raise NoAccuracyDataError(
+            f"no accuracy figures for {asked} in {store.path}; "
+            + (f"tasks with {space} accuracy: {', '.join(tasks)}; " if tasks else f"no {space} accuracy; ")
+            + (f"the store holds: {have}" if have else "the store holds no accuracy at all (import some with "
+               "`edgeprof dataset import nb201-accuracy PATH`)"))
+    ids = sorted(got)
+    return ids, np.array([got[a] for a in ids], dtype=np.float64)

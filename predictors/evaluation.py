@@ -2,6 +2,8 @@
 on. Shared by `edgeprof evaluate`, `adapt` and `report`, so all three score the same split, read the
 device's data under the predictor's own space config unless told otherwise (`load_for`), and refuse a
 meta-trained predictor that was never adapted with the command that adapts it (`refusing_unadapted`).
+An accuracy predictor (card quantity "accuracy") is scored the same way on a task's accuracy figures from
+the store (`evaluate_saved_accuracy`), its errors in accuracy points (`accuracy_summary_line`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from predictors.base import LatencyPredictor
-from predictors.data import NoDeviceDataError, NoMatchingSettingError, load_xy, no_data_error
+from predictors.data import NoDeviceDataError, NoMatchingSettingError, load_accuracy, load_xy, no_data_error
 from predictors.fewshot import NotAdaptedError
 from predictors.io import load_predictor, read_card, read_train_archs
 from predictors.metrics import report
@@ -61,6 +63,10 @@ def load_for(pred: LatencyPredictor, store: Store, device: str, **setting: Any) 
     several configs needs no --space-config when one of them is the predictor's."""
     card = getattr(pred, "card_", {})
     quantity = card.get("quantity", "latency")
+    if quantity == "accuracy":
+        raise UserInputError(f"the {pred.kind!r} predictor predicts accuracy ({card.get('metric')} on "
+                             f"{card.get('task') or 'a task'}), not a device's {device} measurements: score it "
+                             "on a task with --task")
     own = setting.get("space_config") is None
     if own:
         setting["space_config"] = (card.get("space") or {}).get("config") or pred.space_obj().config
@@ -92,6 +98,46 @@ def foreign_device_warning(path: str | Path, device: str) -> str | None:
         return None
     return (f"{path} was trained for {', '.join(devices)}, not {device}: these scores are of a predictor used on "
             f"another device (adapt it with `edgeprof adapt` or train one on {device} to predict there)")
+
+
+def accuracy_summary_line(m: dict[str, Any]) -> str:
+    """A `report` of an accuracy predictor on one line: ranks, then errors in accuracy points (not ms). MAPE
+    is left out: relative to a 1% (chance-level) network's accuracy, any miss is huge, so it reads the tail."""
+    return (f"ρ {m['spearman']:.3f}  τ {m['kendall']:.3f}  MAE {m['mae']:.2f} pts  RMSE {m['rmse']:.2f} pts  "
+            f"(n={m['n']}, {m['n_target_samples']} target samples, {m['split']})")
+
+
+def check_accuracy_predictor(pred: LatencyPredictor, path: str | Path) -> dict[str, Any]:
+    """The card of a saved accuracy predictor; a latency or energy one is refused, naming --device."""
+    card = getattr(pred, "card_", {})
+    quantity = card.get("quantity", "latency")
+    if quantity != "accuracy":
+        raise UserInputError(f"{path} predicts {quantity} of a device, not accuracy: score it on a device's "
+                             "measurements with --device (--task is for accuracy predictors)")
+    return card
+
+
+def foreign_task_warning(path: str | Path, task: str) -> str | None:
+    """A warning when an accuracy predictor is scored on another task than the one it was trained or adapted
+    on (a cifar100 predictor on imagenet16 measures transfer); None otherwise, and for maml-acc's meta-tasks."""
+    card = read_card(path)
+    own = card.get("task")
+    if not own or own == task:
+        return None
+    return (f"{path} was trained for task {own}, not {task}: these scores are of a predictor used on another "
+            f"task")
+
+
+def evaluate_saved_accuracy(path: str | Path, store: Store, task: str, metric: str | None = None,
+                            source: str | None = None) -> Evaluation:
+    """`held_out` of a saved accuracy predictor on the store's figures of `task` (its card's metric and source
+    unless given), without the archs it was trained, meta-trained or adapted on."""
+    pred = load_predictor(path)
+    card = check_accuracy_predictor(pred, path)
+    ids, y = load_accuracy(store, pred.space, task, metric or card.get("metric") or "test_accuracy",
+                           source if source is not None else card.get("source"))
+    seen = read_train_archs(path)
+    return held_out(pred, ids, y, seen, f"task {task}", n_target_samples=len(seen), what=str(path))
 
 
 def evaluate_saved(path: str | Path, store: Store, device: str, **setting: Any) -> Evaluation:

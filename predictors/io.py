@@ -105,7 +105,7 @@ def _write_atomic(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-QUANTITIES = {"latency": "ms", "energy": "mJ"}
+QUANTITIES = {"latency": "ms", "energy": "mJ", "accuracy": "%"}
 CARD_SHA = "card_sha256"
 
 
@@ -136,16 +136,20 @@ def check_out_folder(path: str | Path, force: bool = False, option: str = "--out
 
 def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, Any] | None = None,
                    data_fingerprint: str | None = None, devices: Sequence[str] | str | None = None,
-                   quantity: str = "latency", train_archs: Sequence[str] | None = None) -> Path:
+                   quantity: str = "latency", train_archs: Sequence[str] | None = None, task: str | None = None,
+                   metric: str | None = None, source: str | None = None) -> Path:
     """Write the fitted `pred` to the folder `path` (created; files replaced); returns the folder.
 
     `metrics` are held-out metrics (e.g. `predictors.metrics.report`), `data_fingerprint` names the
     training data (`predictors.data.data_fingerprint`), `devices` the target device(s), `quantity` what
-    it predicts: "latency" (ms) or "energy" (mJ), so a search cannot mistake one for the other.
-    `train_archs`: the target device's archs it was trained or adapted on (`read_train_archs`).
+    it predicts: "latency" (ms), "energy" (mJ) or "accuracy" (%, of `metric` on `task` from the store's
+    accuracy table, `source` when one was named), so a search cannot mistake one for another.
+    `train_archs`: the target device's (or task's) archs it was trained or adapted on (`read_train_archs`).
     """
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
+    if (quantity == "accuracy") != (metric is not None):
+        raise ValueError("an accuracy predictor's card names its metric, and only an accuracy predictor's does")
     pred.check_is_fitted()
     try:
         registered = predictor_class(pred.kind)
@@ -174,6 +178,7 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
         "unit": QUANTITIES[quantity],
         "devices": [devices] if isinstance(devices, str) else list(devices or []),
         "data_fingerprint": data_fingerprint,
+        **({"task": task, "metric": metric, "source": source} if quantity == "accuracy" else {}),
         "metrics": metrics,
         "versions": package_versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -71,7 +71,7 @@ class MetaAccuracyPredictor(FewShotPredictor):
     def meta_fit(self, tasks: Mapping[str, tuple[Sequence[str], np.ndarray]]) -> MetaAccuracyPredictor:
         """Meta-train on `tasks[name] = (arch_ids, accuracies)` (one proxy task is enough). Forgets any fit."""
         self._validate_params()
-        for k in ("fitted_", "adapted_", "adapted_params_"):
+        for k in ("fitted_", "adapted_", "adapted_params_", "meta_tasks_"):
             self.__dict__.pop(k, None)
         if len(tasks) < 1:
             raise ValueError("meta_fit needs at least one task")
@@ -106,6 +106,7 @@ class MetaAccuracyPredictor(FewShotPredictor):
                           f"{time.perf_counter() - t0:.0f}s")
         self.engine_ = engine
         self.n_features_ = int(data[0][0].shape[1])
+        self.meta_tasks_ = [str(name) for name in tasks]
         self.fitted_ = True
         return self
 
@@ -146,7 +147,8 @@ class MetaAccuracyPredictor(FewShotPredictor):
         arrays = engine_state(self.engine_)
         extra: dict[str, Any] = {"kind": self.kind, "n_features": self.n_features_, "norm": list(self.norm_),
                                  "target": {"transform": "identity", "mean": self.norm_[0], "std": self.norm_[1]},
-                                 "adapted": bool(getattr(self, "adapted_", False))}
+                                 "adapted": bool(getattr(self, "adapted_", False)),
+                                 "meta_tasks": list(getattr(self, "meta_tasks_", []))}
         if extra["adapted"]:
             arrays.update({f"a.{n}": p.numpy().copy() for n, p in self.adapted_params_.items()})
             extra["n_target_samples"] = self.n_target_samples_
@@ -161,6 +163,7 @@ class MetaAccuracyPredictor(FewShotPredictor):
         self.engine_ = engine
         self.n_features_ = int(extra["n_features"])
         self.norm_ = (float(extra["norm"][0]), float(extra["norm"][1]))
+        self.meta_tasks_ = [str(t) for t in extra.get("meta_tasks", [])]  # [] in files saved before it was kept
         self.fitted_ = True
         if extra.get("adapted"):
             self.adapted_params_ = {n: state_array(arrays, f"a.{n}", tuple(p.shape))

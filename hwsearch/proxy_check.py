@@ -30,6 +30,7 @@ from torch import nn
 
 from hwsearch.data import batches
 from hwsearch.gumbel import arch_onehot
+from hwsearch.pareto import regret
 from spaces import SearchSpace
 
 
@@ -99,6 +100,22 @@ def pick_regret(proxy: Sequence[float], true: Sequence[float], allowed: Sequence
     return {"n": int(idx.size), "proxy_pick": by_proxy, "true_pick": by_truth,
             "proxy_pick_accuracy": float(t[by_proxy]), "best_accuracy": float(t[by_truth]),
             "regret": float(t[by_truth] - t[by_proxy])}
+
+
+def blind_regret(cost: Sequence[float], accuracy: Sequence[float], target: float, tolerance: float = 0.05
+                 ) -> dict[str, Any]:
+    """What hitting the latency alone buys: the regret (best accuracy at <= its cost - its accuracy) of the
+    archs whose cost is within `tolerance` (relative) of `target`, i.e. of a search that lands on the target
+    and knows nothing of accuracy. {"n", "mean", "median", "min", "max"} (regrets None when n is 0). Pure."""
+    c, a = np.asarray(cost, dtype=float), np.asarray(accuracy, dtype=float)
+    if not (math.isfinite(target) and target > 0 and tolerance >= 0):
+        raise ValueError(f"blind_regret: target must be > 0 and tolerance >= 0, got {target!r}, {tolerance!r}")
+    near = np.abs(c / target - 1.0) <= tolerance
+    if not near.any():
+        return {"n": 0, "tolerance": tolerance, "mean": None, "median": None, "min": None, "max": None}
+    r = np.asarray(regret(c[near], a[near], c, a), dtype=float)
+    return {"n": int(near.sum()), "tolerance": tolerance, "mean": float(r.mean()), "median": float(np.median(r)),
+            "min": float(r.min()), "max": float(r.max())}
 
 
 @dataclass

@@ -9,6 +9,7 @@ import torch
 from search_helpers import NB_CONFIG, random_data
 
 from hwsearch.proxy_check import (
+    blind_regret,
     one_layer_neighbours,
     path_accuracy,
     pick_regret,
@@ -47,6 +48,17 @@ def test_pick_regret_hand_made():
     assert (r["n"], r["proxy_pick"], r["true_pick"], r["regret"]) == (2, 0, 1, pytest.approx(10.0))
     assert pick_regret(proxy, true, allowed=[False] * 4) == {"n": 0}
     assert pick_regret(true, true)["regret"] == 0.0  # a perfect proxy loses nothing
+
+
+def test_blind_regret_hand_made():
+    """Front (1, 50), (2, 60), (3, 70); the archs near cost 2 regret 0 (on the front) and 25 (2, 35)."""
+    cost, acc = [1.0, 2.0, 2.05, 3.0, 1.96], [50.0, 60.0, 35.0, 70.0, 60.0]
+    r = blind_regret(cost, acc, target=2.0, tolerance=0.05)
+    assert r["n"] == 3
+    assert (r["mean"], r["min"], r["max"]) == (pytest.approx(25 / 3), 0.0, 25.0)
+    assert blind_regret(cost, acc, target=10.0)["n"] == 0
+    with pytest.raises(ValueError, match="target must be > 0"):
+        blind_regret(cost, acc, target=0.0)
 
 
 def test_path_accuracy_is_the_built_networks_accuracy(nb_space):

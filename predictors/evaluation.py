@@ -52,9 +52,21 @@ def refusing_unadapted(folder: str | Path) -> Iterator[None]:
     try:
         yield
     except NotAdaptedError:
+        if _card_quantity(folder) == "accuracy":
+            raise UnadaptedPredictorError(
+                f"{folder} is meta-trained but not adapted to a task yet: run `edgeprof adapt {folder} --db DB "
+                "--task TASK --samples 10 --out ADAPTED` and use ADAPTED") from None
         raise UnadaptedPredictorError(
             f"{folder} is meta-trained but not adapted to a device yet: run `edgeprof adapt {folder} --db DB "
             "--device DEVICE --samples 10 --out ADAPTED` and use ADAPTED") from None
+
+
+def _card_quantity(folder: str | Path) -> str | None:
+    """The quantity on a predictor folder's card; None when `folder` is no readable predictor folder (a label)."""
+    try:
+        return read_card(folder).get("quantity", "latency")
+    except (UserInputError, OSError):
+        return None
 
 
 def load_for(pred: LatencyPredictor, store: Store, device: str, **setting: Any) -> tuple[list[str], np.ndarray]:

@@ -8,9 +8,10 @@ array is refused both when saving and when loading: loading never unpickles anyt
 would tie non-torch predictors to torch.)
 
 The card holds: format and version, kind, params (space and space config included), feature spec, target
-transform and normalisation, devices, a fingerprint of the training data, held-out metrics, package
-versions, creation time, and the predictor's JSON state. `load_predictor` rebuilds through the registry
-and `from_state`; an unknown kind or a newer format is a clear error, not a guess.
+transform and normalisation, the quantity and its unit (latency ms, energy mJ, accuracy %), devices (none
+for accuracy, which is a task's: its task, metric and source instead), a fingerprint of the training data,
+held-out metrics, package versions, creation time, and the predictor's JSON state. `load_predictor`
+rebuilds through the registry and `from_state`; an unknown kind or a newer format is a clear error, not a guess.
 
 Integrity: the card holds the sha256 of `arrays.npz` (`arrays_sha256`) and of its own content
 (`card_sha256`: the card's canonical JSON without that field), so flipped bytes in the arrays, arrays

@@ -136,3 +136,16 @@ def test_maml_acc_keeps_its_meta_tasks(acc_store: Path, tmp_path: Path) -> None:
     assert pred.meta_tasks_ == ["cifar100", "proxy"]
     save_predictor(pred, tmp_path / "m", quantity="accuracy", metric="test_accuracy")
     assert load_predictor(tmp_path / "m").meta_tasks_ == ["cifar100", "proxy"]
+
+
+@needs_data
+def test_an_unadapted_maml_acc_folder_is_sent_to_adapt_with_a_task(acc_store: Path, tmp_path: Path) -> None:
+    from predictors.evaluation import UnadaptedPredictorError, refusing_unadapted
+
+    ids, y = load_pairs(acc_store)
+    save_predictor(MetaAccuracyPredictor(meta_iters=2).meta_fit({"cifar100": (ids, y)}), tmp_path / "m",
+                   quantity="accuracy", metric="test_accuracy")
+    pred = load_predictor(tmp_path / "m")
+    with pytest.raises(UnadaptedPredictorError, match=r"not adapted to a task yet: run `edgeprof adapt .* --task"), \
+            refusing_unadapted(tmp_path / "m"):
+        pred.check_is_adapted()

@@ -1,7 +1,10 @@
 """Domino's meta-accuracy predictor, kind "maml-acc" (thesis ch.5, §3.5): a 128-64-1 MLP meta-trained with
 MAML (one inner step, predictors.maml) on (arch, accuracy) pairs from proxy tasks and adapted with a few
 pairs from the target task. Unlike the thesis' per-pair formulation, episodes use disjoint support and
-query mini-batches (the standard MAML reading, which the spec asks to record).
+query mini-batches (the standard MAML reading, which the spec asks to record). The CLI (`edgeprof train
+maml-acc --tasks T`, `edgeprof adapt P --task T`) reads the pairs from the store's accuracy table
+(`predictors.data.load_accuracy`); the names of the meta-training tasks are kept (`meta_tasks_`), so an
+adaptation to one of them can avoid the archs meta-training saw.
 """
 
 from __future__ import annotations

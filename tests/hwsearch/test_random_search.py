@@ -54,7 +54,7 @@ def test_keeps_the_most_parameters_within_the_target_as_brute_force_does(lut, nb
     check_result("random", res)  # the contract the pipeline verifies
     archs = nb_space.sample_unique(60, np.random.default_rng(3))  # the same sample
     lat = np.array([_latency(a) for a in archs])
-    params = np.array([nb_space.costs(a)["params"] for a in archs], dtype=float)  # counted for real
+    params = np.array([_effective_params(nb_space, a) for a in archs], dtype=float)  # counted for real
     ok = np.flatnonzero(lat <= 2.5)
     assert 0 < ok.size < 60  # the target cuts the sample
     best = params[ok].max()
@@ -70,15 +70,36 @@ def test_keeps_the_most_parameters_within_the_target_as_brute_force_does(lut, nb
     assert d["params"]["n"] == 60 and d["params"]["accuracy"] is None
 
 
+def _effective_params(space, arch) -> float:
+    """Brute force: the network with every edge off an input-to-output path set to none (searched both ways
+    over the cell's node graph), counted by spaces.costs."""
+    from spaces.nb201 import EDGES, NONE
+
+    on = [(s, d) for e, (s, d) in enumerate(EDGES) if arch[e] != NONE]
+    fwd, back = {0}, {3}
+    for _ in range(4):
+        fwd |= {d for s, d in on if s in fwd}
+        back |= {s for s, d in on if d in back}
+    kept = tuple(op if (EDGES[e][0] in fwd and EDGES[e][1] in back) else NONE for e, op in enumerate(arch))
+    return space.costs(kept)["params"]
+
+
 def test_param_counts_are_the_spaces_own(nb_space) -> None:
-    """The per-edge table (over NB201's live edges) gives what spaces.costs counts on the built network,
-    dead edges included (an edge into a node that feeds nothing is not built)."""
-    archs = nb_space.sample_unique(12, np.random.default_rng(7)) + [(0,) * 6, (3,) * 6, (3, 3, 3, 0, 0, 0)]
-    want = [nb_space.costs(a)["params"] for a in archs]
-    assert param_counts(nb_space, archs).tolist() == want
+    """Every parameter: the per-edge table (over NB201's built edges) gives what spaces.costs counts on the
+    built network (an edge into a node that feeds nothing is not built)."""
+    archs = nb_space.sample_unique(8, np.random.default_rng(7)) + [(0,) * 6, (3,) * 6, (3, 3, 3, 0, 0, 0)]
+    assert param_counts(nb_space, archs, effective=False).tolist() == [nb_space.costs(a)["params"] for a in archs]
     mb = create_space("mbconv-small", resolution=32, num_classes=10)
     archs = mb.sample_unique(3, np.random.default_rng(0))
     assert param_counts(mb, archs).tolist() == [mb.costs(a)["params"] for a in archs]
+
+
+def test_effective_param_counts_leave_out_edges_cut_off_from_the_input(nb_space) -> None:
+    cut = (0, 0, 3, 0, 3, 2)  # nothing leaves the input: the 3x3, 3x3, 1x1 behind it see a constant
+    built, effective = param_counts(nb_space, [cut], effective=False)[0], param_counts(nb_space, [cut])[0]
+    assert built == nb_space.costs(cut)["params"] > effective == nb_space.costs((0,) * 6)["params"]
+    archs = nb_space.sample_unique(10, np.random.default_rng(5)) + [cut, (1, 0, 3, 0, 0, 3), (0, 3, 3, 1, 3, 0)]
+    assert param_counts(nb_space, archs).tolist() == [_effective_params(nb_space, a) for a in archs]
 
 
 def test_deterministic_under_the_seed(lut) -> None:

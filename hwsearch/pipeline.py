@@ -56,6 +56,11 @@ def check_predictor(card: dict[str, Any], path: str, device: str | None, metric:
         raise UserInputError(f"{path} was trained for {', '.join(devices)}, not {device}: train or adapt a "
                              f"predictor on {device}'s measurements (edgeprof train ... --device {device})")
     quantity = card.get("quantity", "latency")
+    if quantity == "accuracy":
+        what = " on ".join(str(card[k]) for k in ("metric", "task") if card.get(k))
+        raise UserInputError(f"{path} predicts accuracy ({what or 'of a task'}), not {metric}: a search takes "
+                             f"a {metric} predictor of the device as --predictor (an accuracy predictor goes "
+                             "where a search asks for one, e.g. `search random --accuracy-predictor`)")
     if quantity != metric:
         flag = "--target-ms" if quantity == "latency" else "--target-mj"
         raise UserInputError(f"{path} predicts {quantity}, not {metric}: use {flag}, or train a {metric} "

@@ -90,7 +90,7 @@ def test_train_mlp_on_accuracy_evaluate_and_predict(acc_db: Path, tmp_path: Path
     assert code == 2 and "predicts accuracy" in err and "--task" in err, err
     code, _, err = cli(capsys, "search", "lightnas", "--device", "s1", "--predictor", out, "--target-ms", "5",
                        "--out", tmp_path / "r.json")
-    assert code == 2 and "predicts accuracy, not latency" in err, err
+    assert code == 2 and "predicts accuracy" in err and "not latency" in err and "--accuracy-predictor" in err, err
 
 
 def test_accuracy_options_are_checked(acc_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ the targets and the found networks. The CLI (`edgeprof report search`) and the b
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,8 @@ def arch_short(space: str, arch_id: str, width: int = 22) -> str:
 
 
 def _num(x: Any) -> float | None:
-    """A finite float, or None (JSON null) for NaN / None."""
-    if x is None:
+    """A finite float, or None (JSON null) for NaN, None or anything not a number (a hand-edited JSON)."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
         return None
     x = float(x)
     return x if math.isfinite(x) else None
@@ -232,7 +233,8 @@ def judge(result: dict[str, Any], table: SpaceTable) -> dict[str, Any]:
     return {"search": result.get("search"), "arch_id": arch_id, "short": arch_short(table.space, arch_id),
             "space": table.space, "device": table.device, "quantity": q, "unit": unit,
             q: _num(cost), f"{q}_source": source, f"{q}_table": _num(in_table), f"{q}_measured": measured,
-            "target": target, "error_vs_target": None if cost is None else cost / target - 1.0,
+            "predicted": _num(result.get("predicted")), "target": target,
+            "error_vs_target": None if cost is None else cost / target - 1.0,
             "within_target": None if cost is None else bool(cost <= target),
             "task": table.task, "metric": table.metric, "accuracy": _num(acc),
             "best_at_its_cost": best_here, "regret": reg,
@@ -286,25 +288,29 @@ def plot_search_report(table: SpaceTable, judged: Sequence[dict[str, Any]], path
         fx = np.append(table.cost[f], max(x1, float(table.cost.max())))
         fy = np.append(table.accuracy[f], table.accuracy[f][-1])
         ax.step(fx, fy, where="post", color="black", lw=1.3, label=f"true Pareto front ({f.size} archs)")
-        colours = plt.get_cmap("tab10").colors
+        # red is the targets' colour; the found networks get the other tab10 colours
+        colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 3]
         targets: dict[float, int] = {}
         for k, j in enumerate(judged):
             targets.setdefault(float(j["target"]), k)
-        one_target = len(targets) == 1
-        for t, k in sorted(targets.items()):
-            colour = "tab:red" if one_target else colours[k % 10]
-            ax.axvline(t, ls="--", lw=1.2, color=colour, label=f"target {t:g} {unit}")
+        for n, (t, k) in enumerate(sorted(targets.items())):
+            ax.axvline(t, ls="--", lw=1.2, color="tab:red", label="target" if n == 0 else None)
+            ax.text(t, 0.02, f" target {t:g} {unit} ", transform=ax.get_xaxis_transform(), rotation=90,
+                    ha="right", va="bottom", fontsize="small", color="tab:red",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
             best = judged[k].get("front_at_target")
             if best:
                 ax.scatter([best[q]], [best["accuracy"]], s=220, marker="*", facecolors="white",
-                           edgecolors=colour, linewidths=1.5, zorder=4,
-                           label=f"best at <= {t:g} {unit}: {best['short']}, {best['accuracy']:.2f}%")
+                           edgecolors="tab:red", linewidths=1.5, zorder=4,
+                           label=f"best at <= {t:g} {unit}: {best['short']}, {best[q]:.3g} {unit}, "
+                                 f"acc {best['accuracy']:.2f}%")
         for k, j in enumerate(judged):
             c, a = j.get(q), j.get("accuracy")
             acc = "n/a" if a is None else f"{a:.2f}%"
             reg = "n/a" if j.get("regret") is None else f"{j['regret']:.2f} pp"
-            label = f"{j.get('search')} ({j['short']}): acc {acc}, regret {reg}"
-            style = {"marker": MARKERS[k % len(MARKERS)], "color": colours[k % 10]}
+            where = "" if c is None else f"{c:.3g} {unit}, "
+            label = f"{j.get('search')} ({j['short']}): {where}acc {acc}, regret {reg}"
+            style = {"marker": MARKERS[k % len(MARKERS)], "color": colours[k % len(colours)]}
             if c is None or a is None:
                 ax.plot([], [], ls="", **style, label=label + " (not drawn)")
                 continue

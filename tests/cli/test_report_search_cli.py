@@ -134,3 +134,17 @@ def test_refusals_name_the_file(lab_db: str, tmp_path: Path, capsys: pytest.Capt
     code, _, err = cli(capsys, "report", "search", good, *args[:-1], tmp_path / "r.json")
     assert code == 2 and "r.json: the report is a PNG" in err
     assert not (tmp_path / "r.png").exists() and not (tmp_path / "good.report.png").exists()
+
+
+def test_table_output_and_notes(lab_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json: the table on stdout (the arch by its NB201 index, the source, 'over' the target), the
+    notes and the PNG path on stderr."""
+    r = write_result(tmp_path / "r.json", 9930, 47.0,
+                     verify={"device": "jetson", "rounds": 1, "values": [50.0], "median": 50.0})
+    png = tmp_path / "out" / "x.png"
+    code, out, err = cli(capsys, "report", "search", r, "--db", lab_db, "--device", "raspi4", "--task",
+                         "cifar100", "--out", png)
+    assert code == 0, err
+    assert "#9930" in out and "(table)" in out and "over" in out and "73.51" in out
+    assert "measured on 'jetson', not 'raspi4'" in err and str(png) in err.replace("\n", "")
+    assert png.read_bytes()[:4] == b"\x89PNG"

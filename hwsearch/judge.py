@@ -178,7 +178,9 @@ def judge(result: dict[str, Any], table: SpaceTable) -> dict[str, Any]:
     accuracy, its regret (best accuracy at <= its cost - its accuracy) and what the space offers at the
     target (best accuracy at <= target, the front's arch there, the network's rank among the archs under it).
     Accuracy figures are in the table's unit (percent): regrets are accuracy points. Keys are named after the
-    quantity: `latency` and `latency_source` ('measured' | 'table') for a latency result. Pure."""
+    quantity: `latency` and `latency_source` ('measured' | 'table') for a latency result.
+    `percentile_under_target`: the share (%) of the archs under the target no more accurate than it (100: none
+    better). Figures that cannot be had are None, and `notes` says why. Pure."""
     q, unit = table.quantity, table.unit
     if result.get("space") != table.space:
         raise UserInputError(f"the result is of space {result.get('space')!r}, the table of {table.space!r}")

@@ -311,7 +311,7 @@ def plot_search_report(table: SpaceTable, judged: Sequence[dict[str, Any]], path
             acc = "n/a" if a is None else f"{a:.2f}%"
             reg = "n/a" if j.get("regret") is None else f"{j['regret']:.2f} pp"
             where = "" if c is None else f"{c:.3g} {unit}, "
-            label = f"{j.get('search')} ({j['short']}): {where}acc {acc}, regret {reg}"
+            label = f"{j.get('label') or j.get('search')} ({j['short']}): {where}acc {acc}, regret {reg}"
             style = {"marker": MARKERS[k % len(MARKERS)], "color": colours[k % len(colours)]}
             if c is None or a is None:
                 ax.plot([], [], ls="", **style, label=label + " (not drawn)")

@@ -146,6 +146,9 @@ def run_search(args: argparse.Namespace) -> int:
         table = load_table(store, args.device, first["space"], args.task, args.metric, quantity=first["metric"],
                            source=args.source, **setting_kwargs(args))
     judged = [judge(r, table) for r in results]
+    names = [j["search"] for j in judged]
+    for path, j in zip(args.results, judged, strict=True):  # two runs of one search: tell them apart by file
+        j["label"] = f"{j['search']} ({Path(path).stem})" if names.count(j["search"]) > 1 else j["search"]
     for path, j in zip(args.results, judged, strict=True):
         for note in j["notes"]:
             err.print(f"[yellow]note:[/] {escape(Path(path).name)}: {escape(note)}")
@@ -180,7 +183,7 @@ def results_table(judged: list[dict[str, Any]], quantity: str, unit: str) -> Any
         cost = "-" if j[quantity] is None else f"{j[quantity]:.4g} ({j[f'{quantity}_source']})"
         err_ = "-" if j["error_vs_target"] is None else \
             f"{100 * j['error_vs_target']:+.1f}%" + ("" if j["within_target"] else " over")
-        t.add_row(escape(str(j["search"])), escape(j["short"]), cost, f"{j['target']:g}", err_,
+        t.add_row(escape(str(j.get("label", j["search"]))), escape(j["short"]), cost, f"{j['target']:g}", err_,
                   num(j["accuracy"], ".2f"), num(j["regret"], ".2f"), num(j["regret_at_target"], ".2f"),
                   num(j["best_at_target"], ".2f"))
     return t

@@ -148,3 +148,9 @@ def test_table_output_and_notes(lab_db: str, tmp_path: Path, capsys: pytest.Capt
     assert "#9930" in out and "(table)" in out and "over" in out and "73.51" in out
     assert "measured on 'jetson', not 'raspi4'" in err and str(png) in err.replace("\n", "")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # two results of one search are told apart by their file names
+    r2 = write_result(tmp_path / "second.json", 387, 3.0)
+    code, out, err = cli(capsys, "report", "search", r, r2, "--db", lab_db, "--device", "raspi4", "--task",
+                         "cifar100", "--out", png)
+    assert code == 0, err
+    assert "lightnas (r)" in out and "lightnas (second)" in out

@@ -184,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     large = space.size if args.random_large is None else min(args.random_large, space.size)
     train_data = digits_proxy(resolution=space.input_shape()[-1], seed=args.seed, n=args.digits)
 
-    def log(msg: str) -> None:
-        if not args.json:
-            print(msg, file=sys.stderr, flush=True)
+    def log(msg: str) -> None:  # progress on stderr, with --json too: a full run takes most of an hour
+        print(msg, file=sys.stderr, flush=True)
 
     runs = []
     t_start = time.perf_counter()
@@ -212,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 search = create_search("lightnas", predictor=recorded, target=target, epochs=args.epochs,
                                        seed=args.seed)
                 res = search.search(train_data)
+                search_s = round(time.perf_counter() - t0, 1)
                 evals = search_evaluations(queries.calls, space.size)
                 measured = float(table[space.index(tuple(res.arch))])
                 gap = measured / target - 1.0
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                             "random": {**judged(rand, both), "n": rand["n"], "feasible": rand["feasible"]},
                             "random_large": {**judged(rand_large, both), "n": rand_large["n"],
                                              "feasible": rand_large["feasible"]}}
-                check = None
+                check, t1 = None, time.perf_counter()
                 if args.proxy_calibration > 0:
                     check = proxy_check(search.supernet_, space, res.arch, train_data[1], both.accuracy_of,
                                         calibration_data=train_data[0], calibration_n=args.proxy_calibration,
@@ -238,16 +238,17 @@ def main(argv: list[str] | None = None) -> int:
                              "predictor_error": res.predicted / measured - 1.0,
                              "derived_predicted_ms": res.derived_predicted,
                              "refined": res.refine.get("changed", False),
-                             "final_lambda": res.lambda_history[-1], "search_s": round(time.perf_counter() - t0, 1),
+                             "final_lambda": res.lambda_history[-1], "search_s": search_s,
                              "closed_loop": loop.to_dict(), "evaluations": evals, "judged": verdicts,
                              "blind_regret": blind_regret(both.cost, both.accuracy, target, 0.05),
-                             "proxy": check})
+                             "proxy": check, "proxy_check_s": round(time.perf_counter() - t1, 1)})
                 o, c, r = (verdicts[m] for m in ("lightnas_open", "lightnas_closed", "random"))
-                log(f"{device:12s} target {target:8.3f} ms  error {100 * gap:+6.2f}% acc {o['accuracy']:.2f} "
-                    f"regret {o['regret']:.2f} | closed {100 * loop.error:+6.2f}% acc {c['accuracy']:.2f} | "
-                    f"random@{evals['evaluations']} {100 * r['error_vs_target']:+6.2f}% acc {r['accuracy']:.2f}"
-                    + (f" | proxy rho {check['spearman']}" if check else "")
-                    + f"  ({round(time.perf_counter() - t0, 1)} s)")
+                log(f"{device:12s} target {target:8.3f} ms  error {100 * gap:+6.2f}% acc {_f(o['accuracy'], '.2f')} "
+                    f"regret {_f(o['regret'], '.2f')} | closed {100 * loop.error:+6.2f}% acc "
+                    f"{_f(c['accuracy'], '.2f')} | random@{evals['evaluations']} {100 * r['error_vs_target']:+6.2f}% "
+                    f"acc {_f(r['accuracy'], '.2f')}"
+                    + (f" | proxy rho {_f(check['spearman'], '+.2f')}" if check else "")
+                    + f"  (search {search_s} s, all {round(time.perf_counter() - t0, 1)} s)")
     summary = summarise(runs)
     out = {"quick": args.quick,
            "protocol": {"train": f"NB201 indices [0, {args.train_n}) of each table", "predictor": args.predictor,

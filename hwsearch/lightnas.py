@@ -24,6 +24,10 @@ Choices the thesis leaves open, decided here:
   epoch is one pass of w-steps over the w-split, then one pass of α-steps over the α-split.
 - `refine` (on by default, flagged in the result): a post-step that, when the argmax arch ends off the
   target, takes the most α-probable arch within one layer of it that is within `refine_tolerance`.
+- `threads` (default 1): torch's intra-op threads on the CPU during the search. A proxy search's convolutions
+  (batch 64 of 16-32 px) are too small to split, and where other processes compete for the cores, threads
+  waiting for each other made a 2-epoch NB201 search on 16 px digits 16x slower (143 s on 2 threads against
+  9 s on one, 2 cores at load 4). Raise it for large images on an idle many-core CPU; None keeps torch's.
 - The energy variant (eq. 4.14) is the same math with an energy predictor: `metric="energy"` only
   changes labels and units (mJ).
 
@@ -120,6 +124,7 @@ class LightNAS(Params):
                    "'cpu' or 'cuda' (optionally 'cuda:N')"),
         "progress": ((lambda v: isinstance(v, bool)), "a bool"),
         "data_resolution": _optional(int_at_least(8)),
+        "threads": _optional(int_at_least(1)),
     }
 
     def __init__(self, predictor: Any = None, target: float | None = None, space: str | None = None,
@@ -132,7 +137,7 @@ class LightNAS(Params):
                  tau_decay: float = FBNET_DECAY, tau_end: float | None = None, literal_gumbel: bool = False,
                  refine: bool = True, refine_tolerance: float = 0.02, reach_samples: int = 20_000,
                  seed: int = 0, device: str = "cpu", progress: bool = False,
-                 data_resolution: int | None = None) -> None:
+                 data_resolution: int | None = None, threads: int | None = 1) -> None:
         self.predictor = predictor
         self.target = target
         self.space = space
@@ -161,6 +166,7 @@ class LightNAS(Params):
         self.device = device
         self.progress = progress
         self.data_resolution = data_resolution
+        self.threads = threads
 
     # --- scikit-learn conventions (get_params, set_params, clone: predictors.base.Params) ---------------
 
@@ -225,6 +231,10 @@ class LightNAS(Params):
         parser.add_argument("--batch-size", type=int, default=64)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--no-refine", action="store_true", help="keep the argmax architecture as it is")
+        parser.add_argument("--threads", type=int, default=1,
+                            help="torch threads on the CPU (default 1: a proxy search's layers are too small to "
+                                 "split, and threads waiting for each other on a busy machine slow it many-fold; "
+                                 "0 keeps torch's default)")
 
     @classmethod
     def run_from_args(cls, args: argparse.Namespace, setup: SearchSetup) -> LightNASResult:
@@ -236,7 +246,8 @@ class LightNAS(Params):
                                  f"got {args.epochs}")
         search = cls(predictor=setup.predictor, target=setup.target, metric=setup.metric, epochs=args.epochs,
                      batch_size=args.batch_size, seed=args.seed, refine=not args.no_refine,
-                     progress=setup.progress, data_resolution=args.resolution)
+                     progress=setup.progress, data_resolution=args.resolution,
+                     threads=args.threads if args.threads != 0 else None)
         search._validate()  # a bad option value is refused before the data loads (InvalidParameterError)
         resolution = args.resolution or setup.space.input_shape()[-1]
         data = (ImageFolderDataset(args.data, resolution) if args.data

@@ -30,9 +30,15 @@ if TYPE_CHECKING:
 
 def run_search(p: LightNAS, train_data: Any, val_data: Any) -> None:
     """Run the search `p` describes (validated by the caller); under torchrun it joins the process group."""
+    from predictors.maml import torch_threads
+
     ctx = init_distributed(p.device)
     try:
-        _fit(p, train_data, val_data, ctx)
+        if p.threads is not None and not p.device.startswith("cuda"):
+            with torch_threads(p.threads):  # restores the caller's setting after the search
+                _fit(p, train_data, val_data, ctx)
+        else:
+            _fit(p, train_data, val_data, ctx)
     finally:
         finish(ctx)
 

@@ -121,6 +121,7 @@ def test_predictor_of_another_space_is_refused(nb_mlp):
     ({"metric": "power"}, "'metric' parameter"),
     ({"device": "tpu"}, "'device' parameter"),
     ({"predictor": None}, "needs a predictor"),
+    ({"threads": 0}, "'threads' parameter"),
 ])
 def test_bad_parameters_fail_before_any_work(nb_mlp, params, message):
     search = LightNAS(nb_mlp, target=3.0).set_params(**params)
@@ -145,6 +146,25 @@ def test_supernet_trains_on_a_lower_resolution_proxy(nb_mlp):
     assert result.data["resolution"] == 8 and result.space_config["resolution"] == 16
     assert len(result.log) > 0 and result.predicted == pytest.approx(
         float(nb_mlp.predict([result.arch_id])[0]), rel=1e-4)
+
+
+def test_search_runs_on_its_threads_and_restores_the_callers(nb_mlp, monkeypatch):
+    """threads=1 (default): the search's tiny products on one torch thread (on a busy machine, threads
+    waiting for each other slowed a small NB201 search 16x), the caller's setting back afterwards."""
+    import hwsearch.lightnas_engine as engine
+
+    seen = []
+    fit = engine._fit
+    monkeypatch.setattr(engine, "_fit", lambda *a: (seen.append(torch.get_num_threads()), fit(*a)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for threads, expected in ((1, 1), (None, 2)):
+            LightNAS(nb_mlp, target=3.0, epochs=2, warmup_epochs=0, batch_size=32, threads=threads).search(
+                random_data(32), random_data(16, seed=1))
+            assert seen[-1] == expected and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_energy_metric_changes_units_only(nb_space):

@@ -78,6 +78,34 @@ WALK: list[Step] = [
          "--valid-devices titanx_1 --out help-meta --epochs 20"),
     Step("predictors", "edgeprof adapt help-meta --db lab.db --device raspi4 --samples 10 --out help-raspi4",
          "edgeprof adapt help-meta --db lab.db --device raspi4 --samples 10 --out help-raspi4"),
+    # Accuracy, and judging a search on both axes (into the lab.db of the predictor walk)
+    Step("accuracy", "edgeprof dataset import nb201-accuracy ../shared/data/NB201-accuracy/cifar100.csv --db lab.db",
+         "edgeprof dataset import nb201-accuracy ../shared/data/NB201-accuracy/cifar100.csv --db lab.db"),
+    Step("accuracy", "edgeprof train mlp --db lab.db --device raspi4 --space nb201 --train-n 900 --out mlp-raspi4",
+         "edgeprof train mlp --db lab.db --device raspi4 --space nb201 --train-n 300 --epochs 30 --out mlp-raspi4"),
+    Step("accuracy", "edgeprof search lightnas --device raspi4 --predictor mlp-raspi4 --target-ms 3 --epochs 10 "
+                     "--out lightnas-3ms.json",
+         "edgeprof search lightnas --device raspi4 --predictor mlp-raspi4 --target-ms 3 --epochs 2 --resolution 16 "
+         "--out lightnas-3ms.json"),
+    Step("accuracy", "edgeprof search random --device raspi4 --predictor mlp-raspi4 --target-ms 3 --n 1000 "
+                     "--out random-3ms.json",
+         "edgeprof search random --device raspi4 --predictor mlp-raspi4 --target-ms 3 --n 300 --out random-3ms.json"),
+    Step("accuracy", "edgeprof train gbdt --db lab.db --space nb201 --quantity accuracy --task cifar100 --train-n 900 "
+                     "--out acc-gbdt",
+         "edgeprof train gbdt --db lab.db --space nb201 --quantity accuracy --task cifar100 --train-n 300 "
+         "--out acc-gbdt"),
+    Step("accuracy", "edgeprof search random --device raspi4 --predictor mlp-raspi4 --target-ms 3 --accuracy-predictor "
+                     "acc-gbdt --out random-acc.json",
+         "edgeprof search random --device raspi4 --predictor mlp-raspi4 --target-ms 3 --accuracy-predictor "
+         "acc-gbdt --out random-acc.json"),
+    Step("accuracy", "edgeprof report search lightnas-3ms.json random-3ms.json random-acc.json --db lab.db --device "
+                     "raspi4 --task cifar100 --out raspi4-3ms.png",
+         "edgeprof report search lightnas-3ms.json random-3ms.json random-acc.json --db lab.db --device "
+         "raspi4 --task cifar100 --out raspi4-3ms.png"),
+    Step("accuracy", "edgeprof train maml-acc --db lab.db --space nb201 --tasks cifar100 --out acc-meta",
+         "edgeprof train maml-acc --db lab.db --space nb201 --tasks cifar100 --out acc-meta --epochs 200"),
+    Step("accuracy", "edgeprof adapt acc-meta --db lab.db --task cifar100 --samples 10 --out acc-meta-cifar100",
+         "edgeprof adapt acc-meta --db lab.db --task cifar100 --samples 10 --out acc-meta-cifar100"),
     # Hardware-aware search (into the lab.db of the predictor walk, from this CPU)
     Step("search", "edgeprof profile local-cpu --space mbconv-small --n 60 --db lab.db",
          "edgeprof profile local-cpu --space mbconv-small --n 16 --db lab.db"),
@@ -240,6 +268,30 @@ def test_walk_latency_predictors(ws: Workspace) -> None:
     assert (ws.work / "rep" / "scatter.png").stat().st_size > 0
     card = json.loads((ws.work / "help-raspi4" / "card.json").read_text())
     assert card["devices"] == ["raspi4"]
+
+
+@pytest.mark.slow
+def test_walk_accuracy_and_judging_a_search(ws: Workspace) -> None:
+    if not (ws.work / "lab.db").exists():  # run alone: the predictor walk imported HELP's tables
+        ws.type([Step("predictors", "", "edgeprof dataset import help ../shared --space nb201 --devices raspi4 "
+                                        "--db lab.db")])
+    ran = dict(zip([s.readme for s in steps("accuracy")], ws.type(steps("accuracy")), strict=True))
+    rows = sqlite3.connect(ws.work / "lab.db").execute(
+        "SELECT COUNT(*), MAX(value) FROM accuracies WHERE space = 'nb201' AND task = 'cifar100'").fetchone()
+    assert rows[0] == 15625 and rows[1] == 73.5133
+    report = ran[steps("accuracy")[6].readme]
+    # one row per result, the two random runs told apart by file; accuracy and regret in every row
+    assert "lightnas" in report.stdout and "random (random-3ms)" in report.stdout
+    assert "random (random-acc)" in report.stdout and "regret" in report.stdout
+    assert (ws.work / "raspi4-3ms.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("lightnas-3ms.json", "random-3ms.json", "random-acc.json"):
+        res = json.loads((ws.work / name).read_text())
+        assert res["space"] == "nb201" and res["target"] == 3.0 and res["device"] == "raspi4"
+    assert json.loads((ws.work / "random-acc.json").read_text())["proxy"] != \
+        json.loads((ws.work / "random-3ms.json").read_text())["proxy"]
+    for pred in ("acc-gbdt", "acc-meta", "acc-meta-cifar100"):
+        card = json.loads((ws.work / pred / "card.json").read_text())
+        assert card["quantity"] == "accuracy" and card["devices"] == []
 
 
 @pytest.mark.slow

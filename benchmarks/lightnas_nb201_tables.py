@@ -120,6 +120,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                   "regret_mean": _mean([j["regret"] for j in js]),
                   "regret_max": max((j["regret"] for j in js if j["regret"] is not None), default=None),
                   "regret_at_target_mean": _mean([j["regret_at_target"] for j in js])}
+        if m.startswith("random"):  # runs where some sampled cell was predicted within the target
+            out[m]["feasible"] = sum(bool(j["feasible"]) for j in js)
     out["closed_loop_measurements_mean"] = float(np.mean([r["closed_loop"]["measurements"] for r in runs]))
     out["evaluations_mean"] = float(np.mean([r["evaluations"]["evaluations"] for r in runs]))
     out["blind_regret_mean"] = _mean([r["blind_regret"]["mean"] for r in runs])
@@ -294,7 +296,7 @@ def print_table(out: dict[str, Any], space: Any) -> None:
     for r in runs:
         for k, m in enumerate(METHODS):
             j = r["judged"][m]
-            name = f"random@{j['n']}" if "n" in j else LABELS[m]
+            name = LABELS[m] if "n" not in j else f"random@{j['n']}" + ("" if j["feasible"] else " (none<=T)")
             head = f"{r['device']:10s} {r['target_ms']:8.3f}" if k == 0 else " " * 19
             print(f"{head} {name:22s} {_f(j['latency'], '8.3f')} {_f(100 * j['error_vs_target'], '+7.2f')}% "
                   f"{_f(j['accuracy'], '6.2f')} {_f(j['regret'], '6.2f')} {_f(j['best_at_target'], '6.2f')} "
@@ -312,7 +314,9 @@ def print_table(out: dict[str, Any], space: Any) -> None:
         print(f"{LABELS[m]:21s}: |err| mean {100 * x['mean_abs_error']:.2f}%, max {100 * x['max_abs_error']:.2f}%, "
               f"{x['within']}/{len(runs)} within 5% ({'met' if x['target_met'] else 'NOT met'}); accuracy mean "
               f"{_f(x['accuracy_mean'], '.2f')}, regret mean {_f(x['regret_mean'], '.2f')} (max "
-              f"{_f(x['regret_max'], '.2f')}), regret at target mean {_f(x['regret_at_target_mean'], '.2f')}")
+              f"{_f(x['regret_max'], '.2f')}), regret at target mean {_f(x['regret_at_target_mean'], '.2f')}"
+              + (f"; {x['feasible']}/{len(runs)} runs had a sampled cell predicted <= target" if "feasible" in x
+                 else ""))
     print(f"budget: LightNAS's predictor evaluated {s['evaluations_mean']:.0f} distinct cells per run on average "
           f"(random at the same count); closed loop measured {s['closed_loop_measurements_mean']:.1f} networks; "
           f"latency alone (a cell within 5% of target) regrets {_f(s['blind_regret_mean'], '.2f')} pts on average")

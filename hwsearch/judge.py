@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hwsearch.pareto import best_under, hypervolume, pareto_front, regret
+from hwsearch.result import UNITS
 from spaces.errors import UserInputError
 
 if TYPE_CHECKING:  # the store pulls in sqlite and the profiler: only load_table needs it
     from profiler.store import Store
 
-UNITS = {"latency": "ms", "energy": "mJ"}
 
 
 @dataclass
@@ -115,29 +115,16 @@ def load_table(store: Store, device: str, space: str, task: str, metric: str = "
     `predictors.data.load_with_settings`, whose errors name the devices and settings the store has) and the
     store's accuracy records of `task`/`metric`. UserInputError listing what the store holds when it has no
     accuracy of that space, task and metric."""
-    from predictors.data import load_with_settings, setting_config
+    from predictors.data import load_accuracy, load_with_settings, setting_config
 
     ids, y, setting = load_with_settings(store, [device], space, backend, precision, batch, space_config,
                                          quantity)[device]
-    acc = store.accuracies(space, task, metric, source=source)
-    if not acc:
-        raise UserInputError(f"no {metric} records of task {task!r} for space {space!r} in {store.path}"
-                             + (f" from source {source!r}" if source else "") + f"; {_accuracy_holdings(store)}")
+    acc_ids, acc = load_accuracy(store, space, task, metric, source)  # its error lists what the store holds
     described = {"space_config": setting_config(setting), "backend": setting[1], "precision": setting[2],
                  "batch": setting[3]}
     return SpaceTable.from_maps(device, space, task, metric, quantity,
-                                dict(zip(ids, (float(v) for v in y), strict=True)), acc, described)
-
-
-def _accuracy_holdings(store: Store) -> str:
-    """What accuracy the store has, for an error message: 'it holds: nb201/cifar100/test_accuracy (15625, ...)'."""
-    from profiler.accuracy import accuracy_summary
-
-    rows = accuracy_summary(store)
-    if not rows:
-        return "it holds no accuracy records (import some: edgeprof dataset import nb201-accuracy PATH)"
-    return "it holds: " + ", ".join(f"{r['space']}/{r['task']}/{r['metric']} ({r['n']} archs, source "
-                                    f"{r['source']})" for r in rows)
+                                dict(zip(ids, (float(v) for v in y), strict=True)),
+                                dict(zip(acc_ids, (float(v) for v in acc), strict=True)), described)
 
 
 def arch_short(space: str, arch_id: str, width: int = 22) -> str:

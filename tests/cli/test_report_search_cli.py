@@ -129,7 +129,7 @@ def test_refusals_name_the_file(lab_db: str, tmp_path: Path, capsys: pytest.Capt
     code, _, err = cli(capsys, "report", "search", fbnet, *args)  # the store has no fbnet data on raspi4
     assert code == 2 and "fbnet" in err and "raspi4" in err
     code, out, err = cli(capsys, "report", "search", good, *args[:-2], "--task", "cifar10", "--json")
-    assert code == 2 and "no test_accuracy records of task 'cifar10'" in err and "nb201/cifar100" in err
+    assert code == 2 and "task 'cifar10', metric 'test_accuracy'" in err and "task cifar100" in err
     assert json.loads(out)["error"]["exit_code"] == 2
     code, _, err = cli(capsys, "report", "search", good, *args[:-1], tmp_path / "r.json")
     assert code == 2 and "r.json: the report is a PNG" in err

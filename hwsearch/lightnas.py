@@ -43,8 +43,9 @@ import numbers
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hwsearch.registry import register_search
-from hwsearch.result import UNITS, LightNASResult
+from hwsearch.result import LightNASResult
 from hwsearch.schedule import FBNET_DECAY
+from hwsearch.search_params import SEARCH_CONSTRAINTS, check_predictor_and_target, optional
 from predictors.base import Constraint, InvalidParameterError, Params
 from predictors.common import float_above, int_at_least, one_of
 from spaces.errors import UserInputError
@@ -74,15 +75,6 @@ def lambda_step(lam: float, predicted: float, target: float, lr: float) -> float
     return lam + lr * (predicted / target - 1.0)
 
 
-def _optional(c: Constraint) -> Constraint:
-    ok, what = c
-    return (lambda v: v is None or ok(v)), f"None or {what}"
-
-
-def _positive_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-
-
 @register_search("lightnas")
 class LightNAS(Params):
     """LightNAS search object (scikit-learn style: parameters in __init__, `fit` validates and runs,
@@ -96,11 +88,9 @@ class LightNAS(Params):
     name: ClassVar[str] = "lightnas"
     summary: ClassVar[str] = "one-shot differentiable search to a latency or energy target"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "space": _optional((lambda v: isinstance(v, str) and bool(v), "a registered space name")),
-        "space_config": ((lambda v: v is None or isinstance(v, dict)), "None or a dict"),
-        "metric": one_of(*UNITS),
+        **SEARCH_CONSTRAINTS,
         "epochs": int_at_least(1),
-        "warmup_epochs": _optional(int_at_least(0)),
+        "warmup_epochs": optional(int_at_least(0)),
         "batch_size": int_at_least(1),
         "w_lr": float_above(0.0),
         "w_momentum": float_above(0.0, inclusive=True),
@@ -114,7 +104,7 @@ class LightNAS(Params):
         "lambda_damping": float_above(0.0, inclusive=True),
         "tau0": float_above(0.0),
         "tau_decay": (lambda v: isinstance(v, numbers.Real) and 0 < v <= 1, "a number in (0, 1]"),
-        "tau_end": _optional(float_above(0.0)),
+        "tau_end": optional(float_above(0.0)),
         "literal_gumbel": ((lambda v: isinstance(v, bool)), "a bool"),
         "refine": ((lambda v: isinstance(v, bool)), "a bool"),
         "refine_tolerance": float_above(0.0),
@@ -123,8 +113,8 @@ class LightNAS(Params):
         "device": ((lambda v: isinstance(v, str) and (v == "cpu" or v.startswith("cuda"))),
                    "'cpu' or 'cuda' (optionally 'cuda:N')"),
         "progress": ((lambda v: isinstance(v, bool)), "a bool"),
-        "data_resolution": _optional(int_at_least(8)),
-        "threads": _optional(int_at_least(1)),
+        "data_resolution": optional(int_at_least(8)),
+        "threads": optional(int_at_least(1)),
     }
 
     def __init__(self, predictor: Any = None, target: float | None = None, space: str | None = None,
@@ -176,12 +166,8 @@ class LightNAS(Params):
 
     def _validate(self) -> None:
         self._validate_params()
-        if self.predictor is None:
-            raise InvalidParameterError("LightNAS needs a predictor (a fitted mlp/gnn/gcn predictor, a saved "
-                                        "predictor folder or a hwsearch.CostModel)")
-        if not _positive_number(self.target):
-            raise InvalidParameterError(f"The 'target' parameter of LightNAS must be a positive number "
-                                        f"({UNITS.get(self.metric, 'ms')}). Got {self.target!r} instead.")
+        check_predictor_and_target("LightNAS", self.predictor, self.target, self.metric,
+                                   "a fitted mlp/gnn/gcn predictor, a saved predictor folder or a hwsearch.CostModel")
         if self._warmup() >= self.epochs:
             raise InvalidParameterError(f"warmup_epochs ({self._warmup()}) must be < epochs ({self.epochs}): "
                                         "no epoch would update α")

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from hwsearch.cost import as_cost_model, check_space, reachable_range, refine_arch
+from hwsearch.cost import as_cost_model, reachable_range, refine_arch
 from hwsearch.data import batches, shard_indices, split
 from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, finish, init_distributed
 from hwsearch.gumbel import arch_onehot, derive_arch, hard_gumbel, tau_schedule
 from hwsearch.lightnas import lambda_step
 from hwsearch.result import LightNASResult
+from hwsearch.search_params import search_space
 from hwsearch.supernet import build_supernet
-from predictors.base import InvalidParameterError
-from spaces import SearchSpace, create_space
+from spaces import SearchSpace
 from spaces.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -45,14 +45,7 @@ def run_search(p: LightNAS, train_data: Any, val_data: Any) -> None:
 
 def _setup(p: LightNAS, ctx: DistContext) -> tuple[SearchSpace, torch.device, Any]:
     cost = as_cost_model(p.predictor, p.metric)
-    space_name = p.space or cost.space
-    config = p.space_config if p.space is not None else (cost.space_config or {})
-    try:
-        space = create_space(space_name, **(config or {}))
-    except (KeyError, ValueError, TypeError) as e:
-        raise InvalidParameterError(f"LightNAS: space {space_name!r} with config {config} does not "
-                                    f"build: {e}") from None
-    check_space(cost, space)
+    space = search_space("LightNAS", cost, p.space, p.space_config)
     per_rank = p.device == "cuda" and ctx.active
     device = torch.device(f"cuda:{ctx.local_rank}" if per_rank else p.device)
     if device.type == "cuda":

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import numbers
 import sys
 import time
 import warnings
@@ -36,8 +34,9 @@ import numpy as np
 
 from hwsearch.registry import register_search
 from hwsearch.result import UNITS, SearchResult
+from hwsearch.search_params import SEARCH_CONSTRAINTS, check_predictor_and_target, search_space
 from predictors.base import Constraint, InvalidParameterError, Params
-from predictors.common import int_at_least, one_of
+from predictors.common import int_at_least
 from spaces import SearchSpace, create_space
 from spaces.errors import RuntimeFailure, UserInputError
 
@@ -186,11 +185,6 @@ def load_accuracy_predictor(predictor: Any, space: SearchSpace) -> tuple[Any, st
     return predictor, name + (f" ({task})" if task else "")
 
 
-def _optional(c: Constraint) -> Constraint:
-    ok, what = c
-    return (lambda v: v is None or ok(v)), f"None or {what}"
-
-
 @register_search("random")
 class RandomSearch(Params):
     """Random search (scikit-learn style: parameters in __init__, `fit` validates and runs, the result in
@@ -204,9 +198,7 @@ class RandomSearch(Params):
     name: ClassVar[str] = "random"
     summary: ClassVar[str] = "the baseline: N random networks, the best accuracy proxy predicted within the target"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
-        "space": _optional((lambda v: isinstance(v, str) and bool(v), "a registered space name")),
-        "space_config": ((lambda v: v is None or isinstance(v, dict)), "None or a dict"),
-        "metric": one_of(*UNITS),
+        **SEARCH_CONSTRAINTS,
         "n": int_at_least(1),
         "seed": int_at_least(0),
     }
@@ -228,13 +220,8 @@ class RandomSearch(Params):
 
     def _validate(self) -> None:
         self._validate_params()
-        if self.predictor is None:
-            raise InvalidParameterError("RandomSearch needs a predictor (a fitted predictor, a saved predictor "
-                                        "folder or a hwsearch.CostModel)")
-        t = self.target
-        if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and math.isfinite(t) and t > 0):
-            raise InvalidParameterError(f"The 'target' parameter of RandomSearch must be a positive number "
-                                        f"({UNITS.get(self.metric, 'ms')}). Got {t!r} instead.")
+        check_predictor_and_target("RandomSearch", self.predictor, self.target, self.metric,
+                                   "a fitted predictor, a saved predictor folder or a hwsearch.CostModel")
 
     def _json_params(self) -> dict[str, Any]:
         params = {k: v for k, v in self.get_params().items() if k != "predictor"}
@@ -243,19 +230,6 @@ class RandomSearch(Params):
         elif params["accuracy"] is not None:
             params["accuracy"] = str(params["accuracy"])
         return params
-
-    def _space(self, cost: Any) -> SearchSpace:
-        from hwsearch.cost import check_space
-
-        name = self.space or cost.space
-        config = self.space_config if self.space is not None else (cost.space_config or {})
-        try:
-            space = create_space(name, **(config or {}))
-        except (KeyError, ValueError, TypeError) as e:
-            raise InvalidParameterError(f"RandomSearch: space {name!r} with config {config} does not build: "
-                                        f"{e}") from None
-        check_space(cost, space)
-        return space
 
     # --- the search --------------------------------------------------------------------------------------
 
@@ -272,7 +246,7 @@ class RandomSearch(Params):
             delattr(self, key)
         start = time.perf_counter()
         cost = as_predict_model(self.predictor, self.metric)
-        space = self._space(cost)
+        space = search_space("RandomSearch", cost, self.space, self.space_config)
         if self.accuracy is None:
             acc_pred, proxy = None, PARAMS_PROXY
         else:

@@ -118,12 +118,12 @@ WALK: list[Step] = [
     Step("search", "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
                    "--resolution 64 --epochs 10 --verify --rounds 5 --db lab.db --out found.json",
          "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
-         "--resolution 32 --epochs 2 --verify --rounds 1 --db lab.db --out found.json"),
+         "--resolution 16 --epochs 2 --verify --rounds 1 --db lab.db --out found.json"),
     Step("search", "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
                    "--resolution 64 --epochs 10 --verify --rounds 5 --correct 3 --tolerance 0.02 "
                    "--loop-predictor gnn-cpu --db lab.db --out found.json",
          "edgeprof search lightnas --device local-cpu --predictor mlp-cpu --target-ms p50 --proxy digits "
-         "--resolution 32 --epochs 2 --verify --rounds 1 --correct 3 --tolerance 0.02 "
+         "--resolution 16 --epochs 2 --verify --rounds 1 --correct 3 --tolerance 0.02 "
          "--loop-predictor gnn-cpu --db lab.db --out found.json"),
     Step("", "torchrun --nproc-per-node 4 -m edgeprof search lightnas --device xavier --predictor mlp-xavier "
              "--target-ms 24 --data /data/imagenet100 --epochs 90 --out found.json",

@@ -37,8 +37,8 @@ def test_search_verify_writes_result_and_plot(local_mlp, tmp_path: Path) -> None
     target = spread["median"]
     out = tmp_path / "res.json"
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms",
-                 f"{target:.4f}", "--epochs", "2", "--verify", "--rounds", "2", "--db", str(db), "--out", str(out),
-                 "--json")
+                 f"{target:.4f}", "--epochs", "2", "--resolution", "16", "--verify", "--rounds", "2", "--db", str(db),
+                 "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     saved = json.loads(out.read_text())
@@ -63,8 +63,8 @@ def test_search_correct_closes_the_loop_on_measured_networks(local_mlp, tmp_path
     before = sum(g["ok"] for g in summary["groups"])
     out = tmp_path / "res.json"
     r = edgeprof("search", "lightnas", "--device", "local-cpu", "--predictor", str(mlp), "--target-ms",
-                 f"{target:.4f}", "--epochs", "2", "--verify", "--rounds", "1", "--correct", "3", "--tolerance",
-                 "0.01", "--loop-predictor", str(gnn), "--db", str(db), "--out", str(out), "--json")
+                 f"{target:.4f}", "--epochs", "2", "--resolution", "16", "--verify", "--rounds", "1", "--correct", "3",
+                 "--tolerance", "0.01", "--loop-predictor", str(gnn), "--db", str(db), "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(out.read_text())
     loop, v = res["closed_loop"], res["verify"]

@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-n", type=int, default=900)
     ap.add_argument("--epochs", type=int, default=10, help="LightNAS epochs (default 10)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on 2 shared cores the proxy check and the fits took "
+                         "3-4x longer on 2 threads waiting for each other)")
     ap.add_argument("--measurements", type=int, default=4,
                     help="closed loop: networks measured per run, the found one included (default 4)")
     ap.add_argument("--tolerance", type=float, default=0.02, help="closed loop: accepted |error| (default 0.02)")

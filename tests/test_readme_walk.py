@@ -108,7 +108,7 @@ WALK: list[Step] = [
          "edgeprof adapt acc-meta --db lab.db --task cifar100 --samples 10 --out acc-meta-cifar100"),
     # Hardware-aware search (into the lab.db of the predictor walk, from this CPU)
     Step("search", "edgeprof profile local-cpu --space mbconv-small --n 60 --db lab.db",
-         "edgeprof profile local-cpu --space mbconv-small --n 16 --db lab.db"),
+         "edgeprof profile local-cpu --space mbconv-small --n 12 --db lab.db"),
     Step("search", "edgeprof train mlp --db lab.db --device local-cpu --space mbconv-small --out mlp-cpu",
          "edgeprof train mlp --db lab.db --device local-cpu --space mbconv-small --out mlp-cpu"),
     Step("search", "edgeprof train gnn --db lab.db --device local-cpu --space mbconv-small --out gnn-cpu",

@@ -20,10 +20,10 @@ def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def local_mlp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict, Path]:
-    """An MLP (and a GNN) trained on 16 NB201 networks measured on this CPU by the agent (the demo's path)."""
+    """An MLP (and a GNN) trained on 12 NB201 networks measured on this CPU by the agent (the demo's path)."""
     tmp = tmp_path_factory.mktemp("search")
     db, preds = tmp / "d.db", tmp / "preds"
-    r = edgeprof("demo", "--plan", "nb201=16", "--db", str(db), "--predictors", str(preds), "--json")
+    r = edgeprof("demo", "--plan", "nb201=12", "--db", str(db), "--predictors", str(preds), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     mlp = next(p for p in res["predictors"] if p["kind"] == "mlp")
@@ -50,7 +50,7 @@ def test_search_verify_writes_result_and_plot(local_mlp, tmp_path: Path) -> None
     assert out.with_suffix(".png").stat().st_size > 10_000
     # each round is a new measurement row of the found network in the dataset
     groups = json.loads(edgeprof("dataset", "summary", "--db", str(db), "--json").stdout)["groups"]
-    assert sum(g["ok"] for g in groups) == 16 + 2
+    assert sum(g["ok"] for g in groups) == 12 + 2
 
 
 @pytest.mark.slow

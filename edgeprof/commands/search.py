@@ -129,6 +129,10 @@ def print_summary(res: dict[str, Any]) -> None:
     err.print(f"[bold]{escape(res['arch_id'])}[/] predicted {res['predicted']:.4g} {unit} for a target of "
               f"{target:g} {unit} ({100 * res['relative_error']:+.2f}%)"
               + (f"; data: {escape(str(data.get('name', '?')))}" if data else "") + f"; {res['search_s']:.0f} s")
+    if "n_feasible" in res:  # random search: how the network was chosen
+        err.print(f"{res['n']} networks sampled, {res['n_feasible']} predicted within the target; kept "
+                  + (f"the best by {escape(str(res['proxy']))} ({res['proxy_value']:.4g})" if res["feasible"]
+                     else "the predicted-cheapest (none within the target)"))
     v = res.get("verify")
     if v:
         loop = res.get("closed_loop")

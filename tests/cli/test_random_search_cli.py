@@ -75,6 +75,13 @@ def test_an_unreachable_target_keeps_the_cheapest_and_warns(lut, tmp_path: Path,
     res = json.loads(out)
     assert not res["feasible"] and res["n_feasible"] == 0 and res["predicted"] > res["target"]
     assert "warning: random search: none of the 50 sampled networks" in err and "Traceback" not in err
+    # without --json the summary says how the network was chosen
+    code, _, err = in_process(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
+                              "--target-ms", f"{target / 100:.6f}", "--n", "50", "--out", str(tmp_path / "r.json"))
+    assert code == 0 and "50 networks sampled, 0 predicted within the target; kept the predicted-cheapest" in err
+    code, _, err = in_process(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
+                              "--target-ms", f"{target:.4f}", "--n", "50", "--out", str(tmp_path / "r.json"))
+    assert code == 0 and "predicted within the target; kept the best by params (" in err, err
 
 
 def test_bad_options_are_named(lut, tmp_path: Path, capsys) -> None:

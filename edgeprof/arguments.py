@@ -61,3 +61,13 @@ def setting_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """{backend, precision, batch, space_config} from parsed arguments (None where not given or not defined),
     ready for `load_xy(store, device, space, **setting_kwargs(args))`."""
     return {k: getattr(args, k, None) for k in ("backend", "precision", "batch", "space_config")}
+
+
+def given_options(args: argparse.Namespace, *dests: str, settings: bool = False) -> list[str]:
+    """The options among `dests` the user gave, as typed (`valid_devices` -> `--valid-devices`), and with
+    `settings` the measurement-setting options given: what a command names when it refuses options that do
+    not apply to what it was asked (a device's options for an accuracy task, and the reverse)."""
+    given = [f"--{d.replace('_', '-')}" for d in dests if getattr(args, d, None)]
+    if settings:
+        given += [f"--{k.replace('_', '-')}" for k, v in setting_kwargs(args).items() if v is not None]
+    return given

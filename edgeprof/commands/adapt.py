@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edgeprof.arguments import add_setting_arguments, check_out_path, setting_kwargs
+from edgeprof.arguments import add_setting_arguments, check_out_path, given_options, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
 from profiler.store import Store
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(pred, HardwareAdaptivePredictor):
         raise UserInputError(f"{args.predictor} is a {pred.kind!r} predictor, not a meta-trained one (edgeprof "
                              "train meta, or train maml-acc)")
-    given = [f for f, v in (("--task", args.task), ("--metric", args.metric), ("--source", args.source)) if v]
+    given = given_options(args, "task", "metric", "source")
     if given:
         raise UserInputError(f"{', '.join(given)}: {args.predictor} is a {pred.kind!r} latency predictor, adapted "
                              "to a device with --device (--task adapts a maml-acc accuracy predictor)")
@@ -90,8 +90,7 @@ def adapt_accuracy(args: argparse.Namespace, pred: Any) -> int:
     from predictors.hardware_adaptive import draw_support
     from predictors.io import read_train_archs, save_predictor
 
-    given = [f for f, v in (("--device", args.device),
-                            *((f"--{k.replace('_', '-')}", v) for k, v in setting_kwargs(args).items())) if v]
+    given = given_options(args, "device", settings=True)
     if given:
         raise UserInputError(f"{', '.join(given)}: {args.predictor} is a maml-acc accuracy predictor, adapted to a "
                              "task with --task, not to a device")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeprof.arguments import add_setting_arguments, setting_kwargs
+from edgeprof.arguments import add_setting_arguments, given_options, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
 from profiler.store import Store
@@ -55,8 +55,7 @@ def evaluate_accuracy(args: argparse.Namespace) -> int:
 
     from predictors.evaluation import accuracy_summary_line, evaluate_saved_accuracy, foreign_task_warning
 
-    given = [f for f, v in (("--device", args.device),
-                            *((f"--{k.replace('_', '-')}", v) for k, v in setting_kwargs(args).items())) if v]
+    given = given_options(args, "device", settings=True)
     if given:
         raise UserInputError(f"{', '.join(given)}: --task scores an accuracy predictor on a task's figures, which "
                              "are no device's; drop them")

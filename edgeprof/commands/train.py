@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeprof.arguments import add_setting_arguments, check_out_path, setting_kwargs
+from edgeprof.arguments import add_setting_arguments, check_out_path, given_options, setting_kwargs
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, print_json
 from profiler.store import Store
@@ -173,14 +173,12 @@ def check_accuracy_arguments(args: argparse.Namespace) -> None:
             raise UserInputError("--quantity accuracy needs --task: the accuracy task of the store to learn "
                                  "(e.g. --task cifar100; `edgeprof dataset summary` lists them)")
     else:
-        given = [f for f, v in (("--task", args.task), ("--tasks", args.tasks), ("--source", args.source)) if v]
+        given = given_options(args, "task", "tasks", "source")
         if given:
             raise UserInputError(f"{', '.join(given)}: only for --quantity accuracy (and maml-acc); a "
                                  f"{args.quantity} predictor learns a device's measurements (--device)")
         return
-    given = [f for f, v in (("--device", args.device), ("--devices", args.devices),
-                            ("--valid-devices", args.valid_devices)) if v]
-    given += [f"--{k.replace('_', '-')}" for k, v in setting_kwargs(args).items() if v is not None]
+    given = given_options(args, "device", "devices", "valid_devices", settings=True)
     if given:
         raise UserInputError(f"{', '.join(given)}: an accuracy predictor learns a task's accuracy, which is no "
                              "device's; drop them")

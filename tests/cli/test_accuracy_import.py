@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 
 from predictors.importers import IMPORTERS
 from predictors.importers.nb201_accuracy import import_nb201_accuracy
@@ -19,15 +20,6 @@ ACC_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "NB20
 needs_data = pytest.mark.skipif(not ACC_CSV.exists(), reason=f"{ACC_CSV} not found")
 SPACE = create_space("nb201")
 HEADER = "index,arch,test_accuracy"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `edgeprof ARGV` run in this process (no interpreter start)."""
-    from edgeprof.cli import main
-
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def line(index: int, value: object) -> str:

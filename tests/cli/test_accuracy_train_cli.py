@@ -10,21 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli
 
 from profiler.accuracy import AccuracyRecord
 from profiler.store import Store
 
 ACC_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "NB201-accuracy" / "cifar100.csv"
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `edgeprof ARGV` run in this process (no interpreter start)."""
-    from edgeprof.cli import main
-
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

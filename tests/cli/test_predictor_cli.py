@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -251,15 +252,6 @@ def two_configs_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                environment={}, backend="onnxruntime", precision="fp32")
                                for k, (m, a) in enumerate(zip(models, archs, strict=True))])
     return db
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `edgeprof ARGV` run in this process (fast: no interpreter start)."""
-    from edgeprof.cli import main
-
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_evaluate_and_report_use_the_predictors_own_space_config(two_configs_db: Path, tmp_path: Path,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"C": 4, "N": 1, "resolution": 16}  # a tiny NB201: quick to export and measure
@@ -39,15 +40,6 @@ def lut(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, float]:
     return pred, folder, float(np.median(y))
 
 
-def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """`edgeprof ARGS` in this process (no interpreter and torch start-up): exit code, stdout, stderr."""
-    from edgeprof.cli import main
-
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_search_random_writes_the_result(lut, tmp_path: Path) -> None:
     _, predictor, target = lut
     out = tmp_path / "r.json"
@@ -68,19 +60,19 @@ def test_search_random_writes_the_result(lut, tmp_path: Path) -> None:
 
 def test_an_unreachable_target_keeps_the_cheapest_and_warns(lut, tmp_path: Path, capsys) -> None:
     _, predictor, target = lut
-    code, out, err = in_process(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
-                                "--target-ms", f"{target / 100:.6f}", "--n", "50", "--out", str(tmp_path / "r.json"),
-                                "--json")
+    code, out, err = cli(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
+                         "--target-ms", f"{target / 100:.6f}", "--n", "50", "--out", str(tmp_path / "r.json"),
+                         "--json")
     assert code == 0, err
     res = json.loads(out)
     assert not res["feasible"] and res["n_feasible"] == 0 and res["predicted"] > res["target"]
     assert "warning: random search: none of the 50 sampled networks" in err and "Traceback" not in err
     # without --json the summary says how the network was chosen
-    code, _, err = in_process(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
-                              "--target-ms", f"{target / 100:.6f}", "--n", "50", "--out", str(tmp_path / "r.json"))
+    code, _, err = cli(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
+                       "--target-ms", f"{target / 100:.6f}", "--n", "50", "--out", str(tmp_path / "r.json"))
     assert code == 0 and "50 networks sampled, 0 predicted within the target; kept the predicted-cheapest" in err
-    code, _, err = in_process(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
-                              "--target-ms", f"{target:.4f}", "--n", "50", "--out", str(tmp_path / "r.json"))
+    code, _, err = cli(capsys, "search", "random", "--device", "local-cpu", "--predictor", str(predictor),
+                       "--target-ms", f"{target:.4f}", "--n", "50", "--out", str(tmp_path / "r.json"))
     assert code == 0 and "predicted within the target; kept the best by params (" in err, err
 
 
@@ -89,9 +81,9 @@ def test_bad_options_are_named(lut, tmp_path: Path, capsys) -> None:
     out = tmp_path / "r.json"
     common = ("search", "random", "--device", "local-cpu", "--predictor", str(predictor), "--target-ms",
               f"{target:.4f}", "--out", str(out))
-    code, _, err = in_process(capsys, *common, "--accuracy-predictor", str(predictor))  # a latency predictor
+    code, _, err = cli(capsys, *common, "--accuracy-predictor", str(predictor))  # a latency predictor
     assert code == 2 and "predicts latency, not accuracy" in err and predictor.name in err
-    code, _, err = in_process(capsys, *common, "--n", "0")
+    code, _, err = cli(capsys, *common, "--n", "0")
     assert code == 2 and "'n'" in err and "Traceback" not in err
     assert not out.exists()
 
@@ -103,14 +95,14 @@ def test_search_random_verify_on_this_cpu(lut, fast_cpu_config: Path, tmp_path: 
     pred, _, target = lut
     predictor = save_predictor(pred, tmp_path / "lut-fast", devices=[str(fast_cpu_config)])
     db, out = tmp_path / "d.db", tmp_path / "r.json"
-    code, _, err = in_process(capsys, "search", "random", "--device", str(fast_cpu_config), "--predictor",
-                              str(predictor), "--target-ms", f"{target:.4f}", "--n", "20", "--verify", "--rounds", "1",
-                              "--db", str(db), "--out", str(out), "--json")
+    code, _, err = cli(capsys, "search", "random", "--device", str(fast_cpu_config), "--predictor",
+                       str(predictor), "--target-ms", f"{target:.4f}", "--n", "20", "--verify", "--rounds", "1",
+                       "--db", str(db), "--out", str(out), "--json")
     assert code == 0, err
     res = json.loads(out.read_text())
     v = res["verify"]
     assert v["device"] == "fast-cpu" and v["rounds"] == 1 and len(v["values"]) == 1 and v["median"] > 0
     assert v["error_vs_target"] == pytest.approx(v["median"] / res["target"] - 1.0)
-    summary = json.loads(in_process(capsys, "dataset", "summary", "--db", str(db), "--json")[1])
+    summary = json.loads(cli(capsys, "dataset", "summary", "--db", str(db), "--json")[1])
     (group,) = summary["groups"]
     assert group["device"] == "fast-cpu" and group["space"] == "nb201" and group["ok"] == 1

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli
 
 from hwsearch.result import SearchResult
 from spaces import create_space
@@ -25,15 +26,6 @@ NB = create_space("nb201")
 def edgeprof(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "edgeprof", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, env=os.environ.copy(), check=False, timeout=300)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `edgeprof ARGV` in this process (no interpreter start)."""
-    from edgeprof.cli import main
-
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from spaces import create_space
 
 ROOT = Path(__file__).resolve().parents[1]
 HELP_TEST_DEVICES = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")  # HELP's meta-test
-TORCH_KINDS = ("mlp", "gnn", "gcn")
+TORCH_KINDS = ("mlp", "gnn", "gnn-att", "gcn")
 QUICK = {"devices": "raspi4,fpga", "train_n": 100, "epochs": 3}  # --quick: a smoke size
 
 
@@ -76,7 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--quick", action="store_true", help=f"smoke size: {QUICK} (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument("--table-from", nargs="+", metavar="JSON",
+                    help="train nothing: print the tables of saved --json outputs, merged per device and kind "
+                         "(runs of different kinds split over processes)")
     args = ap.parse_args(argv)
+    if args.table_from:
+        out = merge([json.loads(Path(f).read_text()) for f in args.table_from])
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            print_tables(out)
+        return 0
     if args.quick:
         ap.set_defaults(**QUICK)
         args = ap.parse_args(argv)
@@ -97,9 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         if kind not in list_predictors(supervised=True):
             ap.error(f"unknown kind {kind!r}; known: {', '.join(list_predictors(supervised=True))}")
 
-    def log(msg: str) -> None:
-        if not args.json:
-            print(msg, file=sys.stderr, flush=True)
+    def log(msg: str) -> None:  # on stderr with --json too: a full run takes an hour on a loaded 2-core machine
+        print(msg, file=sys.stderr, flush=True)
 
     t_start = time.perf_counter()
     results: dict[str, dict[str, dict]] = {}
@@ -123,20 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                              split="HELP nb201 query [900,1900) minus 10% extremes")
                 rep["fit_s"] = round(fit_s, 2)
                 results[device][kind] = rep
-                log(f"{device:15s} {kind:5s} rho {rep['spearman']:.4f}  acc10 {rep['acc10']:.3f}  "
+                log(f"{device:15s} {kind:7s} rho {rep['spearman']:.4f}  acc10 {rep['acc10']:.3f}  "
                     f"mape {rep['mape']:6.2f}%  fit {fit_s:5.1f} s")
 
-    def mean_of(kind: str, key: str, subset: list[str] | None = None) -> float:
-        vals = [results[d][kind][key] for d in (subset or devices) if d in results]
-        return float(np.mean(vals))
-
-    help_subset = [d for d in HELP_TEST_DEVICES if d in results]
-    summary = {kind: {"mean_spearman": mean_of(kind, "spearman"), "mean_acc10": mean_of(kind, "acc10"),
-                      "mean_mape": mean_of(kind, "mape"),
-                      "mean_spearman_help_test": mean_of(kind, "spearman", help_subset) if help_subset else None,
-                      "total_fit_s": round(sum(results[d][kind]["fit_s"] for d in devices), 1)}
-               for kind in kinds}
-    targets = {"gnn_mean_spearman_ge_0_97": summary["gnn"]["mean_spearman"] >= 0.97} if "gnn" in kinds else {}
+    summary, targets = summarise(results, devices, kinds)
     out = {"protocol": {"train": f"NB201 indices [0, {args.train_n})" + (" minus 10% extremes"
                                                                       if args.drop_train_outliers else ""),
                         "query": f"indices [{args.train_n}, {args.train_n + 1000}) minus 10% fastest and slowest",
@@ -146,21 +145,72 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    print_tables(out)
+    return 0
+
+
+def summarise(results: dict[str, dict[str, dict]], devices: list[str], kinds: list[str]
+              ) -> tuple[dict[str, dict], dict[str, bool]]:
+    """Per kind: mean metrics over `devices` (and HELP's 6 test devices among them); the rho >= 0.97 targets."""
+    help_subset = [d for d in HELP_TEST_DEVICES if d in devices]
+    summary = {kind: {"mean_spearman": _mean(results, devices, kind, "spearman"),
+                      "mean_acc10": _mean(results, devices, kind, "acc10"),
+                      "mean_mape": _mean(results, devices, kind, "mape"),
+                      "min_spearman": float(min(results[d][kind]["spearman"] for d in devices)),
+                      "mean_spearman_help_test": (_mean(results, help_subset, kind, "spearman")
+                                                  if help_subset else None),
+                      "total_fit_s": round(sum(results[d][kind]["fit_s"] for d in devices), 1)}
+               for kind in kinds}
+    targets = {f"{k.replace('-', '_')}_mean_spearman_ge_0_97": summary[k]["mean_spearman"] >= 0.97
+               for k in ("gnn", "gnn-att") if k in kinds}
+    return summary, targets
+
+
+def _mean(results: dict[str, dict[str, dict]], devices: list[str], kind: str, key: str) -> float:
+    return float(np.mean([results[d][kind][key] for d in devices]))
+
+
+def merge(runs: list[dict]) -> dict:
+    """One output from several --json outputs of the same protocol: results joined per device and kind."""
+    protocols = {json.dumps({k: v for k, v in r["protocol"].items() if k != "threads"}, sort_keys=True)
+                 for r in runs}
+    if len(protocols) > 1:
+        raise SystemExit(f"--table-from: the runs differ in protocol: {sorted(protocols)}")
+    results: dict[str, dict[str, dict]] = {}
+    for r in runs:
+        for device, by_kind in r["results"].items():
+            results.setdefault(device, {}).update(by_kind)
+    kinds = list(dict.fromkeys(k for r in runs for d in r["results"].values() for k in d))
+    devices = [d for d in dict.fromkeys(d for r in runs for d in r["devices"]) if set(kinds) <= set(results[d])]
+    summary, targets = summarise(results, devices, kinds)
+    return {"protocol": runs[0]["protocol"], "devices": devices, "results": {d: results[d] for d in devices},
+            "summary": summary, "targets": targets, "wall_s": round(sum(r["wall_s"] for r in runs), 1),
+            "merged_from": len(runs)}
+
+
+def print_tables(out: dict) -> None:
+    """The plain tables of an output (one row per device, one column per kind)."""
+    devices, results, summary = out["devices"], out["results"], out["summary"]
+    kinds = list(summary)
+    help_subset = [d for d in HELP_TEST_DEVICES if d in devices]
+    train_n = next(iter(results[devices[0]].values()))["n_target_samples"]
+    query_n = next(iter(results[devices[0]].values()))["n"]
     for metric, label, fmt in (("spearman", "Spearman rho", "{:.3f}"), ("acc10", "Acc@10", "{:.3f}"),
                                ("mape", "MAPE %", "{:.2f}")):
-        print(f"\n{label} (train {len(train_y)} archs, query {len(query_y)} archs per device)")
+        print(f"\n{label} (train {train_n} archs, query {query_n} archs per device)")
         print(f"{'device':16s}" + "".join(f"{k:>9s}" for k in kinds))
         for d in devices:
             print(f"{d:16s}" + "".join(f"{fmt.format(results[d][k][metric]):>9s}" for k in kinds))
-        print(f"{'mean':16s}" + "".join(f"{fmt.format(mean_of(k, metric)):>9s}" for k in kinds))
+        print(f"{'mean':16s}" + "".join(f"{fmt.format(_mean(results, devices, k, metric)):>9s}" for k in kinds))
+        if metric == "spearman":
+            print(f"{'min':16s}" + "".join(f"{fmt.format(summary[k]['min_spearman']):>9s}" for k in kinds))
         if help_subset and len(help_subset) < len(devices):
-            print(f"{'mean HELP test':16s}" + "".join(f"{fmt.format(mean_of(k, metric, help_subset)):>9s}"
+            print(f"{'mean HELP test':16s}" + "".join(f"{fmt.format(_mean(results, help_subset, k, metric)):>9s}"
                                                       for k in kinds))
     print("\nfit time (s, all devices): " + ", ".join(f"{k} {summary[k]['total_fit_s']}" for k in kinds))
-    for k, v in targets.items():
+    for k, v in out["targets"].items():
         print(f"target {k}: {'met' if v else 'MISSED'}")
     print(f"wall {out['wall_s']} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -131,16 +131,20 @@ class DirectedGraphConv(nn.Module):
 
 
 class GNNNet(nn.Module):
-    """SurgeNAS GNN: graph convs, mean over nodes, MLP head; one-hot [B, L*K] -> [B]."""
+    """SurgeNAS GNN: graph convs, mean over nodes, MLP head; one-hot [B, L*K] -> [B].
 
-    def __init__(self, sp: SearchSpace, layers: int, hidden: int, head: tuple[int, ...]) -> None:
+    `conv(d_in, d_out)` builds each layer (called with (h, ½Â⁺, ½Â⁻)); `gnn-att` passes its gated one.
+    """
+
+    def __init__(self, sp: SearchSpace, layers: int, hidden: int, head: tuple[int, ...],
+                 conv: Callable[[int, int], nn.Module] = DirectedGraphConv) -> None:
         super().__init__()
         adj, base, weight = graph_map(sp)
         self.nodes = OneHotToNodes(base, weight)
         self.register_buffer("half_fwd", torch.from_numpy(0.5 * row_normalised(adj)), persistent=False)
         self.register_buffer("half_bwd", torch.from_numpy(0.5 * row_normalised(adj.T.copy())), persistent=False)
         dims = [base.shape[1]] + [hidden] * layers
-        self.convs = nn.ModuleList(DirectedGraphConv(a, b) for a, b in itertools.pairwise(dims))
+        self.convs = nn.ModuleList(conv(a, b) for a, b in itertools.pairwise(dims))
         mlp: list[nn.Module] = []
         d = hidden
         for width in head:

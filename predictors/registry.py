@@ -18,7 +18,7 @@ P = TypeVar("P", bound=type[LatencyPredictor])
 
 # Modules whose import registers the built-in kinds.
 BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines", "predictors.help",
-                                     "predictors.help_ensemble", "predictors.meta_accuracy")
+                                     "predictors.help_ensemble", "predictors.meta_accuracy", "predictors.gnn_att")
 
 
 class UnknownPredictorError(UnknownNameError):

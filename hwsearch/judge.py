@@ -174,7 +174,7 @@ def judge(result: dict[str, Any], table: SpaceTable) -> dict[str, Any]:
     if result.get("metric", "latency") != q:
         raise UserInputError(f"the result's target is on {result.get('metric')!r}, the table holds {q}")
     arch_id = str(result["arch_id"])
-    target = float(result["target"])
+    target = None if result.get("target") is None else float(result["target"])
     notes: list[str] = []
     measured, why = _measured(result, table.device)
     if why:
@@ -199,9 +199,11 @@ def judge(result: dict[str, Any], table: SpaceTable) -> dict[str, Any]:
     if acc is None:
         notes.append(f"no {table.task} {table.metric} record for {arch_id}: accuracy and regret unknown")
 
-    best_t = _num(best_under(table.cost, table.accuracy, target))
+    best_t = None if target is None else _num(best_under(table.cost, table.accuracy, target))
     at_target = None
-    if best_t is None:
+    if target is None:
+        notes.append("the search had no target: nothing to judge at a target")
+    elif best_t is None:
         notes.append(f"no arch of the table is under the target {target:g} {unit} (the cheapest: "
                      f"{table.cost.min():.4g} {unit})")
     else:
@@ -217,20 +219,20 @@ def judge(result: dict[str, Any], table: SpaceTable) -> dict[str, Any]:
             reg = _num(regret(cost, acc, table.cost, table.accuracy))
         if best_here is None:
             notes.append(f"its {q} {cost:.4g} {unit} is below every arch of the table: no regret to compare")
-    under = table.accuracy[table.cost <= target]
+    under = table.accuracy[table.cost <= target] if target is not None else np.empty(0)
     pct = None if acc is None or under.size == 0 else float(100 * np.mean(under <= acc))
     return {"search": result.get("search"), "arch_id": arch_id, "short": arch_short(table.space, arch_id),
             "space": table.space, "device": table.device, "quantity": q, "unit": unit,
             q: _num(cost), f"{q}_source": source, f"{q}_table": _num(in_table), f"{q}_measured": measured,
             "predicted": _num(result.get("predicted")), "target": target,
-            "error_vs_target": None if cost is None else cost / target - 1.0,
-            "within_target": None if cost is None else bool(cost <= target),
+            "error_vs_target": None if cost is None or target is None else cost / target - 1.0,
+            "within_target": None if cost is None or target is None else bool(cost <= target),
             "task": table.task, "metric": table.metric, "accuracy": _num(acc),
             "best_at_its_cost": best_here, "regret": reg,
             "best_at_target": best_t,
             "regret_at_target": None if acc is None or best_t is None else best_t - acc,
             "front_at_target": at_target,
-            "n_under_target": int(under.size), "percentile_under_target": pct,
+            "n_under_target": None if target is None else int(under.size), "percentile_under_target": pct,
             "notes": notes}
 
 
@@ -248,7 +250,8 @@ def view_limits(table: SpaceTable, judged: Sequence[dict[str, Any]]) -> tuple[fl
     ys = [a for j in judged if (a := j.get("accuracy")) is not None and j.get(table.quantity) is not None]
     y0 = min([y0, *ys])
     shown = cost[acc >= y0]
-    xs = [float(j["target"]) for j in judged] + [c for j in judged if (c := j.get(table.quantity)) is not None]
+    xs = [float(j["target"]) for j in judged if j["target"] is not None]
+    xs += [c for j in judged if (c := j.get(table.quantity)) is not None]
     x0, x1 = min([float(shown.min()), *xs]), max([float(shown.max()), *xs])
     pad_y = 0.04 * (top - y0)
     return x0, x1, y0 - pad_y, top + pad_y
@@ -281,7 +284,8 @@ def plot_search_report(table: SpaceTable, judged: Sequence[dict[str, Any]], path
         colours = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 3]
         targets: dict[float, int] = {}
         for k, j in enumerate(judged):
-            targets.setdefault(float(j["target"]), k)
+            if j["target"] is not None:
+                targets.setdefault(float(j["target"]), k)
         for n, (t, k) in enumerate(sorted(targets.items())):
             ax.axvline(t, ls="--", lw=1.2, color="tab:red", label="target" if n == 0 else None)
             ax.text(t, 0.02, f" target {t:g} {unit} ", transform=ax.get_xaxis_transform(), rotation=90,

@@ -84,10 +84,11 @@ def load_checked_predictor(path: str | Path, device: str | None, metric: str) ->
 @dataclass(frozen=True)
 class SearchSetup:
     """What every search gets besides its own options: the device's predictor (loaded), the target in the
-    metric's unit, the device, and whether to show progress (off under --json)."""
+    metric's unit, the device, and whether to show progress (off under --json). A search that can run without
+    a target or a predictor (SurgeNAS at a fixed β) gets None there."""
 
     predictor: Any
-    target: float
+    target: float | None
     metric: str = "latency"
     device: str | None = None
     predictor_path: str | None = None
@@ -97,7 +98,8 @@ class SearchSetup:
         if self.metric not in UNITS:
             raise UserInputError(f"metric must be one of {', '.join(UNITS)}, got {self.metric!r}")
         t = self.target
-        if not (isinstance(t, numbers.Real) and not isinstance(t, bool) and math.isfinite(t) and t > 0):
+        positive = isinstance(t, numbers.Real) and not isinstance(t, bool) and math.isfinite(t) and t > 0
+        if t is not None and not positive:
             raise UserInputError(f"the target must be a positive number of {self.unit}, got {t!r}")
 
     @property
@@ -107,13 +109,20 @@ class SearchSetup:
     @property
     def space(self) -> SearchSpace:
         """The predictor's space (with its config): the one the search explores."""
+        if self.predictor is None:
+            raise UserInputError("no predictor, so no space: the search must name its space")
         return create_space(self.predictor.space, **(self.predictor.space_config or {}))
 
     @classmethod
-    def load(cls, predictor_path: str | Path, target: float | str, metric: str = "latency",
+    def load(cls, predictor_path: str | Path | None, target: float | str | None, metric: str = "latency",
              device: str | None = None, progress: bool = False, db: str | Path | None = None) -> SearchSetup:
         """Load and check the predictor at `predictor_path` for `device` and `metric`. A target "pNN" is the
-        NN-th percentile of what `db` measured of the predictor's space on `device` (`percentile_target`)."""
+        NN-th percentile of what `db` measured of the predictor's space on `device` (`percentile_target`).
+        Without a predictor path the setup has none (and then no target)."""
+        if predictor_path is None:
+            if target is not None:
+                raise UserInputError("a target needs a predictor of the device (--predictor)")
+            return cls(None, None, metric, device, None, progress)
         pred = load_checked_predictor(predictor_path, device, metric)
         if isinstance(target, str):
             if db is None or device is None:
@@ -225,12 +234,15 @@ def measure_rounds(config: DeviceConfig, space: SearchSpace, arch: tuple[int, ..
     return values
 
 
-def verification(device: str, values: list[float], target: float, predicted: float) -> dict[str, Any]:
-    """The median of the round medians, its error against the target and the predictor's against it (pure)."""
+def verification(device: str, values: list[float], target: float | None,
+                 predicted: float | None) -> dict[str, Any]:
+    """The median of the round medians, its error against the target and the predictor's against it (None
+    where the search had no target or no predictor) (pure)."""
     median = float(np.median(values))
     return {"device": device, "rounds": len(values), "values": values, "median": median,
-            "spread": float((max(values) - min(values)) / median), "error_vs_target": median / target - 1.0,
-            "predictor_error": predicted / median - 1.0}
+            "spread": float((max(values) - min(values)) / median),
+            "error_vs_target": None if target is None else median / target - 1.0,
+            "predictor_error": None if predicted is None else predicted / median - 1.0}
 
 
 def known_measurements(store: Store, config: DeviceConfig, space: SearchSpace,
@@ -270,6 +282,8 @@ def close_loop_on_device(result: SearchResult, plan: VerifyPlan, predictor: Any 
     from profiler.store import Store
 
     judge = plan.loop_predictor if plan.loop_predictor is not None else predictor
+    if result.target is None:
+        raise UserInputError("closing the loop (--correct) needs a target to close it on (--target-ms/--target-mj)")
     if judge is None:
         raise ValueError("close_loop_on_device needs the search's predictor (or plan.loop_predictor)")
     space = result_space(result)

@@ -3,6 +3,8 @@
 `SearchResult` is the contract: an architecture of a space (op indices and the space's arch id), the target
 and what the search's predictor says of the architecture. Whatever returns one can be verified on a device and
 have its loop closed by `hwsearch.pipeline`, from Python or from `edgeprof search NAME` (docs/contracts.md).
+A search run without a target (SurgeNAS at a fixed β) has `target` None; one run without a predictor (SurgeNAS
+with β = 0, accuracy only) has `predicted` None too: it can be verified (measured) but has no loop to close.
 A search adds its own fields in a subclass (`LightNASResult`: λ history, α, refine); `to_dict()` is plain JSON
 (the CLI's `--json` and the saved result) and `plot(path)` draws what the search has to show, if anything.
 """
@@ -33,7 +35,8 @@ class SearchContractError(RuntimeFailure):
 @dataclass
 class SearchResult:
     """One search's outcome: `arch` (op indices) of space `space`/`space_config`, its `arch_id`, the `target`
-    and the `predicted` cost of `arch`, both in `unit` (ms for latency, mJ for energy).
+    and the `predicted` cost of `arch`, both in `unit` (ms for latency, mJ for energy); either may be None for
+    a search run without a target or without a predictor.
 
     `alpha` (optional, [layers][ops] logits): how much the search prefers each op of each layer; the closed
     loop measures the most preferred of equally good candidates first. `params` and `predictor` record how
@@ -44,18 +47,20 @@ class SearchResult:
     space_config: dict[str, Any]
     arch: list[int]
     arch_id: str
-    target: float
+    target: float | None
     metric: str
     unit: str
-    predicted: float
+    predicted: float | None
     alpha: list[list[float]] | None = None
     wall_s: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     predictor: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def relative_error(self) -> float:
-        """predicted / target - 1 of the returned arch."""
+    def relative_error(self) -> float | None:
+        """predicted / target - 1 of the returned arch (None without a target or a prediction)."""
+        if self.predicted is None or self.target is None:
+            return None
         return self.predicted / self.target - 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,9 +90,11 @@ class SearchResult:
                              f"{', '.join(f'{m} in {u}' for m, u in UNITS.items())}")
         for name in ("target", "predicted"):
             value = getattr(self, name)
+            if value is None:
+                continue
             if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
                     and value > 0):
-                raise ValueError(f"{who} {name}={value!r}: expected a positive number of {self.unit}")
+                raise ValueError(f"{who} {name}={value!r}: expected a positive number of {self.unit} (or None)")
         space = create_space(self.space, **(self.space_config or {}))
         arch = space.validate(self.arch)
         if space.arch_id(arch) != self.arch_id:

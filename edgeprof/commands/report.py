@@ -114,8 +114,9 @@ def load_result(path: str) -> dict[str, Any]:
     missing = [k for k in ("search", "space", "arch_id", "target", "metric") if k not in data]
     if missing:
         raise UserInputError(f"{p}: a search result without {', '.join(missing)}")
-    if isinstance(data["target"], bool) or not isinstance(data["target"], int | float) or data["target"] <= 0:
-        raise UserInputError(f"{p}: target {data['target']!r} is not a positive number")
+    t = data["target"]
+    if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or t <= 0):
+        raise UserInputError(f"{p}: target {t!r} is not a positive number (or null: a search without a target)")
     return data
 
 
@@ -183,7 +184,8 @@ def results_table(judged: list[dict[str, Any]], quantity: str, unit: str) -> Any
         cost = "-" if j[quantity] is None else f"{j[quantity]:.4g} ({j[f'{quantity}_source']})"
         err_ = "-" if j["error_vs_target"] is None else \
             f"{100 * j['error_vs_target']:+.1f}%" + ("" if j["within_target"] else " over")
-        t.add_row(escape(str(j.get("label", j["search"]))), escape(j["short"]), cost, f"{j['target']:g}", err_,
+        t.add_row(escape(str(j.get("label", j["search"]))), escape(j["short"]), cost,
+                  "-" if j["target"] is None else f"{j['target']:g}", err_,
                   num(j["accuracy"], ".2f"), num(j["regret"], ".2f"), num(j["regret_at_target"], ".2f"),
                   num(j["best_at_target"], ".2f"))
     return t

@@ -33,10 +33,12 @@ def target_spec(text: str) -> float | str:
 
 
 def add_common_arguments(s: argparse.ArgumentParser) -> None:
-    """The options every search takes: device, predictor, target, verification and output."""
-    s.add_argument("--device", required=True, help="the device the predictor is for (and --verify measures on)")
-    s.add_argument("--predictor", required=True, help="a saved predictor folder of DEV")
-    target = s.add_mutually_exclusive_group(required=True)
+    """The options every search takes: device, predictor, target, verification and output. The device, the
+    predictor and the target are required unless the search says it runs without (`needs_predictor`,
+    `needs_target`: SurgeNAS at a fixed β), which `run` checks with a message naming the option."""
+    s.add_argument("--device", help="the device the predictor is for (and --verify measures on)")
+    s.add_argument("--predictor", help="a saved predictor folder of DEV")
+    target = s.add_mutually_exclusive_group()
     target.add_argument("--target-ms", type=target_spec, metavar="MS|pNN",
                         help="latency target in ms, or pNN: the NN-th percentile of DEV's measured latencies of "
                              "the predictor's space in --db (p50: its median)")
@@ -89,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "_declare_error", None):
         raise UserInputError(args._declare_error)
     check_out_path(args.out, folder=False)  # before the search and its measurements
-    metric = "latency" if args.target_ms is not None else "energy"
-    target = args.target_ms if metric == "latency" else args.target_mj
+    metric = "energy" if args.target_mj is not None else "latency"
+    target = args.target_mj if metric == "energy" else args.target_ms
+    check_required(args, target)
+    if args.correct and target is None:
+        raise UserInputError("--correct closes the loop on a target: add --target-ms or --target-mj")
     if args.correct and not args.verify:
         raise UserInputError("--correct measures networks on the device: add --verify")
     if args.loop_predictor and not args.correct:
@@ -114,6 +119,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_required(args: argparse.Namespace, target: Any) -> None:
+    """UserInputError naming the option a search needs and was not given (argparse's own exit code, 2)."""
+    from hwsearch.registry import search_class
+
+    cls = search_class(args.search)
+    needs_predictor, needs_target = getattr(cls, "needs_predictor", True), getattr(cls, "needs_target", True)
+    missing = [flag for flag, needed, given in (
+        ("--device", needs_predictor or args.predictor or args.verify, args.device),
+        ("--predictor", needs_predictor or target is not None, args.predictor),
+        ("--target-ms or --target-mj", needs_target, target is not None)) if needed and not given]
+    if missing:
+        raise UserInputError(f"search {args.search} needs {', '.join(missing)}")
+
+
 def _log(quiet: bool) -> Any:
     from rich.markup import escape
 
@@ -124,10 +143,16 @@ def print_summary(res: dict[str, Any]) -> None:
     """The found network against the target and, after --verify, the measurement (and the closed loop)."""
     from rich.markup import escape
 
-    unit, target = res["unit"], res["target"]
+    unit, target, predicted = res["unit"], res["target"], res["predicted"]
     data = res.get("data") if isinstance(res.get("data"), dict) else None
-    err.print(f"[bold]{escape(res['arch_id'])}[/] predicted {res['predicted']:.4g} {unit} for a target of "
-              f"{target:g} {unit} ({100 * res['relative_error']:+.2f}%)"
+    if predicted is None:
+        said = "(no predictor)"
+    elif target is None:
+        said = f"predicted {predicted:.4g} {unit} (no target)"
+    else:
+        said = (f"predicted {predicted:.4g} {unit} for a target of {target:g} {unit} "
+                f"({100 * res['relative_error']:+.2f}%)")
+    err.print(f"[bold]{escape(res['arch_id'])}[/] {said}"
               + (f"; data: {escape(str(data.get('name', '?')))}" if data else "") + f"; {res['search_s']:.0f} s")
     if "n_feasible" in res:  # random search: how the network was chosen
         err.print(f"{res['n']} networks sampled, {res['n_feasible']} predicted within the target; kept "
@@ -136,7 +161,8 @@ def print_summary(res: dict[str, Any]) -> None:
     v = res.get("verify")
     if v:
         loop = res.get("closed_loop")
+        vs_target = "" if v["error_vs_target"] is None else f": {100 * v['error_vs_target']:+.2f}% from the target"
+        vs_pred = "" if v["predictor_error"] is None else f", predictor {100 * v['predictor_error']:+.2f}%"
         err.print(f"measured on {v['device']}: {v['median']:.4g} {unit} (median of {v['rounds']} rounds, spread "
-                  f"{100 * v['spread']:.1f}%): {100 * v['error_vs_target']:+.2f}% from the target, predictor "
-                  f"{100 * v['predictor_error']:+.2f}%"
+                  f"{100 * v['spread']:.1f}%){vs_target}{vs_pred}"
                   + (f"; closed loop: {loop['measurements']} network(s) measured, {loop['stopped']}" if loop else ""))

@@ -16,7 +16,8 @@ import torch
 
 from hwsearch.schedule import FBNET_DECAY, tau_schedule
 
-__all__ = ["FBNET_DECAY", "arch_onehot", "derive_arch", "gumbel_noise", "hard_gumbel", "tau_schedule"]
+__all__ = ["FBNET_DECAY", "arch_onehot", "derive_arch", "gumbel_noise", "hard_gumbel", "ordered_samples",
+           "tau_schedule"]
 
 _EPS = 1e-10
 
@@ -50,6 +51,35 @@ def hard_gumbel(alpha: torch.Tensor, tau: float, generator: torch.Generator,
     index = soft.detach().argmax(dim=-1, keepdim=True)
     hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
     return hard - soft.detach() + soft
+
+
+def ordered_samples(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> list[torch.Tensor]:
+    """SurgeNAS's ordered differentiable sampling (thesis Algorithm 1, eq. 3.9-3.11): K = |O| hard one-hots
+    [L, K], drawn without replacement per layer, so that every (layer, op) is in exactly one of them.
+
+    Sample i is the hard Gumbel-softmax of log P^i, where P^i is softmax(α) with the ops already drawn in
+    each layer masked out and the rest renormalised (log-space: masked entries are -inf, which softmax maps
+    to 0 without NaNs). Nothing is detached: the gradient of sample i flows through its soft sample, the
+    renormalisation and the masking to α (straight-through, ∂P̄/∂P̂ = 1). The last sample has one op left
+    per layer, so its soft sample is exactly 1 and it passes no gradient to α: its ops get their α-gradient
+    as competitors in the earlier samples.
+    """
+    if not (isinstance(tau, numbers.Real) and not isinstance(tau, bool) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"ordered_samples: tau must be a positive finite number, got {tau!r}")
+    if alpha.dim() != 2:
+        raise ValueError(f"ordered_samples: alpha must be [layers, ops], got shape {tuple(alpha.shape)}")
+    log_p = torch.log_softmax(alpha, dim=-1)  # log P^1
+    taken = torch.zeros(alpha.shape, dtype=torch.bool, device=alpha.device)
+    samples = []
+    for _ in range(alpha.shape[-1]):
+        masked = log_p.masked_fill(taken, -math.inf)
+        log_pi = masked - torch.logsumexp(masked, dim=-1, keepdim=True)  # renormalised log P^i
+        soft = torch.softmax((log_pi + gumbel_noise(alpha.shape, generator, like=alpha)) / tau, dim=-1)
+        index = soft.detach().argmax(dim=-1, keepdim=True)
+        hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+        samples.append(hard - soft.detach() + soft)
+        taken = taken | hard.bool()
+    return samples
 
 
 def derive_arch(alpha: torch.Tensor) -> tuple[int, ...]:

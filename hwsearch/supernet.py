@@ -13,6 +13,12 @@ retraining can use to inherit weights.
 NB201: as in NB201's own DARTS/GDAS supernets, the choice is per edge and shared by all cells (α is 6 x 5),
 while every cell keeps its own op weights. `none` contributes nothing (zeros), and edges that cannot reach
 the cell output are not run, as in the space's builder.
+
+Identity mapping (SurgeNAS, thesis eq. 3.6): `forward(x, paths, phi)` adds φ·X_l to every searchable layer
+whose output has its input's shape, whatever op is chosen. MBConv: not on the first layer of a stage
+(stride 2 or new width), where a projection would be weights the final network does not have. NB201: on
+every edge (`none` included, so the term is the same for all ops), all six edges run while φ > 0 (an edge
+the arch cuts off still carries φ·X); φ = 0 is exactly the plain path.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ class MBConvSupernet(Supernet):
         stem, first = scale_channels(STEM_CHANNELS, width), scale_channels(FIRST_CHANNELS, width)
         head = scale_channels(HEAD_CHANNELS, width)
         plan = layer_plan(width, space.stage_repeats)
+        self.same_shape = [stride == 1 and c_in == c_out for c_in, c_out, stride in plan]
         self.stem = conv_bn(3, stem, 3, stride=2)
         self.fixed = MBConv(stem, first, 3, 1, 1)
         self.layers = nn.ModuleList(
@@ -92,10 +99,11 @@ class MBConvSupernet(Supernet):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(head, space.num_classes)
 
-    def forward(self, x: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, paths: torch.Tensor, phi: float = 0.0) -> torch.Tensor:
         x = self.fixed(self.stem(x))
         for layer, (ops, k) in enumerate(zip(self.layers, self.chosen(paths), strict=True)):
-            x = ops[k](x) * paths[layer, k]
+            y = ops[k](x) * paths[layer, k]
+            x = y + phi * x if phi and self.same_shape[layer] else y
         return self.classifier(torch.flatten(self.pool(self.head(x)), 1))
 
     def _subnet_name(self, name: str, arch: tuple[int, ...]) -> str | None:
@@ -125,8 +133,10 @@ class SuperCell(nn.Module):
             nn.ModuleList(_Zero() if k == NONE else _make_op(name, channels) for k, name in enumerate(OPS))
             for _ in EDGES)
 
-    def forward(self, x: torch.Tensor, arch: tuple[int, ...], paths: torch.Tensor) -> torch.Tensor:
-        live = live_edges(arch)  # as spaces.nb201.Cell: dead and `none` edges are not run
+    def forward(self, x: torch.Tensor, arch: tuple[int, ...], paths: torch.Tensor,
+                phi: float = 0.0) -> torch.Tensor:
+        # as spaces.nb201.Cell: dead and `none` edges are not run, unless the identity term keeps them alive
+        live = tuple(range(len(EDGES))) if phi else live_edges(arch)
         needed = {N_NODES - 1} | {EDGES[e][0] for e in live}
         nodes: list[torch.Tensor | None] = [x]
         for node in range(1, N_NODES):
@@ -135,6 +145,8 @@ class SuperCell(nn.Module):
                 src, dst = EDGES[e]
                 if dst == node:
                     y = self.edges[e][arch[e]](nodes[src]) * paths[e, arch[e]]
+                    if phi:
+                        y = y + phi * nodes[src]
                     total = y if total is None else total + y
             if total is None and node in needed:
                 total = torch.zeros_like(x)
@@ -152,11 +164,11 @@ class NB201Supernet(Supernet):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c * 4, space.num_classes)
 
-    def forward(self, x: torch.Tensor, paths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, paths: torch.Tensor, phi: float = 0.0) -> torch.Tensor:
         arch = self.chosen(paths)
         x = self.stem(x)
         for block in self.cells:
-            x = block(x, arch, paths) if isinstance(block, SuperCell) else block(x)
+            x = block(x, arch, paths, phi) if isinstance(block, SuperCell) else block(x)
         x = self.lastact(x)
         return self.classifier(torch.flatten(self.pool(x), 1))
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from hwsearch.gumbel import FBNET_DECAY, arch_onehot, derive_arch, hard_gumbel, tau_schedule
+from hwsearch.gumbel import FBNET_DECAY, arch_onehot, derive_arch, hard_gumbel, ordered_samples, tau_schedule
 
 
 def test_sample_is_one_hot_per_layer():
@@ -75,3 +75,37 @@ def test_derive_arch_and_onehot():
     torch.testing.assert_close(arch_onehot((1, 0), 3), torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
     with pytest.raises(ValueError, match="layers, ops"):
         derive_arch(torch.zeros(3))
+
+
+@pytest.mark.parametrize(("layers", "ops", "seed"), [(21, 7, 0), (6, 5, 1), (3, 2, 7)])
+def test_ordered_samples_cover_every_layer_op_exactly_once(layers, ops, seed):
+    """SurgeNAS fairness: K samples per iteration, together one of every (layer, op), on any α and seed."""
+    g = torch.Generator().manual_seed(seed)
+    alpha = torch.randn(layers, ops, generator=g) * 3  # strongly preferred ops must still yield their turn
+    samples = ordered_samples(alpha, 0.5, g)
+    assert len(samples) == ops
+    for s in samples:
+        assert set(s.detach().unique().tolist()) <= {0.0, 1.0}
+        torch.testing.assert_close(s.detach().sum(-1), torch.ones(layers))
+    torch.testing.assert_close(sum(s.detach() for s in samples), torch.ones(layers, ops))
+
+
+def test_ordered_samples_gradient_reaches_every_op_and_follows_alpha():
+    alpha = torch.zeros(5, 4, requires_grad=True)
+    weights = torch.arange(20, dtype=torch.float32).reshape(5, 4)
+    samples = ordered_samples(alpha, 1.0, torch.Generator().manual_seed(0))
+    sum((s * weights).sum() for s in samples[:-1]).backward()
+    assert alpha.grad is not None and torch.isfinite(alpha.grad).all()
+    assert (alpha.grad.abs() > 0).all()
+    # the first draw follows α: a strongly preferred op is drawn first
+    strong = torch.zeros(5, 4)
+    strong[:, 2] = 20.0
+    first = ordered_samples(strong, 1.0, torch.Generator().manual_seed(1))[0]
+    assert first.argmax(-1).tolist() == [2] * 5
+
+
+def test_ordered_samples_refuses_bad_input():
+    with pytest.raises(ValueError, match="tau"):
+        ordered_samples(torch.zeros(2, 3), 0.0, torch.Generator())
+    with pytest.raises(ValueError, match="layers, ops"):
+        ordered_samples(torch.zeros(3), 1.0, torch.Generator())

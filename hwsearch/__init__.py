@@ -1,4 +1,5 @@
-"""Hardware-aware searches: LightNAS (differentiable, hits a latency or energy target), its parts, and the
+"""Hardware-aware searches: LightNAS (differentiable, hits a latency or energy target), SurgeNAS (one-level,
+ordered sampling, β·latency in the loss), random search (the baseline), their parts, and the
 one path from a search's result to a network measured on the device (`hwsearch.pipeline`).
 
 Pick a search by name (`create_search("lightnas", predictor=..., target=...)`) or use the class; the
@@ -17,7 +18,7 @@ _EXPORTS = {
     "hwsearch.cost": ("CostModel", "LUTCost", "Reach", "as_cost_model", "as_predict_model", "lut_cost_model",
                       "reachable_range", "refine_arch"),
     "hwsearch.data": ("ImageFolderDataset", "TensorData", "digits_proxy", "shard_indices", "split"),
-    "hwsearch.gumbel": ("derive_arch", "hard_gumbel"),
+    "hwsearch.gumbel": ("derive_arch", "hard_gumbel", "ordered_samples"),
     "hwsearch.schedule": ("tau_schedule",),
     "hwsearch.lightnas": ("LightNAS", "lambda_step"),
     "hwsearch.pareto": ("best_under", "hypervolume", "pareto_front", "regret"),
@@ -28,6 +29,8 @@ _EXPORTS = {
                           "search_class"),
     "hwsearch.result": ("LightNASResult", "SearchContractError", "SearchResult", "plot_history", "target_errors"),
     "hwsearch.supernet": ("Supernet", "build_supernet"),
+    "hwsearch.surgenas": ("SurgeNAS",),
+    "hwsearch.surgenas_result": ("SurgeNASResult", "plot_surgenas"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -47,6 +50,8 @@ __all__ = [
     "SearchResult",
     "SearchSetup",
     "Supernet",
+    "SurgeNAS",
+    "SurgeNASResult",
     "TensorData",
     "UnknownSearchError",
     "VerifyPlan",
@@ -63,10 +68,12 @@ __all__ = [
     "hypervolume",
     "lambda_step",
     "list_searches",
+    "ordered_samples",
     "lut_cost_model",
     "param_counts",
     "pareto_front",
     "plot_history",
+    "plot_surgenas",
     "reachable_range",
     "refine_arch",
     "register_search",

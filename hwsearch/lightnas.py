@@ -45,7 +45,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hwsearch.registry import register_search
 from hwsearch.result import LightNASResult
 from hwsearch.schedule import FBNET_DECAY
-from hwsearch.search_params import SEARCH_CONSTRAINTS, check_predictor_and_target, optional
+from hwsearch.search_params import (
+    SEARCH_CONSTRAINTS,
+    add_training_arguments,
+    check_predictor_and_target,
+    optional,
+    training_data,
+)
 from predictors.base import Constraint, InvalidParameterError, Params
 from predictors.common import float_above, int_at_least, one_of
 from spaces.errors import UserInputError
@@ -207,26 +213,12 @@ class LightNAS(Params):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """LightNAS's own options: the data the supernet trains on and the search's length."""
-        data = parser.add_mutually_exclusive_group()
-        data.add_argument("--data", help="ImageFolder-style directory (one sub-folder of images per class)")
-        data.add_argument("--proxy", choices=["digits"], help="built-in proxy task (default: digits)")
-        parser.add_argument("--epochs", type=int, default=10, help="supernet epochs (default 10)")
-        parser.add_argument("--resolution", type=int, default=None,
-                            help="train the supernet on images of this side (a lower-resolution proxy; default: "
-                                 "the space's). The predictor still judges the space's own networks.")
-        parser.add_argument("--batch-size", type=int, default=64)
-        parser.add_argument("--seed", type=int, default=0)
+        add_training_arguments(parser)
         parser.add_argument("--no-refine", action="store_true", help="keep the argmax architecture as it is")
-        parser.add_argument("--threads", type=int, default=1,
-                            help="torch threads on the CPU (default 1: a proxy search's layers are too small to "
-                                 "split, and threads waiting for each other on a busy machine slow it many-fold; "
-                                 "0 keeps torch's default)")
 
     @classmethod
     def run_from_args(cls, args: argparse.Namespace, setup: SearchSetup) -> LightNASResult:
         """The search the options describe, on `--data` or the digits proxy, run to its result."""
-        from hwsearch.data import ImageFolderDataset, digits_proxy
-
         if args.epochs < 2:
             raise UserInputError(f"--epochs must be at least 2 (α is updated after the warm-up epochs), "
                                  f"got {args.epochs}")
@@ -235,7 +227,4 @@ class LightNAS(Params):
                      progress=setup.progress, data_resolution=args.resolution,
                      threads=args.threads if args.threads != 0 else None)
         search._validate()  # a bad option value is refused before the data loads (InvalidParameterError)
-        resolution = args.resolution or setup.space.input_shape()[-1]
-        data = (ImageFolderDataset(args.data, resolution) if args.data
-                else digits_proxy(resolution=resolution, seed=args.seed))
-        return search.search(data)
+        return search.search(training_data(args, setup.space))

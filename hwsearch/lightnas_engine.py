@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -66,7 +67,7 @@ def _fit(p: LightNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
     elif val_data is None:
         train_data, val_data = split(train_data, 0.8, p.seed)
     for which, data in (("train_data", train_data), ("val_data", val_data)):
-        _check_data(data, space, which, p.data_resolution)
+        check_data(data, space, which, p.data_resolution)
 
     run = _Run(p, space, cost, device, ctx, len(train_data))
     warmup = p._warmup()
@@ -190,7 +191,7 @@ class _Run:
         return steps
 
 
-def _check_data(data: Any, space: SearchSpace, which: str, resolution: int | None = None) -> None:
+def check_data(data: Any, space: SearchSpace, which: str, resolution: int | None = None) -> None:
     """Refuse data the supernet cannot take, naming what differs, before any training starts.
 
     `resolution`: the supernet trains on images of this side instead of the space's (a lower-resolution
@@ -218,25 +219,33 @@ def _check_data(data: Any, space: SearchSpace, which: str, resolution: int | Non
                          f"{space_classes} (num_classes in the space config)")
 
 
-class _Progress:
-    """A rich progress bar over epochs, on the main rank only, on stderr: stdout holds the result (--json)."""
+class Progress:
+    """A rich progress bar over epochs, on the main rank only, on stderr: stdout holds the result (--json).
+    `describe(row)` says where the search is after each epoch (LightNAS: λ and the prediction)."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, name: str = "LightNAS",
+                 describe: Callable[[dict[str, Any]], str] | None = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
                             TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self.bar.start()
-        self.task = self.bar.add_task("LightNAS", total=epochs)
+        self.name = name
+        self.describe = describe or (lambda row: f"λ={row['lambda']:+.3f} pred={row['predicted_argmax']:.3g}")
+        self.task = self.bar.add_task(name, total=epochs)
+
+    def reset(self, name: str, epochs: int) -> None:
+        """Start over (a new search of a series, e.g. one trial of a bisection)."""
+        self.name = name
+        self.bar.reset(self.task, total=epochs, description=name)
 
     def advance(self, row: dict[str, Any]) -> None:
-        self.bar.update(self.task, advance=1, description=f"LightNAS λ={row['lambda']:+.3f} "
-                        f"pred={row['predicted_argmax']:.3g}")
+        self.bar.update(self.task, advance=1, description=f"{self.name} {self.describe(row)}")
 
     def close(self) -> None:
         self.bar.stop()
 
 
-def _progress(enabled: bool, epochs: int) -> _Progress | None:
-    return _Progress(epochs) if enabled else None
+def _progress(enabled: bool, epochs: int) -> Progress | None:
+    return Progress(epochs) if enabled else None

@@ -5,6 +5,7 @@ CLI builds its parser from the search classes, which import this.
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
 from typing import TYPE_CHECKING, Any
@@ -59,3 +60,39 @@ def search_space(owner: str, cost: Any, space: str | None, space_config: dict[st
         raise InvalidParameterError(f"{owner}: space {name!r} with config {config} does not build: {e}") from None
     check_space(cost, built)
     return built
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, epochs: int = 10) -> None:
+    """The options of a search that trains a supernet: its data (an image folder or the digits proxy), its
+    length, the image side, the batch, the seed and torch's threads (shared by LightNAS and SurgeNAS)."""
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--data", help="ImageFolder-style directory (one sub-folder of images per class)")
+    data.add_argument("--proxy", choices=["digits"], help="built-in proxy task (default: digits)")
+    parser.add_argument("--proxy-n", type=int, default=None, metavar="N",
+                        help="use the first N images of the proxy only (a quick try; default: all 1,797 digits)")
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"supernet epochs (default {epochs})")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="train the supernet on images of this side (a lower-resolution proxy; default: "
+                             "the space's). The predictor still judges the space's own networks.")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads on the CPU (default 1: a proxy search's layers are too small to "
+                             "split, and threads waiting for each other on a busy machine slow it many-fold; "
+                             "0 keeps torch's default)")
+
+
+def training_data(args: argparse.Namespace, space: SearchSpace) -> Any:
+    """The data `add_training_arguments`' options name: `--data` at the search's resolution, or the digits
+    proxy as a (w-split, held-out split) pair."""
+    from hwsearch.data import ImageFolderDataset, digits_proxy
+    from spaces.errors import UserInputError
+
+    resolution = args.resolution or space.input_shape()[-1]
+    n = getattr(args, "proxy_n", None)
+    if n is not None and args.data:
+        raise UserInputError("--proxy-n takes part of the proxy task; with --data, give a smaller folder")
+    if n is not None and n < 10:
+        raise UserInputError(f"--proxy-n must be at least 10 (some images of every digit), got {n}")
+    return (ImageFolderDataset(args.data, resolution) if args.data
+            else digits_proxy(resolution=resolution, seed=args.seed, n=n))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--task", required=True, help="the task of the accuracy records (e.g. cifar100)")
     s.add_argument("--metric", default="test_accuracy", help="the accuracy metric (default: test_accuracy)")
     s.add_argument("--source", help="the accuracy records' source, when the store holds several")
+    s.add_argument("--target", type=float, default=None, metavar="T",
+                   help="judge against this target (in the results' unit) instead of the one each result was "
+                        "searched for: a network searched on a group's representative, judged on a member at "
+                        "the member's own budget (edgeprof devices group)")
     s.add_argument("--out", help="the PNG (default: beside the first result, <stem>.report.png)")
     s.add_argument("--json", action="store_true", help="print JSON")
     add_setting_arguments(s)
@@ -131,6 +136,10 @@ def run_search(args: argparse.Namespace) -> int:
     from hwsearch.judge import judge, load_table, plot_search_report
 
     results = [load_result(r) for r in args.results]
+    if args.target is not None:
+        if not (math.isfinite(args.target) and args.target > 0):
+            raise UserInputError(f"--target must be a positive number, got {args.target}")
+        results = [{**r, "searched_target": r["target"], "target": args.target} for r in results]
     out = Path(args.out or default_png(args.results[0]))
     if out.is_dir():
         raise UserInputError(f"--out {out}: is a folder; give a file name such as {out / 'report.png'}")

@@ -146,3 +146,21 @@ def test_table_output_and_notes(lab_db: str, tmp_path: Path, capsys: pytest.Capt
                          "cifar100", "--out", png)
     assert code == 0, err
     assert "lightnas (r)" in out and "lightnas (second)" in out
+
+
+def test_target_option_judges_at_another_budget(lab_db: str, tmp_path: Path, capsys) -> None:
+    """A network searched for 5 ms elsewhere (a group's representative), judged on raspi4 at raspi4's 12 ms."""
+    lat, acc = direct()
+    i = min(range(len(lat)), key=lambda k: abs(lat[k] - 11.0))
+    res = write_result(tmp_path / "rep.json", i, 5.0)
+    code, out, err = cli(capsys, "report", "search", res, "--db", lab_db, "--device", "raspi4", "--task", "cifar100",
+                         "--target", "12", "--out", tmp_path / "r.png", "--json")
+    assert code == 0, err
+    j = json.loads(out)["results"][0]
+    assert j["target"] == 12.0 and j["within_target"] is True
+    assert j["error_vs_target"] == pytest.approx(lat[i] / 12.0 - 1.0)
+    best = max(a for c, a in zip(lat, acc, strict=True) if c <= 12.0)
+    assert j["regret_at_target"] == pytest.approx(best - acc[i])
+    code, _, err = cli(capsys, "report", "search", res, "--db", lab_db, "--device", "raspi4", "--task", "cifar100",
+                       "--target", "-1", "--out", tmp_path / "r.png")
+    assert code == 2 and "--target must be a positive number" in err

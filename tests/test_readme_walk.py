@@ -106,6 +106,28 @@ WALK: list[Step] = [
          "edgeprof train maml-acc --db lab.db --space nb201 --tasks cifar100 --out acc-meta --epochs 200"),
     Step("accuracy", "edgeprof adapt acc-meta --db lab.db --task cifar100 --samples 10 --out acc-meta-cifar100",
          "edgeprof adapt acc-meta --db lab.db --task cifar100 --samples 10 --out acc-meta-cifar100"),
+    # SurgeNAS, and one search per group of boards (into the lab.db of the accuracy walk)
+    Step("surgenas", "edgeprof search surgenas --space nb201 --epochs 10 --out surge-base.json",
+         "edgeprof search surgenas --space nb201 --epochs 2 --resolution 16 --proxy-n 60 --batch-size 32 "
+         "--out surge-base.json"),
+    Step("surgenas", "edgeprof search surgenas --device raspi4 --predictor mlp-raspi4 --beta 0.3 --epochs 10 "
+                     "--out surge-beta.json",
+         "edgeprof search surgenas --device raspi4 --predictor mlp-raspi4 --beta 0.3 --epochs 2 --resolution 16 "
+         "--proxy-n 60 --batch-size 32 --out surge-beta.json"),
+    Step("surgenas", "edgeprof search surgenas --device raspi4 --predictor mlp-raspi4 --target-ms 3 --epochs 10 "
+                     "--out surge-3ms.json",
+         "edgeprof search surgenas --device raspi4 --predictor mlp-raspi4 --target-ms 3 --epochs 2 --resolution 16 "
+         "--proxy-n 60 --batch-size 32 --max-trials 2 --out surge-3ms.json"),
+    Step("surgenas", "edgeprof report search surge-base.json surge-beta.json surge-3ms.json --db lab.db --device "
+                     "raspi4 --task cifar100 --out surge-raspi4.png",
+         "edgeprof report search surge-base.json surge-beta.json surge-3ms.json --db lab.db --device "
+         "raspi4 --task cifar100 --out surge-raspi4.png"),
+    Step("surgenas", "edgeprof devices group --db lab.db --space nb201 --plot groups-nb201.png",
+         "edgeprof devices group --db lab.db --space nb201 --plot groups-nb201.png"),
+    Step("surgenas", "edgeprof report search surge-3ms.json --db lab.db --device pixel3 --task cifar100 --target 1.2 "
+                     "--out surge-pixel3.png",
+         "edgeprof report search surge-3ms.json --db lab.db --device pixel3 --task cifar100 --target 1.2 "
+         "--out surge-pixel3.png"),
     # Hardware-aware search (into the lab.db of the predictor walk, from this CPU)
     Step("search", "edgeprof profile local-cpu --space mbconv-small --n 60 --db lab.db",
          "edgeprof profile local-cpu --space mbconv-small --n 12 --db lab.db"),
@@ -292,6 +314,32 @@ def test_walk_accuracy_and_judging_a_search(ws: Workspace) -> None:
     for pred in ("acc-gbdt", "acc-meta", "acc-meta-cifar100"):
         card = json.loads((ws.work / pred / "card.json").read_text())
         assert card["quantity"] == "accuracy" and card["devices"] == []
+
+
+@pytest.mark.slow
+def test_walk_surgenas_and_device_groups(ws: Workspace) -> None:
+    if not (ws.work / "mlp-raspi4").exists():  # run alone: the predictor and accuracy walks made these
+        ws.type([Step("", "", "edgeprof dataset import help ../shared --space nb201 --devices raspi4,pixel3,gold_6226 "
+                              "--db lab.db"),
+                 Step("", "", "edgeprof dataset import nb201-accuracy ../shared/data/NB201-accuracy/cifar100.csv "
+                              "--db lab.db"),
+                 Step("", "", "edgeprof train mlp --db lab.db --device raspi4 --space nb201 --train-n 300 "
+                              "--epochs 30 --out mlp-raspi4")])
+    ran = dict(zip([s.readme for s in steps("surgenas")], ws.type(steps("surgenas")), strict=True))
+    base, beta, target = (json.loads((ws.work / f"surge-{n}.json").read_text()) for n in ("base", "beta", "3ms"))
+    assert base["beta"] == 0.0 and base["predicted"] is None and base["fairness"]["equal"]
+    assert beta["beta"] == 0.3 and beta["target"] is None and beta["predicted"] > 0
+    assert target["target"] == 3.0 and 1 <= len(target["trials"]) <= 2 and target["device"] == "raspi4"
+    assert [t["arch_id"] for t in target["trials"] if t["chosen"]] == [target["arch_id"]]
+    for name in ("surge-base", "surge-beta", "surge-3ms"):
+        assert (ws.work / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    report = ran[steps("surgenas")[3].readme].stdout
+    assert report.count("surgenas") == 3 and "regret" in report
+    groups = ran[steps("surgenas")[4].readme].stdout
+    assert "raspi4" in groups and "pixel3" in groups
+    assert (ws.work / "groups-nb201.png").read_bytes()[:4] == b"\x89PNG"
+    member = ran[steps("surgenas")[5].readme].stdout
+    assert "1.2" in member and (ws.work / "surge-pixel3.png").stat().st_size > 0
 
 
 @pytest.mark.slow

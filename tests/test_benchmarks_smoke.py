@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 HELP_DIR = REPO.parent / "shared" / "data" / "HELP" / "data"
 BENCH = REPO / "benchmarks"
 BENCHMARKS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
-NEEDS_HELP = {"help_nb201", "help_fbnet", "supervised_nb201", "lightnas_nb201_tables"}
+NEEDS_HELP = {"help_nb201", "help_fbnet", "supervised_nb201", "lightnas_nb201_tables", "surgenas_nb201"}
 NEEDS_SSHD = {"transport_overhead", "fault_drills"}
 # Run at smoke size by a test of their own, which checks more than the figures (each drill's target): not twice.
 RUN_BY = {"fault_drills": "tests/ssh/test_fault_drills.py"}
@@ -43,6 +43,12 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "throughput": ("rows.*.archs_per_s", "rows.*.forward_ms", "rows.*.encode_ids_archs_per_s"),
     "lightnas_targets": ("runs.*.target_ms", "runs.*.measured_ms", "runs.*.predicted_ms", "wall_s"),
     "lightnas_nb201_tables": ("runs.*.target_ms", "runs.*.measured_ms", "runs.*.predicted_ms", "wall_s"),
+    "surgenas_fairness": ("sampling.*.count_min", "sampling.*.count_max", "sampling.*.grad_nonzero_share",
+                          "summary.count_min", "summary.real_grad_nonzero_share_min",
+                          "real_iterations.*.iterations.*.alpha_grad_norm", "search.alpha_grad_norm_max", "wall_s"),
+    "surgenas_nb201": ("space.best_accuracy", "space.mean_accuracy", "beta0.runs.*.accuracy", "beta0.runs.*.skip",
+                       "ablation_no_identity.runs.*.skip", "targets.*.target_ms", "targets.*.judged.surgenas.latency",
+                       "targets.*.judged.lightnas.latency", "targets.*.surgenas.evaluations.evaluations", "wall_s"),
     "fault_drills": ("kinds.*.runs", "kinds.*.completed_one_run", "kinds.*.lost", "kinds.*.duplicated",
                      "kinds.*.remeasured", "kinds.*.faults", "kinds.*.wall_ratio", "baseline_wall_s", "wall_s"),
 }

@@ -52,7 +52,8 @@ from hwsearch.search_params import (
     optional,
     training_data,
 )
-from predictors.base import Constraint, InvalidParameterError, Params
+from hwsearch.supernet_search import SupernetSearch
+from predictors.base import Constraint
 from predictors.common import float_above, int_at_least, one_of
 from spaces.errors import UserInputError
 
@@ -82,7 +83,7 @@ def lambda_step(lam: float, predicted: float, target: float, lr: float) -> float
 
 
 @register_search("lightnas")
-class LightNAS(Params):
+class LightNAS(SupernetSearch):
     """LightNAS search object (scikit-learn style: parameters in __init__, `fit` validates and runs,
     learned state ends in `_`: `result_`, `alpha_`, `arch_`, `lambda_`, `supernet_`, `reach_`).
 
@@ -92,6 +93,8 @@ class LightNAS(Params):
     """
 
     name: ClassVar[str] = "lightnas"
+    engine: ClassVar[str] = "hwsearch.lightnas_engine"
+    warmup_share: ClassVar[float] = 1 / 9
     summary: ClassVar[str] = "one-shot differentiable search to a latency or energy target"
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **SEARCH_CONSTRAINTS,
@@ -164,49 +167,16 @@ class LightNAS(Params):
         self.data_resolution = data_resolution
         self.threads = threads
 
-    # --- scikit-learn conventions (get_params, set_params, clone: predictors.base.Params) ---------------
-
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in self.get_params().items() if k != "predictor"}
-        return f"LightNAS({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+    # --- scikit-learn conventions (get_params, set_params, clone: predictors.base.Params); `search` and
+    # `fit(train_data, val_data)`: SupernetSearch. w trains on `train_data` (the w-split), α on `val_data` (the
+    # α-split); with `val_data` None, `train_data` may be a (w-split, α-split) pair (what digits_proxy returns)
+    # or one dataset, split 80/20 with the seed. Under torchrun (WORLD_SIZE > 1) it joins the process group.
 
     def _validate(self) -> None:
         self._validate_params()
         check_predictor_and_target("LightNAS", self.predictor, self.target, self.metric,
                                    "a fitted mlp/gnn/gcn predictor, a saved predictor folder or a hwsearch.CostModel")
-        if self._warmup() >= self.epochs:
-            raise InvalidParameterError(f"warmup_epochs ({self._warmup()}) must be < epochs ({self.epochs}): "
-                                        "no epoch would update α")
-        if self.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise InvalidParameterError(f"device {self.device!r} asked for, but torch sees no CUDA device")
-
-    def _warmup(self) -> int:
-        """α is frozen for this many epochs: the thesis' 10 of 90, scaled (round(epochs/9)) by default."""
-        return round(self.epochs / 9) if self.warmup_epochs is None else self.warmup_epochs
-
-    # --- the search --------------------------------------------------------------------------------------
-
-    def search(self, train_data: Any, val_data: Any = None) -> LightNASResult:
-        """`fit` and return its result."""
-        return self.fit(train_data, val_data).result_
-
-    def fit(self, train_data: Any, val_data: Any = None) -> LightNAS:
-        """Search: w on `train_data` (the w-split), α on `val_data` (the α-split). With `val_data` None,
-        `train_data` may be a (w-split, α-split) pair (what digits_proxy returns) or one dataset, split
-        80/20 with the seed. Under torchrun (WORLD_SIZE > 1) it joins the process group itself."""
-        self._validate()
-        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, key)
-        from hwsearch.lightnas_engine import run_search  # torch: only when a search runs
-
-        run_search(self, train_data, val_data)
-        return self
-
-    def _json_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.get_params().items() if k != "predictor"}
+        self._check_schedule_and_device()  # warm-up: the thesis' 10 of 90 epochs, scaled (warmup_share)
 
     # --- `edgeprof search lightnas` (the common options and verification are hwsearch.pipeline's) ---------
 

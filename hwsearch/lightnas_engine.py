@@ -16,12 +16,13 @@ import torch.nn.functional as F
 
 from hwsearch.cost import as_cost_model, reachable_range, refine_arch
 from hwsearch.data import batches, shard_indices, split
-from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, finish, init_distributed
+from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_
 from hwsearch.gumbel import arch_onehot, derive_arch, hard_gumbel, tau_schedule
 from hwsearch.lightnas import lambda_step
 from hwsearch.result import LightNASResult
 from hwsearch.search_params import search_space
 from hwsearch.supernet import build_supernet
+from hwsearch.supernet_search import run_on_ranks
 from spaces import SearchSpace
 from spaces.errors import UserInputError
 
@@ -31,17 +32,7 @@ if TYPE_CHECKING:
 
 def run_search(p: LightNAS, train_data: Any, val_data: Any) -> None:
     """Run the search `p` describes (validated by the caller); under torchrun it joins the process group."""
-    from predictors.maml import torch_threads
-
-    ctx = init_distributed(p.device)
-    try:
-        if p.threads is not None and not p.device.startswith("cuda"):
-            with torch_threads(p.threads):  # restores the caller's setting after the search
-                _fit(p, train_data, val_data, ctx)
-        else:
-            _fit(p, train_data, val_data, ctx)
-    finally:
-        finish(ctx)
+    run_on_ranks(p, _fit, train_data, val_data)
 
 
 def _setup(p: LightNAS, ctx: DistContext) -> tuple[SearchSpace, torch.device, Any]:

@@ -50,7 +50,8 @@ from hwsearch.search_params import (
     positive_number,
     training_data,
 )
-from predictors.base import Constraint, InvalidParameterError, Params
+from hwsearch.supernet_search import SupernetSearch
+from predictors.base import Constraint, InvalidParameterError
 from predictors.common import float_above, int_at_least
 from spaces.errors import UserInputError
 
@@ -67,7 +68,7 @@ def _flag(v: Any) -> bool:
 
 
 @register_search("surgenas")
-class SurgeNAS(Params):
+class SurgeNAS(SupernetSearch):
     """SurgeNAS search object (scikit-learn style: parameters in __init__, `fit` validates and runs, learned
     state ends in `_`: `result_`, `alpha_`, `arch_`, `beta_`, `supernet_`, `trials_`).
 
@@ -77,6 +78,8 @@ class SurgeNAS(Params):
     """
 
     name: ClassVar[str] = "surgenas"
+    engine: ClassVar[str] = "hwsearch.surgenas_engine"
+    warmup_share: ClassVar[float] = 1 / 3
     summary: ClassVar[str] = "one-level differentiable search, ordered sampling, β·latency in the loss"
     needs_predictor: ClassVar[bool] = False  # β = 0 searches accuracy only
     needs_target: ClassVar[bool] = False  # a fixed β needs none
@@ -142,10 +145,6 @@ class SurgeNAS(Params):
         self.data_resolution = data_resolution
         self.threads = threads
 
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in self.get_params().items() if k != "predictor"}
-        return f"SurgeNAS({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-
     def _validate(self) -> None:
         self._validate_params()
         if self.predictor is None:
@@ -159,37 +158,12 @@ class SurgeNAS(Params):
                                         "bisection")
         if self.tau_end > self.tau0:
             raise InvalidParameterError(f"tau_end ({self.tau_end}) must be <= tau0 ({self.tau0})")
-        if self._warmup() >= self.epochs:
-            raise InvalidParameterError(f"warmup_epochs ({self._warmup()}) must be < epochs ({self.epochs}): "
-                                        "no epoch would update α")
-        if self.device.startswith("cuda"):
-            import torch
+        self._check_schedule_and_device()  # warm-up: the thesis' 25 of 75 epochs, scaled (warmup_share)
 
-            if not torch.cuda.is_available():
-                raise InvalidParameterError(f"device {self.device!r} asked for, but torch sees no CUDA device")
-
-    def _warmup(self) -> int:
-        """α is frozen for this many epochs: the thesis' 25 of 75, scaled (round(epochs/3)) by default."""
-        return round(self.epochs / 3) if self.warmup_epochs is None else self.warmup_epochs
-
-    def search(self, train_data: Any, val_data: Any = None) -> SurgeNASResult:
-        """`fit` and return its result."""
-        return self.fit(train_data, val_data).result_
-
-    def fit(self, train_data: Any, val_data: Any = None) -> SurgeNAS:
-        """Search on `train_data` (w and α on the same batches). `val_data` (optional) is held out: the found
-        network's accuracy on it through the supernet is reported. A (train, held-out) pair, as digits_proxy
-        returns, may be passed as `train_data`. Under torchrun (WORLD_SIZE > 1) it joins the process group."""
-        self._validate()
-        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, key)
-        from hwsearch.surgenas_engine import run_search  # torch: only when a search runs
-
-        run_search(self, train_data, val_data)
-        return self
-
-    def _json_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.get_params().items() if k != "predictor"}
+    # `search`/`fit(train_data, val_data)` (SupernetSearch): w and α on the same batches of `train_data`;
+    # `val_data` (optional) is held out, the found network's accuracy on it through the supernet is reported; a
+    # (train, held-out) pair, as digits_proxy returns, may be passed as `train_data`. Under torchrun
+    # (WORLD_SIZE > 1) it joins the process group.
 
     # --- `edgeprof search surgenas` -------------------------------------------------------------------------
 

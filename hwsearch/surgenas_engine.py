@@ -16,12 +16,13 @@ import torch.nn.functional as F
 
 from hwsearch.cost import CostModel, as_cost_model, reachable_range
 from hwsearch.data import batches, shard_indices
-from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, finish, init_distributed
+from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_
 from hwsearch.gumbel import arch_onehot, derive_arch, ordered_samples
 from hwsearch.lightnas_engine import Progress, check_data
 from hwsearch.schedule import tau_schedule
 from hwsearch.search_params import search_space
 from hwsearch.supernet import Supernet, build_supernet
+from hwsearch.supernet_search import run_on_ranks
 from hwsearch.surgenas_result import SurgeNASResult
 from spaces import SearchSpace, create_space
 from spaces.errors import UserInputError
@@ -34,17 +35,7 @@ BRACKET_FACTOR = 4.0  # β is multiplied or divided by this until the target is 
 
 def run_search(p: SurgeNAS, train_data: Any, val_data: Any) -> None:
     """Run the search `p` describes (validated by the caller); under torchrun it joins the process group."""
-    from predictors.maml import torch_threads
-
-    ctx = init_distributed(p.device)
-    try:
-        if p.threads is not None and not p.device.startswith("cuda"):
-            with torch_threads(p.threads):  # restores the caller's setting after the search
-                _fit(p, train_data, val_data, ctx)
-        else:
-            _fit(p, train_data, val_data, ctx)
-    finally:
-        finish(ctx)
+    run_on_ranks(p, _fit, train_data, val_data)
 
 
 def phi_at(alpha_step: int | None, alpha_steps: int, phi0: float) -> float:

@@ -70,16 +70,27 @@ def test_predictor_is_frozen_and_unchanged(nb_space, nb_mlp):
     assert all(p.requires_grad for p in nb_mlp.net_.parameters())  # the caller's predictor is left alone
 
 
+def last_half_error(result, target: float) -> float:
+    """The relative error of the argmax arch's predicted cost, averaged over the last half of the α-steps."""
+    preds = [row["predicted_argmax"] for row in result.log]
+    return float(np.mean(preds[len(preds) // 2:]) / target - 1)
+
+
 def test_end_to_end_nb201_hits_target(nb_space, nb_mlp, tmp_path):
-    """The λ/α dynamics alone land on the target: refine is off, so a post-step cannot rescue a broken
-    update. Measured: -1.2% here; with λ frozen at 0 (damping alone) +4.95%, with λ's sign reversed -31%,
-    so the 3% bound fails when the λ update breaks."""
+    """The cost term's controller (λ plus damping) holds the argmax arch on the target: refine is off, so a
+    post-step cannot help. On NB201 one edge moves the cost 10-30%, so the last arch is a coarse snapshot
+    (measured -2% to +29% over seeds and package versions); the average over the last half of the α-steps is
+    what the controller sets: within 5% at 3 seeds and 3 targets, against -26% to -42% with the cost term
+    switched off (the control below)."""
     w, a = digits_proxy(16, seed=0)
     target = 3.2
     search = LightNAS(nb_mlp, target=target, epochs=6, batch_size=32, seed=0, refine=False)
     result = search.search((w, a))  # the (w-split, α-split) pair as digits_proxy returns it
     assert result.refine == {"enabled": False, "changed": False} and result.arch == result.derived_arch
-    assert abs(result.predicted / target - 1) <= 0.03, result.lambda_history[-5:]
+    assert abs(last_half_error(result, target)) <= 0.06, result.lambda_history[-5:]
+    free = LightNAS(nb_mlp, target=target, epochs=6, batch_size=32, seed=0, refine=False, lambda_lr=1e-12,
+                    lambda_damping=0.0).search((w, a))  # no pull towards the target: CE alone
+    assert abs(last_half_error(free, target)) > 0.15
     assert len(set(result.lambda_history)) > len(result.lambda_history) // 2  # λ moved at (nearly) every step
     assert result.arch_id == nb_space.arch_id(result.arch)
     assert result.predicted == pytest.approx(float(nb_mlp.predict([result.arch_id])[0]), rel=1e-5)

@@ -109,3 +109,16 @@ def test_ordered_samples_refuses_bad_input():
         ordered_samples(torch.zeros(2, 3), 0.0, torch.Generator())
     with pytest.raises(ValueError, match="layers, ops"):
         ordered_samples(torch.zeros(3), 1.0, torch.Generator())
+
+
+def test_ordered_samples_are_fair_on_any_seed_and_alpha():
+    """200 iterations on mbconv's 21x7 and nb201's 6x5 with random, peaked α and τ from 1 to 0.05: every
+    (layer, op) drawn exactly once per iteration, whatever the noise."""
+    for layers, ops in ((21, 7), (6, 5)):
+        g = torch.Generator().manual_seed(layers)
+        counts = torch.zeros(layers, ops)
+        for it in range(200):
+            alpha = torch.randn(layers, ops, generator=g) * (1 + it % 7)
+            tau = 0.05 ** (it / 199)
+            counts += sum(s.detach() for s in ordered_samples(alpha, tau, g))
+        assert torch.equal(counts, torch.full((layers, ops), 200.0))

@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--quick", action="store_true", help=f"smoke size: {QUICK} (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument("--save", metavar="JSON", help="also write the JSON output here after every device, so a "
+                                                   "run stopped early keeps what it finished (--table-from reads it)")
     ap.add_argument("--table-from", nargs="+", metavar="JSON",
                     help="train nothing: print the tables of saved --json outputs, merged per device and kind "
                          "(runs of different kinds split over processes)")
@@ -112,6 +114,18 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     results: dict[str, dict[str, dict]] = {}
+
+    def output(results: dict[str, dict[str, dict]]) -> dict:
+        done = [d for d in devices if d in results]
+        summary, targets = summarise(results, done, kinds)
+        return {"protocol": {"train": f"NB201 indices [0, {args.train_n})" + (" minus 10% extremes"
+                                                                            if args.drop_train_outliers else ""),
+                             "query": f"indices [{args.train_n}, {args.train_n + 1000}) minus 10% fastest and "
+                                      "slowest",
+                             "epochs": args.epochs, "seed": args.seed, "threads": args.threads, "quick": args.quick},
+                "devices": done, "results": results, "summary": summary, "targets": targets,
+                "wall_s": round(time.perf_counter() - t_start, 1)}
+
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "help.db") as store:
         t0 = time.perf_counter()
         IMPORTERS["help"](store, args.help_dir, spaces=("nb201",), devices=devices)
@@ -119,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for device in devices:
             train_ids, train_y, query_ids, query_y = device_split(store, device, args.train_n,
                                                                   args.drop_train_outliers)
-            results[device] = {}
+            row: dict[str, dict] = {}
             for kind in kinds:
                 hp: dict = {"seed": args.seed}
                 if kind in TORCH_KINDS and args.epochs is not None:
@@ -131,17 +145,16 @@ def main(argv: list[str] | None = None) -> int:
                 rep = report(pred.predict(query_ids), query_y, n_target_samples=len(train_y),
                              split="HELP nb201 query [900,1900) minus 10% extremes")
                 rep["fit_s"] = round(fit_s, 2)
-                results[device][kind] = rep
+                row[kind] = rep
                 log(f"{device:15s} {kind:7s} rho {rep['spearman']:.4f}  acc10 {rep['acc10']:.3f}  "
                     f"mape {rep['mape']:6.2f}%  fit {fit_s:5.1f} s")
+            results[device] = row
+            if args.save:
+                partial = Path(args.save).with_suffix(".tmp")
+                partial.write_text(json.dumps(output(results), indent=2))
+                partial.replace(args.save)
 
-    summary, targets = summarise(results, devices, kinds)
-    out = {"protocol": {"train": f"NB201 indices [0, {args.train_n})" + (" minus 10% extremes"
-                                                                      if args.drop_train_outliers else ""),
-                        "query": f"indices [{args.train_n}, {args.train_n + 1000}) minus 10% fastest and slowest",
-                        "epochs": args.epochs, "seed": args.seed, "threads": args.threads, "quick": args.quick},
-           "devices": devices, "results": results, "summary": summary, "targets": targets,
-           "wall_s": round(time.perf_counter() - t_start, 1)}
+    out = output(results)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0

@@ -22,20 +22,24 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from hwsearch import create_search, digits_proxy, target_errors
 from hwsearch.pipeline import VerifyPlan, close_loop_on_device
+from hwsearch.result import SearchResult
 from predictors.data import load_xy
 from predictors.metrics import report
 from predictors.registry import create_predictor
-from profiler.config import resolve_device
+from profiler.config import DeviceConfig, resolve_device
 from profiler.session import Progress, profile
 from profiler.store import Store
-from spaces import create_space
+from spaces import SearchSpace, create_space
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_local.db"
@@ -46,18 +50,24 @@ QUICK = {"n": 8, "predictor": "mlp", "epochs": 2, "resolution": 16, "rounds": 1,
 QUICK_PROTOCOL = {"warmup_min_runs": 3, "warmup_min_s": 0.05, "min_runs": 5, "max_runs": 30, "target_rel_ci": 0.05}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser, default_db: Path, quick: dict[str, Any],
+                  defaults: dict[str, Any] | None = None) -> None:
+    """The options lightnas_targets and surgenas_targets share (dataset, device, predictor, verification);
+    `defaults` replaces the predictor, epochs, resolution and rounds defaults."""
+    d = {"predictor": "gnn", "epochs": 10, "resolution": 64, "rounds": 5, **(defaults or {})}
     ap.add_argument("--db", default=None,
-                    help=f"dataset file (default {DEFAULT_DB.relative_to(ROOT)}; with --quick a temporary one)")
+                    help=f"dataset file (default {default_db.relative_to(ROOT)}; with --quick a temporary one)")
     ap.add_argument("--device", default="local-cpu")
     ap.add_argument("--space", default="mbconv-small")
     ap.add_argument("--n", type=int, default=300, help="measured archs to train the predictor (default 300)")
-    ap.add_argument("--predictor", default="gnn", help="predictor kind (gnn, mlp, gcn; default gnn)")
-    ap.add_argument("--epochs", type=int, default=10, help="LightNAS epochs (default 10)")
-    ap.add_argument("--resolution", type=int, default=64,
-                    help="supernet training resolution (default 64: a 224 supernet takes ~10 s a batch here)")
-    ap.add_argument("--rounds", type=int, default=5, help="verification rounds per found network (default 5)")
+    ap.add_argument("--predictor", default=d["predictor"],
+                    help=f"predictor kind (gnn, mlp, gcn; default {d['predictor']})")
+    ap.add_argument("--epochs", type=int, default=d["epochs"], help=f"epochs of a search (default {d['epochs']})")
+    ap.add_argument("--resolution", type=int, default=d["resolution"],
+                    help=f"supernet training resolution (default {d['resolution']}: a 224 supernet takes ~10 s a "
+                         "batch here)")
+    ap.add_argument("--rounds", type=int, default=d["rounds"],
+                    help=f"verification rounds per found network (default {d['rounds']})")
     ap.add_argument("--correct", type=int, default=3, help="closed loop: extra networks measured at most (default 3)")
     ap.add_argument("--tolerance", type=float, default=0.02, help="closed loop: accepted |error| (default 0.02)")
     ap.add_argument("--seed", type=int, default=0)
@@ -66,42 +76,73 @@ def main(argv: list[str] | None = None) -> int:
                     help="targets: these percentiles of the measured latencies (default 20,50,80)")
     ap.add_argument("--digits", type=int, default=None, help="use the first N digits only (default: all 1,797)")
     ap.add_argument("--quick", action="store_true",
-                    help=f"smoke size: {QUICK}, a short protocol (explicit options still win)")
+                    help=f"smoke size: {quick}, a short protocol (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
+
+
+def parse_and_run(ap: argparse.ArgumentParser, argv: list[str] | None, quick: dict[str, Any], default_db: Path,
+                  run_fn: Callable[[argparse.Namespace], int]) -> int:
+    """Parse (`--quick` sets the smoke defaults, explicit options still win) and run with the dataset: a
+    temporary one for --quick without --db, so a smoke run never writes into the default dataset."""
     args = ap.parse_args(argv)
     if args.quick:
-        ap.set_defaults(**QUICK)
+        ap.set_defaults(**quick)
         args = ap.parse_args(argv)
     if args.quick and args.db is None:
         with tempfile.TemporaryDirectory() as tmp:
-            args.db = str(Path(tmp) / "lightnas_local.db")
-            return run(args)
-    args.db = args.db or str(DEFAULT_DB)
-    return run(args)
+            args.db = str(Path(tmp) / default_db.name)
+            return run_fn(args)
+    args.db = args.db or str(default_db)
+    return run_fn(args)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap, DEFAULT_DB, QUICK)
+    return parse_and_run(ap, argv, QUICK, DEFAULT_DB, run)
+
+
+@dataclass
+class Bench:
+    """What the measured dataset and the fitted predictor give a target benchmark."""
+
+    config: DeviceConfig
+    space: SearchSpace
+    ids: list[str]
+    y: np.ndarray
+    pred: Any
+    held: dict[str, Any]
+    n_fit: int
+    measure_s: float
+    protocol: dict[str, Any] | None
+
+    def targets(self, percentiles: list[int]) -> list[tuple[int, float]]:
+        return [(p, float(np.percentile(self.y, p))) for p in percentiles]
+
+    def plan(self, args: argparse.Namespace, db: Path) -> VerifyPlan:
+        return VerifyPlan(self.config.name, db, rounds=args.rounds, correct=args.correct, tolerance=args.tolerance,
+                          protocol=self.protocol)
+
+
+def percentiles_of(args: argparse.Namespace) -> list[int]:
+    return [int(p) for p in args.percentiles.split(",") if p.strip()]
+
+
+def measure_and_fit(args: argparse.Namespace, log: Callable[[str], None]) -> Bench | None:
+    """Steps 1-2: measure the first `--n` archs (only the missing ones) and fit the predictor on a random 80%,
+    the rest held out. None when the measurement was interrupted."""
     protocol = QUICK_PROTOCOL if args.quick else None
-    percentiles = [int(p) for p in args.percentiles.split(",") if p.strip()]
-    if args.rounds < 5 and not args.quick:
-        print("note: fewer than 5 rounds; a single round on a shared machine can move by 10% or more",
-              file=sys.stderr)
     torch.set_num_threads(args.threads)
     config = resolve_device(args.device)
     space = create_space(args.space)
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
-
-    def log(msg: str) -> None:
-        if not args.json:
-            print(msg, file=sys.stderr, flush=True)
-
     t0 = time.perf_counter()
     with Store(db) as store:
         rep = profile(config, space, n=args.n, seed=args.seed, batch=1, store=store, progress=Progress(),
                       protocol_overrides=protocol)
         if rep.interrupted:
-            return 130
+            return None
         ids, y = load_xy(store, config.name, args.space, backend=config.runtime.backend)
     measure_s = time.perf_counter() - t0
     log(f"{len(ids)} {args.space} archs measured on {config.name} ({measure_s:.0f} s); "
@@ -115,26 +156,48 @@ def run(args: argparse.Namespace) -> int:
                   split=f"random {n_fit} train / {len(hold_idx)} held out")
     log(f"{args.predictor}: held-out rho {held['spearman']:.3f}, Acc@10 {100 * held['acc10']:.1f}%, "
         f"MAPE {held['mape']:.1f}%")
+    return Bench(config, space, ids, y, pred, held, n_fit, measure_s, protocol)
+
+
+def verified_row(res: SearchResult, plan: VerifyPlan, pred: Any) -> dict[str, Any]:
+    """The found network measured in `plan.rounds` jobs (open loop: the first probe) and, while it misses by
+    more than the tolerance, up to `plan.correct` more (closed loop)."""
+    loop, v = close_loop_on_device(res, plan, pred)
+    first = loop["probes"][0]
+    return {"arch_id": res.arch_id, "predicted_ms": res.predicted, "measured_ms": first["measured"],
+            "error": first["error_vs_target"], "predictor_error": first["predictor_error"],
+            "closed_loop": {**loop, "rounds_ms": v["values"], "spread": v["spread"]}}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rounds < 5 and not args.quick:
+        print("note: fewer than 5 rounds; a single round on a shared machine can move by 10% or more",
+              file=sys.stderr)
+
+    def log(msg: str) -> None:
+        if not args.json:
+            print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    b = measure_and_fit(args, log)
+    if b is None:
+        return 130
+    config, space, ids, pred, held, n_fit = b.config, b.space, b.ids, b.pred, b.held, b.n_fit
     data = digits_proxy(resolution=args.resolution, seed=args.seed, n=args.digits)
     runs = []
-    plan = VerifyPlan(config.name, db, rounds=args.rounds, correct=args.correct, tolerance=args.tolerance,
-                      protocol=protocol)
-    for p in percentiles:
-        target = float(np.percentile(y, p))
+    plan = b.plan(args, Path(args.db))
+    for p, target in b.targets(percentiles_of(args)):
         t1 = time.perf_counter()
         search = create_search("lightnas", predictor=pred, target=target, epochs=args.epochs, seed=args.seed,
                                data_resolution=args.resolution)
         res = search.search(data)
         search_s = time.perf_counter() - t1
-        loop, v = close_loop_on_device(res, plan, pred)
-        first = loop["probes"][0]
-        row = {"percentile": p, "target_ms": target, "arch_id": res.arch_id, "predicted_ms": res.predicted,
-               "measured_ms": first["measured"], "error": first["error_vs_target"],
-               "predictor_error": first["predictor_error"], "search_s": round(search_s, 1),
-               "refined": res.refine.get("changed", False),
-               "closed_loop": {**loop, "rounds_ms": v["values"], "spread": v["spread"]}}
+        found = verified_row(res, plan, pred)
+        loop = found["closed_loop"]
+        row = {"percentile": p, "target_ms": target, **{k: v for k, v in found.items() if k != "closed_loop"},
+               "search_s": round(search_s, 1), "refined": res.refine.get("changed", False), "closed_loop": loop}
         runs.append(row)
-        log(f"p{p}: target {target:.3f} ms, measured {first['measured']:.3f} ms ({100 * row['error']:+.2f}%), "
+        log(f"p{p}: target {target:.3f} ms, measured {row['measured_ms']:.3f} ms ({100 * row['error']:+.2f}%), "
             f"predicted {res.predicted:.3f} ({100 * row['predictor_error']:+.2f}% vs measured), "
             f"search {search_s:.0f} s; closed loop {100 * loop['error_vs_target']:+.2f}% after "
             f"{loop['measurements']} network(s)")

@@ -25,12 +25,13 @@ Choices the thesis leaves open, decided here (and recorded in every result under
 - `target`: β is found by bisection rather than by a dual update inside one search (which would turn SurgeNAS
   into LightNAS, whose λ is exactly that update). A search at fixed β is what the thesis defines, and with a
   fixed seed it is deterministic, so each trial is a complete short search with the same data order and
-  noise: first β = 0 (if its network already meets the target, the constraint is inactive and that network
-  is returned: no accuracy is given up), then β = 1/T (β·LAT ≈ 1, the CE's scale), multiplied or divided by
-  4 until the target is bracketed, then geometric bisection, at most `max_trials` searches, stopping when one
-  lands within `target_tolerance`. The trial predicted nearest the target is returned, with every trial
-  recorded. LAT is not exactly monotone in β (CE noise flips near-tied layers), so the bracket is on what was
-  seen, not assumed.
+  noise: first β = 0, then β = 1/T (β·LAT ≈ 1, the CE's scale) when it was too slow, or β = −1/T when it was
+  too fast (a reward for latency, as LightNAS's λ goes below 0: the target is where the user wants the
+  network, and on a proxy task β = 0 may settle on cheap parameter-free cells far below it), then ×4 away from
+  0 until the target is bracketed, then midpoints in asinh(β·T) (geometric far from 0, linear near it), at
+  most `max_trials` searches, stopping when one lands within `target_tolerance`. The trial predicted nearest
+  the target is returned (of two as near, the cheaper), with every trial recorded. LAT is not exactly
+  monotone in β (CE noise flips near-tied layers), so the bracket is on what was seen, not assumed.
 
 This module holds the parameters, their checks and the `edgeprof search surgenas` options, and imports no
 torch; the training loop is `hwsearch.surgenas_engine`.

@@ -30,7 +30,7 @@ from spaces.errors import UserInputError
 if TYPE_CHECKING:
     from hwsearch.surgenas import SurgeNAS
 
-BRACKET_FACTOR = 4.0  # β is multiplied or divided by this until the target is bracketed
+BRACKET_STEP = math.log(4.0)  # in asinh(β·T): far from 0, β is multiplied by 4 until the target is bracketed
 
 
 def run_search(p: SurgeNAS, train_data: Any, val_data: Any) -> None:
@@ -57,22 +57,29 @@ def tau_at(alpha_step: int | None, alpha_steps: int, tau0: float, tau_end: float
 
 
 def next_beta(trials: list[tuple[float, float]], target: float) -> float | None:
-    """The β to try next from the (β, predicted cost) of the trials so far, or None to stop (pure).
+    """The β to try next from the (β, predicted cost) of the trials so far (pure). β = 0 comes first (the
+    caller runs it).
 
-    β = 0 first (the caller runs it); then 1/T; while every β > 0 tried lands on the same side of the target,
-    multiply (too slow) or divide (too fast) the extreme one by BRACKET_FACTOR; once some β lands over the
-    target and a larger one under it, the geometric mean of the largest β over and the smallest β under."""
-    tried = [(b, c) for b, c in trials if b > 0]
-    if not tried:
-        return 1.0 / target
-    over = [b for b, c in tried if c > target]  # too slow: β too small
-    under = [b for b, c in tried if c <= target]
-    above = [b for b in under if over and b > max(over)]
-    if above:  # bracketed: the largest β still too slow, the smallest larger one fast enough
-        return math.sqrt(max(over) * min(above))
+    The search is on u = asinh(β·T), which is β·T near 0 and ±log(2β·T) far from it: steps of log 4 there
+    multiply β by 4. Too slow everywhere tried: step up from the largest β tried (from 0: β = 1/T). Too fast
+    everywhere: step down (from 0: β = −1/T: a reward for latency, as LightNAS's λ goes below 0, for a target
+    above what β = 0 finds). Bracketed (some β too slow, a larger one fast enough): the midpoint in u of the
+    largest β too slow and the smallest larger one fast enough. None when there is nothing between them."""
+    if not trials:
+        return 0.0
+    u = {b: math.asinh(b * target) for b, _ in trials}
+    over = [b for b, c in trials if c > target]  # too slow: β too small
+    under = [b for b, c in trials if c <= target]
     if over:
-        return max(over) * BRACKET_FACTOR
-    return min(under) / BRACKET_FACTOR
+        above = [b for b in under if b > max(over)]
+        if above:
+            lo, hi = u[max(over)], u[min(above)]
+            mid = math.sinh((lo + hi) / 2) / target
+            return None if any(math.isclose(mid, b, rel_tol=1e-9, abs_tol=1e-12) for b in u) else mid
+        b = max(over)
+        return math.sinh(u[b] + BRACKET_STEP) / target if b != 0 else 1.0 / target
+    b = min(under)
+    return math.sinh(u[b] - BRACKET_STEP) / target if b != 0 else -1.0 / target
 
 
 def _fit(p: SurgeNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
@@ -149,11 +156,9 @@ def _searches(p: SurgeNAS, space: SearchSpace, cost: CostModel | None, device: t
         run = _Run(p, space, cost, device, ctx, beta).search(data, bar)
         runs.append(run)
         gap = run.predicted / target - 1.0
-        if abs(gap) <= p.target_tolerance or (beta == 0.0 and gap <= 0):
-            break  # on target, or the constraint is inactive: β = 0's network already meets it
-        beta = next_beta([(r.beta, r.predicted) for r in runs], target)
-        if beta is not None and any(math.isclose(beta, r.beta, rel_tol=1e-9) for r in runs):
+        if abs(gap) <= p.target_tolerance:
             break
+        beta = next_beta([(r.beta, r.predicted) for r in runs], target)
     return runs
 
 
@@ -318,6 +323,7 @@ def _choices(p: SurgeNAS, reach: Any) -> dict[str, Any]:
             "warmup_epochs": p._warmup(),
             "beta": "per predictor unit: loss = sum_i CE_i + beta * LAT(path_i)",
             "target": None if p.target is None else
-            {"method": "bisection on beta, one complete search per trial (beta 0, then 1/T, x/÷ 4 to bracket, "
-                       "then geometric midpoints)", "max_trials": p.max_trials, "tolerance": p.target_tolerance,
+            {"method": "bisection on beta, one complete search per trial (beta 0, then +-1/T, x4 away from 0 to "
+                       "bracket, then midpoints in asinh(beta*T))", "max_trials": p.max_trials,
+             "tolerance": p.target_tolerance,
              "reachable": None if reach is None else reach.to_dict()}}

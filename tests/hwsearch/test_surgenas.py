@@ -15,7 +15,7 @@ from search_helpers import NB_CONFIG, random_data
 from hwsearch import create_search, lut_cost_model
 from hwsearch.supernet import build_supernet
 from hwsearch.surgenas import SurgeNAS
-from hwsearch.surgenas_engine import BRACKET_FACTOR, next_beta, phi_at, tau_at
+from hwsearch.surgenas_engine import next_beta, phi_at, tau_at
 from predictors.base import InvalidParameterError
 from spaces import create_space
 
@@ -44,11 +44,18 @@ def test_schedules_are_the_documented_ones():
 
 def test_next_beta_brackets_then_bisects():
     target = 4.0
-    assert next_beta([(0.0, 6.0)], target) == pytest.approx(0.25)  # 1/T after β = 0
-    assert next_beta([(0.0, 6.0), (0.25, 5.0)], target) == pytest.approx(0.25 * BRACKET_FACTOR)  # still slow
-    assert next_beta([(0.0, 6.0), (0.25, 2.0)], target) == pytest.approx(0.25 / BRACKET_FACTOR)  # too fast
-    # bracketed by 0.0625 (slow) and 0.25 (fast): the geometric midpoint
-    assert next_beta([(0.0, 6.0), (0.25, 2.0), (0.0625, 5.0)], target) == pytest.approx(math.sqrt(0.0625 * 0.25))
+    assert next_beta([], target) == 0.0
+    assert next_beta([(0.0, 6.0)], target) == pytest.approx(0.25)  # 1/T after β = 0 was too slow
+    assert next_beta([(0.0, 2.0)], target) == pytest.approx(-0.25)  # −1/T after β = 0 was too fast
+    up = next_beta([(0.0, 6.0), (0.25, 5.0)], target)  # still too slow: further up, ~x4 away from 0
+    assert up == pytest.approx(math.sinh(math.asinh(1.0) + math.log(4)) / target) and 4 < up / 0.25 < 5
+    down = next_beta([(0.0, 2.0), (-0.25, 3.0)], target)
+    assert down == pytest.approx(-up)  # symmetric below 0
+    # bracketed by 0.25 (slow) and 1.0 (fast): the midpoint in asinh(β·T)
+    mid = next_beta([(0.0, 6.0), (0.25, 5.0), (1.0, 3.0)], target)
+    assert mid == pytest.approx(math.sinh((math.asinh(1.0) + math.asinh(4.0)) / 2) / target) and 0.25 < mid < 1.0
+    # across 0: β = 0 too fast, −1/T too slow
+    assert -0.25 < next_beta([(0.0, 3.0), (-0.25, 5.0)], target) < 0.0
 
 
 @pytest.mark.parametrize("space_name,config", [("nb201", NB_CONFIG),
@@ -118,6 +125,10 @@ def test_target_sets_beta_by_bisection(nb_space):
     assert trials[0]["predicted"] > target  # β = 0 is too slow here: β = 1/T next, then bracketed
     assert len(trials) >= 2 and trials[1]["beta"] == pytest.approx(1 / target)
     assert result.predicted < trials[0]["predicted"]
+    # a target above what β = 0 finds: β goes below 0 (a reward for latency) and the result moves up
+    high = tiny_search(predictor=cost, target=6.0, epochs=4, max_trials=3, alpha_lr=0.05).search(random_data(48), None)
+    assert high.trials[0]["predicted"] < 6.0 and high.trials[1]["beta"] == pytest.approx(-1 / 6.0)
+    assert max(t["predicted"] for t in high.trials[1:]) > high.trials[0]["predicted"]
 
 
 def test_parameter_errors_name_the_problem(nb_space):

@@ -8,10 +8,11 @@ accuracy from NAS-Bench-201's table (`NB201-accuracy/cifar100.csv`, imported int
 SurgeNAS (71.6, mean of 3) and DARTS' collapse (15.6), the space's best cell and the mean over all cells (what a
 random cell scores on average). (b) The same searches with `identity=False`: skip-connect and none edges per
 found cell. (c) Per HELP board: an MLP trained on the board's latencies of NB201 indices [0, --train-n), as in
-`lightnas_nb201_tables`; target = the --percentile of the board's table; SurgeNAS with that target (bisection
-on β, at most --max-trials searches), LightNAS (same epochs, data and seed) and random search (#params proxy,
-the same MLP) at each one's budget. The found cells are judged by `hwsearch.judge` (table latency against the
-target, CIFAR-100 accuracy, regret).
+`lightnas_nb201_tables`; target = the --percentiles of the board's table (default the 5th: β = 0's cells are
+cheap, at the 25th or 50th the constraint is inactive and the β = 0 cell is returned); SurgeNAS with that target
+(bisection on β, at most --max-trials searches), LightNAS (same epochs, data and seed) and random search
+(#params proxy, the same MLP) at each one's budget. The found cells are judged by `hwsearch.judge` (table
+latency against the target, CIFAR-100 accuracy, regret).
 
 Budget: the distinct cells a search's predictor was asked about, recorded by `QueryLog`, without the
 reachable-range check's 15,625 (it enumerates the space to refuse an unreachable target and chooses nothing).
@@ -82,7 +83,9 @@ def beta0_runs(args: argparse.Namespace, identity: bool, seeds: list[int], acc_o
     return rows
 
 
-def summarise_beta0(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise_beta0(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not rows:
+        return None
     acc = [r["accuracy"] for r in rows if r["accuracy"] is not None]
     return {"accuracy_mean": float(np.mean(acc)) if acc else None,
             "accuracy_min": min(acc) if acc else None, "accuracy_max": max(acc) if acc else None,
@@ -166,15 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--help-dir", default=str(ROOT.parent / "shared"), help="HELP folder or the shared folder")
     ap.add_argument("--accuracy-csv", default=str(ROOT.parent / "shared" / "data" / "NB201-accuracy"
                                                   / f"{TASK}.csv"), help="NB201 accuracy CSV (CIFAR-100 test)")
-    ap.add_argument("--seeds", default="0,1,2", help="β = 0 searches' seeds (default 0,1,2: Table 3.3's 3)")
-    ap.add_argument("--ablation-seeds", default="0,1,2", help="identity=False searches' seeds")
+    ap.add_argument("--seeds", default="0,1,2", help="β = 0 searches' seeds (default 0,1,2: Table 3.3's 3; '': none)")
+    ap.add_argument("--ablation-seeds", default="0,1,2", help="identity=False searches' seeds ('': none)")
     ap.add_argument("--epochs", type=int, default=6, help="epochs per search (default 6; warm-up round(epochs/3))")
     ap.add_argument("--resolution", type=int, default=8,
                     help="digits resolution (default 8: the digits' own; 16 is ~4x slower and adds no detail)")
     ap.add_argument("--digits", type=int, default=None, help="use the first N digits only (default all 1,797)")
     ap.add_argument("--phi0", type=float, default=2.0, help="identity weight at the start (default 2, the thesis')")
     ap.add_argument("--boards", default="raspi4,pixel3", help="HELP NB201 boards for β > 0 ('' to skip)")
-    ap.add_argument("--percentiles", default="50", help="targets: percentiles of each board's table (default 50)")
+    ap.add_argument("--percentiles", default="5",
+                    help="targets: percentiles of each board's table (default 5: at 25 or 50 the beta = 0 cell is "
+                         "already under the target, the constraint is inactive and beta stays 0)")
     ap.add_argument("--max-trials", type=int, default=4, help="SurgeNAS bisection: searches at most (default 4)")
     ap.add_argument("--train-n", type=int, default=900, help="MLP training cells: NB201 indices [0, N)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the β > 0 searches and the predictor")
@@ -200,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         space_stats = {"n": len(acc_of), "best_accuracy": float(acc[best]), "best_arch": acc_ids[best],
                        "mean_accuracy": float(np.mean(acc)), "median_accuracy": float(np.median(acc)),
                        "top_1pct_accuracy": float(np.percentile(acc, 99))}
-        beta0 = beta0_runs(args, True, [int(s) for s in args.seeds.split(",")], acc_of, log)
-        ablation = beta0_runs(args, False, [int(s) for s in args.ablation_seeds.split(",")], acc_of, log)
+        beta0 = beta0_runs(args, True, _ints(args.seeds), acc_of, log)
+        ablation = beta0_runs(args, False, _ints(args.ablation_seeds), acc_of, log)
         targets: list[dict[str, Any]] = []
         if boards:
             IMPORTERS["help"](store, args.help_dir, spaces=("nb201",), devices=boards)
@@ -233,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _ints(text: str) -> list[int]:
+    return [int(s) for s in str(text).split(",") if s.strip()]
+
+
 def _f(x: float | None, fmt: str) -> str:
     return "n/a" if x is None else format(x, fmt)
 
@@ -245,6 +254,8 @@ def print_table(out: dict[str, Any]) -> None:
           f"{sp['mean_accuracy']:.2f}, median {sp['median_accuracy']:.2f}; thesis: SurgeNAS "
           f"{out['thesis']['surgenas']}, DARTS collapse {out['thesis']['darts_collapse']}")
     for key, label in (("beta0", "beta 0, identity on"), ("ablation_no_identity", "beta 0, identity OFF")):
+        if not out[key]["runs"]:
+            continue
         print(f"{label}:")
         print(f"  {'seed':>4s} {'index':>6s} {'acc':>6s} {'skip':>4s} {'none':>4s} {'live':>4s} {'CE/path':>13s} "
               f"{'proxy':>6s}  ops")
@@ -253,6 +264,8 @@ def print_table(out: dict[str, Any]) -> None:
                   f"{r['live_edges']:4d} {r['ce_first_epoch_mean']:5.2f} -> {r['ce_last_epoch_mean']:5.2f} "
                   f"{_f(r['proxy_heldout_accuracy'], '6.1f')}  {' '.join(r['ops'])}")
         s = out[key]["summary"]
+        if s is None:
+            continue
         print(f"  mean accuracy {_f(s['accuracy_mean'], '.2f')} (min {_f(s['accuracy_min'], '.2f')}, max "
               f"{_f(s['accuracy_max'], '.2f')}); skip {s['skip_mean']:.2f}/6 edges, none {s['none_mean']:.2f}/6")
     if out["targets"]:

@@ -14,9 +14,9 @@ Per target and search: measured latency, its error against the target, the predi
 network, β (SurgeNAS) or the final λ (LightNAS), the trials, the epochs run and the wall time. Equal epochs
 per search, not equal cost: a SurgeNAS epoch trains all |O| sub-networks on every batch (|O| = 7 here), and
 the bisection runs several searches, so the trials and the wall time are what its target costs.
-The two read the target differently: LightNAS lands on it, SurgeNAS treats it as a budget (a β = 0 network
-already under it is returned as is, no accuracy given up), so besides the error the summary counts the networks
-measured under the target. `--out` rewrites the JSON after every target; `--table-from` reprints a saved one.
+Besides the error, the summary counts the networks measured under the target (for reading T as a budget) and
+the predicted miss (predicted vs target: the search's own miss, apart from the predictor's error). `--out`
+rewrites the JSON after every target; `--table-from` reprints a saved one.
 Data: both get the same digits pair; LightNAS trains w on the first split and α on the second, SurgeNAS
 (one-level) trains both on the first and reports its network's accuracy on the second.
 Latencies on a shared 2-core machine move by 10% or more between jobs: keep it otherwise idle, `--rounds` >= 3.
@@ -172,7 +172,7 @@ def summary(runs: list[dict[str, Any]], name: str) -> dict[str, Any]:
         closed = [r["closed_loop"]["error_vs_target"] for r in ok]
         out["closed_loop"] = {**target_errors(closed, 0.05), "under_target": sum(e <= 0 for e in closed),
                               "measurements": [r["closed_loop"]["measurements"] for r in ok]}
-        out["under_target"] = sum(r["error"] <= 0 for r in ok)  # SurgeNAS reads T as a budget (see the docstring)
+        out["under_target"] = sum(r["error"] <= 0 for r in ok)  # T read as a budget
         out["trials"] = sum(r["trials"] for r in ok)
         out["epochs_run"] = sum(r["epochs_run"] for r in ok)
         out["mean_abs_predictor_error"] = sum(abs(r["predictor_error"]) for r in ok) / len(ok)

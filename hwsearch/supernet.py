@@ -18,7 +18,12 @@ Identity mapping (SurgeNAS, thesis eq. 3.6): `forward(x, paths, phi)` adds φ·X
 whose output has its input's shape, whatever op is chosen. MBConv: not on the first layer of a stage
 (stride 2 or new width), where a projection would be weights the final network does not have. NB201: on
 every edge (`none` included, so the term is the same for all ops), all six edges run while φ > 0 (an edge
-the arch cuts off still carries φ·X); φ = 0 is exactly the plain path.
+the arch cuts off still carries φ·X), as the convex mix (O(X) + φ·X)/(1 + φ): the ratio of op to identity is
+the thesis', but plain φ·X on edges that meet at a node multiplied the activations by ~18 per cell at φ = 2
+(three edges into the last node, each adding 2·X of an already grown input), ~10^19 over NB201's 15 cells
+(its reductions' shortcut has no batch norm), and α's gradient vanished (exactly zero at the first α-step:
+benchmarks/surgenas_fairness.py). MBConv's same-shape layers grow at most 27x per stage and the next stage's
+first block renormalises them, so they keep eq. 3.6 as printed. φ = 0 is exactly the plain path.
 """
 
 from __future__ import annotations
@@ -145,8 +150,8 @@ class SuperCell(nn.Module):
                 src, dst = EDGES[e]
                 if dst == node:
                     y = self.edges[e][arch[e]](nodes[src]) * paths[e, arch[e]]
-                    if phi:
-                        y = y + phi * nodes[src]
+                    if phi:  # the convex mix: see the module docstring
+                        y = (y + phi * nodes[src]) / (1.0 + phi)
                     total = y if total is None else total + y
             if total is None and node in needed:
                 total = torch.zeros_like(x)

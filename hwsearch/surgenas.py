@@ -12,7 +12,8 @@ predictor (the NAS-Bench-201 mode of Table 3.3).
 Choices the thesis leaves open, decided here (and recorded in every result under `choices`):
 - Identity term in shape-changing layers: none (MBConv: the first layer of each stage, stride 2 or a new width;
   a projection there would be weights the final network does not have). NB201: on every edge, `none`
-  included, all six edges running while φ > 0 (`hwsearch.supernet`).
+  included, all six edges running while φ > 0, as (O(X) + φ·X)/(1 + φ): plain φ·X summed at the cells' nodes
+  grew the activations ~10^19 and left α without gradient (`hwsearch.supernet`).
 - φ: 2 during the warm-up, then linear from 2 to 0 over the α-steps (the last step has φ = 0), which fits
   the thesis' "first half of the search φ ∈ [1, 2]".
 - Temperature: 1 during the warm-up (α is frozen and uniform, so τ only shuffles the order), then geometric

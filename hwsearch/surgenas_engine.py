@@ -316,7 +316,7 @@ def _choices(p: SurgeNAS, reach: Any) -> dict[str, Any]:
     return {"sampling": "ordered: |O| sub-networks per iteration without replacement (Algorithm 1), each forward "
                         "and backward on the same batch, one SGD and one Adam step",
             "identity": ("phi*X on every layer whose output has its input's shape (MBConv: not the first layer of a "
-                         "stage; NB201: every edge)") if p.identity else "off (ablation)",
+                         "stage; NB201: every edge, as (O(X) + phi*X)/(1 + phi))") if p.identity else "off (ablation)",
             "phi": f"{p.phi0} in the warm-up, then linear to 0 over the alpha-steps" if p.identity else None,
             "tau": f"{p.tau0} in the warm-up, then geometric per alpha-step to {p.tau_end}",
             "alpha_optimizer": f"Adam lr {p.alpha_lr}, betas (0.5, 0.999), weight decay {p.alpha_weight_decay}",

@@ -152,3 +152,12 @@ def test_unreachable_target_is_refused(nb_space):
     cost = lut_cost_model(COST, nb_space, base=1.0)
     with pytest.raises(UserInputError, match="outside what the space can reach"):
         tiny_search(predictor=cost, target=0.5).search(random_data(16), None)
+
+
+def test_alpha_gets_a_gradient_at_full_identity_weight_on_the_default_nb201():
+    """φ = 2 at the first α-step on NB201's 15 cells: plain φ·X summed at the nodes grew the activations ~10^19
+    and the gradient reaching α was exactly zero; the convex mix keeps it finite and non-zero."""
+    result = SurgeNAS(space="nb201", epochs=2, warmup_epochs=0, batch_size=8, data_resolution=8).search(
+        random_data(8, resolution=8), None)
+    first = result.log[0]
+    assert first["phi"] == 2.0 and math.isfinite(first["alpha_grad_norm"]) and first["alpha_grad_norm"] > 1e-6

@@ -75,7 +75,12 @@ class GNNAttPredictor(GNNPredictor):
     """SurgeNAS attention GNN: `gnn` (3 x 128, mean readout, MLP 64 -> 64 -> 1) with eq. 3.15's gates.
 
     Defaults as `gnn` (Adam lr 1e-3 cosine-annealed, batch 16, 200 epochs, log target) plus
-    `gate="channel+position"`; benchmarks/supervised_nb201.py measures the choice.
+    `gate="channel+position"`. Measured (seed 0, issue 12): on HELP's NB201 tables (900 training archs,
+    benchmarks/supervised_nb201.py) it ties `gnn` on every device (mean rho 0.960 both, per-device gaps
+    <= 0.002: the 8-node cell leaves the gates nothing `gnn` lacks); on 400 mbconv-small nets timed on
+    the loaded 2-core dev CPU (300 train / 100 test) rho 0.817 vs `gnn` 0.758 ("channel" alone 0.783)
+    on each net's min latency, but 0.357 vs 0.435 on the load-dominated median: within noise so far.
+    Fits take ~1.6x `gnn`'s time.
     """
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {

@@ -184,7 +184,8 @@ def _mean(results: dict[str, dict[str, dict]], devices: list[str], kind: str, ke
 
 
 def merge(runs: list[dict]) -> dict:
-    """One output from several --json outputs of the same protocol: results joined per device and kind."""
+    """One output from several --json outputs of the same protocol: results joined per device and kind;
+    wall_s is the longest run's (split runs run side by side)."""
     protocols = {json.dumps({k: v for k, v in r["protocol"].items() if k != "threads"}, sort_keys=True)
                  for r in runs}
     if len(protocols) > 1:
@@ -194,10 +195,10 @@ def merge(runs: list[dict]) -> dict:
         for device, by_kind in r["results"].items():
             results.setdefault(device, {}).update(by_kind)
     kinds = list(dict.fromkeys(k for r in runs for d in r["results"].values() for k in d))
-    devices = [d for d in dict.fromkeys(d for r in runs for d in r["devices"]) if set(kinds) <= set(results[d])]
+    devices = sorted(d for d in dict.fromkeys(d for r in runs for d in r["devices"]) if set(kinds) <= set(results[d]))
     summary, targets = summarise(results, devices, kinds)
     return {"protocol": runs[0]["protocol"], "devices": devices, "results": {d: results[d] for d in devices},
-            "summary": summary, "targets": targets, "wall_s": round(sum(r["wall_s"] for r in runs), 1),
+            "summary": summary, "targets": targets, "wall_s": round(max(r["wall_s"] for r in runs), 1),
             "merged_from": len(runs)}
 
 

@@ -76,7 +76,7 @@ class GNNAttPredictor(GNNPredictor):
 
     Defaults as `gnn` (Adam lr 1e-3 cosine-annealed, batch 16, 200 epochs, log target) plus
     `gate="channel+position"`. Measured (seed 0, issue 12): on HELP's NB201 tables (900 training archs,
-    benchmarks/supervised_nb201.py) it ties `gnn` on every device (mean rho 0.960 both, per-device gaps
+    benchmarks/supervised_nb201.py) it ties `gnn` on every device (mean rho 0.961 both, per-device gaps
     <= 0.002: the 8-node cell leaves the gates nothing `gnn` lacks); on 400 mbconv-small nets timed on
     the loaded 2-core dev CPU (300 train / 100 test) rho 0.817 vs `gnn` 0.758 ("channel" alone 0.783)
     on each net's min latency, but 0.357 vs 0.435 on the load-dominated median: within noise so far.

@@ -29,8 +29,9 @@ Choices the thesis leaves open, decided here (and recorded in every result under
   noise: first β = 0, then β = 1/T (β·LAT ≈ 1, the CE's scale) when it was too slow, or β = −1/T when it was
   too fast (a reward for latency, as LightNAS's λ goes below 0: the target is where the user wants the
   network, and on a proxy task β = 0 may settle on cheap parameter-free cells far below it), then ×4 away from
-  0 until the target is bracketed, then midpoints in asinh(β·T) (geometric far from 0, linear near it), at
-  most `max_trials` searches, stopping when one lands within `target_tolerance`. The trial predicted nearest
+  0 until the target is bracketed, then geometric midpoints (0 standing for ±1e-4/T: in short searches the
+  latency jumps at β·T ~1e-3, where halving from 1/T takes ten trials), at most `max_trials` searches,
+  stopping when one lands within `target_tolerance`. The trial predicted nearest
   the target is returned (of two as near, the cheaper), with every trial recorded. LAT is not exactly
   monotone in β (CE noise flips near-tied layers), so the bracket is on what was seen, not assumed.
 

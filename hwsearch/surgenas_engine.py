@@ -30,7 +30,8 @@ from spaces.errors import UserInputError
 if TYPE_CHECKING:
     from hwsearch.surgenas import SurgeNAS
 
-BRACKET_STEP = math.log(4.0)  # in asinh(β·T): far from 0, β is multiplied by 4 until the target is bracketed
+BRACKET_FACTOR = 4.0  # β is multiplied by this, away from 0, until the target is bracketed
+BETA_FLOOR = 1e-4  # β·T that stands for β = 0 at the end of a bracket (geometric midpoints need a non-zero end)
 
 
 def run_search(p: SurgeNAS, train_data: Any, val_data: Any) -> None:
@@ -60,26 +61,29 @@ def next_beta(trials: list[tuple[float, float]], target: float) -> float | None:
     """The β to try next from the (β, predicted cost) of the trials so far (pure). β = 0 comes first (the
     caller runs it).
 
-    The search is on u = asinh(β·T), which is β·T near 0 and ±log(2β·T) far from it: steps of log 4 there
-    multiply β by 4. Too slow everywhere tried: step up from the largest β tried (from 0: β = 1/T). Too fast
-    everywhere: step down (from 0: β = −1/T: a reward for latency, as LightNAS's λ goes below 0, for a target
-    above what β = 0 finds). Bracketed (some β too slow, a larger one fast enough): the midpoint in u of the
-    largest β too slow and the smallest larger one fast enough. None when there is nothing between them."""
+    Too slow everywhere tried: β = 1/T from 0 (β·LAT ≈ 1, the CE's scale), then ×4. Too fast everywhere:
+    β = −1/T from 0 (a reward for latency, as LightNAS's λ goes below 0, for a target above what β = 0 finds),
+    then ×4 away from 0. Bracketed (some β too slow, a larger one fast enough; always on one side of 0, which
+    was tried): the geometric midpoint of the two, 0 standing for ±BETA_FLOOR/T. On short searches the latency
+    jumps at β·T of 1e-3 or less (Adam's first sign-like steps let any steady bias win), which halving from 1/T
+    would take ten trials to reach; the geometric midpoints cover four decades in four. None when the
+    midpoint was already tried."""
     if not trials:
         return 0.0
-    u = {b: math.asinh(b * target) for b, _ in trials}
     over = [b for b, c in trials if c > target]  # too slow: β too small
     under = [b for b, c in trials if c <= target]
+    above = [b for b in under if over and b > max(over)]
+    if above:
+        lo, hi = max(over), min(above)
+        sign = 1.0 if hi > 0 else -1.0
+        floor = BETA_FLOOR / target
+        mid = sign * math.sqrt((abs(lo) or floor) * (abs(hi) or floor))
+        return None if any(math.isclose(mid, b, rel_tol=1e-9) for b, _ in trials) else mid
     if over:
-        above = [b for b in under if b > max(over)]
-        if above:
-            lo, hi = u[max(over)], u[min(above)]
-            mid = math.sinh((lo + hi) / 2) / target
-            return None if any(math.isclose(mid, b, rel_tol=1e-9, abs_tol=1e-12) for b in u) else mid
         b = max(over)
-        return math.sinh(u[b] + BRACKET_STEP) / target if b != 0 else 1.0 / target
+        return 1.0 / target if b == 0 else (b * BRACKET_FACTOR if b > 0 else b / BRACKET_FACTOR)
     b = min(under)
-    return math.sinh(u[b] - BRACKET_STEP) / target if b != 0 else -1.0 / target
+    return -1.0 / target if b == 0 else (b * BRACKET_FACTOR if b < 0 else b / BRACKET_FACTOR)
 
 
 def _fit(p: SurgeNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
@@ -324,6 +328,6 @@ def _choices(p: SurgeNAS, reach: Any) -> dict[str, Any]:
             "beta": "per predictor unit: loss = sum_i CE_i + beta * LAT(path_i)",
             "target": None if p.target is None else
             {"method": "bisection on beta, one complete search per trial (beta 0, then +-1/T, x4 away from 0 to "
-                       "bracket, then midpoints in asinh(beta*T))", "max_trials": p.max_trials,
+                       "bracket, then geometric midpoints, 0 standing for +-1e-4/T)", "max_trials": p.max_trials,
              "tolerance": p.target_tolerance,
              "reachable": None if reach is None else reach.to_dict()}}

@@ -47,15 +47,16 @@ def test_next_beta_brackets_then_bisects():
     assert next_beta([], target) == 0.0
     assert next_beta([(0.0, 6.0)], target) == pytest.approx(0.25)  # 1/T after β = 0 was too slow
     assert next_beta([(0.0, 2.0)], target) == pytest.approx(-0.25)  # −1/T after β = 0 was too fast
-    up = next_beta([(0.0, 6.0), (0.25, 5.0)], target)  # still too slow: further up, ~x4 away from 0
-    assert up == pytest.approx(math.sinh(math.asinh(1.0) + math.log(4)) / target) and 4 < up / 0.25 < 5
-    down = next_beta([(0.0, 2.0), (-0.25, 3.0)], target)
-    assert down == pytest.approx(-up)  # symmetric below 0
-    # bracketed by 0.25 (slow) and 1.0 (fast): the midpoint in asinh(β·T)
-    mid = next_beta([(0.0, 6.0), (0.25, 5.0), (1.0, 3.0)], target)
-    assert mid == pytest.approx(math.sinh((math.asinh(1.0) + math.asinh(4.0)) / 2) / target) and 0.25 < mid < 1.0
-    # across 0: β = 0 too fast, −1/T too slow
-    assert -0.25 < next_beta([(0.0, 3.0), (-0.25, 5.0)], target) < 0.0
+    assert next_beta([(0.0, 6.0), (0.25, 5.0)], target) == pytest.approx(1.0)  # still too slow: x4
+    assert next_beta([(0.0, 2.0), (-0.25, 3.0)], target) == pytest.approx(-1.0)  # still too fast: x4 below 0
+    # bracketed by 0.25 (slow) and 1.0 (fast): the geometric midpoint
+    assert next_beta([(0.0, 6.0), (0.25, 5.0), (1.0, 3.0)], target) == pytest.approx(0.5)
+    # bracketed by 0 (slow) and 1/T (fast): 0 stands for 1e-4/T, so the next tries are 1e-2/T, then 1e-3/T
+    first = next_beta([(0.0, 6.0), (0.25, 3.0)], target)
+    assert first == pytest.approx(1e-2 / target)
+    assert next_beta([(0.0, 6.0), (0.25, 3.0), (first, 3.5)], target) == pytest.approx(1e-3 / target)
+    # below 0: β = 0 too fast, −1/T too slow
+    assert next_beta([(0.0, 3.0), (-0.25, 5.0)], target) == pytest.approx(-1e-2 / target)
 
 
 @pytest.mark.parametrize("space_name,config", [("nb201", NB_CONFIG),

@@ -36,7 +36,7 @@ def data() -> tuple[list[str], np.ndarray]:
 def test_every_kind_round_trips_with_both_checksums(kind: str, data: tuple[list[str], np.ndarray],
                                                     tmp_path: Path) -> None:
     ids, y = data
-    hp = {"epochs": 2} if kind in ("mlp", "gnn", "gcn") else {}
+    hp = {"epochs": 2} if kind in ("mlp", "gnn", "gnn-att", "gcn") else {}
     pred = create_predictor(kind, space="nb201", seed=0, **hp)
     pred.fit(ids, y)
     folder = save_predictor(pred, tmp_path / kind, devices=["devA"])

@@ -31,9 +31,10 @@ Choices the thesis leaves open, decided here (and recorded in every result under
   network, and on a proxy task β = 0 may settle on cheap parameter-free cells far below it), then ×4 away from
   0 until the target is bracketed, then geometric midpoints (0 standing for ±1e-4/T: in short searches the
   latency jumps at β·T ~1e-3, where halving from 1/T takes ten trials), at most `max_trials` searches,
-  stopping when one lands within `target_tolerance`. The trial predicted nearest
-  the target is returned (of two as near, the cheaper), with every trial recorded. LAT is not exactly
-  monotone in β (CE noise flips near-tied layers), so the bracket is on what was seen, not assumed.
+  stopping when one lands within `target_tolerance`. The trial predicted nearest the target by ratio
+  (|log(pred/T)|: 2x over and 2x under are as far) is returned (of two as near, the cheaper), with every trial
+  recorded. LAT is not exactly monotone in β (CE noise flips near-tied layers), so the bracket is on what was
+  seen, not assumed.
 
 This module holds the parameters, their checks and the `edgeprof search surgenas` options, and imports no
 torch; the training loop is `hwsearch.surgenas_engine`.

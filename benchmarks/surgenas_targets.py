@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_local.db"  # lightnas_targets' dataset: measured once
 SEARCHES = ("surgenas", "lightnas")
 QUICK = {"n": 8, "predictor": "mlp", "epochs": 2, "resolution": 16, "rounds": 1, "correct": 1, "percentiles": "50",
-         "digits": 100, "threads": 1, "max_trials": 2}
+         "digits": 100, "threads": 1, "max_trials": 2,
+         "searches": "surgenas"}  # LightNAS's side is lightnas_targets' own smoke (the same verified_row)
 
 
 def main(argv: list[str] | None = None) -> int:

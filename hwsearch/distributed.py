@@ -35,6 +35,15 @@ class DistContext:
         return self.rank == 0
 
 
+def rank_device(device: str, ctx: DistContext) -> torch.device:
+    """The torch device this process searches on: `cuda` under torchrun is this rank's GPU (made current);
+    anything else as given."""
+    out = torch.device(f"cuda:{ctx.local_rank}" if device == "cuda" and ctx.active else device)
+    if out.type == "cuda":
+        torch.cuda.set_device(out)
+    return out
+
+
 def env_world_size() -> int:
     """WORLD_SIZE as torchrun sets it (1 when unset)."""
     try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hwsearch.pareto import best_under, hypervolume, pareto_front, regret
-from hwsearch.result import UNITS
+from hwsearch.result import UNITS, save_figure
 from spaces.errors import UserInputError
 
 if TYPE_CHECKING:  # the store pulls in sqlite and the profiler: only load_table needs it
@@ -327,9 +327,7 @@ def plot_search_report(table: SpaceTable, judged: Sequence[dict[str, Any]], path
         ax.grid(True, which="major", alpha=0.3)
         # under the axes, not on them: no corner of the space is sure to be empty at every zoom
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize="small", frameon=False)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+        path = save_figure(fig, path, dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path

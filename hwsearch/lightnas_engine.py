@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from hwsearch.cost import as_cost_model, reachable_range, refine_arch
 from hwsearch.data import batches, shard_indices, split
-from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_
+from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, rank_device
 from hwsearch.gumbel import arch_onehot, derive_arch, hard_gumbel, tau_schedule
 from hwsearch.lightnas import lambda_step
 from hwsearch.result import LightNASResult
@@ -38,10 +38,7 @@ def run_search(p: LightNAS, train_data: Any, val_data: Any) -> None:
 def _setup(p: LightNAS, ctx: DistContext) -> tuple[SearchSpace, torch.device, Any]:
     cost = as_cost_model(p.predictor, p.metric)
     space = search_space("LightNAS", cost, p.space, p.space_config)
-    per_rank = p.device == "cuda" and ctx.active
-    device = torch.device(f"cuda:{ctx.local_rank}" if per_rank else p.device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    device = rank_device(p.device, ctx)
     return space, device, cost.to(device)
 
 

@@ -136,6 +136,14 @@ def target_errors(errors: Sequence[float], each: float = 0.05, mean: float | Non
             "within": int((e <= each).sum()), "target_met": met}
 
 
+def save_figure(fig: Any, path: str | Path, dpi: int = 110, **kwargs: Any) -> Path:
+    """`fig` as a PNG at `path` (its folder made), the path back: what every search plot ends with."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, **kwargs)
+    return path
+
+
 def plot_history(result: LightNASResult | dict[str, Any], path: str | Path) -> Path:
     """A PNG over the α-steps: λ and the cost term's weight (top), the predicted cost of the argmax and
     the sampled paths with the target line (bottom) (thesis Figure 4.12)."""
@@ -165,9 +173,7 @@ def plot_history(result: LightNASResult | dict[str, Any], path: str | Path) -> P
         ax_c.set_ylabel(f"predicted {r['metric']} ({r['unit']})")
         ax_c.legend(loc="best", fontsize="small")
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        path = save_figure(fig, path)
     finally:
         plt.close(fig)
     return path

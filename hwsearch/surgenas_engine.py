@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from hwsearch.cost import CostModel, as_cost_model, reachable_range
 from hwsearch.data import batches, shard_indices
-from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_
+from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, rank_device
 from hwsearch.gumbel import arch_onehot, derive_arch, ordered_samples
 from hwsearch.lightnas_engine import Progress, check_data
 from hwsearch.schedule import tau_schedule
@@ -57,7 +57,7 @@ def tau_at(alpha_step: int | None, alpha_steps: int, tau0: float, tau_end: float
     return tau_schedule(alpha_step, max(alpha_steps, 1), tau0, tau_end=tau_end)
 
 
-def next_beta(trials: list[tuple[float, float]], target: float) -> float | None:
+def next_beta(trials: list[tuple[float, float]], target: float) -> float:
     """The β to try next from the (β, predicted cost) of the trials so far (pure). β = 0 comes first (the
     caller runs it).
 
@@ -66,8 +66,8 @@ def next_beta(trials: list[tuple[float, float]], target: float) -> float | None:
     then ×4 away from 0. Bracketed (some β too slow, a larger one fast enough; always on one side of 0, which
     was tried): the geometric midpoint of the two, 0 standing for ±BETA_FLOOR/T. On short searches the latency
     jumps at β·T of 1e-3 or less (Adam's first sign-like steps let any steady bias win), which halving from 1/T
-    would take ten trials to reach; the geometric midpoints cover four decades in four. None when the
-    midpoint was already tried."""
+    would take ten trials to reach; the geometric midpoints cover four decades in four. The midpoint is never a
+    β already tried: one between the bracket's ends would have moved an end."""
     if not trials:
         return 0.0
     over = [b for b, c in trials if c > target]  # too slow: β too small
@@ -77,8 +77,7 @@ def next_beta(trials: list[tuple[float, float]], target: float) -> float | None:
         lo, hi = max(over), min(above)
         sign = 1.0 if hi > 0 else -1.0
         floor = BETA_FLOOR / target
-        mid = sign * math.sqrt((abs(lo) or floor) * (abs(hi) or floor))
-        return None if any(math.isclose(mid, b, rel_tol=1e-9) for b, _ in trials) else mid
+        return sign * math.sqrt((abs(lo) or floor) * (abs(hi) or floor))
     if over:
         b = max(over)
         return 1.0 / target if b == 0 else (b * BRACKET_FACTOR if b > 0 else b / BRACKET_FACTOR)
@@ -89,9 +88,7 @@ def next_beta(trials: list[tuple[float, float]], target: float) -> float | None:
 def _fit(p: SurgeNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
     start = time.perf_counter()
     cost, space = _cost_and_space(p)
-    device = torch.device(f"cuda:{ctx.local_rank}" if p.device == "cuda" and ctx.active else p.device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    device = rank_device(p.device, ctx)
     if cost is not None:
         cost = cost.to(device)
     if val_data is None and isinstance(train_data, tuple | list) and len(train_data) == 2:
@@ -153,16 +150,13 @@ def _searches(p: SurgeNAS, space: SearchSpace, cost: CostModel | None, device: t
     if p.target is None:
         return [_Run(p, space, cost, device, ctx, p.beta).search(data, bar)]
     target, runs = float(p.target), []
-    beta: float | None = 0.0
-    while beta is not None and len(runs) < p.max_trials:
+    while len(runs) < p.max_trials:
+        beta = next_beta([(r.beta, r.predicted) for r in runs], target)  # 0 first
         if bar is not None:
             bar.reset(f"SurgeNAS trial {len(runs) + 1} β={beta:.3g}", p.epochs)
-        run = _Run(p, space, cost, device, ctx, beta).search(data, bar)
-        runs.append(run)
-        gap = run.predicted / target - 1.0
-        if abs(gap) <= p.target_tolerance:
+        runs.append(_Run(p, space, cost, device, ctx, beta).search(data, bar))
+        if abs(runs[-1].predicted / target - 1.0) <= p.target_tolerance:
             break
-        beta = next_beta([(r.beta, r.predicted) for r in runs], target)
     return runs
 
 

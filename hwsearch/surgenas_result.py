@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwsearch.result import SearchResult
+from hwsearch.result import SearchResult, save_figure
 
 
 @dataclass(kw_only=True)
@@ -101,9 +101,7 @@ def plot_surgenas(result: SurgeNASResult | dict[str, Any], path: str | Path) -> 
             ax_b.set_ylabel("schedule")
         ax_b.legend(loc="best", fontsize="small")
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        path = save_figure(fig, path)
     finally:
         plt.close(fig)
     return path

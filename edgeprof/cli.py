@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        mod = importlib.import_module(f"edgeprof.commands.{name}")
+        mod = importlib.import_module(f"edgeprof.commands.{name.replace('-', '_')}")
         p = sub.add_parser(name, help=mod.__doc__.splitlines()[0], description=mod.__doc__)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

@@ -355,14 +355,14 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
                                                 "backend": config.runtime.backend,
                                                 "precision": config.runtime.precision})
     setting = (config.name, space.name, config.runtime.backend, config.runtime.precision, batch)
-    before = store.measured_archs(*setting)
+    before = store.measured_archs(*setting, space_config=space.config)
     own = transport is None
     transport = transport or open_transport(config)
     todo: list[Any] = []
     try:
         transport.prepare()
         busy = sync_board(transport, config.name, store, progress, report)
-        done = store.measured_archs(*setting)
+        done = store.measured_archs(*setting, space_config=space.config)
         todo = list(archs) if remeasure else [a for a in archs if space.arch_id(a) not in done]
         report.already_measured = 0 if remeasure else sum(space.arch_id(a) in before for a in archs)
         if todo:

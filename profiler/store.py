@@ -390,13 +390,18 @@ class Store:
         """profiler.accuracy.accuracies: {arch_id: value}, {} when none."""
         return accuracies(self, space, task, metric, source)
 
-    def measured_archs(self, device: str, space: str, backend: str, precision: str, batch: int) -> set[str]:
-        """Arch ids of `space` that already have an ok measurement under these settings."""
-        rows = self.db.execute(
-            "SELECT DISTINCT m.arch_id FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
-            "WHERE x.device=? AND m.space=? AND x.backend=? AND x.precision=? AND x.batch=? AND x.status='ok'",
-            (device, space, backend, precision, batch)).fetchall()
-        return {r[0] for r in rows}
+    def measured_archs(self, device: str, space: str, backend: str, precision: str, batch: int,
+                       space_config: dict[str, Any] | None = None) -> set[str]:
+        """Arch ids of `space` that already have an ok measurement under these settings; with `space_config`,
+        only those of exactly that config (a probe layer at another size, a network at another width share
+        their arch ids with the rest of their space)."""
+        sql = ("SELECT DISTINCT m.arch_id FROM measurements x JOIN models m ON m.sha256 = x.model_sha256 "
+               "WHERE x.device=? AND m.space=? AND x.backend=? AND x.precision=? AND x.batch=? AND x.status='ok'")
+        args: list[Any] = [device, space, backend, precision, batch]
+        if space_config is not None:
+            sql += " AND m.space_config=?"
+            args.append(json.dumps(space_config, sort_keys=True))
+        return {r[0] for r in self.db.execute(sql, args).fetchall()}
 
     def known_models(self, sha256s: set[str | None]) -> set[str]:
         """Which of these model hashes the store has registered."""

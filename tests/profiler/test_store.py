@@ -64,6 +64,17 @@ def test_measured_archs_counts_only_ok(store: Store) -> None:
     assert store.measured_archs("dev", "nb201", "onnxruntime", "fp32", 8) == set()
 
 
+def test_measured_archs_of_one_config(store: Store) -> None:
+    """A network at another width (or a probe layer at another size) shares its arch id with the rest of its
+    space: only a measurement of the same config counts as done."""
+    store.add_models([ModelRecord("c" * 64, "nb201", {"C": 32}, "arch-a", [1, 3, 32, 32], 40, 9, 50, 0.8, 100)])
+    store.add_results([result("t1", "a" * 64)])
+    assert store.measured_archs("dev", "nb201", "onnxruntime", "fp32", 1, space_config={}) == {"arch-a"}
+    assert store.measured_archs("dev", "nb201", "onnxruntime", "fp32", 1, space_config={"C": 32}) == set()
+    store.add_results([result("t3", "c" * 64)])
+    assert store.measured_archs("dev", "nb201", "onnxruntime", "fp32", 1, space_config={"C": 32}) == {"arch-a"}
+
+
 def test_wrong_schema_refused(store: Store) -> None:
     bad = result("t1", "a" * 64)
     bad["schema"] = "other/9"

@@ -66,7 +66,7 @@ def imported_model(space: SearchSpace, arch: Sequence[int]) -> ModelRecord:
     """The models row of an imported arch: no ONNX bytes, no cost counts."""
     arch_id = space.arch_id(arch)
     return ModelRecord(sha256=import_model_key(space, arch_id), space=space.name,
-                       space_config=space.config, arch_id=arch_id, input_shape=list(space.input_shape(1)))
+                       space_config=space.config, arch_id=arch_id, input_shape=list(space.input_shape_of(arch, 1)))
 
 
 def positive_number(value: Any) -> float | None:

@@ -93,7 +93,7 @@ def model_cache_dir() -> Path:
 def record_for(space: SearchSpace, arch: Any, sha256: str, nbytes: int) -> ModelRecord:
     costs = space.costs(arch)
     return ModelRecord(sha256=sha256, space=space.name, space_config=space.config, arch_id=space.arch_id(arch),
-                       input_shape=list(space.input_shape(1)), flops=int(costs["flops"]),
+                       input_shape=list(space.input_shape_of(arch, 1)), flops=int(costs["flops"]),
                        params=int(costs["params"]), mem_access=int(costs["mem_access"]),
                        intensity=float(costs["intensity"]), nbytes=nbytes)
 
@@ -142,7 +142,6 @@ def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: 
     export = EXPORTERS[model_format(backend)]
     tasks, records = [], []
     progress.on_phase("export", len(archs))
-    shape = space.input_shape(1)
     for arch in archs:
         with _EXPORT_LOCK:
             m, opts = export(space, arch, cache)
@@ -151,7 +150,7 @@ def export_models(space: SearchSpace, archs: list[Any], store: Store, progress: 
                 m, opts = export(space, arch, cache)
                 if report is not None:
                     report.cache_repaired += 1
-        tasks.append(ModelTask(m.sha256, shape, filename=Path(m.path).name, options=opts))
+        tasks.append(ModelTask(m.sha256, space.input_shape_of(arch, 1), filename=Path(m.path).name, options=opts))
         records.append(record_for(space, arch, m.sha256, m.nbytes))
         progress.on_step("export")
     store.add_models(records)

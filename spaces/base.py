@@ -118,6 +118,11 @@ class SearchSpace(ABC):
     def _make_module(self, arch: Arch) -> nn.Module:
         """Construct the (uninitialised) network for a validated arch."""
 
+    def input_shape_of(self, arch: Sequence[int], batch: int = 1) -> tuple[int, ...]:
+        """The input shape of one arch's network: the space's `input_shape` unless the arch decides it (a probe
+        layer's input channels); every export, cost count and job asks here."""
+        return self.input_shape(batch)
+
     @property
     def n_ops(self) -> int:
         return len(self.ops)
@@ -232,4 +237,4 @@ class SearchSpace(ABC):
         """FLOPs, params, memory accesses and arithmetic intensity (thesis eq. 3.18-3.19), batch 1."""
         from spaces.costs import count_costs
 
-        return count_costs(self.build(arch), self.input_shape(1))
+        return count_costs(self.build(arch), self.input_shape_of(arch, 1))

@@ -100,7 +100,7 @@ def export_onnx(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = space.build(arch)
-    raw = _export_bytes(module, torch.zeros(space.input_shape(batch)), out)
+    raw = _export_bytes(module, torch.zeros(space.input_shape_of(arch, batch)), out)
     model = onnx.load_from_string(raw)
     for key, value in onnx_metadata(space, arch).items():
         model.metadata_props.add(key=key, value=value)

@@ -9,12 +9,14 @@ any space gets costs without writing a per-op formula, and ops that a builder sk
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch loads when a module is counted, not with the formulas
     import torch
     from torch import nn
+
+    from spaces.base import SearchSpace
 
 
 def conv_intensity(h: int, w: int, i: int, o: int, k: int, phi: float = 1.0) -> float:
@@ -49,46 +51,86 @@ def linear_costs(n_in: int, n_out: int, rows: int = 1) -> tuple[int, int]:
     return rows * n_in * n_out, rows * (n_in + n_out) + n_in * n_out
 
 
-def count_costs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, float]:
-    """Run `module` once on zeros of `input_shape` (batch 1) and sum the Conv2d and Linear costs.
+def layer_kind(groups: int, in_channels: int) -> str:
+    """'conv', 'depthwise' (one group per input channel) or 'group' (grouped 1x1/kxk, e.g. FBNet's _g2)."""
+    if groups <= 1:
+        return "conv"
+    return "depthwise" if groups == in_channels else "group"
 
-    Returns {"flops", "params", "mem_access", "intensity"}; params counts every parameter (batch-norm
-    scale and shift included, running statistics excluded).
+
+def layer_costs(module: nn.Module, input_shape: Sequence[int]) -> list[dict[str, Any]]:
+    """One entry per Conv2d / Linear call when `module` runs once on zeros of `input_shape` (batch 1).
+
+    Hooks see the layers a builder actually runs, in execution order, with their real input and output
+    shapes (strides, padding and skipped ops included), so the per-layer figures need no per-space formula.
+    Each entry: name (module path), kind, in_shape and out_shape (C, H, W; a Linear's are its feature
+    vectors), kernel, stride (None for a Linear), groups, flops, mem_access, intensity (eq. 3.18-3.19).
     """
     import torch
     from torch import nn
 
     if len(input_shape) < 1 or input_shape[0] != 1:
-        raise ValueError(f"count_costs: input_shape must have batch 1, got {tuple(input_shape)}")
-    totals = {"flops": 0, "mem_access": 0}
+        raise ValueError(f"layer_costs: input_shape must have batch 1, got {tuple(input_shape)}")
+    layers: list[dict[str, Any]] = []
 
-    def on_conv(layer: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        flops, mem = conv_costs(inputs[0].shape[1:], output.shape[1:], layer.kernel_size, layer.groups)
-        totals["flops"] += flops
-        totals["mem_access"] += mem
+    def entry(name: str, kind: str, in_shape: Sequence[int], out_shape: Sequence[int], kernel: Any,
+              stride: Any, groups: int, flops: int, mem: int) -> dict[str, Any]:
+        return {"name": name, "kind": kind, "in_shape": [int(d) for d in in_shape],
+                "out_shape": [int(d) for d in out_shape], "kernel": kernel, "stride": stride, "groups": groups,
+                "flops": flops, "mem_access": mem, "intensity": flops / mem if mem else 0.0}
 
-    def on_linear(layer: nn.Linear, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        rows = inputs[0].numel() // layer.in_features
-        flops, mem = linear_costs(layer.in_features, layer.out_features, rows)
-        totals["flops"] += flops
-        totals["mem_access"] += mem
+    def on_conv(name: str) -> Callable[..., None]:
+        def hook(layer: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            in_shape, out_shape = inputs[0].shape[1:], output.shape[1:]
+            flops, mem = conv_costs(in_shape, out_shape, layer.kernel_size, layer.groups)
+            layers.append(entry(name, layer_kind(layer.groups, layer.in_channels), in_shape, out_shape,
+                                list(layer.kernel_size), list(layer.stride), layer.groups, flops, mem))
+        return hook
+
+    def on_linear(name: str) -> Callable[..., None]:
+        def hook(layer: nn.Linear, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            rows = inputs[0].numel() // layer.in_features
+            flops, mem = linear_costs(layer.in_features, layer.out_features, rows)
+            layers.append(entry(name, "linear", inputs[0].shape[1:], output.shape[1:], None, None, 1, flops, mem))
+        return hook
 
     handles = []
-    for layer in module.modules():
+    for name, layer in module.named_modules():
         if isinstance(layer, nn.Conv2d):
-            handles.append(layer.register_forward_hook(on_conv))
+            handles.append(layer.register_forward_hook(on_conv(name)))
         elif isinstance(layer, nn.Linear):
-            handles.append(layer.register_forward_hook(on_linear))
+            handles.append(layer.register_forward_hook(on_linear(name)))
     try:
         with torch.no_grad():
             module(torch.zeros(tuple(input_shape)))
     finally:
         for handle in handles:
             handle.remove()
-    flops, mem = totals["flops"], totals["mem_access"]
-    return {
-        "flops": flops,
-        "params": sum(p.numel() for p in module.parameters()),
-        "mem_access": mem,
-        "intensity": flops / mem if mem else 0.0,
-    }
+    return layers
+
+
+def total_costs(layers: Sequence[dict[str, Any]], params: int) -> dict[str, float]:
+    """{"flops", "params", "mem_access", "intensity"} of a network from its `layer_costs`: the network's
+    intensity is total FLOPs over total memory accesses, not a mean of the layers' ratios."""
+    flops = sum(layer["flops"] for layer in layers)
+    mem = sum(layer["mem_access"] for layer in layers)
+    return {"flops": flops, "params": params, "mem_access": mem, "intensity": flops / mem if mem else 0.0}
+
+
+def count_costs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, float]:
+    """Run `module` once on zeros of `input_shape` (batch 1) and sum the Conv2d and Linear costs.
+
+    Returns {"flops", "params", "mem_access", "intensity"}; params counts every parameter (batch-norm
+    scale and shift included, running statistics excluded).
+    """
+    if len(input_shape) < 1 or input_shape[0] != 1:
+        raise ValueError(f"count_costs: input_shape must have batch 1, got {tuple(input_shape)}")
+    return total_costs(layer_costs(module, input_shape), sum(p.numel() for p in module.parameters()))
+
+
+def arch_costs(space: SearchSpace, arch: Sequence[int]) -> dict[str, Any]:
+    """{"layers": layer_costs, "totals": count_costs} of one arch of `space` from a single build and run
+    (what `edgeprof costs` prints); the totals equal `space.costs(arch)`."""
+    module = space.build(arch)
+    layers = layer_costs(module, space.input_shape_of(arch, 1))
+    return {"layers": layers, "totals": total_costs(layers, sum(p.numel() for p in module.parameters()))}

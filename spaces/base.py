@@ -9,6 +9,7 @@ deterministic weights, costs) lives here once.
 from __future__ import annotations
 
 import importlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
@@ -76,6 +77,14 @@ def check_int(owner: str, key: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise UserInputError(f"{owner}: {key} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_phi(owner: str, phi: Any) -> float:
+    """`phi` as a float if it is a finite number > 0 (a width multiplier), else a UserInputError."""
+    real = isinstance(phi, int | float | np.integer | np.floating) and not isinstance(phi, bool)
+    if not (real and math.isfinite(phi) and phi > 0):
+        raise UserInputError(f"{owner}: width multiplier phi must be a finite number > 0, got {phi!r}")
+    return float(phi)
 
 
 class SearchSpace(ABC):
@@ -232,6 +241,13 @@ class SearchSpace(ABC):
 
     def _top_level_label(self, arch: Sequence[int], part: str) -> str:
         return part
+
+    def widened(self, phi: float) -> SearchSpace:
+        """The same space with every channel count times `phi` (the Comfort Zone's uniform width scaling,
+        thesis §3.3.6): same registered name and arch ids, a config that `create_space` rebuilds, and
+        `widened(1.0).config == config`. Spaces without a width in their config refuse (UserInputError)."""
+        check_phi(self.name, phi)
+        raise UserInputError(f"space {self.name} has no width multiplier")
 
     def costs(self, arch: Sequence[int]) -> dict[str, float]:
         """FLOPs, params, memory accesses and arithmetic intensity (thesis eq. 3.18-3.19), batch 1."""

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spaces.base import Arch, SearchSpace, check_int, lazy_module, lazy_names
+from spaces.base import Arch, SearchSpace, check_int, check_phi, lazy_module, lazy_names
 from spaces.errors import UserInputError
 from spaces.registry import register_space
 
@@ -145,6 +145,12 @@ class MBConvSpace(SearchSpace):
             return f"L{i - 2:02d}:{TOKENS[arch[i - 2]]}" if len(arch) == n else f"L{i - 2:02d}"
         return {0: "stem", 1: "fixed", 2 + n: "head", 3 + n: "pool", 4 + n: "flatten", 5 + n: "classifier"}.get(
             i, part)
+
+    def widened(self, phi: float) -> MBConvSpace:
+        """width_mult times phi; the channels keep this space's rounding to multiples of 8, so a small phi
+        may leave some layers (or all) as they were."""
+        return MBConvSpace(self.name, self.width_mult * check_phi(self.name, phi), self.resolution,
+                           self.num_classes, self.stage_repeats)
 
     def _make_module(self, arch: Arch) -> nn.Module:
         return _net().mbconv_network(arch, self._plan, self.width_mult, self.num_classes)

@@ -12,6 +12,7 @@ The extremes match the published CIFAR-10 range: 7.78 MFLOPs (no conv) and 220.1
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Sequence
 from functools import lru_cache
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, lazy_module, lazy_names
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, check_phi, lazy_module, lazy_names
 from spaces.errors import UserInputError
 from spaces.registry import register_space
 
@@ -168,6 +169,11 @@ class NB201Space(SearchSpace):
             return f"cell0.{block}"
         stage, k = divmod(block - n, n + 1)
         return f"reduction{stage + 1}" if k == 0 else f"cell{stage + 1}.{k - 1}"
+
+    def widened(self, phi: float) -> NB201Space:
+        """C (the first stage's channels; the later stages double it) times phi, rounded half up, at least 1."""
+        c = max(1, math.floor(self.C * check_phi(self.name, phi) + 0.5))
+        return NB201Space(self.name, C=c, N=self.N, num_classes=self.num_classes, resolution=self.resolution)
 
     def _make_module(self, arch: Arch) -> nn.Module:
         return _net().NB201Network(arch, self.C, self.N, self.num_classes)

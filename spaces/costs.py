@@ -130,7 +130,10 @@ def count_costs(module: nn.Module, input_shape: Sequence[int]) -> dict[str, floa
 
 def arch_costs(space: SearchSpace, arch: Sequence[int]) -> dict[str, Any]:
     """{"layers": layer_costs, "totals": count_costs} of one arch of `space` from a single build and run
-    (what `edgeprof costs` prints); the totals equal `space.costs(arch)`."""
+    (what `edgeprof costs` prints); each layer also has its `part` (`space.layer_label`), and the totals
+    equal `space.costs(arch)`."""
     module = space.build(arch)
     layers = layer_costs(module, space.input_shape_of(arch, 1))
+    for layer in layers:  # the space's own name for the part a layer belongs to ("L03:k5e6", "cell1.0")
+        layer["part"] = space.layer_label(arch, layer["name"]) if layer["name"] else ""
     return {"layers": layers, "totals": total_costs(layers, sum(p.numel() for p in module.parameters()))}

@@ -16,6 +16,10 @@ VENV310 ?= .venv310
 HOST_DEPS_NO_TORCH := numpy>=1.24 onnx>=1.15 onnxruntime>=1.17 rich>=13 pyarrow>=14 scipy>=1.10 paramiko>=3.4 \
 	scikit-learn>=1.3 matplotlib>=3.7 tomli>=2 pymoo>=0.6
 
+# The suite runs on this many pytest-xdist workers (a file stays on one worker: its fixtures start once);
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 .PHONY: demo test install install-test lint clean sshd
 
 $(BIN)/python:
@@ -71,8 +75,9 @@ sshd:
 test: install-test $(VENV36)/.installed $(VENV310)/.installed sshd
 	@py36=""; if [ -f $(VENV36)/.installed ]; then py36="$(abspath $(VENV36))/bin/python"; fi; \
 	py310=""; if [ -f $(VENV310)/.installed ]; then py310="$(abspath $(VENV310))/bin/python"; fi; \
-	echo "EDGEPROF_PY36=$$py36 EDGEPROF_PY310=$$py310 $(BIN)/python -m pytest"; \
-	EDGEPROF_PY36="$$py36" EDGEPROF_PY310="$$py310" $(BIN)/python -m pytest
+	workers="-n $(TEST_WORKERS) --dist loadfile"; if [ "$(TEST_WORKERS)" = 0 ]; then workers=""; fi; \
+	echo "EDGEPROF_PY36=$$py36 EDGEPROF_PY310=$$py310 $(BIN)/python -m pytest $$workers"; \
+	EDGEPROF_PY36="$$py36" EDGEPROF_PY310="$$py310" $(BIN)/python -m pytest $$workers
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,10 @@ def find_sshd() -> str | None:
         if os.access(p, os.X_OK):
             return p
     return shutil.which("sshd")
+
+
+class PortTaken(RuntimeError):
+    """sshd could not bind its port: something else took it after `free_port` found it free."""
 
 
 def free_port() -> int:
@@ -74,7 +79,20 @@ LogLevel ERROR
 """)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> SshServer:
+    def start(self, attempts: int = 3) -> SshServer:
+        """Start sshd; when its port was taken between `free_port` and the bind (another test process picked
+        the same one), try again on a new port."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except PortTaken:
+                if attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+                self.config.write_text(re.sub(r"(?m)^Port \d+$", f"Port {self.port}", self.config.read_text()))
+        raise AssertionError("unreachable")
+
+    def _start(self) -> SshServer:
         sshd = find_sshd()
         if sshd is None:
             raise RuntimeError("sshd is not installed (Debian package openssh-server)")
@@ -85,13 +103,23 @@ LogLevel ERROR
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sshd exited: {(self.folder / 'sshd.log').read_text()[-500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
+                self.log.close()
+                log = (self.folder / "sshd.log").read_text()[-500:]
+                raise (PortTaken if "Address already in use" in log else RuntimeError)(f"sshd exited: {log}")
+            if self._own_pidfile():  # written once it listens: a connection alone may reach another's server
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.1)
         raise RuntimeError("sshd did not listen within 10 s")
+
+    def _own_pidfile(self) -> bool:
+        try:
+            return self.proc is not None and int((self.folder / "sshd.pid").read_text().split()[0]) == self.proc.pid
+        except (OSError, ValueError, IndexError):
+            return False
 
     def host_public_key(self) -> str:
         """'type base64' of the host key, for known_hosts lines."""

@@ -14,12 +14,24 @@ from profiler.config import DeviceConfig
 
 @dataclass(frozen=True)
 class ModelTask:
-    """One model to measure: its content hash, input shape, file name on the board and own options."""
+    """One model to measure: its content hash, input shape, file name on the board and own options.
+
+    A space's network has one input named "input". A user's ONNX file (profiler.onnx_profile) names its own:
+    `inputs` {name: shape} replaces `input_shape` then, each first dim taking the job's batch, with the float
+    `dtype` the file declares.
+    """
 
     sha256: str
     input_shape: tuple[int, ...]
     filename: str = ""  # `<sha256>.onnx` unless given (the torch backend takes `<sha256>.zip`)
     options: dict[str, Any] = field(default_factory=dict)  # merged over the device's backend options
+    inputs: dict[str, tuple[int, ...]] | None = None
+    dtype: str = "float32"
+
+    def feeds(self, batch: int) -> dict[str, list[int]]:
+        """The task's {input name: shape} at `batch`."""
+        named = self.inputs if self.inputs is not None else {"input": self.input_shape}
+        return {name: [batch, *shape[1:]] for name, shape in named.items()}
 
 
 def new_job_id(device: str) -> str:
@@ -39,8 +51,8 @@ def build_job(config: DeviceConfig, models: list[ModelTask], batch: int, job_id:
             "task_id": f"t{i:05d}",
             "model": f"../../models/{m.filename or m.sha256 + '.onnx'}",
             "model_sha256": m.sha256,
-            "inputs": {"input": [batch, *m.input_shape[1:]]},
-            "dtype": "float32",
+            "inputs": m.feeds(batch),
+            "dtype": m.dtype,
             "backend": config.runtime.backend,
             "precision": config.runtime.precision,
             "batch": batch,

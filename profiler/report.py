@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from spaces.errors import UserInputError
+
 
 @dataclass
 class ProfileReport:
@@ -66,3 +68,33 @@ class Progress:
     on_phase: Callable[[str, int], None] = lambda phase, total: None
     on_step: Callable[[str], None] = lambda phase: None
     on_result: Callable[[dict[str, Any]], None] = lambda result: None
+
+
+def throughput(batch: int, median_ms: float) -> dict[str, float]:
+    """Per-batch latency as stored, and what follows from it: per-image latency and images per second.
+
+    The store keeps latency per batch (DESIGN.md); these two are derived here and only here, never stored."""
+    if batch < 1 or median_ms <= 0:
+        raise ValueError(f"throughput: batch {batch} and median {median_ms} ms must be positive")
+    return {"median_ms": median_ms, "per_image_ms": median_ms / batch, "images_per_s": batch * 1000.0 / median_ms}
+
+
+def batch_row(batch: int, median_ms: float | None, **extra: Any) -> dict[str, Any]:
+    """One row of a batch sweep: {"batch", "median_ms", "per_image_ms", "images_per_s", **extra}; the three
+    figures are None for a batch without an ok measurement (failed or interrupted)."""
+    figures = throughput(batch, median_ms) if median_ms is not None else dict.fromkeys(
+        ("median_ms", "per_image_ms", "images_per_s"))
+    return {"batch": batch, **figures, **extra}
+
+
+def parse_batches(text: str) -> list[int]:
+    """`--batch 1,8,32`: positive batch sizes, in the order given, without repeats."""
+    values = [v.strip() for v in str(text).split(",")]
+    out: list[int] = []
+    for v in values:
+        if not v.isdigit() or int(v) < 1:
+            raise UserInputError(f"--batch {text!r}: {v!r} is not a positive batch size; give one or several, "
+                                 "comma-separated, such as 1 or 1,8,32")
+        if int(v) not in out:
+            out.append(int(v))
+    return out

@@ -287,18 +287,22 @@ def _run_restarting(transport: Transport, models: list[ModelTask], new_job: Call
         raise AgentFailed(culprit + "; the other networks are measured")
 
 
-def _measure(transport: Transport, config: DeviceConfig, space: SearchSpace, archs: list[Any], batch: int,
-             store: Store, progress: Progress, report: ProfileReport, protocol_overrides: dict[str, Any] | None,
-             should_stop: Callable[[], bool]) -> None:
-    """Export, send and measure `archs` in one job of this dataset; models the board finds damaged (the agent
-    moved them aside) are sent again and their tasks run in one follow-up job, where a second mismatch is
-    stored as an error. A killed agent's tasks run again in follow-up jobs (_run_restarting)."""
+def measure_tasks(transport: Transport, config: DeviceConfig, models: list[ModelTask], batch: int, store: Store,
+                  progress: Progress, report: ProfileReport, protocol_overrides: dict[str, Any] | None,
+                  should_stop: Callable[[], bool], name: Callable[[ModelTask], str],
+                  again: Callable[[list[ModelTask]], list[ModelTask]]) -> None:
+    """Send and measure prebuilt `models` (their files in model_cache_dir()) in one job of this dataset.
+
+    Models the board finds damaged (the agent moved them aside) are made again by `again` (from the space, or
+    from the user's file), sent again and their tasks run in one follow-up job, where a second mismatch is
+    stored as an error. A killed agent's tasks run again in follow-up jobs (_run_restarting). `name` says which
+    network a task is, for messages."""
     cache = model_cache_dir()
     owner = owner_of(store)
 
     def job_for(field: str) -> Callable[[list[ModelTask], bool], dict[str, Any]]:
-        def make(models: list[ModelTask], restart: bool) -> dict[str, Any]:
-            job = build_job(config, models, batch, protocol_overrides=protocol_overrides, owner=owner)
+        def make(todo: list[ModelTask], restart: bool) -> dict[str, Any]:
+            job = build_job(config, todo, batch, protocol_overrides=protocol_overrides, owner=owner)
             if restart:
                 report.restart_job_ids.append(job["job_id"])
             else:
@@ -306,23 +310,34 @@ def _measure(transport: Transport, config: DeviceConfig, space: SearchSpace, arc
             return job
         return make
 
-    models = export_models(space, archs, store, progress, backend=config.runtime.backend, report=report)
-    names = {m.sha256: f"arch {space.arch_id(a)}, model {m.sha256[:12]}" for m, a in zip(models, archs, strict=True)}
-
-    def name(m: ModelTask) -> str:
-        return names.get(m.sha256, f"model {m.sha256[:12]}")
-
     _upload(transport, models, cache, progress)
     damaged: dict[str, dict[str, Any]] = {}
     _run_restarting(transport, models, job_for("job_id"), store, progress, report, cache, name, should_stop,
                     damaged)
     if not damaged:
         return
-    shas = set(damaged)
-    again = export_models(space, [a for m, a in zip(models, archs, strict=True) if m.sha256 in shas], store,
-                          Progress(), backend=config.runtime.backend, report=report)
-    report.models_resent = _upload(transport, again, cache, progress, "re-sending damaged models", resend=True)
-    _run_restarting(transport, again, job_for("retry_job_id"), store, progress, report, cache, name, should_stop)
+    fresh = again([m for m in models if m.sha256 in damaged])
+    report.models_resent = _upload(transport, fresh, cache, progress, "re-sending damaged models", resend=True)
+    _run_restarting(transport, fresh, job_for("retry_job_id"), store, progress, report, cache, name, should_stop)
+
+
+def _measure(transport: Transport, config: DeviceConfig, space: SearchSpace, archs: list[Any], batch: int,
+             store: Store, progress: Progress, report: ProfileReport, protocol_overrides: dict[str, Any] | None,
+             should_stop: Callable[[], bool]) -> None:
+    """Export `archs` and measure them (measure_tasks); damaged models are exported again from their arch."""
+    models = export_models(space, archs, store, progress, backend=config.runtime.backend, report=report)
+    arch_of = {m.sha256: a for m, a in zip(models, archs, strict=True)}
+
+    def name(m: ModelTask) -> str:
+        return f"arch {space.arch_id(arch_of[m.sha256])}, model {m.sha256[:12]}" if m.sha256 in arch_of \
+            else f"model {m.sha256[:12]}"
+
+    def again(damaged: list[ModelTask]) -> list[ModelTask]:
+        return export_models(space, [arch_of[m.sha256] for m in damaged], store, Progress(),
+                             backend=config.runtime.backend, report=report)
+
+    measure_tasks(transport, config, models, batch, store, progress, report, protocol_overrides, should_stop,
+                  name, again)
 
 
 def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: int, store: Store,

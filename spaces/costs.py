@@ -5,6 +5,7 @@ there means memory accesses in the ShuffleNetV2 sense (elements read or written:
 output feature map, weights). Only Conv2d and Linear layers are counted, as in the thesis; pooling,
 batch norm, activations and additions are treated as free. Counting runs the module once with hooks, so
 any space gets costs without writing a per-op formula, and ops that a builder skips are not counted.
+`layer_costs` keeps each layer's entry (what `edgeprof costs` prints); `count_costs` is their sum.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def test_mbconv_multiplies_width_mult_and_keeps_its_rounding() -> None:
     space = create_space("mbconv-small")
     assert space.widened(2.0).config["width_mult"] == pytest.approx(space.width_mult * 2.0)
     assert space.widened(1.5).widened(2.0).config["width_mult"] == pytest.approx(space.width_mult * 3.0)
-    # channels stay multiples of 8: 0.75 * 1.01 moves no channel count off its multiple of 8
+    # channels stay multiples of 8, so x1.01 (width 0.7575) leaves every searchable layer as it was
     assert all(c % 8 == 0 for layer in space.widened(1.37)._plan for c in layer[:2])
     assert space.widened(1.01)._plan == space._plan
 

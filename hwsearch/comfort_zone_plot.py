@@ -152,6 +152,7 @@ def plot_roofline(points: Sequence[tuple[float, float, str]], roof: Roofline, pa
                        label=f"{group} ({len(gi)})", edgecolors="white", linewidths=0.5)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _plain_log_ticks(ax)
         low = min([a for _, a, _ in shown] + [roof.bandwidth * x[0]])
         ax.set_ylim(low / 2, roof.peak * 6)  # headroom above the flat roof for the box
         ax.set_xlabel("arithmetic intensity (MACs per element accessed, eq. 3.19)")
@@ -204,3 +205,19 @@ def plot_width(phis: Sequence[float], latency_ms: Sequence[float], choice: Width
         return save_figure(fig, path)
     finally:
         plt.close(fig)
+
+
+def _plain_log_ticks(ax: Any) -> None:
+    """Log axes labelled 20, 50, 100 (x) and 20 G, 50 G (y) instead of 2x10^1 and crowded minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    def si(v: float, _: Any = None) -> str:
+        for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if v >= scale:
+                return f"{v / scale:g} {prefix}"
+        return f"{v:g}"
+
+    for axis, fmt in ((ax.xaxis, lambda v, _: f"{v:g}"), (ax.yaxis, si)):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(fmt))
+        axis.set_minor_formatter(NullFormatter())

@@ -47,10 +47,21 @@ def _env_summary(env: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def onnx_labels(store: Store) -> dict[str, str]:
+    """Model sha256 -> "onnx:<file> (<sha256[:8]>)" for the users' own files (profiler.onnx_profile): each is
+    a network of its own, so a summary shows each apart instead of one "onnx" spread over unrelated files."""
+    return {sha: f"onnx:{json.loads(cfg).get('file', '?')} ({sha[:8]})" for sha, cfg in store.db.execute(
+        "SELECT sha256, space_config FROM models WHERE space='onnx'")}
+
+
 def summarize(store: Store, device: str | None = None) -> dict[str, Any]:
-    """Counts, latency spread and environment per (device, space, backend, precision, batch)."""
+    """Counts, latency spread and environment per (device, space, backend, precision, batch); a user's ONNX
+    file is its own group (onnx_labels)."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    labels = onnx_labels(store)
     for r in store.rows(device=device):
+        if r["space"] == "onnx":
+            r = {**r, "space": labels.get(r["model_sha256"], "onnx")}
         groups[tuple(r[k] for k in GROUP_KEYS)].append(r)
     out = []
     for key, rows in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
@@ -164,11 +175,15 @@ def layer_table(store: Store, device: str, space: str, by: str = "layer", arch_i
         layers = store.layers(r["id"])
         if not layers:
             continue
-        sp = create_space(space, **configs.get(r["model_sha256"], {}))
-        arch = sp.parse(r["arch_id"])
+        # a user's ONNX file has no space to name its layers: its own node names are the layers
+        sp = None if space == "onnx" else create_space(space, **configs.get(r["model_sha256"], {}))
+        arch = sp.parse(r["arch_id"]) if sp else None
         groups: dict[str, float] = defaultdict(float)
         for lay in layers:
-            key = sp.layer_label(arch, lay["name"]) if by == "layer" else (lay["op_type"] or "?")
+            if by == "op_type":
+                key = lay["op_type"] or "?"
+            else:
+                key = sp.layer_label(arch, lay["name"]) if sp else lay["name"]
             groups[key] += lay["time_ms"]
         per_model.append(dict(groups))
     if not per_model:

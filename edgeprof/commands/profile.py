@@ -1,12 +1,14 @@
-"""Measure sampled architectures of a space on a device and store them.
+"""Measure sampled architectures of a space, or the user's own ONNX file, on a device and store them.
 
 Re-running the same command measures only what is still missing; Ctrl-C keeps every finished result.
 A measurement that fails on the board is stored as an error and the command exits 1; a rerun tries it again.
+`--batch 1,8,32` measures each batch size and prints latency per batch, per image and images/s side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
@@ -14,6 +16,7 @@ from rich.table import Table
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, fleet_progress, out, print_json, session_progress
 from profiler.config import resolve_device
+from profiler.report import parse_batches
 from profiler.store import Store
 from spaces import UserInputError, create_space, list_spaces
 
@@ -23,10 +26,16 @@ EXIT_INTERRUPTED = 130
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("device", help="a device name (see `edgeprof devices`) or a path to a TOML file; "
                    "several, comma-separated, run in parallel (one worker per board)")
-    p.add_argument("--space", required=True, help=f"search space: {', '.join(list_spaces())}")
-    p.add_argument("--n", type=int, required=True, help="number of architectures to sample")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--space", help=f"search space: {', '.join(list_spaces())}")
+    what.add_argument("--onnx", metavar="FILE", help="your own ONNX model (one file, weights inside it)")
+    p.add_argument("--n", type=int, help="number of architectures to sample (with --space)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="[NAME:]SHAPE",
+                   help="with --onnx: the shape of an input with dynamic dims besides the batch, e.g. 1x3x224x224, "
+                        "or images:1x3x224x224 (repeat per input); the first dim is replaced by each batch")
+    p.add_argument("--batch", default="1", help="batch size, or several comma-separated (1,8,32): one measurement "
+                   "per batch, with throughput (images/s) beside latency (default 1)")
     p.add_argument("--db", default=DEFAULT_DB, help=f"dataset file (default {DEFAULT_DB})")
     p.add_argument("--layers", nargs="?", type=int, const=20, default=0, metavar="RUNS",
                    help="also record a per-layer profile from the runtime's own profiler, averaged over RUNS "
@@ -107,9 +116,24 @@ def overrides(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from profiler.session import profile  # loads the exporters (torch, onnx): not at --help time
 
+    batches = parse_batches(args.batch)
     names = [d for d in args.device.split(",") if d]
+    if len(names) > 1 and (args.onnx or len(batches) > 1):
+        raise UserInputError(f"{'--onnx' if args.onnx else 'a batch list'} measures on one device at a time "
+                             f"({len(names)} given: {', '.join(names)}); run one command per device")
+    if args.onnx:
+        if args.n is not None:
+            raise UserInputError("--n samples a space's networks; --onnx measures the one file: leave --n out")
+        return run_onnx(args, batches)
+    if args.input_shape:
+        raise UserInputError("--input-shape sets the inputs of an --onnx file; a space knows its input shape")
+    if args.n is None:
+        raise UserInputError("--space needs --n, the number of architectures to sample")
+    args.batch = batches[0]
     if len(names) > 1:
         return run_fleet_command(args, names)
+    if len(batches) > 1:
+        return run_space_sweep(args, batches)
     config = resolve_device(args.device)
     space = create_space(args.space)
     # --json keeps its progress bars: they go to stderr, stdout holds only the JSON (-q silences them)
@@ -124,6 +148,65 @@ def run(args: argparse.Namespace) -> int:
     # A failed measurement (the board could not load or run a model) is an error: the good ones are stored
     # and a rerun tries the failed ones again.
     return EXIT_INTERRUPTED if report.interrupted else (1 if report.errors or report.remaining else 0)
+
+
+def _ms(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def sweep_table(title: str, rows: list[dict], spread: str) -> Table:
+    """Per batch: latency per batch (the stored figure), per image and images/s (derived from it)."""
+    t = Table("batch", "median ms / batch", "ms / image", "images/s", spread, title=title)
+    for r in rows:
+        if spread == "archs":
+            extra = str(r["n"])
+        else:
+            extra = "-" if r.get("p10_ms") is None else f"{r['p10_ms']:.3f}-{r['p90_ms']:.3f}"
+        t.add_row(str(r["batch"]), _ms(r["median_ms"]), _ms(r["per_image_ms"], 4), _ms(r["images_per_s"], 1), extra)
+    return t
+
+
+def _finish(rep: dict, db: str, title: str, spread: str, as_json: bool) -> int:
+    if as_json:
+        print_json(rep)
+    else:
+        out.print(sweep_table(title, rep["batches"], spread))
+        print_report(rep, db)
+    if rep["interrupted"]:
+        return EXIT_INTERRUPTED
+    return 1 if rep["errors"] or rep.get("remaining") else 0
+
+
+def run_onnx(args: argparse.Namespace, batches: list[int]) -> int:
+    from profiler.onnx_profile import profile_onnx
+    from spaces.onnx_file import parse_input_shapes
+
+    shapes = parse_input_shapes(args.input_shape)
+    config = resolve_device(args.device)
+    with Store(args.db) as store, session_progress(args.quiet) as progress:
+        run = profile_onnx(config, args.onnx, batches, store, input_shapes=shapes, progress=progress,
+                           protocol_overrides=overrides(args))
+    rep, m = run.to_dict(), run.model
+    if not args.json:
+        flops = "-" if m["flops"] is None else f"{m['flops'] / 1e6:.1f} M"
+        err.print(escape(f"{m['file']}: sha256 {m['sha256'][:12]}, inputs {m['inputs']} (at batch 1), "
+                         f"FLOPs {flops}, intensity {_ms(m['intensity'], 1)}"))
+        if m.get("note"):
+            err.print(f"  [yellow]{escape(m['note'])}[/]")
+    title = f"{config.name} / {Path(m['file']).name}: latency per batch and throughput"
+    return _finish(rep, args.db, title, "p10-p90 ms", args.json)
+
+
+def run_space_sweep(args: argparse.Namespace, batches: list[int]) -> int:
+    from profiler.batch_sweep import profile_batches
+
+    config = resolve_device(args.device)
+    space = create_space(args.space)
+    with Store(args.db) as store, session_progress(args.quiet) as progress:
+        sweep = profile_batches(config, space, args.n, args.seed, batches, store, progress=progress,
+                                protocol_overrides=overrides(args))
+    return _finish(sweep.to_dict(), args.db, f"{config.name} / {space.name}, n={args.n}: median over "
+                   "architectures per batch", "archs", args.json)
 
 
 def run_fleet_command(args: argparse.Namespace, names: list[str]) -> int:

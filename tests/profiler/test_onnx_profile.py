@@ -91,3 +91,15 @@ def test_fixed_batch_and_torch_backend_refused(fast_cpu_config: Path, tmp_path: 
                              .replace("intra_op_threads = 1", ""))
         with pytest.raises(UserInputError, match=r"fast-cpu: its backend 'torch'"):
             profile_onnx(load_config(torch_cfg), path, [1], store)
+
+
+def test_a_stop_keeps_the_batches_done_and_a_rerun_does_the_rest(fast_cpu_config: Path, tmp_path: Path) -> None:
+    config = load_config(fast_cpu_config)
+    path = tiny(tmp_path / "net.onnx", {0: "batch"})
+    with Store(tmp_path / "x.db") as store:
+        stopped = profile_onnx(config, path, [1, 2, 4], store,
+                               should_stop=lambda: store.counts()["measurements"] >= 1)  # Ctrl-C's path
+        assert stopped.report.interrupted and stopped.report.remaining == 2
+        assert [r["median_ms"] is not None for r in stopped.batches] == [True, False, False]
+        rest = profile_onnx(config, path, [1, 2, 4], store)
+        assert (rest.report.already_measured, rest.report.ok, rest.report.remaining) == (1, 2, 0)

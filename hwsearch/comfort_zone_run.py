@@ -316,12 +316,16 @@ def comfort_zone(config: DeviceConfig, db: str | Path, out: Path, conv: bool = T
             rep["width"] = width_res.to_dict()
             rep["plots"]["width"] = str(plot.plot_width(
                 width_res.phis, width_res.latency_ms, width_res.choice, out / "width_sweep.png",
-                title=f"{width_res.space} {width_res.arch_id[:40]} on {config.name}"))
+                title=f"{width_res.space} {_short(width_res.arch_id)} on {config.name}"))
     points, roof = roofline_points(conv_res, width_res)
     rep["roofline"] = roof.to_dict()
     rep["plots"]["roofline"] = str(plot.plot_roofline(points, roof, out / "roofline.png",
                                                       title=f"Roofline measured on {config.name}"))
     return rep
+
+
+def _short(arch_id: str, n: int = 40) -> str:
+    return arch_id if len(arch_id) <= n else arch_id[:n].rstrip("-|+~") + "…"
 
 
 def _probe_title(device: str, sweep: ConvSweep) -> str:

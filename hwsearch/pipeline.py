@@ -370,6 +370,9 @@ def search_and_verify(name: str, args: argparse.Namespace, setup: SearchSetup, p
         return None
     result = check_result(name, result)
     res = result.to_dict() if plan is None else verify_result(result, plan, setup.predictor, log, progress)
+    after = getattr(cls, "after_search", None)  # a search's own step on the found network (SurgeNAS --scale)
+    if callable(after):
+        res.update(after(result, args, log, progress) or {})
     res.update(device=setup.device, predictor_path=setup.predictor_path, search_s=search_s)
     return result, res
 

@@ -61,6 +61,7 @@ from spaces.errors import UserInputError
 
 if TYPE_CHECKING:
     from hwsearch.pipeline import SearchSetup
+    from hwsearch.result import SearchResult
     from hwsearch.surgenas_result import SurgeNASResult
 
 THESIS_ALPHA_LR = 7.5e-4
@@ -184,7 +185,53 @@ class SurgeNAS(SupernetSearch):
                                  "tends to take over without it)")
         parser.add_argument("--max-trials", type=int, default=6,
                             help="with a target: searches the bisection on beta may run (default 6)")
+        parser.add_argument("--scale", nargs="?", const="", default=None, metavar="DEV,DEV",
+                            help="then widen the found network within each board's Comfort Zone: a width sweep, "
+                                 "the widest network as fast as the found one, verified in --rounds jobs (thesis "
+                                 "§5.4); on the listed devices, or on --device when no list is given")
+        parser.add_argument("--scale-tolerance", type=float, default=0.10,
+                            help="with --scale: latency rise that still counts as free (default 0.10)")
+        parser.add_argument("--scale-phis", default=None, metavar="1,1.25,...",
+                            help="with --scale: the width steps (default 1 to 3 by 0.25)")
         add_training_arguments(parser)
+
+    @classmethod
+    def scale_devices(cls, args: argparse.Namespace) -> list[str]:
+        """The devices `--scale` names (the search's --device when it names none); [] without --scale."""
+        if getattr(args, "scale", None) is None:
+            return []
+        devices = [d for d in args.scale.split(",") if d] or ([args.device] if args.device else [])
+        if not devices:
+            raise UserInputError("--scale without a device list widens on --device: add --device DEV or "
+                                 "--scale DEV,DEV")
+        return devices
+
+    @classmethod
+    def scale_phis(cls, args: argparse.Namespace) -> list[float] | None:
+        if getattr(args, "scale_phis", None) is None:
+            return None
+        try:
+            return [float(v) for v in args.scale_phis.split(",") if v.strip()]
+        except ValueError:
+            raise UserInputError(f"--scale-phis takes comma-separated numbers, got {args.scale_phis!r}") from None
+
+    @classmethod
+    def after_search(cls, result: SearchResult, args: argparse.Namespace, log: Any,
+                     progress: Any) -> dict[str, Any]:
+        """`--scale`: the found network widened within each listed board's Comfort Zone
+        (`hwsearch.comfort_zone_run.scale_on_devices`), pictures and scaled networks beside --out."""
+        devices = cls.scale_devices(args)
+        if not devices:
+            return {}
+        from pathlib import Path
+
+        from hwsearch.comfort_zone_run import scale_on_devices
+
+        out = Path(args.out)
+        scaled = scale_on_devices(result, devices, args.db, out.parent / f"{out.stem}.scale",
+                                  tolerance=args.scale_tolerance, rounds=args.rounds, phis=cls.scale_phis(args),
+                                  progress=progress, log=log)
+        return {"scale": scaled}
 
     @classmethod
     def run_from_args(cls, args: argparse.Namespace, setup: SearchSetup) -> SurgeNASResult:
@@ -202,6 +249,18 @@ class SurgeNAS(SupernetSearch):
         if setup.predictor is None and args.space is None:
             raise UserInputError("without --predictor, name the space to search: --space nb201 (or mbconv, "
                                  "mbconv-small)")
+        if cls.scale_devices(args):  # a --scale with no device, or an unknown one, is refused before the search
+            from profiler.config import resolve_device
+
+            for device in cls.scale_devices(args):
+                resolve_device(device)
+        phis = cls.scale_phis(args)
+        if phis is not None:
+            from hwsearch.comfort_zone_run import check_steps
+
+            check_steps(phis, "--scale-phis")
+        if args.scale is not None and not 0 < args.scale_tolerance <= 1:
+            raise UserInputError(f"--scale-tolerance must be a fraction in (0, 1], got {args.scale_tolerance}")
         if args.epochs < 2:
             raise UserInputError(f"--epochs must be at least 2 (α is updated after the warm-up), got {args.epochs}")
         space = setup.space if setup.predictor is not None else create_space(args.space)  # unknown: exit 2

@@ -166,3 +166,9 @@ def print_summary(res: dict[str, Any]) -> None:
         err.print(f"measured on {v['device']}: {v['median']:.4g} {unit} (median of {v['rounds']} rounds, spread "
                   f"{100 * v['spread']:.1f}%){vs_target}{vs_pred}"
                   + (f"; closed loop: {loop['measurements']} network(s) measured, {loop['stopped']}" if loop else ""))
+    for s in res.get("scale") or []:  # SurgeNAS --scale: the found network widened per board
+        v = (s.get("scaled") or {}).get("verify")
+        measured = "" if not v else (f"; the scaled network measured {v['median']:.4g} {unit}"
+                                     + ("" if v["error_vs_target"] is None
+                                        else f" ({100 * v['error_vs_target']:+.1f}% against ϕ = 1)"))
+        err.print(f"scaled on {escape(s['device'])}: {escape(s['choice']['verdict'])}{measured}")

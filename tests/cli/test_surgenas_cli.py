@@ -34,6 +34,11 @@ def test_without_a_predictor_writes_result_and_plot(capsys, tmp_path):
     (("--space", "nb202",), "unknown search space 'nb202'"),
     (("--space", "nb201", "--proxy-n", "3"), "--proxy-n must be at least 10"),
     (("--space", "nb201", "--verify"), "--device"),
+    (("--space", "nb201", "--scale"), "--scale without a device list widens on --device"),
+    (("--space", "nb201", "--scale", "local-cpu", "--scale-phis", "2,3"), "--scale-phis must start at 1"),
+    (("--space", "nb201", "--scale", "local-cpu", "--scale-phis", "1,x"), "--scale-phis takes comma-separated"),
+    (("--space", "nb201", "--scale", "local-cpu", "--scale-tolerance", "0"), "--scale-tolerance"),
+    (("--space", "nb201", "--scale", "local-cpu,no-such-board"), "no-such-board"),
 ])
 def test_bad_input_is_named(capsys, tmp_path, argv, message):
     try:
@@ -49,3 +54,29 @@ def test_bad_input_is_named(capsys, tmp_path, argv, message):
 def test_lightnas_still_needs_its_predictor_and_target(capsys, tmp_path):
     code, _, err = cli(capsys, "search", "lightnas", "--device", "local-cpu", "--out", tmp_path / "x.json")
     assert code == 2 and "search lightnas needs --predictor, --target-ms or --target-mj" in err, err
+
+
+def test_scale_widens_the_found_network_on_each_board(capsys, tmp_path, fast_cpu_config):
+    """--scale: the found network's width sweep on the board, the widest as fast as ϕ = 1 written beside --out and
+    verified in --rounds jobs (thesis §5.4: one base network, scaled per board)."""
+    out, db = tmp_path / "found.json", tmp_path / "d.db"
+    code, stdout, err = cli(capsys, "search", "surgenas", "--space", "nb201", *SMALL, "--device", fast_cpu_config,
+                            "--scale", "--scale-phis", "1,2", "--rounds", "1", "--db", db, "--out", out, "--json")
+    assert code == 0, err
+    res = json.loads(stdout)
+    (scaled,) = res["scale"]
+    assert scaled["device"] == "fast-cpu" and scaled["arch_id"] == res["arch_id"]
+    assert [s["phi"] for s in scaled["steps"]] == [1.0, 2.0]
+    assert [s["space_config"]["C"] for s in scaled["steps"]] == [16, 32]
+    assert all(s["latency_ms"] > 0 for s in scaled["steps"])
+    choice = scaled["choice"]
+    assert choice["phi"] in (1.0, 2.0) and choice["verdict"]
+    written = json.loads(Path(scaled["scaled"]["path"]).read_text())
+    assert written["space_config"]["C"] == (32 if choice["phi"] == 2.0 else 16)
+    assert written["verify"]["rounds"] == 1 and written["verify"]["median"] > 0
+    assert Path(scaled["plots"]["width"]).parent == tmp_path / "found.scale" / "fast-cpu"
+    assert json.loads(out.read_text())["scale"][0]["choice"] == choice
+    code, _, err = cli(capsys, "search", "surgenas", "--space", "nb201", *SMALL, "--device", fast_cpu_config,
+                       "--scale", "--scale-phis", "1,2", "--rounds", "1", "--db", db, "--out", out)
+    assert code == 0, err
+    assert f"scaled on fast-cpu: {choice['verdict']}" in err

@@ -45,7 +45,7 @@ def _arch_costs(space: str, config_json: str, arch_id: str) -> tuple[float, ...]
     arch = sp.parse(arch_id)
     try:
         with torch.device("meta"):
-            costs = count_costs(sp._make_module(arch), sp.input_shape(1))
+            costs = count_costs(sp._make_module(arch), sp.input_shape_of(arch, 1))
     except (RuntimeError, NotImplementedError):  # an op without a meta kernel: count for real
         costs = sp.costs(arch)
     return tuple(float(costs[k]) for k in COST_KEYS)

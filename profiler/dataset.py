@@ -64,7 +64,9 @@ def summarize(store: Store, device: str | None = None) -> dict[str, Any]:
             r = {**r, "space": labels.get(r["model_sha256"], "onnx")}
         groups[tuple(r[k] for k in GROUP_KEYS)].append(r)
     out = []
-    for key, rows in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+    # batch sizes in numeric order (a sweep's 1, 8, 32), the other keys as text
+    for key, rows in sorted(groups.items(), key=lambda kv: tuple(k if isinstance(k, int) else str(k)
+                                                                 for k in kv[0])):
         ok = [r for r in rows if r["status"] == "ok"]
         g: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
         g["ok"] = len(ok)

@@ -103,3 +103,32 @@ def test_a_stop_keeps_the_batches_done_and_a_rerun_does_the_rest(fast_cpu_config
         assert [r["median_ms"] is not None for r in stopped.batches] == [True, False, False]
         rest = profile_onnx(config, path, [1, 2, 4], store)
         assert (rest.report.already_measured, rest.report.ok, rest.report.remaining) == (1, 2, 0)
+
+
+class TwoInputs(nn.Module):
+    """Images and token ids (int64): two named inputs of two element types, as a detector or a VLM has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.embed = nn.Conv2d(3, 4, 3, padding=1), nn.Embedding(10, 4)
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return self.conv(images).mean((2, 3)) + self.embed(ids).mean(1)
+
+
+def test_several_named_inputs_of_several_types(fast_cpu_config: Path, tmp_path: Path) -> None:
+    path = tmp_path / "two.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TwoInputs().eval(), (torch.zeros(1, 3, 8, 8), torch.zeros(1, 5, dtype=torch.long)),
+                          str(path), dynamo=False, opset_version=13, input_names=["images", "ids"],
+                          output_names=["out"], dynamic_axes={"images": {0: "b"}, "ids": {0: "b", 1: "tokens"}})
+    with Store(tmp_path / "x.db") as store:
+        with pytest.raises(UserInputError, match="give each --input-shape as name:shape"):
+            profile_onnx(load_config(fast_cpu_config), path, [1], store, input_shapes=parse_input_shapes(["1x5"]))
+        run = profile_onnx(load_config(fast_cpu_config), path, [3], store,
+                           input_shapes=parse_input_shapes(["ids:1x7"]))
+        assert (run.report.ok, run.report.errors) == (1, [])
+        assert run.model["inputs"] == {"images": [1, 3, 8, 8], "ids": [1, 7]} and run.model["dtype"] == "float32"
+        (fed,) = store.db.execute("SELECT backend_info FROM measurements").fetchone()
+        assert "ids" in fed and "int64" in fed  # the agent fed the model's own names and types

@@ -132,3 +132,14 @@ def test_several_named_inputs_of_several_types(fast_cpu_config: Path, tmp_path: 
         assert run.model["inputs"] == {"images": [1, 3, 8, 8], "ids": [1, 7]} and run.model["dtype"] == "float32"
         (fed,) = store.db.execute("SELECT backend_info FROM measurements").fetchone()
         assert "ids" in fed and "int64" in fed  # the agent fed the model's own names and types
+
+
+def test_a_damaged_copy_on_the_board_is_sent_again(fast_cpu_config: Path, tmp_path: Path) -> None:
+    path = tiny(tmp_path / "net.onnx", {0: "batch"})
+    on_board = tmp_path / "work" / "models" / f"{file_sha256(path)}.onnx"  # fast_cpu_config's work folder
+    on_board.parent.mkdir(parents=True)
+    on_board.write_bytes(b"\x08\x07garbage, not the model")
+    with Store(tmp_path / "x.db") as store:
+        run = profile_onnx(load_config(fast_cpu_config), path, [2], store)
+        assert (run.report.models_resent, run.report.ok, run.report.errors) == (1, 1, [])
+        assert on_board.read_bytes() == path.read_bytes()

@@ -51,6 +51,9 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "surgenas_nb201": ("space.best_accuracy", "space.mean_accuracy", "beta0.runs.*.accuracy", "beta0.runs.*.skip",
                        "ablation_no_identity.runs.*.skip", "targets.*.target_ms", "targets.*.judged.surgenas.latency",
                        "targets.*.judged.lightnas.latency", "targets.*.surgenas.evaluations.evaluations", "wall_s"),
+    "comfort_zone_local": ("conv.latency_range_ms.*", "conv.zone.cells", "conv.zone.channel_gain",
+                           "conv.roofline.peak_mac_s", "width.steps.*.latency_ms", "width.phi",
+                           "width.scaled_measured_ms", "width.scaled_vs_base", "wall_s"),
     "fault_drills": ("kinds.*.runs", "kinds.*.completed_one_run", "kinds.*.lost", "kinds.*.duplicated",
                      "kinds.*.remeasured", "kinds.*.faults", "kinds.*.wall_ratio", "baseline_wall_s", "wall_s"),
 }

@@ -9,7 +9,9 @@ What `edgeprof profile DEV --onnx model.onnx` needs before anything reaches a bo
   other dynamic dim must come from `--input-shape`, since the agent cannot guess an image size;
 - `onnx_costs`: FLOPs, memory accesses and intensity of the Conv, Gemm and MatMul-with-a-constant-weight nodes
   at batch 1 with the same definitions as spaces.costs (multiply-accumulates, no x2; input + output + weight
-  elements), so a user's network and a space's network stand on the same axes.
+  elements), so a user's network and a space's network stand on the same axes (on exported NB201, MBConv and
+  FBNet networks the two counts are equal). Shapes come from ONNX shape inference, and from one ONNX Runtime
+  run on this CPU where inference cannot settle them.
 """
 
 from __future__ import annotations
@@ -220,28 +222,63 @@ def _node_costs(node: onnx.NodeProto, shapes: Mapping[str, list[int] | None],
     return None
 
 
+def _counted(node: onnx.NodeProto, weights: set[str]) -> bool:
+    return node.op_type == "Conv" or (node.op_type in ("Gemm", "MatMul") and len(node.input) > 1
+                                      and node.input[1] in weights)
+
+
+def _run_shapes(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, list[int]]:
+    """The shapes of these tensors from one ONNX Runtime run of the pinned model on this CPU (zeros in, graph
+    optimisations off so every named tensor still exists); {} when it cannot run. The host already has ONNX
+    Runtime (a dependency), and one run at batch 1 settles what static inference could not."""
+    try:
+        import numpy as np
+        import onnxruntime as ort
+
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        have = {o.name for o in probe.graph.output}
+        probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        feeds = {i.name: np.zeros([int(d) for d in i.dims], dtype=np.dtype(i.dtype if i.dtype != "bool" else bool))
+                 for i in model_inputs(probe)}
+        return {n: list(v.shape) for n, v in zip(names, sess.run(list(names), feeds), strict=True)}
+    except Exception:  # noqa: BLE001  (an unrunnable graph: those layers stay uncounted, and are named)
+        return {}
+
+
 def onnx_costs(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> dict[str, Any]:
     """Costs at batch 1 with the inputs pinned to `shapes` (batch dim included, set to 1 here): the keys of
     spaces.costs.count_costs plus `layers` (one dict per counted node). `params` counts every initializer
     element, which is what the file holds (an exporter may have folded batch norms into the convs).
 
-    `uncounted` names the Conv / Gemm / MatMul nodes whose shapes ONNX shape inference could not settle: a
-    reshape whose target is computed at run time from ops it does not propagate (FBNet's channel shuffle goes
-    Shape -> Slice -> Mod -> Concat -> Reshape) leaves everything after it unknown, so the totals are then a
-    lower bound and say so instead of guessing."""
+    Shapes come from ONNX shape inference; where it cannot settle them (a reshape whose target is computed at
+    run time from ops it does not propagate: FBNet's channel shuffle goes Shape -> Slice -> Mod -> Concat ->
+    Reshape, and everything after it is unknown), one ONNX Runtime run on this CPU gives them (_run_shapes).
+    `uncounted` names the Conv / Gemm / MatMul nodes still without shapes: the totals are then a lower bound
+    and say so instead of guessing."""
     one = {k: [1, *list(v)[1:]] for k, v in shapes.items()}
+    pinned = pin_inputs(model, one, keep_batch=False)
     try:
-        inferred = shape_inference.infer_shapes(pin_inputs(model, one, keep_batch=False), data_prop=True)
+        inferred = shape_inference.infer_shapes(pinned, data_prop=True)
     except Exception as e:  # noqa: BLE001  (an inconsistent graph: costs are unknown, measuring may still work)
         raise UserInputError(f"ONNX shape inference failed on the model at {one}: {str(e)[:200]}") from None
     found = _shapes_of(inferred)
     weights = {t.name for t in inferred.graph.initializer}
+    nodes = [n for n in inferred.graph.node if _counted(n, weights)]
+    missing = sorted({t for n in nodes for t in (*n.input[:2], *n.output[:1]) if t and not found.get(t)})
+    if missing:
+        found.update(_run_shapes(pinned, missing))
     layers, uncounted = [], []
     for i, node in enumerate(inferred.graph.node):
         cost = _node_costs(node, found, weights)
         if cost is not None:
             layers.append(_layer(node, i, *cost))
-        elif node.op_type == "Conv" or (node.op_type in ("Gemm", "MatMul") and node.input[1] in weights):
+        elif _counted(node, weights):
             uncounted.append(node.name or f"{node.op_type}_{i}")
     flops = sum(lay["flops"] for lay in layers)
     mem = sum(lay["mem_access"] for lay in layers)

@@ -73,11 +73,12 @@ def test_costs_of_a_small_net_by_hand(tmp_path: Path) -> None:
     assert c["params"] == (3 * 8 * 9 + 8) + (8 * 9 + 8) + (8 * 4 + 4) and c["uncounted"] == []
 
 
-@pytest.mark.parametrize("space_name", ["nb201", "mbconv-small"])
+@pytest.mark.parametrize("space_name", ["nb201", "mbconv-small", "fbnet"])
 def test_costs_equal_the_space_counts(space_name: str, tmp_path: Path) -> None:
     """The exported graph holds the same convs and linears the space counts with hooks, so FLOPs and memory
     accesses agree exactly; params do not: the exporter folds each batch norm into its conv (a bias of C
-    replaces a scale and shift of 2C)."""
+    replaces a scale and shift of 2C). FBNet's channel shuffle defeats ONNX shape inference: the shapes after
+    it come from one ONNX Runtime run."""
     space = create_space(space_name)
     for arch in space.sample_unique(2, np.random.default_rng(1)):
         model = read_model(export_onnx(space, arch, tmp_path).path)

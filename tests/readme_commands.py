@@ -15,7 +15,7 @@ from pathlib import Path
 # Flags that set how much work a command does, not what it does.
 SIZE_FLAGS = frozenset({
     "--n", "--epochs", "--train-n", "--rounds", "--resolution", "--nproc-per-node", "--batch-size", "--plan",
-    "--meta-iters", "--samples-per-device", "--quick", "--proxy-n", "--max-trials",
+    "--meta-iters", "--samples-per-device", "--quick", "--proxy-n", "--max-trials", "--channels", "--cap",
 })
 OPERATORS = frozenset({"&&", "||", "|", ";", "&"})
 SAFE = re.compile(r"[\w@%+=:,./~-]+")

@@ -39,6 +39,8 @@ class Step:
     stdin: str = ""
 
 
+# the median small-MBConv network of benchmarks/comfort_zone_local.py
+CZ_ARCH = "k7e3-skip-k3e6-k5e6-k7e3-k5e3-k7e3-skip-k7e6-k5e3-k3e3-k3e6-k3e6-skip-k3e6-k7e6-k3e6-k7e3-k5e6-skip-k5e6"
 NB201_ARCH = "'|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'"
 
 WALK: list[Step] = [
@@ -128,6 +130,27 @@ WALK: list[Step] = [
                      "--out surge-pixel3.png",
          "edgeprof report search surge-3ms.json --db lab.db --device pixel3 --task cifar100 --target 1.2 "
          "--out surge-pixel3.png"),
+    # Profiling any model, and the Comfort Zone (tests/test_readme_walk_comfort.py walks it, in a workspace of its own)
+    Step("comfort", "edgeprof costs --space conv-probe --arch i128-o128",
+         "edgeprof costs --space conv-probe --arch i128-o128"),
+    Step("comfort", "edgeprof comfort-zone local-cpu --conv --out cz",
+         "edgeprof comfort-zone local-cpu --conv --channels 16,32,64 --out cz"),
+    Step("comfort", f"edgeprof comfort-zone local-cpu --width --space mbconv-small --arch {CZ_ARCH} --verify "
+                    "--rounds 3 --out cz",
+         f"edgeprof comfort-zone local-cpu --width --space mbconv-small --arch {CZ_ARCH} --verify --rounds 1 "
+         "--cap 1.25 --out cz"),
+    Step("comfort", f"edgeprof costs --space mbconv-small --width 2 --arch {CZ_ARCH}",
+         f"edgeprof costs --space mbconv-small --width 2 --arch {CZ_ARCH}"),
+    Step("comfort", "edgeprof profile local-cpu --onnx cz/width_scaled.onnx --batch 1,8,32",
+         "edgeprof profile local-cpu --onnx cz/width_scaled.onnx --batch 1,8,32"),
+    Step("comfort", "edgeprof profile local-cpu --space nb201 --n 3 --batch 1,8,32",
+         "edgeprof profile local-cpu --space nb201 --n 2 --batch 1,8,32"),
+    Step("comfort", "edgeprof dataset summary", "edgeprof dataset summary"),
+    Step("comfort", "edgeprof search surgenas --space nb201 --epochs 10 --device local-cpu --scale --rounds 3 "
+                    "--out surge-cz.json",
+         "edgeprof search surgenas --space nb201 --epochs 2 --resolution 16 --proxy-n 60 --batch-size 32 "
+         "--device local-cpu --scale --rounds 1 --out surge-cz.json"),
+    Step("", "make test TEST_WORKERS=0", covered_by="the suite in one process: what `make test` runs, without -n"),
     # Hardware-aware search (into the lab.db of the predictor walk, from this CPU)
     Step("search", "edgeprof profile local-cpu --space mbconv-small --n 60 --db lab.db",
          "edgeprof profile local-cpu --space mbconv-small --n 12 --db lab.db"),

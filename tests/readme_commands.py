@@ -16,6 +16,7 @@ from pathlib import Path
 SIZE_FLAGS = frozenset({
     "--n", "--epochs", "--train-n", "--rounds", "--resolution", "--nproc-per-node", "--batch-size", "--plan",
     "--meta-iters", "--samples-per-device", "--quick", "--proxy-n", "--max-trials", "--channels", "--cap",
+    "--phis", "--scale-phis",
 })
 OPERATORS = frozenset({"&&", "||", "|", ";", "&"})
 SAFE = re.compile(r"[\w@%+=:,./~-]+")

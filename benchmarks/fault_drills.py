@@ -6,7 +6,7 @@ every kind with a similar count:
 
 - timed:      a cut of every live link (sshd's per-connection processes killed) K=3 times: 2 s after the
               agent started, then every 4 s;
-- storm:      a cut every 3 s from the host's first connection to the end of the run;
+- storm:      a cut every 3 s from the host's first login to the end of the run;
 - host_kill:  kill -9 of the host once the board wrote 2 results, then the same command again;
 - agent_kill: SIGKILL of the board's runner and worker once it wrote 2 results (the host starts the tasks
               without a result again in a follow-up job), then the same command again;
@@ -191,7 +191,9 @@ class Drills:
 
         def tick() -> None:
             if not next_cut:
-                if self.server.session_pids():  # the host's first connection is up
+                # the host's first connection has logged in (it made the board's work folder): a cut before
+                # that fails the first connect, which is refused at once by design (a wrong host or key)
+                if self.server.session_pids() and b.workdir.exists():
                     next_cut.append(time.monotonic() + p.storm_every_s)
             elif time.monotonic() >= next_cut[0]:
                 self._cut(d)

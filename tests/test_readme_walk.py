@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from readme_commands import as_written, load
@@ -276,11 +277,19 @@ def steps(section: str) -> list[Step]:
     return [s for s in WALK if s.section == section]
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    w = Workspace(tmp_path_factory.mktemp("readme"))
-    yield w
-    w.close()
+def workspace_fixture(name: str) -> Any:
+    """A module-scoped `ws` fixture: one user's workspace per walk file (the files run on separate workers)."""
+
+    @pytest.fixture(scope="module")
+    def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+        w = Workspace(tmp_path_factory.mktemp(name))
+        yield w
+        w.close()
+
+    return ws
+
+
+ws = workspace_fixture("readme")
 
 
 @pytest.mark.slow

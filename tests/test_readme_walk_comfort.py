@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 
 import pytest
-from test_readme_walk import CZ_ARCH, Workspace, steps
+from test_readme_walk import CZ_ARCH, Workspace, steps, workspace_fixture
 
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    w = Workspace(tmp_path_factory.mktemp("readme-comfort"))
-    yield w
-    w.close()
+ws = workspace_fixture("readme-comfort")
 
 
 @pytest.mark.slow

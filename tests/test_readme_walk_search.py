@@ -8,17 +8,11 @@ workspace of its own, so the walk runs beside the others under pytest-xdist (a f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from test_readme_walk import Workspace, steps
+from test_readme_walk import Workspace, steps, workspace_fixture
 
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    w = Workspace(tmp_path_factory.mktemp("readme-search"))
-    yield w
-    w.close()
+ws = workspace_fixture("readme-search")
 
 
 @pytest.mark.slow

@@ -56,10 +56,21 @@ def check_steps(phis: Sequence[float], option: str = "--phis") -> list[float]:
     return steps
 
 
+LATENCIES = {"end-to-end": "latency", "device": "device_latency"}  # --latency -> the store's quantity
+
+
+def _quantity(latency: str) -> str:
+    if latency not in LATENCIES:
+        raise UserInputError(f"--latency must be one of {', '.join(LATENCIES)}, got {latency!r}")
+    return LATENCIES[latency]
+
+
 def _measure(config: DeviceConfig, space: SearchSpace, archs: list[tuple[int, ...]], batch: int, store: Store,
-             progress: ProgressFactory, protocol: dict[str, Any] | None) -> dict[str, float]:
+             progress: ProgressFactory, protocol: dict[str, Any] | None,
+             latency: str = "end-to-end") -> dict[str, float]:
     """Measure what the store lacks of `archs` (one agent job) and return arch id -> median latency (ms) of
-    every stored ok measurement of them under the device's setting at `batch`."""
+    every stored ok measurement of them under the device's setting at `batch`: end to end (the agent's
+    headline, host-device copies included where the backend makes them), or the device's own compute time."""
     from profiler.session import profile  # the exporters (torch): only when something is measured
 
     with progress() as bars:
@@ -68,10 +79,14 @@ def _measure(config: DeviceConfig, space: SearchSpace, archs: list[tuple[int, ..
     if rep.interrupted:
         raise KeyboardInterrupt
     setting = {**config.setting(), "batch": batch}
-    costs = store.arch_costs(config.name, space.name, space.config, **setting)
+    costs = store.arch_costs(config.name, space.name, space.config, quantity=_quantity(latency), **setting)
     if rep.errors and not costs:
         e = rep.errors[0]
         raise RuntimeFailure(f"{config.name} could not run {space.name}: {e.get('type')}: {e.get('message')}")
+    if not costs and latency == "device" and store.arch_costs(config.name, space.name, space.config, **setting):
+        raise RuntimeFailure(f"{config.name}'s backend ({config.runtime.backend}) records no device time for "
+                             "these networks (TensorRT and torch on CUDA do): use --latency end-to-end; the "
+                             "measurements are stored")
     return costs
 
 
@@ -106,7 +121,7 @@ class ConvSweep:
 def conv_sweep(config: DeviceConfig, store: Store, h: int = 14, w: int | None = None, k: int = 3, stride: int = 1,
                channels: Sequence[int] | None = None, base: tuple[int, int] | None = None,
                tolerance: float = DEFAULT_TOLERANCE, batch: int = 1, progress: ProgressFactory = _no_progress,
-               protocol: dict[str, Any] | None = None) -> ConvSweep:
+               protocol: dict[str, Any] | None = None, latency: str = "end-to-end") -> ConvSweep:
     """One convolution (h × w input, k × k kernel, `stride`) measured for every (I, O) of `channels` ×
     `channels` on the device, and the zone around `base` (default the smallest cell)."""
     probe: dict[str, Any] = {"h": h, "w": w if w is not None else h, "k": k, "stride": stride}
@@ -118,7 +133,7 @@ def conv_sweep(config: DeviceConfig, store: Store, h: int = 14, w: int | None = 
     if base is not None and (base[0] not in chans or base[1] not in chans):
         raise UserInputError(f"--base {base[0]},{base[1]} is not a cell of the grid (channels "
                              f"{', '.join(map(str, chans))})")
-    costs = _measure(config, space, archs, batch, store, progress, protocol)
+    costs = _measure(config, space, archs, batch, store, progress, protocol, latency)
     n = len(chans)
     lat, inten, flops, mem = (np.full((n, n), np.nan) for _ in range(4))
     for arch in archs:
@@ -189,7 +204,7 @@ def base_network(space: str | None = None, arch: str | None = None, result: str 
 def width_sweep(config: DeviceConfig, store: Store, space: SearchSpace, arch: Sequence[int],
                 phis: Sequence[float] | None = None, tolerance: float = DEFAULT_TOLERANCE, batch: int = 1,
                 progress: ProgressFactory = _no_progress, protocol: dict[str, Any] | None = None,
-                log: Log = _quiet) -> WidthSweep:
+                log: Log = _quiet, latency: str = "end-to-end") -> WidthSweep:
     """`arch` measured at each width ϕ of `phis` (default 1, 1.25, …, 3), one agent job per ϕ, and the
     widest ϕ whose latency stays within `tolerance` of ϕ = 1."""
     phis = check_steps(list(phis) if phis is not None else width_steps())
@@ -198,7 +213,7 @@ def width_sweep(config: DeviceConfig, store: Store, space: SearchSpace, arch: Se
     for phi in phis:
         wide = space.widened(phi)
         log(f"width ϕ = {phi:g}: {wide.name} {wide.config}")
-        costs = _measure(config, wide, [arch], batch, store, progress, protocol)
+        costs = _measure(config, wide, [arch], batch, store, progress, protocol, latency)
         c = wide.costs(arch)
         configs.append(wide.config)
         lat.append(float(costs.get(wide.arch_id(arch), math.nan)))
@@ -224,7 +239,7 @@ def scaled_result(sweep: WidthSweep, arch: Sequence[int]) -> SearchResult:
 
 def scale_network(sweep: WidthSweep, config: DeviceConfig, store: Store, arch: Sequence[int], out: Path,
                   rounds: int = 0, progress: ProgressFactory = _no_progress, protocol: dict[str, Any] | None = None,
-                  log: Log = _quiet) -> dict[str, Any]:
+                  log: Log = _quiet, latency: str = "end-to-end") -> dict[str, Any]:
     """Write the chosen network (`out`/width_scaled.json as a search result, `out`/width_scaled.onnx) and,
     with `rounds`, measure it in that many separate jobs like `search --verify`: the median against the
     base network's latency. Stored in the dataset like every measurement."""
@@ -239,12 +254,13 @@ def scale_network(sweep: WidthSweep, config: DeviceConfig, store: Store, arch: S
     shutil.copyfile(model.path, onnx_path)
     res: dict[str, Any] = {**result.to_dict(), "onnx": str(onnx_path), "model_sha256": model.sha256}
     if rounds:
-        values = measure_rounds(config, wide, tuple(arch), "latency", rounds, store, log, progress, protocol)
+        values = measure_rounds(config, wide, tuple(arch), _quantity(latency), rounds, store, log, progress,
+                                protocol)
         median = float(np.median(values))
         res["verify"] = {"device": config.name, "rounds": rounds, "values": values, "median": median,
                          "spread": float((max(values) - min(values)) / median),
                          "error_vs_target": None if result.target is None else median / result.target - 1.0,
-                         "predictor_error": None}
+                         "predictor_error": None, "latency": latency}
     path = out / "width_scaled.json"
     import json
 
@@ -283,26 +299,27 @@ def comfort_zone(config: DeviceConfig, db: str | Path, out: Path, conv: bool = T
                  network: dict[str, Any] | None = None, phis: Sequence[float] | None = None,
                  step: float = DEFAULT_STEP, cap: float = DEFAULT_CAP, rounds: int = 0,
                  progress: ProgressFactory = _no_progress, protocol: dict[str, Any] | None = None,
-                 log: Log = _quiet) -> dict[str, Any]:
+                 log: Log = _quiet, latency: str = "end-to-end") -> dict[str, Any]:
     """The sweeps asked for, their pictures in `out` (conv_sweep.png, width_sweep.png, roofline.png) and the
     scaled network: the report `edgeprof comfort-zone` prints (and gives as JSON)."""
     from hwsearch import comfort_zone_plot as plot
     from profiler.store import Store
 
+    _quantity(latency)
     steps = check_steps(phis) if phis is not None else width_steps(step, cap)
     base_space, arch = base_network(**(network or {})) if width else (None, None)
     if width:
         base_space.widened(steps[-1])  # a space without a width multiplier says so before anything runs
     out.mkdir(parents=True, exist_ok=True)
     rep: dict[str, Any] = {"device": config.name, "db": str(db), "tolerance": tolerance, "batch": batch,
-                           "plots": {}}
+                           "latency": latency, "plots": {}}
     conv_res = width_res = None
     with Store(db) as store:
         if conv:
             opts = {k: v for k, v in (conv_options or {}).items() if v is not None}
             log(f"conv sweep on {config.name}")
             conv_res = conv_sweep(config, store, tolerance=tolerance, batch=batch, progress=progress,
-                                  protocol=protocol, **opts)
+                                  protocol=protocol, latency=latency, **opts)
             rep["conv"] = conv_res.to_dict()
             rep["plots"]["conv"] = str(plot.plot_conv_sweep(
                 conv_res.in_channels, conv_res.out_channels, conv_res.intensity, conv_res.latency_ms,
@@ -310,9 +327,9 @@ def comfort_zone(config: DeviceConfig, db: str | Path, out: Path, conv: bool = T
         if width:
             assert base_space is not None and arch is not None
             width_res = width_sweep(config, store, base_space, arch, steps, tolerance, batch, progress, protocol,
-                                    log)
+                                    log, latency)
             if math.isfinite(width_res.latency_ms[width_res.chosen_index]):
-                scale_network(width_res, config, store, arch, out, rounds, progress, protocol, log)
+                scale_network(width_res, config, store, arch, out, rounds, progress, protocol, log, latency)
             rep["width"] = width_res.to_dict()
             rep["plots"]["width"] = str(plot.plot_width(
                 width_res.phis, width_res.latency_ms, width_res.choice, out / "width_sweep.png",

@@ -229,7 +229,8 @@ def measure_rounds(config: DeviceConfig, space: SearchSpace, arch: tuple[int, ..
             raise RuntimeFailure(f"verification on {config.name}: job {rep.job_id} stored no ok measurement of "
                                f"{space.arch_id(arch)}")
         if costs[0] is None:
-            raise RuntimeFailure(f"{config.name} measured no {metric} for the network (no power meter?)")
+            why = "no power meter?" if metric == "energy" else "the backend records none"
+            raise RuntimeFailure(f"{config.name} measured no {metric} for the network ({why})")
         values.append(costs[0])
     return values
 

@@ -477,8 +477,9 @@ class Store:
 
 
 def _cost_column(quantity: str) -> str:
-    """The measurements column of a quantity: median_ms (latency) or energy_mj (energy)."""
-    columns = {"latency": "median_ms", "energy": "energy_mj"}
+    """The measurements column of a quantity: median_ms (latency), energy_mj (energy) or device_median_ms
+    (device_latency: the device's own compute time, where the backend records one)."""
+    columns = {"latency": "median_ms", "energy": "energy_mj", "device_latency": "device_median_ms"}
     if quantity not in columns:
-        raise ValueError(f"quantity must be 'latency' or 'energy', got {quantity!r}")
+        raise ValueError(f"quantity must be one of {', '.join(columns)}, got {quantity!r}")
     return columns[quantity]

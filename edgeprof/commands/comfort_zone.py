@@ -49,6 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"latency rise that still counts as free (default {DEFAULT_TOLERANCE}: +10%%)")
     p.add_argument("--batch", type=int, default=1, help="batch size of every measurement (default 1)")
+    p.add_argument("--latency", choices=("end-to-end", "device"), default="end-to-end",
+                   help="which latency decides: the agent's end-to-end median (default; host-device copies "
+                        "included where the backend makes them, as TensorRT does) or the device's own compute "
+                        "time (TensorRT, torch on CUDA)")
     g = p.add_argument_group("conv sweep")
     g.add_argument("--hw", type=int, default=14, help="input height and width of the probe layer (default 14)")
     g.add_argument("--k", type=int, default=3, help="kernel size (default 3)")
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                                         "base": tuple(args.base) if args.base else None},
         network={"space": args.space, "arch": args.arch, "result": args.result},
         phis=args.phis, step=args.step, cap=args.cap, rounds=args.rounds if args.verify else 0,
-        progress=lambda: session_progress(args.quiet), log=_log(args.quiet))
+        progress=lambda: session_progress(args.quiet), log=_log(args.quiet), latency=args.latency)
     if args.json:
         print_json(report)
     else:
@@ -131,7 +135,8 @@ def print_report(rep: dict[str, Any]) -> None:
                   f"channels {conv['in_channels'][0]}..{conv['in_channels'][-1]} "
                   f"({len(conv['in_channels'])}x{len(conv['out_channels'])} grid"
                   + (f", {conv['failed']} failed" if conv["failed"] else "") + ")"
-                  + (f": latency {lo_hi[0]:.4g}-{lo_hi[1]:.4g} ms" if lo_hi else ""))
+                  + (f": {'device ' if rep.get('latency') == 'device' else ''}latency {lo_hi[0]:.4g}-{lo_hi[1]:.4g} ms"
+                     if lo_hi else ""))
         out.print(f"  {escape(conv['zone']['verdict'])}")
     width = rep.get("width")
     if width:

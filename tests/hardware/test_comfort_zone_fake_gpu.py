@@ -237,3 +237,44 @@ def test_width_sweep_with_verify_on_a_fake_gpu(runtime: str, tmp_path: Path,
     code, _, err = run(capsys, *args)
     assert code == 0, err
     assert len(stored(db)) == 3
+
+
+def test_device_time_decides_where_the_backend_records_it(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """--latency device: the fake TensorRT charges 0.1 ms of device time per layer whatever the channels (a
+    memory-bound GPU at these sizes), so the zone is the whole grid and ϕ = 2 is free, deterministically; the
+    end-to-end times around it (host copies, Python) are left out."""
+    config = fake_gpu_board(tmp_path, "tensorrt")
+    db, out = tmp_path / "cz.db", tmp_path / "pics"
+    code, rep, err = run(capsys, "comfort-zone", str(config), "--conv", "--hw", "8", "--channels",
+                         ",".join(map(str, CHANNELS)), "--latency", "device", "--db", str(db), "--out", str(out),
+                         "--json", "-q")
+    assert code == 0, err
+    assert rep["latency"] == "device" and np.allclose(np.array(rep["conv"]["latency_ms"], dtype=float), 0.1)
+    zone = rep["conv"]["zone"]
+    assert zone["cells"] == 9 and zone["i_range"] == [8, 32] and zone["o_range"] == [8, 32]
+    assert zone["channel_gain"] == 16.0
+    from spaces import create_space
+
+    space = create_space("nb201")
+    arch_id = space.arch_id(space.sample_unique(1, np.random.default_rng(3))[0])
+    code, rep, err = run(capsys, "comfort-zone", str(config), "--width", "--space", "nb201", "--arch", arch_id,
+                         "--phis", "1,2", "--latency", "device", "--verify", "--rounds", "1", "--db", str(db),
+                         "--out", str(out), "--json", "-q")
+    assert code == 0, err
+    choice = rep["width"]["choice"]
+    assert choice["phi"] == 2.0 and choice["has_zone"]
+    verified = rep["width"]["scaled"]["verify"]
+    assert verified["latency"] == "device" and verified["values"][0] == pytest.approx(
+        rep["width"]["steps"][0]["latency_ms"])  # the same layer count at both widths: the same device time
+
+
+def test_device_time_refused_where_the_backend_records_none(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """ONNX Runtime's CUDA provider records no device time: exit 1 saying so, the measurements kept."""
+    config = fake_gpu_board(tmp_path, "onnxruntime")
+    db = tmp_path / "cz.db"
+    code, out, err = run(capsys, "comfort-zone", str(config), "--conv", "--hw", "8", "--channels", "8,16",
+                         "--latency", "device", "--db", str(db), "--out", str(tmp_path / "pics"), "-q")
+    assert code == 1 and "records no device time" in err and "--latency end-to-end" in err
+    assert "Traceback" not in err and len(stored(db)) == 4

@@ -198,7 +198,7 @@ def test_every_host_module_compiles_and_imports_under_310(py310: str) -> None:
     must = {"edgeprof.cli", "profiler.store", "profiler.dataset", "profiler.transports.ssh", "spaces.nb201",
             "spaces.fbnet", "predictors.importers"}
     assert must <= ok, sorted(must - ok)
-    assert {f"edgeprof.commands.{p[0]}" for p in all_command_paths()} <= ok
+    assert {f"edgeprof.commands.{p[0].replace('-', '_')}" for p in all_command_paths()} <= ok
 
 
 @needs_py310

@@ -38,3 +38,12 @@ intra_op_threads = 1
 {FAST_PROTOCOL}
 """)
     return p
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with `slow` tests first, each file's own order kept: under pytest-xdist a file goes to one
+    worker, and a long file handed out last (the README walks sort late) keeps the other worker idle."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    # the README walks first (the longest files), then the other files with slow tests, then the rest;
+    # stable, so every file keeps its own order (the walks of one file build on each other)
+    items.sort(key=lambda item: (not item.path.name.startswith("test_readme_walk"), item.path not in slow_files))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -16,6 +18,7 @@ def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
                           env=os.environ.copy(), check=False, timeout=600)
 
 
+@pytest.mark.slow
 def test_demo_measures_then_trains_mlp_and_gnn(tmp_path: Path) -> None:
     db, preds = tmp_path / "d.db", tmp_path / "preds"
     r = edgeprof("demo", "--plan", "nb201=12", "--db", str(db), "--predictors", str(preds), "--json")
@@ -43,6 +46,7 @@ def test_demo_plan_is_checked(tmp_path: Path) -> None:
     assert r.returncode == 2 and "nb202" in r.stderr and "nb201" in r.stderr
 
 
+@pytest.mark.slow
 def test_demo_trains_on_what_it_measured_when_the_device_has_other_runtimes(tmp_path: Path) -> None:
     """A dataset where local-cpu was also measured with torch: the demo trains on its own setting
     (onnxruntime, fp32, batch 1) instead of stopping at the ambiguity."""

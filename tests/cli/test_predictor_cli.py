@@ -75,6 +75,7 @@ def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return db
 
 
+@pytest.mark.slow
 def test_meta_train_adapt_evaluate(fleet_db: str, tmp_path: Path) -> None:
     meta = tmp_path / "meta"
     r = edgeprof("train", "meta", "--db", fleet_db, "--space", "nb201", "--devices", "1080ti_1,silver_4114,pixel3",
@@ -115,6 +116,7 @@ def help_meta(fleet_db: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return out, json.loads(r.stdout)
 
 
+@pytest.mark.slow
 def test_readme_few_shot_flow_with_the_default_ensemble(help_meta: tuple[Path, dict], fleet_db: str,
                                                          tmp_path: Path) -> None:
     """`train meta` then `adapt` as the README writes them: the default ensemble, not --single."""
@@ -171,6 +173,7 @@ def two_backends_db(fleet_db: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return db
 
 
+@pytest.mark.slow
 def test_a_device_measured_under_two_backends_is_picked_with_backend(help_meta: tuple[Path, dict],
                                                                      two_backends_db: str, tmp_path: Path) -> None:
     db, meta = two_backends_db, str(help_meta[0])

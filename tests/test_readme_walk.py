@@ -135,7 +135,7 @@ WALK: list[Step] = [
     Step("comfort", "edgeprof costs --space conv-probe --arch i128-o128",
          "edgeprof costs --space conv-probe --arch i128-o128"),
     Step("comfort", "edgeprof comfort-zone local-cpu --conv --out cz",
-         "edgeprof comfort-zone local-cpu --conv --channels 16,32,64 --out cz"),
+         "edgeprof comfort-zone local-cpu --conv --channels 16,32 --out cz"),
     Step("comfort", f"edgeprof comfort-zone local-cpu --width --space mbconv-small --arch {CZ_ARCH} --verify "
                     "--rounds 3 --out cz",
          f"edgeprof comfort-zone local-cpu --width --space mbconv-small --arch {CZ_ARCH} --verify --rounds 1 "
@@ -145,7 +145,7 @@ WALK: list[Step] = [
     Step("comfort", "edgeprof profile local-cpu --onnx cz/width_scaled.onnx --batch 1,8,32",
          "edgeprof profile local-cpu --onnx cz/width_scaled.onnx --batch 1,8,32"),
     Step("comfort", "edgeprof profile local-cpu --space nb201 --n 3 --batch 1,8,32",
-         "edgeprof profile local-cpu --space nb201 --n 2 --batch 1,8,32"),
+         "edgeprof profile local-cpu --space nb201 --n 1 --batch 1,8,32"),
     Step("comfort", "edgeprof dataset summary", "edgeprof dataset summary"),
     Step("comfort", "edgeprof search surgenas --space nb201 --epochs 10 --device local-cpu --scale --rounds 3 "
                     "--out surge-cz.json",

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_here
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeprof", *args], capture_output=True, text=True, cwd=REPO,
-                          env=os.environ.copy(), check=False, timeout=600)
+    """The command in this process (cli_helpers.run_here): these tests check exit codes and output, not startup."""
+    return run_here(*args)
 
 
 @pytest.mark.slow

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, run_here
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 
 
 def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeprof", *args], capture_output=True, text=True, cwd=REPO,
-                          env=os.environ.copy(), check=False, timeout=600)
+    """The command in this process (cli_helpers.run_here): these tests check exit codes and output, not startup."""
+    return run_here(*args)
 
 
 @pytest.fixture(scope="module")

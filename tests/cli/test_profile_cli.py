@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_here
 
 from profiler.config import load_config
 from profiler.session import profile
@@ -24,8 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def edgeprof(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeprof", *args], capture_output=True, text=True,
-                          check=False, timeout=timeout, cwd=REPO, env=os.environ.copy())
+    """The command in this process (cli_helpers.run_here): these tests check exit codes and output, not startup."""
+    return run_here(*args)
 
 
 def test_profile_summary_and_rerun(fast_cpu_config: Path, tmp_path: Path) -> None:

@@ -4,22 +4,20 @@ predictor, and the common `--verify` measuring the found network on this CPU thr
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, run_here
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"C": 4, "N": 1, "resolution": 16}  # a tiny NB201: quick to export and measure
 
 
 def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeprof", *args], capture_output=True, text=True, cwd=REPO,
-                          env=os.environ.copy(), check=False, timeout=600)
+    """The command in this process (cli_helpers.run_here): these tests check exit codes and output, not startup."""
+    return run_here(*args)
 
 
 @pytest.fixture(scope="module")

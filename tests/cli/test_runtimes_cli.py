@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from cli_helpers import run_here
 
 from profiler.config import load_config, parse_config
 from profiler.jobs import ModelTask, build_job
@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def edgeprof(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeprof", *args], capture_output=True, text=True, cwd=REPO,
-                          env=os.environ.copy(), check=False, timeout=300)
+    """The command in this process (cli_helpers.run_here): these tests check exit codes and output, not startup."""
+    return run_here(*args)
 
 
 def test_layer_profiles_map_onto_the_space(fast_cpu_config: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ The CLI (`edgeprof comfort-zone`), SurgeNAS' `--scale` and `benchmarks/comfort_z
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Sequence
@@ -182,8 +183,6 @@ def base_network(space: str | None = None, arch: str | None = None, result: str 
                  space_config: dict[str, Any] | None = None) -> tuple[SearchSpace, tuple[int, ...]]:
     """The network to widen: a search result file, or a space and an arch id."""
     if result is not None:
-        import json
-
         path = Path(result)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -262,8 +261,6 @@ def scale_network(sweep: WidthSweep, config: DeviceConfig, store: Store, arch: S
                          "error_vs_target": None if result.target is None else median / result.target - 1.0,
                          "predictor_error": None, "latency": latency}
     path = out / "width_scaled.json"
-    import json
-
     path.write_text(json.dumps(res, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     res["path"] = str(path)
     sweep.scaled = res

@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
-import warnings
 from pathlib import Path
 
 import pytest
-import torch
 from cli_helpers import cli
-from torch import nn
-
-
-def export(path: Path, axes: dict[int, str] | None, name: str = "images") -> Path:
-    """A tiny conv net (3x16x16 input) exported with these dynamic axes of its input."""
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(8, 4)).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
-                          input_names=[name], output_names=["out"],
-                          dynamic_axes={name: axes, "out": {0: "batch"}} if axes else None)
-    return path
+from onnx_nets import small_net
 
 
 def test_onnx_measured_stored_resumed_and_summarised(capsys: pytest.CaptureFixture[str], fast_cpu_config: Path,
                                                      tmp_path: Path) -> None:
-    model, db = export(tmp_path / "net.onnx", {0: "batch"}), tmp_path / "x.db"
+    model, db = small_net(tmp_path / "net.onnx", {0: "batch"}), tmp_path / "x.db"
     code, out, err = cli(capsys, "profile", fast_cpu_config, "--onnx", model, "--batch", "1,4", "--db", db, "--json")
     assert code == 0, err
     rep = json.loads(out)
@@ -57,7 +43,7 @@ def test_onnx_measured_stored_resumed_and_summarised(capsys: pytest.CaptureFixtu
 
 def test_dynamic_hw_needs_input_shape(capsys: pytest.CaptureFixture[str], fast_cpu_config: Path,
                                       tmp_path: Path) -> None:
-    model, db = export(tmp_path / "hw.onnx", {0: "batch", 2: "height", 3: "width"}), tmp_path / "x.db"
+    model, db = small_net(tmp_path / "hw.onnx", {0: "batch", 2: "height", 3: "width"}), tmp_path / "x.db"
     code, _, err = cli(capsys, "profile", fast_cpu_config, "--onnx", model, "--db", db)
     assert code == 2 and "images" in err and "height" in err and "--input-shape" in err
     assert "Traceback" not in err
@@ -70,7 +56,7 @@ def test_dynamic_hw_needs_input_shape(capsys: pytest.CaptureFixture[str], fast_c
 
 def test_fixed_batch_runs_at_its_batch_only(capsys: pytest.CaptureFixture[str], fast_cpu_config: Path,
                                             tmp_path: Path) -> None:
-    model, db = export(tmp_path / "b1.onnx", None), tmp_path / "x.db"
+    model, db = small_net(tmp_path / "b1.onnx", None), tmp_path / "x.db"
     code, _, err = cli(capsys, "profile", fast_cpu_config, "--onnx", model, "--batch", "1,8", "--db", db)
     assert code == 2 and "fixed batch of 1" in err and "dynamic batch axis" in err and "Traceback" not in err
     code, out, err = cli(capsys, "profile", fast_cpu_config, "--onnx", model, "--db", db, "--json")
@@ -79,7 +65,7 @@ def test_fixed_batch_runs_at_its_batch_only(capsys: pytest.CaptureFixture[str], 
 
 def test_user_errors_exit_2_naming_the_culprit(capsys: pytest.CaptureFixture[str], fast_cpu_config: Path,
                                                tmp_path: Path) -> None:
-    model, db = export(tmp_path / "net.onnx", {0: "batch"}), tmp_path / "x.db"
+    model, db = small_net(tmp_path / "net.onnx", {0: "batch"}), tmp_path / "x.db"
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x07not a model\xff" * 20)
     cases = [

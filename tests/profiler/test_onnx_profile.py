@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from onnx_nets import small_net
 from torch import nn
 
 from profiler.config import load_config
@@ -20,14 +21,7 @@ from spaces.onnx_file import parse_input_shapes
 
 
 def tiny(path: Path, axes: dict[int, str] | None) -> Path:
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(4, 2)).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 8, 8),), str(path), dynamo=False, opset_version=13,
-                          input_names=["images"], output_names=["out"],
-                          dynamic_axes={"images": axes, "out": {0: "batch"}} if axes else None)
-    return path
+    return small_net(path, axes, channels=4, size=8, classes=2)
 
 
 def test_build_job_writes_the_models_own_inputs(fast_cpu_config: Path) -> None:

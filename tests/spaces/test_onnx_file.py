@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
-from torch import nn
+from onnx_nets import small_net
 
 from spaces import UserInputError, create_space
 from spaces.costs import conv_costs, linear_costs
 from spaces.export import export_onnx
 from spaces.onnx_file import model_inputs, onnx_costs, parse_input_shapes, read_model, resolve_shapes
-
-
-def small_net(path: Path, axes: dict[int, str] | None, name: str = "images", depthwise: bool = False) -> Path:
-    """Conv 3->8 (3x3) [+ depthwise 3x3], ReLU, global pool, Linear 8->4, exported with these dynamic axes."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()]
-    if depthwise:
-        layers.append(nn.Conv2d(8, 8, 3, padding=1, groups=8))
-    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
-                          input_names=[name], output_names=["out"],
-                          dynamic_axes={name: axes, "out": {0: "batch"}} if axes else None)
-    return path
 
 
 def test_inputs_and_shapes_per_batch(tmp_path: Path) -> None:

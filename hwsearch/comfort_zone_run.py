@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hwsearch.comfort_zone import choose_width, conv_zone, roofline
-from hwsearch.pipeline import Log, ProgressFactory, _no_progress, _quiet, measure_rounds
+from hwsearch.pipeline import Log, ProgressFactory, _no_progress, _quiet, measure_rounds, verification
 from hwsearch.result import SearchResult
 from spaces import SearchSpace, create_space
 from spaces.errors import RuntimeFailure, UserInputError
@@ -255,11 +255,7 @@ def scale_network(sweep: WidthSweep, config: DeviceConfig, store: Store, arch: S
     if rounds:
         values = measure_rounds(config, wide, tuple(arch), _quantity(latency), rounds, store, log, progress,
                                 protocol)
-        median = float(np.median(values))
-        res["verify"] = {"device": config.name, "rounds": rounds, "values": values, "median": median,
-                         "spread": float((max(values) - min(values)) / median),
-                         "error_vs_target": None if result.target is None else median / result.target - 1.0,
-                         "predictor_error": None, "latency": latency}
+        res["verify"] = {**verification(config.name, values, result.target, None), "latency": latency}
     path = out / "width_scaled.json"
     path.write_text(json.dumps(res, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     res["path"] = str(path)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hwsearch.result import UNITS
 from predictors.base import Constraint, InvalidParameterError
 from predictors.common import one_of
+from spaces.errors import UserInputError
 
 if TYPE_CHECKING:
     from spaces import SearchSpace
@@ -96,3 +97,15 @@ def training_data(args: argparse.Namespace, space: SearchSpace) -> Any:
         raise UserInputError(f"--proxy-n must be at least 10 (some images of every digit), got {n}")
     return (ImageFolderDataset(args.data, resolution) if args.data
             else digits_proxy(resolution=resolution, seed=args.seed, n=n))
+
+
+def parse_numbers(text: str, kind: type, option: str) -> list[Any]:
+    """A comma-separated list of `kind` (int, float) given to `option`; UserInputError naming it otherwise."""
+    what = "integers" if kind is int else "numbers"
+    try:
+        values = [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise UserInputError(f"{option} takes comma-separated {what}, got {text!r}")
+    return values

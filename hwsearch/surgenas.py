@@ -51,6 +51,7 @@ from hwsearch.search_params import (
     SEARCH_CONSTRAINTS,
     add_training_arguments,
     optional,
+    parse_numbers,
     positive_number,
     training_data,
 )
@@ -210,10 +211,7 @@ class SurgeNAS(SupernetSearch):
     def scale_phis(cls, args: argparse.Namespace) -> list[float] | None:
         if getattr(args, "scale_phis", None) is None:
             return None
-        try:
-            return [float(v) for v in args.scale_phis.split(",") if v.strip()]
-        except ValueError:
-            raise UserInputError(f"--scale-phis takes comma-separated numbers, got {args.scale_phis!r}") from None
+        return parse_numbers(args.scale_phis, float, "--scale-phis")
 
     @classmethod
     def after_search(cls, result: SearchResult, args: argparse.Namespace, log: Any,

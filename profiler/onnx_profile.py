@@ -21,8 +21,6 @@ resent and retried exactly as for a space's networks.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +31,11 @@ from profiler.collect import sync_board, wait_for_jobs
 from profiler.config import DeviceConfig
 from profiler.jobs import ModelTask
 from profiler.report import ProfileReport, Progress, batch_row
-from profiler.session import file_sha256, measure_tasks, model_cache_dir, model_format
+from profiler.session import file_sha256, measure_tasks, model_cache_dir, model_format, register_device
 from profiler.store import ModelRecord, Store
 from profiler.transports import Transport, open_transport
 from spaces.errors import UserInputError
+from spaces.export import write_atomic
 from spaces.onnx_file import FLOAT_TYPES, model_inputs, onnx_costs, pin_inputs, read_model, resolve_shapes
 
 SPACE = "onnx"
@@ -110,18 +109,10 @@ def prepare(path: str | Path, batches: Sequence[int], input_shapes: Mapping[str 
 def cache_model(m: OnnxModel, cache: Path | None = None) -> Path:
     """<cache>/<sha256>.onnx holding m's bytes; a cached file whose bytes no longer hash to its name is
     written again (as export_models does for exported networks)."""
-    cache = cache or model_cache_dir()
-    target = cache / f"{m.sha256}.onnx"
-    if target.exists() and file_sha256(target) == m.sha256:
-        return target
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".write-", suffix=".onnx")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(m.data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    target = (cache or model_cache_dir()) / f"{m.sha256}.onnx"
+    if target.exists() and file_sha256(target) != m.sha256:
+        target.unlink()
+    write_atomic(m.data, target)  # keeps a file already there
     return target
 
 
@@ -185,9 +176,7 @@ def profile_onnx(config: DeviceConfig, path: str | Path, batches: Sequence[int],
     progress = progress or Progress()
     t0 = time.perf_counter()
     setting = (config.name, m.sha256, config.runtime.backend, config.runtime.precision)
-    store.add_device(config.name, config.kind, {"path": str(config.path) if config.path else None,
-                                                "backend": config.runtime.backend,
-                                                "precision": config.runtime.precision})
+    register_device(store, config)
     store.add_models([m.record])  # before any job: sync_board keeps owner-less lines of registered models only
     before = measured_batches(store, *setting)
     report = ProfileReport(device=config.name, space=SPACE, requested=len(batches),

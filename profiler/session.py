@@ -340,6 +340,13 @@ def _measure(transport: Transport, config: DeviceConfig, space: SearchSpace, arc
                   name, again)
 
 
+def register_device(store: Store, config: DeviceConfig) -> None:
+    """The device in the dataset, with the config file and setting its rows were measured under."""
+    store.add_device(config.name, config.kind, {"path": str(config.path) if config.path else None,
+                                                "backend": config.runtime.backend,
+                                                "precision": config.runtime.precision})
+
+
 def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: int, store: Store,
             progress: Progress | None = None, transport: Transport | None = None,
             protocol_overrides: dict[str, Any] | None = None,
@@ -365,9 +372,7 @@ def profile(config: DeviceConfig, space: SearchSpace, n: int, seed: int, batch: 
     if archs is None:
         archs = space.sample_unique(n, np.random.default_rng(seed))
     report = ProfileReport(device=config.name, space=space.name, requested=n, already_measured=0)
-    store.add_device(config.name, config.kind, {"path": str(config.path) if config.path else None,
-                                                "backend": config.runtime.backend,
-                                                "precision": config.runtime.precision})
+    register_device(store, config)
     setting = (config.name, space.name, config.runtime.backend, config.runtime.precision, batch)
     before = store.measured_archs(*setting, space_config=space.config)
     own = transport is None

@@ -76,7 +76,7 @@ def _export_bytes(module: torch.nn.Module, example: torch.Tensor, out_dir: Path)
         Path(tmp).unlink(missing_ok=True)
 
 
-def _write_atomic(data: bytes, path: Path) -> None:
+def write_atomic(data: bytes, path: Path) -> None:
     """Write via a temp file and rename, so a reader never sees a partial model; keep an existing file."""
     if path.exists():
         return
@@ -107,7 +107,7 @@ def export_onnx(
     data = model.SerializeToString()
     digest = hashlib.sha256(data).hexdigest()
     path = out / f"{digest}.onnx"
-    _write_atomic(data, path)
+    write_atomic(data, path)
     return ExportedModel(sha256=digest, path=path, nbytes=len(data))
 
 
@@ -134,5 +134,5 @@ def export_space_package(space: SearchSpace, arch: Sequence[int], out_dir: str |
     data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     path = out / f"{digest}.zip"
-    _write_atomic(data, path)
+    write_atomic(data, path)
     return ExportedModel(sha256=digest, path=path, nbytes=len(data))

@@ -19,25 +19,8 @@ from typing import Any
 from edgeprof.arguments import check_out_path
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, out, print_json, session_progress
+from hwsearch.search_params import parse_numbers
 from spaces.errors import UserInputError
-
-
-def _numbers(kind: type, what: str) -> Any:
-    """An argparse type for a comma-separated list of `kind` (int, float)."""
-
-    def parse(text: str) -> list[Any]:
-        try:
-            values = [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            values = []
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
-        return values
-
-    return parse
-
-
-_ints, _floats = _numbers(int, "integers"), _numbers(float, "numbers")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,16 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hw", type=int, default=14, help="input height and width of the probe layer (default 14)")
     g.add_argument("--k", type=int, default=3, help="kernel size (default 3)")
     g.add_argument("--stride", type=int, default=1, help="stride (default 1)")
-    g.add_argument("--channels", type=_ints, metavar="C,C,...",
+    g.add_argument("--channels", metavar="C,C,...",
                    help="the channel grid, for inputs and outputs alike (default: the conv-probe space's)")
-    g.add_argument("--base", type=_ints, metavar="I,O", help="base cell (default: the smallest of the grid)")
+    g.add_argument("--base", metavar="I,O", help="base cell (default: the smallest of the grid)")
     g = p.add_argument_group("width sweep")
     g.add_argument("--space", help="space of the network to widen (with --arch)")
     g.add_argument("--arch", help="arch id of the network, as the space writes it")
     g.add_argument("--result", help="a search result JSON whose network to widen (instead of --space/--arch)")
     g.add_argument("--step", type=float, default=DEFAULT_STEP, help=f"ϕ step (default {DEFAULT_STEP})")
     g.add_argument("--cap", type=float, default=DEFAULT_CAP, help=f"largest ϕ (default {DEFAULT_CAP})")
-    g.add_argument("--phis", type=_floats, metavar="1,1.5,...", help="the ϕ steps (instead of --step/--cap)")
+    g.add_argument("--phis", metavar="1,1.5,...", help="the ϕ steps (instead of --step/--cap)")
     g.add_argument("--verify", action="store_true", help="measure the chosen network in --rounds separate jobs")
     g.add_argument("--rounds", type=int, default=3, help="verification rounds (default 3)")
     p.add_argument("--db", default=DEFAULT_DB, help=f"dataset file (default {DEFAULT_DB})")
@@ -84,6 +67,9 @@ def check(args: argparse.Namespace) -> None:
         raise UserInputError(f"--tolerance must be a fraction in (0, 1], got {args.tolerance}")
     if args.batch < 1:
         raise UserInputError(f"--batch must be at least 1, got {args.batch}")
+    for option, kind in (("channels", int), ("base", int), ("phis", float)):  # the comma lists, parsed once
+        if getattr(args, option) is not None:
+            setattr(args, option, parse_numbers(getattr(args, option), kind, f"--{option}"))
     if args.base is not None and len(args.base) != 2:
         raise UserInputError(f"--base takes two channel counts I,O, got {args.base}")
     if args.width:

@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     conv = comfort_zone(config, db, out, conv=True, width=False, tolerance=args.tolerance,
                         conv_options=conv_opts, protocol=protocol)
     conv_s = time.perf_counter() - t_conv
-    (out / "roofline.png").rename(out / "roofline_conv.png")
     t_width = time.perf_counter()
     width = comfort_zone(config, db, out, conv=False, width=True, tolerance=args.tolerance,
                          network={"space": space, "arch": arch}, phis=phis, rounds=args.rounds, protocol=protocol)
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                   "base_ms": w["choice"]["base_latency_ms"], "scaled_measured_ms": v.get("median"),
                   "scaled_vs_base": v.get("error_vs_target"), "rounds": v.get("rounds"),
                   "wall_s": round(width_s, 1)},
-        "plots": {"conv": conv["plots"]["conv"], "roofline_conv": str(out / "roofline_conv.png"),
+        "plots": {"conv": conv["plots"]["conv"], "roofline_conv": conv["plots"]["roofline"],
                   "width": width["plots"]["width"], "roofline_width": width["plots"]["roofline"]},
         "db": str(db),
         "wall_s": round(time.perf_counter() - t0, 1),

@@ -293,7 +293,9 @@ def comfort_zone(config: DeviceConfig, db: str | Path, out: Path, conv: bool = T
                  step: float = DEFAULT_STEP, cap: float = DEFAULT_CAP, rounds: int = 0,
                  progress: ProgressFactory = _no_progress, protocol: dict[str, Any] | None = None,
                  log: Log = _quiet, latency: str = "end-to-end") -> dict[str, Any]:
-    """The sweeps asked for, their pictures in `out` (conv_sweep.png, width_sweep.png, roofline.png) and the
+    """The sweeps asked for, their pictures in `out` (conv_sweep.png, width_sweep.png, and the roofline of what
+    this run measured: roofline_conv.png, roofline_width.png, or roofline.png for both, so a --conv run and a
+    --width run into one folder keep both) and the
     scaled network: the report `edgeprof comfort-zone` prints (and gives as JSON)."""
     from hwsearch import comfort_zone_plot as plot
     from profiler.store import Store
@@ -329,7 +331,8 @@ def comfort_zone(config: DeviceConfig, db: str | Path, out: Path, conv: bool = T
                 title=f"{width_res.space} {_short(width_res.arch_id)} on {config.name}"))
     points, roof = roofline_points(conv_res, width_res)
     rep["roofline"] = roof.to_dict()
-    rep["plots"]["roofline"] = str(plot.plot_roofline(points, roof, out / "roofline.png",
+    name = "roofline.png" if conv and width else f"roofline_{'conv' if conv else 'width'}.png"
+    rep["plots"]["roofline"] = str(plot.plot_roofline(points, roof, out / name,
                                                       title=f"Roofline measured on {config.name}"))
     return rep
 

@@ -23,7 +23,7 @@ def test_walk_profiling_any_model_and_the_comfort_zone(ws: Workspace) -> None:
     assert "28,901,376" in costs and "197,632" in costs and "146.2" in costs
     conv = ran["edgeprof comfort-zone local-cpu --conv --out cz"]
     assert "Comfort Zone" in conv.stdout and "roofline" in conv.stdout
-    for png in ("conv_sweep", "width_sweep", "roofline"):
+    for png in ("conv_sweep", "width_sweep", "roofline_conv", "roofline_width"):  # two runs, one folder: both kept
         assert (ws.work / "cz" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     scaled = json.loads((ws.work / "cz" / "width_scaled.json").read_text())
     assert scaled["arch_id"] == CZ_ARCH and scaled["search"] == "comfort-zone"

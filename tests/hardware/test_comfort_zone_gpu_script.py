@@ -43,5 +43,5 @@ def test_the_script_runs_both_sweeps_on_the_gpu(tmp_path: Path) -> None:
     r = run(tmp_path, 900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "conv sweep" in r.stdout and "chosen phi" in r.stdout
-    for png in ("conv/conv_sweep.png", "width/width_sweep.png", "conv/roofline.png"):
+    for png in ("conv/conv_sweep.png", "width/width_sweep.png", "conv/roofline_conv.png"):
         assert (tmp_path / "out" / png).stat().st_size > 10_000

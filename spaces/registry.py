@@ -18,7 +18,8 @@ Factory = Callable[..., SearchSpace]
 F = TypeVar("F", bound=Factory)
 
 # Modules whose import registers the built-in spaces.
-BUILTIN_MODULES: tuple[str, ...] = ("spaces.nb201", "spaces.mbconv", "spaces.fbnet", "spaces.conv_probe")
+BUILTIN_MODULES: tuple[str, ...] = ("spaces.nb201", "spaces.mbconv", "spaces.fbnet", "spaces.conv_probe",
+                                    "spaces.mobilenetv2")
 
 
 class UnknownSpaceError(UnknownNameError):

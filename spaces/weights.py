@@ -27,7 +27,8 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> None:
     Batch norms get the identity (unit scale, zero shift, zero mean, unit variance), so in eval mode they
     do not rescale; convs therefore get Kaiming-normal in fan-in mode, which keeps activations at unit
     scale through a deep MBConv net (fan-out shrinks them by ~1e-9 over 21 layers). Linears get
-    N(0, 0.01). Any other parameterised layer is refused rather than left as uninitialised memory.
+    N(0, 0.01); a grafted block's affine activation (spaces/reparam.py) starts as the identity. Any other
+    parameterised layer is refused rather than left as uninitialised memory.
     """
     import torch
     from torch import nn
@@ -46,6 +47,9 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> None:
                     nn.init.zeros_(layer.bias)
             elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
                 layer.reset_parameters()
+            elif getattr(layer, "is_channel_affine", False):  # spaces.reparam.ChannelAffine: a = 1, b = 0
+                nn.init.ones_(layer.weight)
+                nn.init.zeros_(layer.bias)
             else:
                 continue
             handled.update(id(t) for t in layer.parameters(recurse=False))

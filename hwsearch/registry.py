@@ -16,7 +16,8 @@ from spaces.names import ClassRegistry
 T = TypeVar("T", bound=type)
 
 # Modules whose import registers the built-in searches.
-BUILTIN_MODULES: tuple[str, ...] = ("hwsearch.lightnas", "hwsearch.random_search", "hwsearch.surgenas")
+BUILTIN_MODULES: tuple[str, ...] = ("hwsearch.domino", "hwsearch.lightnas", "hwsearch.random_search",
+                                     "hwsearch.surgenas")
 
 
 class UnknownSearchError(UnknownNameError):

@@ -136,3 +136,25 @@ def export_space_package(space: SearchSpace, arch: Sequence[int], out_dir: str |
     path = out / f"{digest}.zip"
     write_atomic(data, path)
     return ExportedModel(sha256=digest, path=path, nbytes=len(data))
+
+
+def export_module(module: torch.nn.Module, example: torch.Tensor, path: str | os.PathLike[str],
+                  metadata: dict[str, str] | None = None) -> ExportedModel:
+    """Export any module (a trained, merged network) to the file `path` with the given metadata props.
+
+    The same exporter and opset as the space exports; the file is replaced atomically (a reader sees the old
+    model or the new one, never a part), and its sha256 is returned as for a content-addressed export."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.load_from_string(_export_bytes(module, example, out.parent))
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=str(key), value=str(value))
+    data = model.SerializeToString()
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        write_atomic(data, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportedModel(sha256=hashlib.sha256(data).hexdigest(), path=out, nbytes=len(data))

@@ -1,0 +1,158 @@
+"""profiler.proxy_accuracy: grafted networks trained on the digits proxy, one at a time, each stored before the
+next; resumable, one recipe per task, deterministic for a seed, Ctrl-C keeps what is stored; the merge check
+and the ONNX export of a merged network; spaces.export.export_module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from profiler import proxy_accuracy as pa
+from profiler.accuracy import accuracies, accuracy_rows
+from profiler.store import Store
+from spaces import create_space
+from spaces.errors import RuntimeFailure, UserInputError
+
+SPACE = "mobilenetv2-small"
+TINY = pa.Recipe(resolution=32, epochs=1, batch_size=64, digits_n=120)  # 96 train / 24 scored digits
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic sums, and a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple:
+    return pa.load_data(TINY)
+
+
+def test_trains_stores_and_resumes(tmp_path: Path, data: tuple) -> None:
+    with Store(tmp_path / "lab.db") as store:
+        rep = pa.train_and_store(store, SPACE, "t", TINY, n=2, seed=3, data=data)
+        assert (len(rep.trained), rep.skipped, rep.interrupted, rep.remaining) == (2, 0, False, 0)
+        got = accuracies(store, SPACE, "t", source=pa.SOURCE)
+        assert set(got) == {r["arch_id"] for r in rep.trained}
+        assert all(0 <= v <= 100 and v == pytest.approx(r["accuracy"]) for r in rep.trained
+                   for v in [got[r["arch_id"]]])
+        row = accuracy_rows(store)[0]
+        assert (row["metric"], row["source"]) == ("test_accuracy", "edgeprof-proxy")
+        import json
+
+        prov = json.loads(row["provenance"])
+        assert prov["recipe"] == TINY.as_dict() and prov["seed"] == 3 and prov["wall_s"] > 0
+        assert prov["n_train"] == 96 and prov["n_test"] == 24 and prov["grafted"] is True
+        # the same seed with a larger n: the sample is prefix-stable, the two stored ones are skipped
+        again = pa.train_and_store(store, SPACE, "t", TINY, n=3, seed=3, data=data)
+        assert (again.skipped, len(again.trained)) == (2, 1)
+        assert len(accuracies(store, SPACE, "t", source=pa.SOURCE)) == 3
+        # another recipe under the same task is refused, naming the difference; nothing is trained
+        with pytest.raises(UserInputError, match=r"another recipe \(epochs 1 there, 2 here"):
+            pa.train_and_store(store, SPACE, "t", pa.Recipe(resolution=32, epochs=2, digits_n=120), n=4, seed=3)
+        assert len(accuracies(store, SPACE, "t", source=pa.SOURCE)) == 3
+
+
+def test_deterministic_for_a_seed_and_independent_of_order(tmp_path: Path, data: tuple) -> None:
+    space = create_space(SPACE)
+    masks = [space.parse("0" * 17), space.parse("1" * 8 + "0" * 9)]
+    with Store(tmp_path / "a.db") as a, Store(tmp_path / "b.db") as b:
+        ra = pa.train_and_store(a, SPACE, "t", TINY, archs=masks, seed=1, data=data)
+        rb = pa.train_and_store(b, SPACE, "t", TINY, archs=masks[::-1], seed=1, data=data)
+        assert accuracies(a, SPACE, "t") == accuracies(b, SPACE, "t")
+        loss_a = {r["arch_id"]: r["final_loss"] for r in ra.trained}
+        assert loss_a == {r["arch_id"]: r["final_loss"] for r in rb.trained}
+        rc = pa.train_and_store(Store(tmp_path / "c.db"), SPACE, "t", TINY, archs=masks[:1], seed=2, data=data)
+        assert rc.trained[0]["final_loss"] != loss_a[space.arch_id(masks[0])]  # another seed trains otherwise
+
+
+def test_ctrl_c_keeps_the_finished_networks(tmp_path: Path, data: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = pa.train_network, []
+
+    def stop_after_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pa, "train_network", stop_after_two)
+    with Store(tmp_path / "lab.db") as store:
+        rep = pa.train_and_store(store, SPACE, "t", TINY, n=4, seed=0, data=data)
+        assert rep.interrupted and len(rep.trained) == 2 and rep.remaining == 2
+        assert set(accuracies(store, SPACE, "t")) == {r["arch_id"] for r in rep.trained}
+        monkeypatch.setattr(pa, "train_network", real)
+        rest = pa.train_and_store(store, SPACE, "t", TINY, n=4, seed=0, data=data)
+        assert (rest.skipped, len(rest.trained), rest.interrupted) == (2, 2, False)
+
+
+def test_bad_input_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="no such folder"):
+        pa.Recipe(data=str(tmp_path / "nowhere")).check()
+    with pytest.raises(UserInputError, match="--epochs must be an int >= 1"):
+        pa.Recipe(epochs=0).check()
+    with Store(tmp_path / "lab.db") as store, pytest.raises(UserInputError, match="--n must be an int >= 1"):
+        pa.train_and_store(store, SPACE, "t", TINY, n=0)
+    with pytest.raises(UserInputError, match="17"):
+        pa.parse_masks(create_space(SPACE), "0110")
+
+
+def test_merge_check_weights_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    space = create_space(SPACE, resolution=32)  # the check and the export at 32x32: fast
+    arch = space.parse("01101111000011110")
+    net = space.build_grafted(arch)
+    with torch.no_grad():  # weights unlike the seeded init, BN statistics non-trivial
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+        net(torch.randn(8, 3, 32, 32))  # train mode: running statistics move
+    w = tmp_path / "w.pt"
+    torch.save(net.state_dict(), w)
+    merged, check = pa.merge_checked(space, arch, w)
+    assert check["max_rel_error"] <= pa.MERGE_TOLERANCE and check["convs_merged"] < check["convs_grafted"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(merged(x), space.build(arch)(x))  # the trained weights, not the seeded ones
+    out = pa.export_merged(space, arch, merged, tmp_path / "m" / "merged.onnx")
+    meta = {p.key: p.value for p in onnx.load(out["out"]).metadata_props}
+    assert meta["edgeprof.arch_id"] == "01101111000011110" and meta["edgeprof.merged"] == "1"
+    assert meta["edgeprof.space"] == SPACE and '"resolution": 32' in meta["edgeprof.space_config"]
+    # another mask's weights: refused naming the keys that differ
+    other = tmp_path / "other.pt"
+    torch.save(space.build_grafted(space.parse("1" * 17)).state_dict(), other)
+    with pytest.raises(UserInputError, match="missing"):
+        pa.merge_checked(space, arch, other)
+    named = tmp_path / f"{SPACE}-{'1' * 17}.pt"
+    named.write_bytes(other.read_bytes())
+    with pytest.raises(UserInputError, match=f"saved for mask {'1' * 17}"):
+        pa.merge_checked(space, arch, named)
+    # a merge that is not exact is refused
+    real = type(space).merge
+
+    def off(self, module):
+        m = real(self, module)
+        with torch.no_grad():
+            next(m.parameters()).mul_(1.01)
+        return m
+
+    monkeypatch.setattr(type(space), "merge", off)
+    with pytest.raises(RuntimeFailure, match="nothing written"):
+        pa.merge_checked(space, arch, w)
+
+
+def test_export_module_replaces_the_file(tmp_path: Path) -> None:
+    from spaces.export import export_module
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    path = tmp_path / "x.onnx"
+    first = export_module(net, torch.zeros(1, 3, 8, 8), path, {"k": "1"})
+    second = export_module(net, torch.zeros(1, 3, 8, 8), path, {"k": "2"})
+    assert first.sha256 != second.sha256 and path.stat().st_size == second.nbytes
+    assert {p.key: p.value for p in onnx.load(str(path)).metadata_props} == {"k": "2"}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.onnx"]  # no temp file left
+    assert np.isfinite(second.nbytes)

@@ -11,7 +11,8 @@ Choices where the thesis is silent (digest §3.6): OFA's EvolutionFinder default
 (a 17-bit space's front settles well before, in seconds); NSGA-II's constraint domination instead of OFA's
 rejection sampling, so no loop waits for a feasible draw. The initial population is the space's
 `sample_unique` (a grafting space stratifies it by the number of grafted blocks, so both extremes are in it).
-Budgets by default are `n_budgets` steps up to the dearest network of that sample: lo + (hi − lo)·k/n, k = 1..n.
+Budgets by default are `n_budgets` evenly inside the sample's predicted range, lo + (hi − lo)·k/(n + 1), k = 1..n:
+the dearest sampled network (a grafting space's sample holds the all-original one) is no trade-off to pick.
 
 The baseline: the same number of distinct random archs (`sample_unique` with the same seed: its first
 `population` are the initial population), predicted; both sets' hypervolume against one reference point,
@@ -229,7 +230,7 @@ class DominoSearch(Params):
                 raise RuntimeFailure(f"the latency predictor predicts no spread of positive latencies over the "
                                      f"{lat0.size} sampled networks, so no budgets to sweep: give --budgets")
             lo, hi = float(ok.min()), float(ok.max())
-            budgets = {lo + (hi - lo) * k / self.n_budgets for k in range(1, self.n_budgets + 1)}
+            budgets = {lo + (hi - lo) * k / (self.n_budgets + 1) for k in range(1, self.n_budgets + 1)}
         if self.target is not None:
             budgets.add(float(self.target))
         return sorted(budgets)
@@ -330,7 +331,8 @@ class DominoSearch(Params):
         parser.add_argument("--budgets", metavar="MS,MS,...",
                             help="latency budgets in ms (default: --n-budgets spread over a random sample)")
         parser.add_argument("--n-budgets", type=int, default=4,
-                            help="budgets up to the dearest sampled network (default 4: Domino-A..D)")
+                            help="budgets spread evenly inside the predicted range of a random sample (default 4: "
+                                 "Domino-A..D)")
         parser.add_argument("--population", type=int, default=100, help="NSGA-II population (default 100)")
         parser.add_argument("--generations", type=int, default=60, help="offspring generations (default 60)")
         parser.add_argument("--mutation-prob", type=float, default=0.1, help="per-gene mutation (default 0.1)")

@@ -183,7 +183,7 @@ def plot_pareto(result: DominoResult, path: str | Path) -> Path:
             device = result.pareto_verified[0]["device"]
             ax.plot([], [], "o", mfc="none", mec="tab:green", label=f"measured on {device}")
         ax.set_xlabel(f"latency ({result.unit}): predicted" + (", and measured" if result.pareto_verified else ""))
-        ax.set_ylabel(f"predicted accuracy ({result.accuracy_predictor})")
+        ax.set_ylabel(f"predicted accuracy ({Path(result.accuracy_predictor).name})")
         rnd_hv = result.random["hypervolume"]
         gain = f", hypervolume {100 * (result.hypervolume / rnd_hv - 1):+.1f}% over random" if rnd_hv else ""
         ax.set_title(f"domino on {result.space}: {result.evaluations} networks evaluated (seed {result.seed}){gain}",

@@ -108,9 +108,9 @@ def test_front_beats_random_at_the_same_budget_and_nears_the_true_one(found, spa
     ok = lat <= res.budgets[-1]
     ref = (1.05 * res.budgets[-1], res.reference["predicted_accuracy"])
     assert res.random["hypervolume"] == pytest.approx(hypervolume(lat[ok], acc[ok], *ref), rel=1e-6)
-    assert res.hypervolume > 1.05 * res.random["hypervolume"]  # seeds 0-3: +9% to +11%
+    assert res.hypervolume > 1.05 * res.random["hypervolume"]  # seeds 0-3: +12% to +14%
     # the true front by enumeration (2^16 masks) under the same reference point: NSGA-II closes most of the gap
-    # random leaves (seeds 0-3: it leaves 9% to 34% of it)
+    # random leaves (seeds 0-3: it leaves 7% to 23% of it)
     every = np.array(list(itertools.product((0, 1), repeat=L)))
     t_lat, t_acc = latency(every), accuracy(every)
     inside = t_lat <= res.budgets[-1]
@@ -132,7 +132,7 @@ def test_picks_are_the_most_accurate_within_their_budgets(found, space) -> None:
     assert len(res.budgets) == len(res.picks) == 4 and [p["label"] for p in res.picks] == ["A", "B", "C", "D"]
     lo = min(v[0] for v in list(found.predictions_.values())[:24])  # the initial sample's cheapest and dearest
     hi = max(v[0] for v in list(found.predictions_.values())[:24])
-    np.testing.assert_allclose(res.budgets, [lo + (hi - lo) * k / 4 for k in (1, 2, 3, 4)])
+    np.testing.assert_allclose(res.budgets, [lo + (hi - lo) * k / 5 for k in (1, 2, 3, 4)])
     seen = np.array(list(found.predictions_.values()))
     for p in res.picks:
         assert p["predicted_ms"] <= p["budget_ms"]
@@ -142,7 +142,7 @@ def test_picks_are_the_most_accurate_within_their_budgets(found, space) -> None:
     assert [p["random_best_accuracy"] for p in res.picks] == pytest.approx(
         [best_under(latency(rnd), accuracy(rnd), p["budget_ms"]) for p in res.picks])
     gain = [p["predicted_accuracy"] - p["random_best_accuracy"] for p in res.picks]
-    assert np.mean(gain) > 0.1  # seeds 0-3: 0.28 to 0.73 points (one budget of one seed loses 0.46)
+    assert np.mean(gain) > 0.1  # seeds 0-3: 0.36 to 0.70 points (a budget may lose a little)
     assert accuracy([res.picks[0]["arch"]])[0] < accuracy([res.picks[-1]["arch"]])[0]
     # the contract's arch: the pick at the largest budget, whose budget is the target
     assert res.arch == res.picks[-1]["arch"] and res.target == res.budgets[-1] and res.predicted <= res.target

@@ -3,13 +3,15 @@
 Pick a space by name: `create_space("nb201")`, `create_space("mbconv")` (thesis Table 3.1),
 `create_space("mbconv-small")` (the same 21 layers, sized for millisecond CPU latencies) or
 `create_space("fbnet")` (HW-NAS-Bench's FBNet space as HELP uses it, CIFAR-100), or Domino's grafting
-spaces `create_space("mobilenetv2")` / `"mobilenetv2-small"` (one graft bit per block; `build` is the merged network).
+spaces `create_space("mobilenetv2")`, `"resnet50"` and their `-small` sizes (one graft bit per block; `build`
+is the merged network).
 """
 
 from spaces import fbnet as _fbnet  # noqa: F401  (registers "fbnet")
 from spaces import mbconv as _mbconv  # noqa: F401  (registers "mbconv", "mbconv-small")
 from spaces import mobilenetv2 as _mobilenetv2  # noqa: F401  (registers "mobilenetv2", "mobilenetv2-small")
 from spaces import nb201 as _nb201  # noqa: F401  (registers "nb201")
+from spaces import resnet50 as _resnet50  # noqa: F401  (registers "resnet50", "resnet50-small")
 from spaces.base import Arch, InvalidArchError, SearchSpace
 from spaces.costs import conv_intensity, count_costs
 from spaces.errors import UnknownNameError, UserInputError

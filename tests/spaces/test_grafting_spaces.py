@@ -217,3 +217,79 @@ def test_costs_and_widened(mbv2_small):
     assert wide.name == space.name and create_space(wide.name, **wide.config).config == wide.config
     assert wide.costs((1,) * 17)["flops"] > 2 * kept["flops"]
     assert space.widened(1.0).config == space.config
+
+
+def _torchvision_resnet50_keys() -> list[str]:
+    """The state-dict keys torchvision.models.resnet50() has, written from its structure."""
+    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    keys = ["conv1.weight"] + [f"bn1.{k}" for k in bn]
+    for stage, blocks in enumerate((3, 4, 6, 3), 1):
+        for i in range(blocks):
+            p = f"layer{stage}.{i}"
+            for j in (1, 2, 3):
+                keys += [f"{p}.conv{j}.weight"] + [f"{p}.bn{j}.{k}" for k in bn]
+            if i == 0:
+                keys += [f"{p}.downsample.0.weight"] + [f"{p}.downsample.1.{k}" for k in bn]
+    return keys + ["fc.weight", "fc.bias"]
+
+
+def test_resnet50_all_kept_is_torchvisions():
+    space = create_space("resnet50")
+    assert space.n_layers == 16 and space.size == 2**16
+    net = space.build((1,) * 16)
+    state = net.state_dict()
+    assert list(state) == _torchvision_resnet50_keys()
+    assert sum(p.numel() for p in net.parameters()) == 25_557_032  # torchvision's resnet50 count
+    assert net.layer2[0].conv2.stride == (2, 2) and net.layer2[0].conv1.stride == (1, 1)  # v1.5
+    assert net.layer1[0].downsample[0].stride == (1, 1) and net.layer3[0].downsample[0].stride == (2, 2)
+    assert state["fc.weight"].shape == (1000, 2048)
+
+
+@pytest.fixture(scope="module")
+def resnet_small() -> GraftingSpace:
+    return create_space("resnet50-small")
+
+
+def test_resnet_merges_every_grafted_bottleneck(resnet_small):
+    grafted_net = resnet_small.build((0,) * 16)
+    convs = [m for m in grafted_net.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 17 and all(c.kernel_size == (3, 3) for c in convs[1:])
+    assert len([m for m in resnet_small.build((1,) * 16).modules() if isinstance(m, nn.Conv2d)]) == 53
+    grafted = resnet_small.build_grafted((0,) * 16)
+    assert sum(isinstance(m, ChannelAffine) for m in grafted.modules()) == 32
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resnet_merged_network_equals_the_grafted_one(resnet_small, seed):
+    arch = resnet_small.sample(np.random.default_rng(seed))
+    grafted = randomise(resnet_small.build_grafted(arch), seed=seed)
+    x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(seed))
+    assert_whole_network_merge(grafted, resnet_small.merge(grafted), x)
+
+
+def test_resnet_pro_network_merges_to_the_same_deployed_shapes(resnet_small):
+    arch = resnet_small.parse("0101010101010101")
+    pro = randomise(resnet_small.build_grafted(arch, pro_width=2, pro_extra=1), seed=5)
+    merged = resnet_small.merge(pro)
+    plain = resnet_small.build(arch)
+    assert [(k, v.shape) for k, v in merged.state_dict().items()] == [
+        (k, v.shape) for k, v in plain.state_dict().items()]
+    assert_whole_network_merge(pro, merged, torch.randn(1, 3, 40, 40))
+
+
+def test_resnet_layer_labels_and_export(resnet_small, tmp_path: Path):
+    import onnx
+
+    from spaces.export import export_onnx
+
+    space = create_space("resnet50-small", resolution=32)
+    arch = space.parse("1110000000000111")
+    graph = onnx.load(str(export_onnx(space, arch, tmp_path).path)).graph
+    labels = Counter(space.layer_label(arch, n.name) for n in graph.node if n.op_type == "Conv")
+    assert labels["stem"] == 1 and labels["B00:keep"] == 4 and labels["B02:keep"] == 3
+    assert labels["B03:graft"] == 1 and labels["B15:keep"] == 3 and len(labels) == 17
+    assert space.layer_label(arch, "/fc/Gemm") == "classifier"
+    assert space.layer_label(arch, "/maxpool/MaxPool") == "stem"
+    assert space.layer_label(arch, "layer3.5.conv2") == "B12:graft"
+    wide = space.widened(2.0)
+    assert wide.costs(arch)["flops"] > 2 * space.costs(arch)["flops"]

@@ -23,6 +23,7 @@ from spaces.reparam import (
     pad_kernel,
     zero_response,
 )
+from spaces.resnet50_net import GraftedBottleneck
 
 TOL = 1e-5  # relative: max abs difference over max abs output
 
@@ -120,12 +121,35 @@ def test_mobilenetv2_block_merges_exactly(kind, size):
     assert ref.shape == out.shape and rel_err(ref, out) < TOL
 
 
-@pytest.mark.parametrize("kind", ["s1_residual", "s2"])
+# (c_in, width, c_out, stride): identity shortcut, strided projection, layer1's stride-1 projection
+BOTTLENECKS = {"identity": (32, 8, 32, 1), "projection_s2": (32, 16, 64, 2), "projection_s1": (16, 16, 64, 1)}
+
+
+@pytest.mark.parametrize("kind", sorted(BOTTLENECKS))
+@pytest.mark.parametrize("size", [9, 8])
+def test_resnet_bottleneck_merges_exactly(kind, size):
+    torch.manual_seed(9)
+    block = randomise(GraftedBottleneck(*BOTTLENECKS[kind]), seed=size)
+    merged = merge_block(block)
+    assert merged[0].kernel_size == (3, 3) and merged[0].stride == (BOTTLENECKS[kind][3],) * 2
+    assert isinstance(merged[1], nn.ReLU)
+    x = torch.randn(2, BOTTLENECKS[kind][0], size, size)
+    with torch.no_grad():
+        ref, out = block(x), merged(x)
+    assert ref.shape == out.shape and rel_err(ref, out) < TOL
+
+
+ALL_BLOCKS = {**{f"mbv2_{k}": (GraftedInvertedResidual, v) for k, v in MBV2_BLOCKS.items()},
+              **{f"resnet_{k}": (GraftedBottleneck, v) for k, v in BOTTLENECKS.items()}}
+
+
+@pytest.mark.parametrize("kind", ["mbv2_s1_residual", "mbv2_s2", "resnet_identity", "resnet_projection_s2"])
 def test_without_bias_pad_only_the_border_differs(kind):
     """The plain block (zero padding) merges exactly in the interior only: the padding fix matters."""
     torch.manual_seed(5)
-    block = randomise(GraftedInvertedResidual(*MBV2_BLOCKS[kind], bias_pad=False), seed=1)
-    x = torch.randn(2, 16, 9, 9)
+    cls, args = ALL_BLOCKS[kind]
+    block = randomise(cls(*args, bias_pad=False), seed=1)
+    x = torch.randn(2, args[0], 9, 9)
     with torch.no_grad():
         ref, out = block(x), merge_block(block)(x)
     inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
@@ -137,14 +161,14 @@ def test_pro_variants_collapse_to_the_same_conv():
     torch.manual_seed(6)
     shapes = set()
     for width, extra in [(1, 0), (2, 0), (1, 2), (3, 1)]:
-        for args in MBV2_BLOCKS.values():
-            block = randomise(GraftedInvertedResidual(*args, pro_width=width, pro_extra=extra), seed=width + extra)
+        for kind, (cls, args) in ALL_BLOCKS.items():
+            block = randomise(cls(*args, pro_width=width, pro_extra=extra), seed=width + extra)
             merged = merge_block(block)
             x = torch.randn(2, args[0], 9, 9)
             with torch.no_grad():
-                assert rel_err(block(x), merged(x)) < TOL, (args, width, extra)
-            shapes.add((args, tuple(merged[0].weight.shape), merged[0].stride))
-    assert len(shapes) == len(MBV2_BLOCKS)  # per block type, one deployed shape whatever the training form
+                assert rel_err(block(x), merged(x)) < TOL, (kind, width, extra)
+            shapes.add((kind, tuple(merged[0].weight.shape), merged[0].stride))
+    assert len(shapes) == len(ALL_BLOCKS)  # per block type, one deployed shape whatever the training form
 
 
 def test_pad_value_is_the_prefix_at_zero_from_running_statistics_and_trains():

@@ -195,7 +195,10 @@ class DominoSearch(Params):
         archs = list(predict.seen)
         evaluations = len(archs)
         lat, acc = predict(archs)
-        self._check_feasible(budgets, lat, evaluations)
+        if not np.isfinite(acc).any():
+            raise RuntimeFailure(f"the accuracy predictor ({acc_label}) predicts no finite accuracy for any of the "
+                                 f"{evaluations} networks evaluated")
+        self._check_feasible(budgets, lat[np.isfinite(acc)], evaluations)
         front = _front(archs, lat, acc, max(budgets))
         self.predictions_ = dict(predict.seen)  # the search's own, before the baseline's
         rand_archs = space.sample_unique(evaluations, np.random.default_rng(self.seed))
@@ -216,7 +219,8 @@ class DominoSearch(Params):
                     "pareto": [_member(space, rand_archs[i], r_lat[i], r_acc[i]) for i in r_front],
                     "hypervolume": self._hv(r_lat[r_front], r_acc[r_front], ref)},
             random_cloud={"predicted_ms": r_lat.tolist(), "predicted_accuracy": r_acc.tolist()},
-            history=history, accuracy_predictor=acc_label, population=len(initial), generations=self.generations,
+            history=history, accuracy_predictor=acc_label, population=len(initial),
+            generations=history[-1]["generation"] if history else 0,
             seed=self.seed)
         return self
 

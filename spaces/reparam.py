@@ -231,11 +231,33 @@ def merge_block(block: GraftedBlock) -> nn.Module:
         weight, bias = weight + pad_kernel(w_s, weight.shape[-1]), bias + b_s
     out_channels, _, k, _ = weight.shape
     dtype = next(layer for layer in main if isinstance(layer, nn.Conv2d)).weight.dtype
-    conv = nn.Conv2d(in_channels, out_channels, k, stride=stride, padding=k // 2, bias=True)
+    conv = nn.Conv2d(in_channels, out_channels, k, stride=stride, padding=k // 2, bias=True, dtype=dtype)
     with torch.no_grad():
         conv.weight.copy_(weight.to(dtype))
         conv.bias.copy_(bias.to(dtype))
     return nn.Sequential(conv, copy.deepcopy(block.final_activation())).eval()
+
+
+def randomise_linear_layers(module: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BN statistics and scales, and random affine activations (from `seed`), then eval mode: exactness
+    checks (tests, benchmarks/reparam_exactness.py) must not pass only because fresh layers are identities."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(like: Tensor, low: float, high: float) -> Tensor:
+        return (torch.rand(like.shape, generator=gen) * (high - low) + low).to(like.dtype)
+
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.copy_(draw(m.running_mean, -1.0, 1.0))
+                m.running_var.copy_(draw(m.running_var, 0.5, 1.5))
+                if m.weight is not None:
+                    m.weight.copy_(draw(m.weight, 0.5, 1.5))
+                    m.bias.copy_(draw(m.bias, -1.0, 1.0))
+            elif getattr(m, "is_channel_affine", False):
+                m.weight.copy_(draw(m.weight, 0.5, 1.5))
+                m.bias.copy_(draw(m.bias, -1.0, 1.0))
+    return module.eval()
 
 
 def merge_network(net: nn.Module) -> nn.Module:

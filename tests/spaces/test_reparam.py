@@ -21,6 +21,7 @@ from spaces.reparam import (
     merge_block,
     merge_network,
     pad_kernel,
+    randomise_linear_layers,
     zero_response,
 )
 from spaces.resnet50_net import GraftedBottleneck
@@ -34,18 +35,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def randomise(module: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial BN statistics and affine parameters, BN in eval mode: the merge must not rely on identities."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.5)
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.5)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            elif isinstance(m, ChannelAffine):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.5)
-    return module.eval()
+    return randomise_linear_layers(module, seed)
 
 
 def test_fold_bn_matches_bn_in_eval_mode():

@@ -57,6 +57,10 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     # rho is left out: at smoke size the B accuracies may tie (all at chance), where rho is undefined (NaN)
     "domino_accuracy": ("summary.*.rmse_mean", "runs.*.*.rmse", "task_a.accuracy_mean", "task_b.accuracy_mean",
                         "task_a.n", "task_b.n", "fit_s", "wall_s"),
+    "reparam_exactness": ("blocks.*.fixed.max_abs", "blocks.*.fixed.rel", "blocks.*.fixed.rel_fp64",
+                          "blocks.*.plain.rel", "blocks.*.plain.rel_interior", "blocks.*.pro.rel",
+                          "networks.*.fixed_rel", "networks.*.fixed_rel_fp64", "networks.*.plain_rel",
+                          "networks.*.fp32_rounding_rel", "max_rel_fixed", "max_rel_plain", "wall_s"),
     "fault_drills": ("kinds.*.runs", "kinds.*.completed_one_run", "kinds.*.lost", "kinds.*.duplicated",
                      "kinds.*.remeasured", "kinds.*.faults", "kinds.*.wall_ratio", "baseline_wall_s", "wall_s"),
 }

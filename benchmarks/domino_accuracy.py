@@ -11,7 +11,8 @@ train` (profiler.proxy_accuracy) and stored in a dataset:
 Both train the grafted networks of the same masks' space (mobilenetv2-small by default) with the same SGD
 recipe otherwise. Each of `--draws` seeded draws picks `--samples` (10) B pairs to adapt/train on and scores
 every other B pair: RMSE in accuracy points and Spearman rho, per method (direct, transferred, fine-tuned,
-maml-acc; predictors.accuracy_baselines). The A and B masks are drawn with different seeds.
+maml-acc with its default one adaptation step and with 100; predictors.accuracy_baselines). The A and B
+masks are drawn with different seeds.
 
 `--db` keeps the trained pairs (a rerun resumes, and trains nothing once they are stored); without it they
 go into a temporary dataset. `--quick` is a smoke size whose figures mean nothing.

@@ -8,7 +8,9 @@ network and a rerun trains only the rest. A task holds one training recipe: a re
 the same task name is refused, so one task never mixes accuracies that were not trained the same way.
 
 Recipe (a tiny version of the thesis' §3.9): SGD with momentum 0.9 and weight decay 4e-5, learning rate
-annealed to 0 by a per-step cosine, cross-entropy, batch 64, 1 epoch at lr 0.05 by default, no augmentation.
+annealed to 0 by a per-step cosine, cross-entropy, batch 32, 1 epoch at lr 0.05 by default, no augmentation
+(on the digits proxy at 32x32: 45 steps, ~6 s for a mobilenetv2-small network on one core, accuracies ~45-80%;
+batch 64 halves the steps and leaves many networks near chance).
 The data split (80% to train, 20% to score) is fixed (seed 0) for a task, so every network of the task is
 scored on the same images; `seed` picks the masks and seeds each network's init and batch order (from the
 seed and the arch id, so a resumed run gives the figures an uninterrupted one would).
@@ -47,7 +49,7 @@ class Recipe:
     data: str = "digits"  # "digits" (the sklearn digits proxy) or an ImageFolder path
     resolution: int = 32
     epochs: int = 1
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 4e-5

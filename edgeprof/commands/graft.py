@@ -3,7 +3,7 @@ the deployed network and export it as ONNX.
 
 `graft train` trains one network at a time and stores each (mask, accuracy) pair before the next starts:
 Ctrl-C keeps what is stored (exit 130) and a rerun with the same options trains only the rest. Recipe: SGD
-momentum 0.9, weight decay 4e-5, cosine lr to 0, batch 64, 1 epoch at lr 0.05 (the options change it; a task
+momentum 0.9, weight decay 4e-5, cosine lr to 0, batch 32, 1 epoch at lr 0.05 (the options change it; a task
 keeps one recipe). `--data digits` is scikit-learn's digits (a CPU proxy: 8x8 digits upsampled); a folder
 `<class>/<images>` is any ImageFolder. `graft merge` folds a (trained) grafted network into one convolution
 per grafted block, checks it against the grafted network (max relative error <= 1e-4) and writes the ONNX file.
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                  "(e.g. digits-r32)")
     t.add_argument("--resolution", type=int, default=32, help="input resolution (default 32)")
     t.add_argument("--epochs", type=int, default=1, help="epochs per network (default 1)")
-    t.add_argument("--batch-size", type=int, default=64, help="default 64")
+    t.add_argument("--batch-size", type=int, default=32, help="default 32")
     t.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate, cosine to 0 (default 0.05)")
     t.add_argument("--save-weights", metavar="DIR", help="save each trained network's state_dict as "
                                                          "DIR/<space>-<mask>.pt (for graft merge --weights)")

@@ -4,7 +4,9 @@ and the ONNX export of a merged network; spaces.export.export_module."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +47,6 @@ def test_trains_stores_and_resumes(tmp_path: Path, data: tuple) -> None:
                    for v in [got[r["arch_id"]]])
         row = accuracy_rows(store)[0]
         assert (row["metric"], row["source"]) == ("test_accuracy", "edgeprof-proxy")
-        import json
-
         prov = json.loads(row["provenance"])
         assert prov["recipe"] == TINY.as_dict() and prov["seed"] == 3 and prov["wall_s"] > 0
         assert prov["n_train"] == 96 and prov["n_test"] == 24 and prov["grafted"] is True
@@ -56,7 +56,7 @@ def test_trains_stores_and_resumes(tmp_path: Path, data: tuple) -> None:
         assert len(accuracies(store, SPACE, "t", source=pa.SOURCE)) == 3
         # another recipe under the same task is refused, naming the difference; nothing is trained
         with pytest.raises(UserInputError, match=r"another recipe \(epochs 1 there, 2 here"):
-            pa.train_and_store(store, SPACE, "t", pa.Recipe(resolution=32, epochs=2, digits_n=120), n=4, seed=3)
+            pa.train_and_store(store, SPACE, "t", replace(TINY, epochs=2), n=4, seed=3)
         assert len(accuracies(store, SPACE, "t", source=pa.SOURCE)) == 3
 
 
@@ -156,3 +156,20 @@ def test_export_module_replaces_the_file(tmp_path: Path) -> None:
     assert {p.key: p.value for p in onnx.load(str(path)).metadata_props} == {"k": "2"}
     assert [p.name for p in tmp_path.iterdir()] == ["x.onnx"]  # no temp file left
     assert np.isfinite(second.nbytes)
+
+
+def test_image_folder_sets_the_classifier_to_its_classes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog", "eel"):
+        (tmp_path / "img" / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "img" / cls / f"{i}.png")
+    recipe = pa.Recipe(data=str(tmp_path / "img"), resolution=32, batch_size=4)
+    with Store(tmp_path / "lab.db") as store:
+        rep = pa.train_and_store(store, SPACE, "folder", recipe, n=1, seed=0)
+        row = accuracy_rows(store)[0]
+    assert len(rep.trained) == 1 and 0 <= rep.trained[0]["accuracy"] <= 100
+    assert json.loads(row["space_config"])["num_classes"] == 3  # the classifier has the folder's 3 classes
+    assert "image-folder" in json.loads(row["provenance"])["data"]

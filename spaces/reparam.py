@@ -190,28 +190,32 @@ def _check_conv(conv: nn.Conv2d) -> int:
     return conv.stride[0]
 
 
+def _f64(t: Tensor) -> Tensor:
+    return t.detach().double().cpu()
+
+
 def fold_chain(layers: Sequence[nn.Module], channels: int) -> tuple[Tensor, Tensor, int]:
-    """(weight, bias, stride) of one conv equal to the chain, in float64; [] is the identity on `channels`.
+    """(weight, bias, stride) of one conv equal to the chain, in float64 on the CPU (whatever device the layers are
+    on: MPS has no float64); [] is the identity on `channels`.
     A stride is exact only where no spatial conv follows it (stride on the last k x k, recipe item 5)."""
     weight, bias, stride = identity_kernel(channels), torch.zeros(channels, dtype=torch.float64), 1
     for i, layer in enumerate(layers):
         if isinstance(layer, nn.Conv2d):
             s = _check_conv(layer)
-            w = layer.weight.detach().double()
+            w = _f64(layer.weight)
             if stride > 1 and w.shape[-1] > 1:
                 raise ValueError("cannot merge a stride followed by a spatial conv: put the stride on the last k x k")
-            b = layer.bias.detach().double() if layer.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+            b = torch.zeros(w.shape[0], dtype=torch.float64) if layer.bias is None else _f64(layer.bias)
             if i == 0:  # composing with the identity would only cost time
                 weight, bias = group_to_dense(w, layer.groups), b
             else:
                 weight, bias = compose(weight, bias, w, b, layer.groups)
             stride *= s
         elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
-            mean, var, gamma, beta, eps = (t.detach().double() if isinstance(t, Tensor) else t
-                                           for t in _bn_eval(layer))
+            mean, var, gamma, beta, eps = (_f64(t) if isinstance(t, Tensor) else t for t in _bn_eval(layer))
             weight, bias = fold_bn(weight, bias, mean, var, gamma, beta, eps)
         elif getattr(layer, "is_channel_affine", False):
-            weight, bias = fold_affine(weight, bias, layer.weight.detach().double(), layer.bias.detach().double())
+            weight, bias = fold_affine(weight, bias, _f64(layer.weight), _f64(layer.bias))
         else:
             raise TypeError(f"not a linear layer of a grafted block: {type(layer).__name__}")
     return weight, bias, stride
@@ -230,11 +234,12 @@ def merge_block(block: GraftedBlock) -> nn.Module:
                              f"(stride {stride}, {tuple(weight.shape[:2])})")
         weight, bias = weight + pad_kernel(w_s, weight.shape[-1]), bias + b_s
     out_channels, _, k, _ = weight.shape
-    dtype = next(layer for layer in main if isinstance(layer, nn.Conv2d)).weight.dtype
-    conv = nn.Conv2d(in_channels, out_channels, k, stride=stride, padding=k // 2, bias=True, dtype=dtype)
+    like = next(layer for layer in main if isinstance(layer, nn.Conv2d)).weight  # the merged conv's dtype, device
+    conv = nn.Conv2d(in_channels, out_channels, k, stride=stride, padding=k // 2, bias=True, dtype=like.dtype,
+                     device=like.device)
     with torch.no_grad():
-        conv.weight.copy_(weight.to(dtype))
-        conv.bias.copy_(bias.to(dtype))
+        conv.weight.copy_(weight.to(like.dtype))
+        conv.bias.copy_(bias.to(like.dtype))
     return nn.Sequential(conv, copy.deepcopy(block.final_activation())).eval()
 
 

@@ -287,8 +287,8 @@ def load_weights(module: torch.nn.Module, path: str | Path, space: SearchSpace, 
     p = Path(path)
     if not p.is_file():
         raise UserInputError(f"--weights {p}: no such file")
-    other = p.stem.split("-")[-1] if p.stem.startswith(f"{space.name}-") else None
-    if other is not None and other != arch_id and all(c in "01" for c in other):
+    other = p.stem[len(space.name) + 1:] if p.stem.startswith(f"{space.name}-") else ""  # graft train's name
+    if other and other != arch_id and set(other) <= {"0", "1"}:
         raise UserInputError(f"--weights {p}: saved for mask {other}, not {arch_id} (its name says so)")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)

@@ -127,6 +127,10 @@ def test_merge_check_weights_and_export(tmp_path: Path, monkeypatch: pytest.Monk
     torch.save(space.build_grafted(space.parse("1" * 17)).state_dict(), other)
     with pytest.raises(UserInputError, match="missing"):
         pa.merge_checked(space, arch, other)
+    wider = tmp_path / "wider.pt"  # another space config (width): the same keys, other shapes
+    torch.save(create_space(SPACE, resolution=32, width_mult=0.75).build_grafted(arch).state_dict(), wider)
+    with pytest.raises(UserInputError, match=r"other shapes \(\d+\): features"):
+        pa.merge_checked(space, arch, wider)
     named = tmp_path / f"{SPACE}-{'1' * 17}.pt"
     named.write_bytes(other.read_bytes())
     with pytest.raises(UserInputError, match=f"saved for mask {'1' * 17}"):

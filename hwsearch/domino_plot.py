@@ -166,14 +166,20 @@ def plot_pareto(result: DominoResult, path: str | Path) -> Path:
         ax.step(x, y, where="post", color="tab:blue", lw=1.5, zorder=3)
         ax.plot(x, y, "o", color="tab:blue", ms=4, zorder=4,
                 label=f"Domino Pareto set, {len(x)} networks (HV {result.hypervolume:.4g})")
+        grouped: dict[str, list[dict[str, Any]]] = {}  # a member picked at several budgets is labelled once
         for p in result.picks:
             ax.axvline(p["budget_ms"], color="tab:red", ls=":", lw=0.8, zorder=0)
+            grouped.setdefault(p["arch_id"], []).append(p)
+        for i, same in enumerate(grouped.values()):  # labels above-left and below-right in turn: near picks
+            p = same[0]
             ax.plot(p["predicted_ms"], p["predicted_accuracy"], "*", color="tab:red", ms=13, mec="k", mew=0.5,
                     zorder=6)
-            ax.annotate(p["label"], (p["predicted_ms"], p["predicted_accuracy"]), xytext=(-4, 7),
-                        textcoords="offset points", ha="right", fontsize=11, weight="bold", color="tab:red")
-            ax.annotate(f"{p['budget_ms']:.3g} {result.unit}", (p["budget_ms"], 1), xycoords=("data", "axes fraction"),
-                        xytext=(2, -9), textcoords="offset points", fontsize=7, color="tab:red")
+            ax.annotate(",".join(q["label"] for q in same), (p["predicted_ms"], p["predicted_accuracy"]),
+                        xytext=(-5, 6) if i % 2 == 0 else (6, -15), textcoords="offset points",
+                        ha="right" if i % 2 == 0 else "left", fontsize=11, weight="bold", color="tab:red")
+        top = ax.secondary_xaxis("top")  # the budgets as ticks above the frame, clear of the points
+        top.set_xticks([p["budget_ms"] for p in result.picks],
+                       [f"{p['label']} {p['budget_ms']:.3g}" for p in result.picks], fontsize=7, color="tab:red")
         ax.plot([], [], "*", color="tab:red", ms=10, mec="k", mew=0.5, label="picks at the budgets (dotted)")
         for r in result.pareto_verified or []:
             ax.plot([r["predicted_ms"], r["measured_ms"]], [r["predicted_accuracy"]] * 2, color="tab:green",
@@ -190,6 +196,7 @@ def plot_pareto(result: DominoResult, path: str | Path) -> Path:
                      fontsize=10)
         ax.legend(loc="lower right", fontsize="small")
         ax.grid(alpha=0.25)
+        ax.margins(y=0.08)
         fig.tight_layout()
         path = save_figure(fig, path)
     finally:

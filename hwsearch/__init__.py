@@ -17,6 +17,8 @@ _EXPORTS = {
     "hwsearch.correct": ("Correction", "Probe", "close_loop"),
     "hwsearch.cost": ("CostModel", "LUTCost", "Reach", "as_cost_model", "as_predict_model", "lut_cost_model",
                       "reachable_range", "refine_arch"),
+    "hwsearch.domino": ("DominoSearch",),
+    "hwsearch.domino_result": ("DominoResult", "plot_pareto", "verify_pareto"),
     "hwsearch.data": ("ImageFolderDataset", "TensorData", "digits_proxy", "shard_indices", "split"),
     "hwsearch.gumbel": ("derive_arch", "hard_gumbel", "ordered_samples"),
     "hwsearch.schedule": ("tau_schedule",),
@@ -37,6 +39,8 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "Correction",
     "CostModel",
+    "DominoResult",
+    "DominoSearch",
     "ImageFolderDataset",
     "InfeasibleTargetWarning",
     "LUTCost",
@@ -73,6 +77,7 @@ __all__ = [
     "param_counts",
     "pareto_front",
     "plot_history",
+    "plot_pareto",
     "plot_surgenas",
     "reachable_range",
     "refine_arch",
@@ -86,6 +91,7 @@ __all__ = [
     "tau_schedule",
     "verify",
     "verify_result",
+    "verify_pareto",
 ]
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from hwsearch.domino_plot import DominoResult
+from hwsearch.domino_result import DominoResult
 from hwsearch.registry import register_search
 from hwsearch.result import UNITS
 from hwsearch.search_params import SEARCH_CONSTRAINTS, optional, parse_numbers, positive_number, search_space
@@ -117,6 +117,7 @@ class DominoSearch(Params):
     summary: ClassVar[str] = ("Domino: NSGA-II Pareto set of accuracy vs predicted latency over a budget sweep, "
                               "against random masks")
     needs_target: ClassVar[bool] = False
+    predictor_flag: ClassVar[str] = "--latency-predictor"  # what a refusal names for the common --predictor
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **SEARCH_CONSTRAINTS,
         "metric": one_of("latency"),
@@ -383,15 +384,17 @@ class DominoSearch(Params):
     @classmethod
     def after_search(cls, result: DominoResult, args: argparse.Namespace, log: Any, progress: Any
                      ) -> dict[str, Any]:
-        """Say what was found; with --verify, measure every Pareto member on the device (stored in --db)."""
-        from hwsearch.domino_plot import summary_lines, verify_pareto
+        """With --verify, measure every Pareto member on the device (stored in --db)."""
+        from hwsearch.domino_result import verify_pareto
 
-        for line in summary_lines(result):
-            log(line)
         if not args.verify:
             return {}
-        out = verify_pareto(result, args.device, args.db, args.rounds, log, progress, verified_pick=True,
-                            max_members=args.verify_max)
-        for line in summary_lines(result, verified=True):
-            log(line)
-        return out
+        return verify_pareto(result, args.device, args.db, args.rounds, log, progress, verified_pick=True,
+                             max_members=args.verify_max)
+
+    @classmethod
+    def summary_lines(cls, res: dict[str, Any]) -> list[str]:
+        """The lines `edgeprof search domino` prints after the found network's (hwsearch.domino_result)."""
+        from hwsearch.domino_result import summary_lines
+
+        return summary_lines(res)

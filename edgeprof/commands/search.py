@@ -127,7 +127,7 @@ def check_required(args: argparse.Namespace, target: Any) -> None:
     needs_predictor, needs_target = getattr(cls, "needs_predictor", True), getattr(cls, "needs_target", True)
     missing = [flag for flag, needed, given in (
         ("--device", needs_predictor or args.predictor or args.verify, args.device),
-        ("--predictor", needs_predictor or target is not None, args.predictor),
+        (getattr(cls, "predictor_flag", "--predictor"), needs_predictor or target is not None, args.predictor),
         ("--target-ms or --target-mj", needs_target, target is not None)) if needed and not given]
     if missing:
         raise UserInputError(f"search {args.search} needs {', '.join(missing)}")
@@ -166,6 +166,11 @@ def print_summary(res: dict[str, Any]) -> None:
         err.print(f"measured on {v['device']}: {v['median']:.4g} {unit} (median of {v['rounds']} rounds, spread "
                   f"{100 * v['spread']:.1f}%){vs_target}{vs_pred}"
                   + (f"; closed loop: {loop['measurements']} network(s) measured, {loop['stopped']}" if loop else ""))
+    from hwsearch.registry import search_class
+
+    own = getattr(search_class(res["search"]), "summary_lines", None)  # a search's own lines (domino: its set)
+    for line in own(res) if callable(own) else []:
+        err.print(escape(line))
     for s in res.get("scale") or []:  # SurgeNAS --scale: the found network widened per board
         v = (s.get("scaled") or {}).get("verify")
         measured = "" if not v else (f"; the scaled network measured {v['median']:.4g} {unit}"

@@ -65,7 +65,7 @@ def test_writes_the_set_the_picks_and_the_plot(folders, tmp_path: Path, capsys) 
     assert len(saved["arch_id"]) == 17 and set(saved["arch_id"]) <= {"0", "1"}
     assert saved["random"]["evaluations"] == saved["evaluations"] == len(saved["random_cloud"]["predicted_ms"])
     assert saved["hypervolume"] >= saved["random"]["hypervolume"] > 0
-    assert "Pareto set:" in err  # the log lines go to stderr, the JSON alone to stdout
+    assert "Pareto set:" not in err  # --json: the JSON alone, no summary
     code, _, err = cli(capsys, *_args(folders, out))  # the summary a user reads
     assert code == 0 and "Pareto set:" in err and "  D <= " in err and "for a target of" in err
 
@@ -82,6 +82,7 @@ def test_budgets_and_a_target(folders, tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize(("change", "words"), [
     ({"--accuracy-predictor": "LAT"}, ["--accuracy-predictor", "predicts latency, not accuracy"]),
     ({"--accuracy-predictor": None}, ["needs --accuracy-predictor"]),
+    ({"--latency-predictor": None}, ["search domino needs --latency-predictor"]),
     ({"--space": "mobilenetv2"}, ["--space mobilenetv2", "is for 'mobilenetv2-small'"]),
     ({"--budgets": "0.01"}, ["no network found within the largest budget, 0.01 ms", "the cheapest"]),
     ({"--budgets": "2,x"}, ["--budgets takes comma-separated numbers"]),

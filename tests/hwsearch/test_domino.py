@@ -17,7 +17,7 @@ from search_helpers import NB_BASE, NB_CONFIG, NB_TABLE
 
 from hwsearch import create_search, list_searches, lut_cost_model, pipeline
 from hwsearch.domino import DominoResult, DominoSearch
-from hwsearch.domino_plot import members_to_verify
+from hwsearch.domino_result import members_to_verify
 from hwsearch.pareto import best_under, hypervolume, pareto_front
 from hwsearch.pipeline import VerifyPlan, check_result, verify_result
 from predictors.base import InvalidParameterError
@@ -267,6 +267,7 @@ def test_verify_measures_and_stores_every_member_once(found, monkeypatch, tmp_pa
     summary = extra["pareto_verify"]
     assert summary["members"] == len(members) and summary["spearman"] == pytest.approx(1.0)
     assert summary["picks"] == 4 and summary["picks_within_budget"] < 4  # 20% slower: the top budget is missed
+    lines = DominoSearch.summary_lines({**res.to_dict(), **extra})  # what `edgeprof search domino` prints
     assert any(line.startswith("Pareto set:") for line in lines)
     n = len(members)
     assert any(line.startswith(f"measured {n} of the {n} Pareto members on local-cpu") for line in lines)

@@ -44,29 +44,28 @@ class DominoResult(SearchResult):
         return plot_pareto(self, path)
 
 
-def summary_lines(result: DominoResult, verified: bool = False) -> list[str]:
-    """The Pareto set, its hypervolume against random and the picks; with `verified`, the measured members."""
-    if verified:
-        rows = result.pareto_verified or []
-        lines = [f"  {r['label'] or ' '} {r['arch_id']}: measured {r['measured_ms']:.4g} ms, predicted "
-                 f"{r['predicted_ms']:.4g} ms ({100 * r['predictor_error']:+.1f}%)" for r in rows]
-        within = [r for r in rows if r["budget_ms"] is not None]
-        met = sum(r["measured_ms"] <= r["budget_ms"] for r in within)
-        device = rows[0]["device"] if rows else "?"
-        return [f"measured {len(rows)} of the {len(result.pareto)} Pareto members on {device}: {met}/{len(within)} "
-                "picks within their budgets", *lines]
-    rnd = result.random
-    gain = "" if not rnd["hypervolume"] else f" ({100 * (result.hypervolume / rnd['hypervolume'] - 1):+.1f}%)"
-    lines = [f"Pareto set: {len(result.pareto)} networks of {result.evaluations} evaluated ({result.population} "
-             f"x {result.generations} generations); hypervolume {result.hypervolume:.4g} against "
+def summary_lines(res: dict[str, Any]) -> list[str]:
+    """What `edgeprof search domino` prints of a result's JSON: the Pareto set, its hypervolume against random,
+    the picks and, after --verify, the measured members."""
+    rnd = res["random"]
+    gain = "" if not rnd["hypervolume"] else f" ({100 * (res['hypervolume'] / rnd['hypervolume'] - 1):+.1f}%)"
+    lines = [f"Pareto set: {len(res['pareto'])} networks of {res['evaluations']} evaluated ({res['population']} "
+             f"x {res['generations']} generations); hypervolume {res['hypervolume']:.4g} against "
              f"{rnd['hypervolume']:.4g} for {rnd['evaluations']} random networks{gain}"]
-    for p in result.picks:
+    for p in res["picks"]:
         rb = p["random_best_accuracy"]
         lines.append(f"  {p['label']} <= {p['budget_ms']:.4g} ms: {p['arch_id']} predicted {p['predicted_ms']:.4g} ms,"
                      f" accuracy {p['predicted_accuracy']:.4g} (best random within it: "
                      + ("none" if rb is None else f"{rb:.4g}") + ")")
+    rows = res.get("pareto_verified")
+    if rows:
+        within = [r for r in rows if r["budget_ms"] is not None]
+        met = sum(r["measured_ms"] <= r["budget_ms"] for r in within)
+        lines.append(f"measured {len(rows)} of the {len(res['pareto'])} Pareto members on {rows[0]['device']}: "
+                     f"{met}/{len(within)} picks within their budgets")
+        lines += [f"  {r['label'] or ' '} {r['arch_id']}: measured {r['measured_ms']:.4g} ms, predicted "
+                  f"{r['predicted_ms']:.4g} ms ({100 * r['predictor_error']:+.1f}%)" for r in rows]
     return lines
-
 
 
 def _stored_rounds(store: Any, config: Any, space: SearchSpace, arch_id: str, rounds: int) -> list[float] | None:
@@ -139,10 +138,11 @@ def verify_pareto(result: DominoResult, device: str, db: str | Path, rounds: int
 
 
 def _spearman(a: list[float], b: list[float]) -> float | None:
-    """Rank correlation of predicted and measured latency (None under 3 members or a constant side)."""
-    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
+    """Rank correlation of predicted and measured latency (None where undefined: under 3 members, a constant side)."""
+    from predictors.metrics import spearman
+
+    rho = spearman(a, b) if len(a) >= 3 else float("nan")
+    return None if np.isnan(rho) else rho
 
 
 def plot_pareto(result: DominoResult, path: str | Path) -> Path:

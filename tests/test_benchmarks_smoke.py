@@ -57,6 +57,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     # rho is left out: at smoke size the B accuracies may tie (all at chance), where rho is undefined (NaN)
     "domino_accuracy": ("summary.*.rmse_mean", "runs.*.*.rmse", "task_a.accuracy_mean", "task_b.accuracy_mean",
                         "task_a.n", "task_b.n", "fit_s", "wall_s"),
+    "domino_speedup": ("networks.*.convs", "networks.*.mflops", "networks.*.latency_ms.*", "networks.*.speedup.*",
+                       "wall_s"),
+    "domino_latency": ("latency_ms.min", "latency_ms.max", "rows.*.mlp.rmse_ms", "rows.*.flops_linear.rmse_ms",
+                       "grafted_blocks.max", "measure_s", "wall_s"),
+    "domino_search": ("search.evaluations", "search.hypervolume", "search.random_hypervolume",
+                      "verify.mean_abs_predictor_error", "verify.rmse_ms", "budgets.*.domino.measured_ms",
+                      "budgets.*.domino.accuracy", "accuracy_gain_mean", "wall_s"),
     "reparam_exactness": ("blocks.*.fixed.max_abs", "blocks.*.fixed.rel", "blocks.*.fixed.rel_fp64",
                           "blocks.*.plain.rel", "blocks.*.plain.rel_interior", "blocks.*.pro.rel",
                           "networks.*.fixed_rel", "networks.*.fixed_rel_fp64", "networks.*.plain_rel",

@@ -11,8 +11,8 @@ train` (profiler.proxy_accuracy) and stored in a dataset:
 Both train the grafted networks of the same masks' space (mobilenetv2-small by default) with the same SGD
 recipe otherwise. Each of `--draws` seeded draws picks `--samples` (10) B pairs to adapt/train on and scores
 every other B pair: RMSE in accuracy points and Spearman rho, per method (direct, transferred, fine-tuned,
-maml-acc with its default one adaptation step and with 100; predictors.accuracy_baselines). The A and B
-masks are drawn with different seeds.
+maml-acc with its default one adaptation step and with 100; predictors.accuracy_baselines), beside the
+mean of the K pairs as a reference (its RMSE is B's spread). The A and B masks are drawn with different seeds.
 
 `--db` keeps the trained pairs (a rerun resumes, and trains nothing once they are stored); without it they
 go into a temporary dataset. `--quick` is a smoke size whose figures mean nothing.
@@ -156,11 +156,12 @@ def print_table(res: dict[str, Any]) -> None:
           f"{a['accuracy_std']:.1f}%; task B {b['name']}: {b['n']} pairs, {b['accuracy_mean']:.1f} +- "
           f"{b['accuracy_std']:.1f}%")
     print(f"{res['samples']} B pairs to adapt on, {res['held_out']} held out, {res['draws']} draws (mean +- std)")
-    print(f"{'method':<12} {'RMSE (pts)':>16} {'Spearman rho':>16}")
+    print(f"{'method':<16} {'RMSE (pts)':>16} {'Spearman rho':>16}")
     for m in METHODS:
         s = res["summary"][m]
-        print(f"{m:<12} {s['rmse_mean']:8.2f} +- {s['rmse_std']:5.2f} {s['spearman_mean']:8.3f} +- "
-              f"{s['spearman_std']:5.3f}")
+        rho = ("       (constant)" if s["spearman_mean"] is None or not math.isfinite(s["spearman_mean"])
+               else f"{s['spearman_mean']:8.3f} +- {s['spearman_std']:5.3f}")
+        print(f"{m:<16} {s['rmse_mean']:8.2f} +- {s['rmse_std']:5.2f} {rho}")
     per = ", ".join(f"{t['name']} {t['s_per_network']:.1f} s" for t in (a, b) if t["s_per_network"])
     print(f"training {res['train_s']:.0f} s ({per or 'all stored already'} per network), fitting "
           f"{res['fit_s']:.0f} s, wall {res['wall_s']:.0f} s")

@@ -10,7 +10,11 @@ expensive target task (ImageNet), four predictors of target accuracy, all the 12
 - maml-acc: meta-trained with MAML on the source pairs, adapted with the K target pairs as the predictor does by
   default (its one inner step, SGD at lr 0.01, on accuracies standardised with the source's mean and std);
 - maml-acc-100: the same meta-init adapted with 100 such steps (`adapt_steps`), since the thesis leaves the
-  number of adaptation steps open and one step cannot move the prediction by the tasks' offset.
+  number of adaptation steps open and one step cannot move the prediction by the tasks' offset;
+- maml-acc-affine (not the thesis'): the meta-init's predictions mapped onto the target by a least-squares
+  line fitted on the K pairs (2 parameters: the target's offset and its spread relative to the source's);
+- support-mean (a reference, not the thesis'): the mean of the K target pairs for every arch. Its RMSE is the
+  target's spread: a predictor below it has learned something about the masks, one above it has not.
 
 Accuracies are regressed as is (the standardised identity target), as `edgeprof train --quantity accuracy` does.
 The source fits do not depend on the K-pair draw, so `compare` takes them fitted once (`fit_source`).
@@ -31,7 +35,7 @@ from predictors.metrics import rmse, spearman
 from predictors.nn import TorchPredictor, train_regressor
 from predictors.registry import create_predictor
 
-METHODS = ("direct", "transferred", "fine-tuned", "maml-acc", "maml-acc-100")
+METHODS = ("direct", "transferred", "fine-tuned", "maml-acc", "maml-acc-100", "maml-acc-affine", "support-mean")
 LONG_ADAPT_STEPS = 100  # maml-acc-100's adaptation steps
 
 
@@ -98,7 +102,15 @@ def compare(source: SourceFits, support: tuple[Sequence[str], np.ndarray], query
             "transferred": scores(source.mlp.predict(q_ids), q_y),
             "fine-tuned": scores(tuned.predict(q_ids), q_y),
             "maml-acc": scores(maml.predict(q_ids), q_y),
-            "maml-acc-100": scores(longer.predict(q_ids), q_y)}
+            "maml-acc-100": scores(longer.predict(q_ids), q_y),
+            "maml-acc-affine": scores(affine(source.maml.predict(s_ids), s_y, source.maml.predict(q_ids)), q_y),
+            "support-mean": {"rmse": rmse(np.full(len(q_y), s_y.mean()), q_y), "spearman": float("nan")}}
+
+
+def affine(pred_support: np.ndarray, y_support: np.ndarray, pred_query: np.ndarray) -> np.ndarray:
+    """`pred_query` mapped by the least-squares line from the support's predictions to its accuracies."""
+    slope, intercept = np.polyfit(np.asarray(pred_support, dtype=np.float64), y_support, 1)
+    return slope * np.asarray(pred_query, dtype=np.float64) + intercept
 
 
 def summarise(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -60,6 +60,9 @@ class Recipe:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise UserInputError(f"--{name.replace('_', '-')} must be an int >= 1, got {v!r}")
+        if self.batch_size < 2:
+            raise UserInputError(f"--batch-size must be >= 2 (train-mode batch norm needs two images), "
+                                 f"got {self.batch_size}")
         for name in ("lr", "momentum", "weight_decay"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
@@ -157,6 +160,8 @@ def train_network(module: torch.nn.Module, train: Any, test: Any, recipe: Recipe
         for _ in range(recipe.epochs):
             loss_sum, seen = 0.0, 0
             for x, y in batches(train, torch.randperm(n, generator=gen).tolist(), recipe.batch_size):
+                if len(y) < 2:  # a lone last image: train-mode BN cannot normalise one value per channel
+                    continue
                 loss = torch.nn.functional.cross_entropy(module(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -9,7 +9,7 @@ on the merged network's FLOPs at the same sizes: Domino's speed-up comes from de
 FLOPs, so FLOPs should predict it poorly. Prints RMSE (ms), MAPE and Spearman ρ per size. The thesis: RMSE
 0.05 ms (Xavier), 0.23 ms (Nano) from 1,000 networks.
 
-Measurements go to `--db` (a rerun measures only what is missing). `--quick` is a smoke size (8 networks, a
+Measurements go to `--db` (a rerun measures only what is missing). `--quick` is a smoke size (6 networks, a
 short protocol, a throwaway dataset): it checks that the benchmark runs.
 """
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=300, help="networks to measure (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--db", type=Path, help=f"dataset (default {DEFAULT_DB.relative_to(ROOT)})")
-    p.add_argument("--quick", action="store_true", help="smoke size: 8 networks, short protocol")
+    p.add_argument("--quick", action="store_true", help="smoke size: 6 networks, short protocol")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory() if args.quick else None
     db = args.db or (Path(tmp.name) / "lat.db" if tmp else DEFAULT_DB)
     db.parent.mkdir(parents=True, exist_ok=True)
-    n = 8 if args.quick else args.n
+    n = 6 if args.quick else args.n
     space = create_space(args.space)
     config = resolve_device(args.device)
     archs = space.sample_unique(n, np.random.default_rng(args.seed))

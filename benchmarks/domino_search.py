@@ -49,7 +49,7 @@ from spaces import create_space
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "domino_search.db"
 QUICK_PROTOCOL = {"warmup_min_runs": 3, "warmup_min_s": 0.05, "min_runs": 5, "max_runs": 30, "target_rel_ci": 0.05}
-QUICK = {"lat_n": 8, "acc_n": 12, "digits_n": 120, "population": 10, "generations": 3, "verify_max": 4,
+QUICK = {"lat_n": 6, "acc_n": 8, "digits_n": 60, "population": 10, "generations": 3, "verify_max": 4,
          "rounds": 1, "epochs": 30}
 
 
@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         acc = accuracies(store, space.name, task, source=SOURCE)
     measure_s = time.perf_counter() - t0
-    lat_ids, acc_ids = sorted(lat), sorted(acc)
+    # the first --lat-n / --acc-n of the seeded samples, even where the dataset holds more (a shared --db)
+    lat_ids = [space.arch_id(a) for a in space.sample_unique(args.lat_n, np.random.default_rng(args.seed))]
+    acc_ids = [space.arch_id(a) for a in space.sample_unique(args.acc_n, np.random.default_rng(args.seed))]
     lat_pred = create_predictor("mlp", space=space.name, space_config=space.config, seed=args.seed,
                                 epochs=args.epochs).fit(lat_ids, np.array([lat[i] for i in lat_ids]))
     acc_pred = accuracy_mlp(space.name, args.seed, args.epochs, space.config).fit(

@@ -151,6 +151,41 @@ WALK: list[Step] = [
                     "--out surge-cz.json",
          "edgeprof search surgenas --space nb201 --epochs 2 --resolution 16 --proxy-n 60 --batch-size 32 "
          "--device local-cpu --scale --rounds 1 --scale-phis 1,2 --out surge-cz.json"),
+    # Domino (tests/test_readme_walk_domino.py types them)
+    Step("domino", "edgeprof costs --space mobilenetv2 --arch 00000000000000000",
+         "edgeprof costs --space mobilenetv2 --arch 00000000000000000"),
+    Step("domino", "edgeprof profile local-cpu --space mobilenetv2-small --n 200 --db domino.db",
+         "edgeprof profile local-cpu --space mobilenetv2-small --n 6 --db domino.db"),
+    Step("domino", "edgeprof train mlp --db domino.db --device local-cpu --space mobilenetv2-small --out lat-mbv2",
+         "edgeprof train mlp --db domino.db --device local-cpu --space mobilenetv2-small --out lat-mbv2"),
+    Step("domino", "edgeprof graft train --space mobilenetv2-small --n 100 --data digits --task digits --db domino.db",
+         "edgeprof graft train --space mobilenetv2-small --n 14 --data digits --task digits --db domino.db "
+         "--digits-n 100 --resolution 16"),
+    Step("domino", "edgeprof graft train --space mobilenetv2-small --n 30 --seed 1 --data digits --epochs 3 "
+                   "--batch-size 64 --task digits-e3 --db domino.db",
+         "edgeprof graft train --space mobilenetv2-small --n 12 --seed 1 --data digits --epochs 3 "
+         "--batch-size 64 --task digits-e3 --db domino.db --digits-n 100 --resolution 16"),
+    Step("domino", "edgeprof train maml-acc --db domino.db --space mobilenetv2-small --tasks digits --out acc-meta",
+         "edgeprof train maml-acc --db domino.db --space mobilenetv2-small --tasks digits --out acc-meta "
+         "--epochs 50"),
+    Step("domino", "edgeprof adapt acc-meta --db domino.db --task digits-e3 --samples 10 --out acc-meta-e3",
+         "edgeprof adapt acc-meta --db domino.db --task digits-e3 --samples 10 --out acc-meta-e3"),
+    Step("domino", "edgeprof search domino --device local-cpu --space mobilenetv2-small --latency-predictor lat-mbv2 "
+                   "--accuracy-predictor acc-meta-e3 --verify --verify-max 8 --rounds 3 --db domino.db "
+                   "--out pareto.json",
+         "edgeprof search domino --device local-cpu --space mobilenetv2-small --latency-predictor lat-mbv2 "
+         "--accuracy-predictor acc-meta-e3 --verify --verify-max 5 --rounds 1 --db domino.db --out pareto.json "
+         "--population 20 --generations 5"),
+    Step("domino", "edgeprof graft train --space mobilenetv2-small --masks 01101111000011110 --data digits --epochs 3 "
+                   "--batch-size 64 --task digits-e3 --save-weights weights --db domino.db",
+         "edgeprof graft train --space mobilenetv2-small --masks 01101111000011110 --data digits --epochs 3 "
+         "--batch-size 64 --task digits-e3 --save-weights weights --db domino.db --digits-n 100 --resolution 16"),
+    Step("domino", "edgeprof graft merge --space mobilenetv2-small --mask 01101111000011110 "
+                   "--weights weights/mobilenetv2-small-01101111000011110.pt --out merged.onnx",
+         "edgeprof graft merge --space mobilenetv2-small --mask 01101111000011110 "
+         "--weights weights/mobilenetv2-small-01101111000011110.pt --out merged.onnx"),
+    Step("domino", "edgeprof profile local-cpu --onnx merged.onnx --batch 1,8 --db domino.db",
+         "edgeprof profile local-cpu --onnx merged.onnx --batch 1,8 --db domino.db"),
     Step("", "make test TEST_WORKERS=0", covered_by="the suite in one process: what `make test` runs, without -n"),
     # Hardware-aware search (into the lab.db of the predictor walk, from this CPU)
     Step("search", "edgeprof profile local-cpu --space mbconv-small --n 60 --db lab.db",

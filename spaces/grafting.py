@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from spaces.base import Arch, InvalidArchError, SearchSpace, check_int
+from spaces.base import Arch, InvalidArchError, SearchSpace, check_int, check_phi
 from spaces.errors import UserInputError
 from spaces.weights import seed_from_id
 
@@ -32,7 +32,36 @@ GRAFT, KEEP = 0, 1
 
 
 class GraftingSpace(SearchSpace):
-    """A per-block grafting mask over a fixed network; subclasses supply the network."""
+    """A per-block grafting mask over a fixed network with a width multiplier, input size and class count;
+    subclasses supply the block plan (`block_plan(width_mult)`, one entry per block) and the network."""
+
+    def __init__(self, name: str, width_mult: float = 1.0, resolution: int = 224, num_classes: int = 1000) -> None:
+        self.name = name
+        self.width_mult = self._check_width(width_mult)
+        self.resolution = check_int(name, "resolution", resolution)
+        self.num_classes = check_int(name, "num_classes", num_classes)
+        self._plan = self.block_plan(self.width_mult)
+
+    @staticmethod
+    @abstractmethod
+    def block_plan(width_mult: float) -> list[tuple[int, ...]]:
+        """The channels and stride of every block at a width multiplier (what the network is built from)."""
+
+    @property
+    def n_layers(self) -> int:
+        return len(self._plan)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"width_mult": self.width_mult, "resolution": self.resolution, "num_classes": self.num_classes}
+
+    @property
+    def plan(self) -> list[tuple[int, ...]]:
+        return list(self._plan)
+
+    def widened(self, phi: float) -> GraftingSpace:
+        """width_mult times phi (channel counts rounded to multiples of 8, as the network rounds them)."""
+        return type(self)(self.name, self.width_mult * check_phi(self.name, phi), self.resolution, self.num_classes)
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -162,7 +191,7 @@ class GraftingSpace(SearchSpace):
         return float(width_mult)
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
-        return (check_int(self.name, "batch", batch), 3, self.resolution, self.resolution)  # type: ignore[attr-defined]
+        return (check_int(self.name, "batch", batch), 3, self.resolution, self.resolution)
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from spaces.base import Arch, check_int, check_phi, lazy_module, lazy_names
+from spaces.base import Arch, lazy_module, lazy_names
 from spaces.grafting import GraftingSpace, make_divisible
 from spaces.registry import register_space
 
@@ -55,26 +55,7 @@ def block_plan(width_mult: float) -> list[tuple[int, int, int, int]]:
 class MobileNetV2Space(GraftingSpace):
     """Grafting masks over torchvision's MobileNetV2 with a width multiplier, input size and class count."""
 
-    def __init__(self, name: str = "mobilenetv2", width_mult: float = 1.0, resolution: int = 224,
-                 num_classes: int = 1000) -> None:
-        self.name = name
-        self.width_mult = self._check_width(width_mult)
-        self.resolution = check_int(name, "resolution", resolution)
-        self.num_classes = check_int(name, "num_classes", num_classes)
-        self._plan = block_plan(self.width_mult)
-
-    @property
-    def n_layers(self) -> int:
-        return len(self._plan)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"width_mult": self.width_mult, "resolution": self.resolution, "num_classes": self.num_classes}
-
-    @property
-    def plan(self) -> list[tuple[int, int, int, int]]:
-        """(in, out, stride, expansion) per block."""
-        return list(self._plan)
+    block_plan = staticmethod(block_plan)  # (in, out, stride, expansion) per block.
 
     def layer_label(self, arch: Sequence[int], name: str) -> str:
         """features.0 -> stem, features.1..17 -> B<i>:graft|keep, features.18 -> head, classifier."""
@@ -89,11 +70,6 @@ class MobileNetV2Space(GraftingSpace):
             return "head"
         tag = f":{self.ops[arch[i - 1]]}" if len(arch) == self.n_layers else ""
         return f"B{i - 1:02d}{tag}"
-
-    def widened(self, phi: float) -> MobileNetV2Space:
-        """width_mult times phi (torchvision's rounding to multiples of 8 applies)."""
-        return MobileNetV2Space(self.name, self.width_mult * check_phi(self.name, phi), self.resolution,
-                                self.num_classes)
 
     def _make_grafted(self, arch: Arch, bias_pad: bool, pro_width: int, pro_extra: int) -> nn.Module:
         return _net().MobileNetV2(arch, self._plan, self.width_mult, self.num_classes, bias_pad, pro_width,

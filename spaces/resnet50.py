@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from spaces.base import Arch, check_int, check_phi, lazy_module, lazy_names
+from spaces.base import Arch, lazy_module, lazy_names
 from spaces.grafting import GraftingSpace, make_divisible
 from spaces.registry import register_space
 
@@ -58,26 +58,7 @@ def block_plan(width_mult: float) -> list[tuple[int, int, int, int]]:
 class ResNet50Space(GraftingSpace):
     """Grafting masks over torchvision's ResNet-50 with a width multiplier, input size and class count."""
 
-    def __init__(self, name: str = "resnet50", width_mult: float = 1.0, resolution: int = 224,
-                 num_classes: int = 1000) -> None:
-        self.name = name
-        self.width_mult = self._check_width(width_mult)
-        self.resolution = check_int(name, "resolution", resolution)
-        self.num_classes = check_int(name, "num_classes", num_classes)
-        self._plan = block_plan(self.width_mult)
-
-    @property
-    def n_layers(self) -> int:
-        return len(self._plan)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"width_mult": self.width_mult, "resolution": self.resolution, "num_classes": self.num_classes}
-
-    @property
-    def plan(self) -> list[tuple[int, int, int, int]]:
-        """(in, width, out, stride) per bottleneck."""
-        return list(self._plan)
+    block_plan = staticmethod(block_plan)  # (in, width, out, stride) per bottleneck.
 
     def layer_label(self, arch: Sequence[int], name: str) -> str:
         """layer<s>.<i> -> B<index>:graft|keep; conv1/bn1/relu/maxpool -> stem; avgpool -> pool; fc -> classifier."""
@@ -91,11 +72,6 @@ class ResNet50Space(GraftingSpace):
         index = sum(blocks for _, blocks, _ in STAGES[: stage - 1]) + i
         tag = f":{self.ops[arch[index]]}" if len(arch) == self.n_layers else ""
         return f"B{index:02d}{tag}"
-
-    def widened(self, phi: float) -> ResNet50Space:
-        """width_mult times phi (widths rounded to multiples of 8)."""
-        return ResNet50Space(self.name, self.width_mult * check_phi(self.name, phi), self.resolution,
-                             self.num_classes)
 
     def _make_grafted(self, arch: Arch, bias_pad: bool, pro_width: int, pro_extra: int) -> nn.Module:
         return _net().ResNet50(arch, self._plan, self.width_mult, self.num_classes, bias_pad, pro_width, pro_extra)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -80,22 +79,16 @@ def test_sampling_is_stratified_distinct_and_prefix_stable(mbv2_small):
 class _TinyGrafting(GraftingSpace):
     """Five blocks (32 masks): exhausting it shows that sampling ends and refuses more than the space."""
 
-    name = "tiny-grafting"
-
-    @property
-    def n_layers(self) -> int:
-        return 5
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {}
+    @staticmethod
+    def block_plan(width_mult: float) -> list[tuple[int, ...]]:
+        return [(8, 8, 1)] * 5
 
     def _make_grafted(self, arch: Arch, bias_pad: bool, pro_width: int, pro_extra: int) -> nn.Module:
         raise NotImplementedError
 
 
 def test_sampling_exhausts_a_small_space_and_refuses_more():
-    space = _TinyGrafting()
+    space = _TinyGrafting("tiny-grafting")
     everything = space.sample_unique(32, np.random.default_rng(1))
     assert len(set(everything)) == 32
     assert everything[:10] == space.sample_unique(10, np.random.default_rng(1))

@@ -121,13 +121,16 @@ class LatencyPredictor(Params):
         raise NotImplementedError
 
 
-def check_targets(arch_ids: Sequence[str], y_ms: np.ndarray) -> np.ndarray:
-    """y as float64 [N], finite and positive, one per arch: the shared input check of every fit()."""
+def check_targets(arch_ids: Sequence[str], y_ms: np.ndarray, allow_zero: bool = False) -> np.ndarray:
+    """y as float64 [N], finite and positive, one per arch: the shared input check of every fit().
+    `allow_zero`: targets regressed as they are (an accuracy of 0% is a real figure; a log target is not)."""
     y = np.asarray(y_ms, dtype=np.float64).reshape(-1)
     if len(arch_ids) != len(y):
         raise ValueError(f"got {len(arch_ids)} archs but {len(y)} latencies")
     if len(y) == 0:
         raise ValueError("no training data (0 archs)")
-    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+    if allow_zero and (not np.all(np.isfinite(y)) or np.any(y < 0)):
+        raise ValueError("targets must be finite and >= 0")
+    if not allow_zero and (not np.all(np.isfinite(y)) or np.any(y <= 0)):
         raise ValueError("latencies must be finite and positive (ms)")
     return y

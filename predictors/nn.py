@@ -141,7 +141,7 @@ class TorchPredictor(SupervisedPredictor):
         """Train from scratch; `on_epoch(done, epochs, mean loss)` after each epoch (progress bars)."""
         self._validate()
         forget_fit(self)
-        y = check_targets(arch_ids, y_ms)
+        y = check_targets(arch_ids, y_ms, allow_zero=self.target == "linear")  # accuracy: 0% is a figure
         x = torch.from_numpy(self.encode(arch_ids))
         scaler = TargetScaler.fit(self.target, y)
         t = torch.from_numpy(scaler.apply(y).astype(np.float32))

@@ -150,3 +150,15 @@ def test_an_unadapted_maml_acc_folder_is_sent_to_adapt_with_a_task(acc_store: Pa
     with pytest.raises(UnadaptedPredictorError, match=r"not adapted to a task yet: run `edgeprof adapt .* --task"), \
             refusing_unadapted(tmp_path / "m"):
         pred.check_is_adapted()
+
+
+def test_an_accuracy_of_zero_is_a_figure_for_a_linear_target_not_for_log() -> None:
+    """A network left at 0% (a diverged proxy training) is a real label: the accuracy MLP (identity target)
+    takes it, while a log target, which cannot, still refuses with the latency message."""
+    ids = ["1" * 17, "0" * 17, "01" * 8 + "0"]
+    acc = create_predictor("mlp", space="mobilenetv2-small", epochs=5, target="linear").fit(ids, [0.0, 50.0, 80.0])
+    assert np.isfinite(acc.predict(ids)).all()
+    with pytest.raises(ValueError, match="latencies must be finite and positive"):
+        create_predictor("mlp", space="mobilenetv2-small", epochs=5).fit(ids, [0.0, 50.0, 80.0])
+    with pytest.raises(ValueError, match="targets must be finite and >= 0"):
+        create_predictor("mlp", space="mobilenetv2-small", epochs=5, target="linear").fit(ids, [-1.0, 50.0, 80.0])

@@ -297,6 +297,18 @@ class Workspace:
         (self.work / "device_configs" / f"{name}.toml").write_text(text)
         return server
 
+    def short_protocol(self, device: str = "local-cpu") -> None:
+        """./device_configs/DEVICE.toml: the built-in config with a short measurement protocol (3 warm-up runs,
+        5 to 30 timed). The commands stay as written; what shrinks is how long each network is timed, a size
+        like --n (the suite's time budget), while every measurement still goes through the agent."""
+        text = (REPO / "device_configs" / f"{device}.toml").read_text()
+        protocol = ("[protocol]\nwarmup_min_runs = 3\nwarmup_min_s = 0.05\nmin_runs = 5\nmax_runs = 30\n"
+                    "target_rel_ci = 0.05\n")
+        text = re.sub(r"\[protocol\]\n(?:[^\[]*\n)*?(?=\[|\Z)", protocol, text + "\n")
+        assert "warmup_min_s = 0.05" in text, text
+        (self.work / "device_configs").mkdir(exist_ok=True)
+        (self.work / "device_configs" / f"{device}.toml").write_text(text)
+
     def close(self) -> None:
         for s in self.servers:
             s.stop()

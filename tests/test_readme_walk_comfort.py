@@ -18,6 +18,7 @@ ws = workspace_fixture("readme-comfort")
 @pytest.mark.slow
 def test_walk_profiling_any_model_and_the_comfort_zone(ws: Workspace) -> None:
     walk = steps("comfort")
+    ws.short_protocol("local-cpu")  # the commands as written; each network timed briefly (a size)
     ran = dict(zip([s.readme for s in walk], ws.type(walk), strict=True))
     costs = ran["edgeprof costs --space conv-probe --arch i128-o128"].stdout
     assert "28,901,376" in costs and "197,632" in costs and "146.2" in costs

@@ -19,6 +19,7 @@ MASK = "01101111000011110"
 @pytest.mark.slow
 def test_walk_domino(ws: Workspace) -> None:
     walk = steps("domino")
+    ws.short_protocol("local-cpu")  # the commands as written; each network timed briefly (a size)
     ran = dict(zip([s.readme for s in walk], ws.type(walk), strict=True))
     costs = ran["edgeprof costs --space mobilenetv2 --arch 00000000000000000"].stdout
     assert "257,528,832" in costs and "20 counted layers" in costs  # stem + 17 merged blocks + head, and the FC

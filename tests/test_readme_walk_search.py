@@ -32,6 +32,7 @@ def edgeprof(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_walk_hardware_aware_search(ws: Workspace) -> None:
+    ws.short_protocol("local-cpu")  # the commands as written; each network timed briefly (a size)
     walk = steps("search")
     *before, last = walk
     ran = dict(zip([s.readme for s in before], ws.type(before), strict=True))

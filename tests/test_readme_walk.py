@@ -163,7 +163,7 @@ WALK: list[Step] = [
          "--digits-n 100 --resolution 16"),
     Step("domino", "edgeprof graft train --space mobilenetv2-small --n 30 --seed 1 --data digits --epochs 3 "
                    "--batch-size 64 --task digits-e3 --db domino.db",
-         "edgeprof graft train --space mobilenetv2-small --n 12 --seed 1 --data digits --epochs 3 "
+         "edgeprof graft train --space mobilenetv2-small --n 12 --seed 1 --data digits --epochs 1 "
          "--batch-size 64 --task digits-e3 --db domino.db --digits-n 100 --resolution 16"),
     Step("domino", "edgeprof train maml-acc --db domino.db --space mobilenetv2-small --tasks digits --out acc-meta",
          "edgeprof train maml-acc --db domino.db --space mobilenetv2-small --tasks digits --out acc-meta "
@@ -174,11 +174,11 @@ WALK: list[Step] = [
                    "--accuracy-predictor acc-meta-e3 --verify --verify-max 8 --rounds 3 --db domino.db "
                    "--out pareto.json",
          "edgeprof search domino --device local-cpu --space mobilenetv2-small --latency-predictor lat-mbv2 "
-         "--accuracy-predictor acc-meta-e3 --verify --verify-max 5 --rounds 1 --db domino.db --out pareto.json "
+         "--accuracy-predictor acc-meta-e3 --verify --verify-max 4 --rounds 1 --db domino.db --out pareto.json "
          "--population 20 --generations 5"),
     Step("domino", "edgeprof graft train --space mobilenetv2-small --masks 01101111000011110 --data digits --epochs 3 "
                    "--batch-size 64 --task digits-e3 --save-weights weights --db domino.db",
-         "edgeprof graft train --space mobilenetv2-small --masks 01101111000011110 --data digits --epochs 3 "
+         "edgeprof graft train --space mobilenetv2-small --masks 01101111000011110 --data digits --epochs 1 "
          "--batch-size 64 --task digits-e3 --save-weights weights --db domino.db --digits-n 100 --resolution 16"),
     Step("domino", "edgeprof graft merge --space mobilenetv2-small --mask 01101111000011110 "
                    "--weights weights/mobilenetv2-small-01101111000011110.pt --out merged.onnx",

@@ -37,7 +37,7 @@ def test_walk_domino(ws: Workspace) -> None:
     assert res["random"]["evaluations"] == res["evaluations"] > 20
     assert (ws.work / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     rows = res["pareto_verified"]
-    assert 1 <= len(rows) <= 5 and all(r["rounds"] == 1 and r["measured_ms"] > 0 for r in rows)
+    assert 1 <= len(rows) <= 4 and all(r["rounds"] == 1 and r["measured_ms"] > 0 for r in rows)
     # every verified member is in the dataset, measured on the board (the merged network, as profile measures)
     assert all(measured.get(r["arch_id"], 0) >= 1 for r in rows)
     assert profiled >= 6

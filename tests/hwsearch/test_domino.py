@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -178,11 +177,11 @@ def test_deterministic_under_the_seed(preds) -> None:
 def test_an_infeasible_budget_ends_with_a_clear_message(preds, budgets, which) -> None:
     import re
 
-    t = time.perf_counter()
     with pytest.raises(UserInputError, match=rf"no network found within the {which} budget, 0\.5 ms: the cheapest "
-                                             r"of the \d+ evaluated is predicted [\d.]+ ms") as e:
+                                             r"of the (\d+) evaluated is predicted [\d.]+ ms") as e:
         DominoSearch(predictor=preds[0], accuracy=preds[1], budgets=budgets, population=16, generations=30).fit()
-    assert time.perf_counter() - t < 15  # bounded by the generations, not a wait for a feasible draw
+    # bounded by the generations, not a wait for a feasible draw: at most the initial 16 and 16 per generation
+    assert int(re.search(r"of the (\d+) evaluated", str(e.value)).group(1)) <= 16 * (1 + 30)
     cheapest = float(re.search(r"predicted ([\d.]+) ms", str(e.value)).group(1))
     if which == "largest":  # every network infeasible: constraint domination drives to the all-grafted mask
         assert cheapest == pytest.approx(BASE_MS, rel=0.01)

@@ -187,7 +187,7 @@ class DominoSearch(Params):
         start = time.perf_counter()
         cost = as_predict_model(self.predictor, self.metric)
         space = search_space("DominoSearch", cost, self.space, self.space_config)
-        acc_pred, acc_label = load_accuracy_predictor(self.accuracy, space)
+        acc_pred, acc_label = load_accuracy_predictor(self.accuracy, space, otherwise=" (Domino needs one)")
         predict = _Predictions(cost, acc_pred, space)
         initial = space.sample_unique(min(self.population, space.size), np.random.default_rng(self.seed))
         lat0, _ = predict(initial)

@@ -152,7 +152,8 @@ def param_counts(space: SearchSpace, archs: list[tuple[int, ...]] | np.ndarray, 
 
 # --- the accuracy-predictor proxy ---------------------------------------------------------------------------
 
-def load_accuracy_predictor(predictor: Any, space: SearchSpace) -> tuple[Any, str]:
+def load_accuracy_predictor(predictor: Any, space: SearchSpace, otherwise: str = ", or none for the #params proxy"
+                            ) -> tuple[Any, str]:
     """(a fitted accuracy predictor of `space`, its label for the result) from a saved folder or a fitted
     predictor. Refused (UserInputError naming it): a card whose quantity is not "accuracy", another space, a
     meta-trained predictor not adapted yet. Its device is not checked: accuracy is the task's, not the board's."""
@@ -172,7 +173,7 @@ def load_accuracy_predictor(predictor: Any, space: SearchSpace) -> tuple[Any, st
     quantity = card.get("quantity", "accuracy" if not card else "latency")
     if quantity != "accuracy":
         raise UserInputError(f"{name} predicts {quantity}, not accuracy: give an accuracy predictor "
-                             "(edgeprof train ... --quantity accuracy --task TASK), or none for the #params proxy")
+                             f"(edgeprof train ... --quantity accuracy --task TASK){otherwise}")
     theirs = (predictor.space, create_space(predictor.space, **(predictor.space_config or {})).config)
     if theirs != (space.name, space.config):
         raise UserInputError(f"{name} is for space {theirs[0]!r} {theirs[1]}, but the search is over "

@@ -195,8 +195,9 @@ def test_refusals_name_what_is_wrong(preds, space, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="needs an accuracy predictor"):
         DominoSearch(predictor=lat).fit()
     folder = save_predictor(lat, tmp_path / "lat", quantity="latency")
-    with pytest.raises(UserInputError, match="lat predicts latency, not accuracy"):
+    with pytest.raises(UserInputError, match="lat predicts latency, not accuracy") as e:
         DominoSearch(predictor=lat, accuracy=str(folder)).fit()
+    assert "Domino needs one" in str(e.value) and "#params" not in str(e.value)  # not random search's fallback
     with pytest.raises(InvalidParameterError, match="'metric'"):
         DominoSearch(predictor=lat, accuracy=acc, metric="energy").fit()
     for bad in ({"population": 1}, {"budgets": [1.0, -2.0]}, {"crossover_prob": 1.5}, {"mutation_prob": 0.0}):

@@ -285,3 +285,12 @@ def test_verify_max_keeps_the_picks_and_spreads_the_rest(found) -> None:
     assert members_to_verify(res, None) == members_to_verify(res, len(res.pareto)) == res.pareto
     with pytest.raises(UserInputError, match="--verify-max 3 is fewer than the 4 picks"):
         members_to_verify(res, 3)
+
+
+def test_a_member_picked_at_several_budgets_counts_at_each() -> None:
+    from hwsearch.domino_result import picks_within_budget
+
+    picks = [{"arch_id": "a", "budget_ms": 1.0}, {"arch_id": "b", "budget_ms": 1.5},
+             {"arch_id": "b", "budget_ms": 2.0}, {"arch_id": "c", "budget_ms": 3.0}]
+    rows = [{"arch_id": "a", "measured_ms": 1.1}, {"arch_id": "b", "measured_ms": 1.8}]  # c not measured
+    assert picks_within_budget(picks, rows) == 1  # b misses 1.5 but meets 2.0; a misses; c unknown

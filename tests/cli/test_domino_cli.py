@@ -4,7 +4,6 @@ and --verify measuring every Pareto member once through the pipeline (a fake boa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -107,22 +106,11 @@ def test_verify_measures_every_member_once(folders, tmp_path: Path, capsys, monk
     """--verify through the pipeline: the pick verified by the common path, every other member by domino's
     after_search, each in --rounds jobs stored in --db; the board here is a fake 10% slower than predicted."""
     from hwsearch import pipeline
-    from profiler.store import RESULT_SCHEMA, ModelRecord, Store
+    from profiler.store import Store
+    from profiler.testing.fake_board import fake_measure_rounds
 
     calls: list[str] = []
-
-    def board(config, space, arch, metric, rounds, store, log, progress, protocol):
-        arch_id = space.arch_id(arch)
-        calls.append(arch_id)
-        sha = hashlib.sha256(arch_id.encode()).hexdigest()
-        store.add_device(config.name, "cpu", {})
-        store.add_models([ModelRecord(sha, space.name, space.config, arch_id)])
-        value = 1.1 * float(_truth([arch])[0][0])
-        store.add_results([{"schema": RESULT_SCHEMA, "job_id": f"{arch_id}-{len(calls)}-{i}", "task_id": "t",
-                            "device": config.name, "model_sha256": sha, "status": "ok", "batch": 1,
-                            **config.setting(), "latency_ms": {"median": value}} for i in range(rounds)])
-        return [value] * rounds
-
+    board = fake_measure_rounds(calls, lambda arch: 1.1 * float(_truth([arch])[0][0]))
     monkeypatch.setattr(pipeline, "measure_rounds", board)
     out, db = tmp_path / "p.json", tmp_path / "d.db"
     code, _, err = cli(capsys, *_args(folders, out, "--verify", "--rounds", "2", "--db", str(db)))

@@ -5,7 +5,6 @@ and storing every member once (a fake board)."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from argparse import Namespace
 from pathlib import Path
@@ -224,21 +223,9 @@ def test_a_space_of_more_than_two_ops(preds) -> None:
 
 def _fake_board(calls: list):
     """measure_rounds on a board 20% slower than predicted; each round stored as a row of the dataset."""
-    from profiler.store import RESULT_SCHEMA, ModelRecord
+    from profiler.testing.fake_board import fake_measure_rounds
 
-    def measure(config, space, arch, metric, rounds, store, log, progress, protocol):
-        arch_id = space.arch_id(arch)
-        calls.append(arch_id)
-        sha = hashlib.sha256(arch_id.encode()).hexdigest()
-        store.add_device(config.name, "cpu", {})
-        store.add_models([ModelRecord(sha, space.name, space.config, arch_id)])
-        value = 1.2 * float(latency([arch])[0])
-        store.add_results([{"schema": RESULT_SCHEMA, "job_id": f"{arch_id}-{len(calls)}-{i}", "task_id": "t",
-                            "device": config.name, "model_sha256": sha, "status": "ok", "batch": 1,
-                            **config.setting(), "latency_ms": {"median": value}} for i in range(rounds)])
-        return [value] * rounds
-
-    return measure
+    return fake_measure_rounds(calls, lambda arch: 1.2 * float(latency([arch])[0]))
 
 
 def test_verify_measures_and_stores_every_member_once(found, monkeypatch, tmp_path: Path) -> None:

@@ -41,11 +41,6 @@ QUICK = {"n_a": 12, "n_b": 10, "draws": 2, "samples": 5, "b_epochs": 1, "digits_
          "mlp_epochs": 20}
 
 
-def task_name(recipe: Recipe) -> str:
-    return (f"digits-r{recipe.resolution}-e{recipe.epochs}-b{recipe.batch_size}"
-            + (f"-n{recipe.digits_n}" if recipe.digits_n else ""))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--space", default="mobilenetv2-small")
@@ -81,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                    digits_n=args.digits_n)
     rec_b = Recipe(resolution=args.b_resolution, epochs=args.b_epochs, batch_size=args.b_batch_size,
                    digits_n=args.digits_n)
-    task_a, task_b = task_name(rec_a), task_name(rec_b)
+    task_a, task_b = rec_a.task_name(), rec_b.task_name()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "lab.db"
         with Store(db) as store:

@@ -60,12 +60,6 @@ QUICK = {"lat_n": 6, "acc_n": 8, "digits_n": 100, "population": 10, "generations
          "rounds": 1, "epochs": 30}
 
 
-def task_name(recipe: Recipe) -> str:
-    """benchmarks/domino_accuracy.py's name for a digits task, so the two benchmarks share their pairs."""
-    return (f"digits-r{recipe.resolution}-e{recipe.epochs}-b{recipe.batch_size}"
-            + (f"-n{recipe.digits_n}" if recipe.digits_n else ""))
-
-
 def _finite(x: float) -> float | None:
     """NaN (a rank correlation of ties, at a smoke size) as None, so the JSON stays valid."""
     return None if np.isnan(x) else float(x)
@@ -135,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     space = create_space(args.space)
     config = resolve_device(args.device)
     recipe = Recipe(digits_n=args.digits_n)
-    task = task_name(recipe)
+    task = recipe.task_name()
     setting = {"backend": config.runtime.backend, "precision": config.runtime.precision, "batch": 1}
 
     with Store(db) as store:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.config import load_config, resolve_device
+from profiler.proxy_accuracy import count_convs
 from profiler.session import profile
 from profiler.store import Store
 from spaces import create_space
@@ -60,12 +61,8 @@ def masks(n_blocks: int) -> dict[str, str]:
 
 def structure(space: Any, arch: tuple[int, ...]) -> dict[str, Any]:
     """Convs and FLOPs of the deployed (merged) network."""
-    import torch
-
-    net = space.build(arch)
     costs = space.costs(arch)
-    return {"convs": sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()),
-            "mflops": costs["flops"] / 1e6, "mparams": costs["params"] / 1e6}
+    return {"convs": count_convs(space.build(arch)), "mflops": costs["flops"] / 1e6, "mparams": costs["params"] / 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:

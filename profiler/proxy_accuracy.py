@@ -75,6 +75,13 @@ class Recipe:
             raise UserInputError("--digits-n keeps the first N digits (N >= 20) of --data digits only")
         return self
 
+    def task_name(self) -> str:
+        """A task name that says the recipe (digits-r32-e1-b32[-n120]): what the benchmarks store their pairs
+        under, so two of them share the pairs of one recipe."""
+        data = "digits" if self.data == "digits" else Path(self.data).name
+        return f"{data}-r{self.resolution}-e{self.epochs}-b{self.batch_size}" + (
+            f"-n{self.digits_n}" if self.digits_n else "")
+
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "split": f"{TRAIN_FRACTION:.0%} train / {1 - TRAIN_FRACTION:.0%} score, "
                                           f"seed {DATA_SPLIT_SEED}"}
@@ -317,6 +324,7 @@ def load_weights(module: torch.nn.Module, path: str | Path, space: SearchSpace, 
 
 
 def count_convs(module: torch.nn.Module) -> int:
+    """Conv layers a network runs (the depth a merge removes)."""
     return sum(isinstance(m, torch.nn.Conv2d) for m in module.modules())
 
 

@@ -76,9 +76,19 @@ def _export_bytes(module: torch.nn.Module, example: torch.Tensor, out_dir: Path)
         Path(tmp).unlink(missing_ok=True)
 
 
-def write_atomic(data: bytes, path: Path) -> None:
-    """Write via a temp file and rename, so a reader never sees a partial model; keep an existing file."""
-    if path.exists():
+def _onnx_with_metadata(module: torch.nn.Module, example: torch.Tensor, out_dir: Path,
+                        metadata: dict[str, str]) -> bytes:
+    """The module's ONNX bytes with `metadata` as its metadata props."""
+    model = onnx.load_from_string(_export_bytes(module, example, out_dir))
+    for key, value in metadata.items():
+        model.metadata_props.add(key=str(key), value=str(value))
+    return model.SerializeToString()
+
+
+def write_atomic(data: bytes, path: Path, replace: bool = False) -> None:
+    """Write via a temp file and rename, so a reader never sees a partial model; an existing file is kept
+    (content-addressed: it holds these bytes already) unless `replace`."""
+    if path.exists() and not replace:
         return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".write-", suffix=path.suffix)
     try:
@@ -99,12 +109,8 @@ def export_onnx(
     arch = space.validate(arch)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    module = space.build(arch)
-    raw = _export_bytes(module, torch.zeros(space.input_shape_of(arch, batch)), out)
-    model = onnx.load_from_string(raw)
-    for key, value in onnx_metadata(space, arch).items():
-        model.metadata_props.add(key=key, value=value)
-    data = model.SerializeToString()
+    data = _onnx_with_metadata(space.build(arch), torch.zeros(space.input_shape_of(arch, batch)), out,
+                               onnx_metadata(space, arch))
     digest = hashlib.sha256(data).hexdigest()
     path = out / f"{digest}.onnx"
     write_atomic(data, path)
@@ -146,15 +152,6 @@ def export_module(module: torch.nn.Module, example: torch.Tensor, path: str | os
     model or the new one, never a part), and its sha256 is returned as for a content-addressed export."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = onnx.load_from_string(_export_bytes(module, example, out.parent))
-    for key, value in (metadata or {}).items():
-        model.metadata_props.add(key=str(key), value=str(value))
-    data = model.SerializeToString()
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        write_atomic(data, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = _onnx_with_metadata(module, example, out.parent, metadata or {})
+    write_atomic(data, out, replace=True)
     return ExportedModel(sha256=hashlib.sha256(data).hexdigest(), path=out, nbytes=len(data))

@@ -39,10 +39,11 @@ def add_common_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", help="the device the predictor is for (and --verify measures on)")
     s.add_argument("--predictor", help="a saved predictor folder of DEV")
     target = s.add_mutually_exclusive_group()
-    target.add_argument("--target-ms", type=target_spec, metavar="MS|pNN",
-                        help="latency target in ms, or pNN: the NN-th percentile of DEV's measured latencies of "
+    target.add_argument("--target-ms", "--max-latency-ms", dest="target_ms", type=target_spec, metavar="MS|pNN",
+                        help="latency target (a search's latency budget) in ms, or pNN: the NN-th percentile "
+                             "of DEV's measured latencies of "
                              "the predictor's space in --db (p50: its median)")
-    target.add_argument("--target-mj", type=target_spec, metavar="MJ|pNN",
+    target.add_argument("--target-mj", "--max-energy-mj", dest="target_mj", type=target_spec, metavar="MJ|pNN",
                         help="energy target in mJ (the predictor must predict energy), or pNN as for --target-ms")
     s.add_argument("--verify", action="store_true", help="measure the found network on DEV through the agent")
     s.add_argument("--rounds", type=int, default=5, help="verification rounds, each a separate job (default 5)")

@@ -1,0 +1,524 @@
+"""TPC-NAS (zero-shot, mutation-only evolution, spec §1.6) under a board's predicted latency or energy.
+
+The paper's Algorithm 2: P = {F0}, a small initial network; each iteration mutates a random member (one layer
+while |P| <= 10, then two), rejects the child if it breaks a constraint or the depth cap, else scores it with
+the proxy and inserts it; when |P| > N the lowest-scoring member goes (aging by lowest score, not by age); the
+highest score wins. Here a layer-wise space's "block" is a layer and a mutation gives it another op (MBConv: the
+kernel, the expansion, or `skip`, which changes the depth; NB201: an edge's op). The constraints are the
+paper's (FLOPs, #params, the depth cap in main-path conv layers: `hwsearch.proxies.tpc.conv_depth`) plus what
+the paper left to future work (its §5.3): a board's latency or energy from a saved predictor, the spec's §4.3
+"constraint filter" where TPC-NAS measured GPU latency in the loop.
+
+Batched, unlike the paper's one-child loop: each generation draws `batch` children from the population as it
+stood at the generation's start, checks them against the cheap constraints, asks the predictor about the rest
+in ONE call, scores the survivors in one `fast_scores` call, inserts them and trims P back to N. Keeping the N
+best of what was inserted is the same set the paper's insert-then-drop-one reaches; what differs is that the
+children of one generation cannot descend from each other (with `batch=1` it is the paper's loop). A child
+already in P is not inserted again (the paper's code lets copies crowd the population). Rejected and
+duplicate children count as iterations, as the paper's `continue` does, so the loop always ends.
+
+F0 is `init` or the predicted-cheapest network (exact on NB201; sampled plus per-layer descent on MBConv):
+the smallest a board can run. If F0 breaks a constraint, nothing smaller is known: the search warns
+(InfeasibleTargetWarning) and returns F0 with `feasible: false`, as random search returns its cheapest.
+A proxy without a fast path (the gradient ones: one network built per child) is cached per arch and run with
+few iterations (default SLOW_ITERATIONS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from hwsearch.random_search import InfeasibleTargetWarning
+from hwsearch.registry import register_search
+from hwsearch.result import UNITS
+from hwsearch.search_params import SEARCH_CONSTRAINTS, optional, positive_number, search_space
+from hwsearch.zeroshot_result import ZeroShotResult, measure_final, summary_lines
+from predictors.base import Constraint, InvalidParameterError, Params
+from predictors.common import int_at_least
+from spaces import SearchSpace, create_space
+from spaces.errors import UserInputError
+
+if TYPE_CHECKING:
+    from hwsearch.pipeline import SearchSetup
+
+FAST_ITERATIONS = 100_000  # default with a fast-path proxy (TPC, #params, #FLOPs): mbconv in seconds
+SLOW_ITERATIONS = 300  # default with a proxy that builds each network (grad_norm, synflow, ...)
+TOP_K = 10  # final candidates recorded
+_SMALL_SPACE = 1 << 16  # spaces enumerated for the predicted-cheapest F0
+_POSITIVE = (positive_number, "a positive number")
+
+
+class _Checks:
+    """The constraints of one search, vectorised over a batch of children: depth, params, FLOPs, then the
+    predictor on what is left (so its queries are the children that passed the free checks)."""
+
+    def __init__(self, space: SearchSpace, cost: Any, target: float | None, max_flops: float | None,
+                 max_params: float | None, max_depth: int | None) -> None:
+        self.space, self.cost, self.target = space, cost, target
+        self.limits = {"depth": max_depth, "params_m": max_params, "flops_m": max_flops}
+        self.queries, self.predict_s = 0, 0.0
+        self.rejected = {"depth": 0, "params_m": 0, "flops_m": 0, "predicted": 0}
+        self._flops = self._params = None
+        if max_flops is not None:
+            self._flops = _fast_counter("flops", space)
+        if max_params is not None:
+            self._params = _fast_counter("params", space)
+
+    def measures(self, archs: np.ndarray) -> dict[str, np.ndarray]:
+        """Depth, params (M) and FLOPs (M) of `archs` (NaN where not asked or not countable fast)."""
+        out = {k: np.full(len(archs), np.nan) for k in self.limits}
+        if self.limits["depth"] is not None:
+            out["depth"] = conv_depths(self.space, archs)
+        if self._params is not None:
+            out["params_m"] = np.asarray(self._params.fast_scores(self.space, archs), dtype=float) / 1e6
+        if self._flops is not None:
+            out["flops_m"] = np.asarray(self._flops.fast_scores(self.space, archs), dtype=float) / 1e6
+        return out
+
+    def predict(self, archs: np.ndarray) -> np.ndarray:
+        from hwsearch.cost import predict_archs
+
+        if self.cost is None or len(archs) == 0:
+            return np.full(len(archs), np.nan)
+        t0 = time.perf_counter()
+        values = predict_archs(self.cost, self.space, archs)
+        self.predict_s += time.perf_counter() - t0
+        self.queries += len(archs)
+        return values
+
+    def __call__(self, archs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(which children meet every constraint, their measures incl. "predicted"), counting rejections."""
+        m = self.measures(archs)
+        ok = np.ones(len(archs), dtype=bool)
+        for key, limit in self.limits.items():
+            if limit is not None:
+                bad = ok & ~(m[key] <= limit)
+                self.rejected[key] += int(bad.sum())
+                ok &= ~bad
+        m["predicted"] = np.full(len(archs), np.nan)
+        if self.cost is not None and ok.any():
+            m["predicted"][ok] = self.predict(archs[ok])
+            bad = ok & ~((m["predicted"] > 0) & (m["predicted"] <= self.target))
+            self.rejected["predicted"] += int(bad.sum())
+            ok &= ~bad
+        return ok, m
+
+    def reasons(self, m: dict[str, np.ndarray], i: int, unit: str) -> list[str]:
+        """Why child `i` broke its constraints (for the infeasible warning)."""
+        out = [f"{key} {m[key][i]:.4g} > {limit:g}" for key, limit in self.limits.items()
+               if limit is not None and not m[key][i] <= limit]
+        if self.cost is not None and not m["predicted"][i] <= self.target:
+            out.append(f"predicted {m['predicted'][i]:.4g} {unit} > target {self.target:g} {unit}")
+        return out
+
+
+def _fast_counter(name: str, space: SearchSpace) -> Any:
+    """The #params or #FLOPs proxy, refused when it cannot count this space without building every network."""
+    from hwsearch.proxies import create_proxy
+
+    proxy = create_proxy(name)
+    if proxy.fast_scores(space, [space.sample(np.random.default_rng(0))]) is None:
+        raise UserInputError(f"--max-{name} needs a per-layer {name} table of space {space.name!r}, which the "
+                             f"{name!r} proxy does not have")
+    return proxy
+
+
+def conv_depths(space: SearchSpace, archs: np.ndarray) -> np.ndarray:
+    """Main-path conv layers of each arch (the depth cap's count: hwsearch.proxies.tpc.conv_depth)."""
+    from hwsearch.proxies.tpc import conv_depth
+
+    return np.asarray(conv_depth(space, archs), dtype=float).reshape(-1)
+
+
+class _Scorer:
+    """The proxy's oriented score of archs: one `fast_scores` call per batch when the proxy has one for the
+    space, else each network built and scored once (cached by arch). A failure scores -inf (never inserted)."""
+
+    def __init__(self, proxy: Any, space: SearchSpace, batch_kind: str, batch_size: int, seed: int) -> None:
+        self.proxy, self.space, self.seed = proxy, space, seed
+        self.fast = proxy.fast_scores(space, [space.sample(np.random.default_rng(0))]) is not None
+        self.batch = None
+        if not self.fast and not proxy.data_free:
+            from hwsearch.proxies import make_batch
+
+            self.batch = make_batch(batch_kind, space.input_shape(), batch_size, seed,
+                                    num_classes=int(space.config.get("num_classes", 10)))
+        self.cache: dict[str, float] = {}
+        self.evaluations, self.failures, self.seconds = 0, 0, 0.0
+        self.last_failure: str | None = None
+
+    def __call__(self, archs: np.ndarray) -> np.ndarray:
+        from hwsearch.proxies import score_archs
+
+        t0 = time.perf_counter()
+        if self.fast:
+            raw = np.asarray(self.proxy.fast_scores(self.space, archs), dtype=float).reshape(-1)
+            self.evaluations += len(archs)
+        else:
+            ids = [self.space.arch_id(tuple(int(a) for a in row)) for row in archs]
+            new = [i for i, k in enumerate(ids) if k not in self.cache]
+            values = score_archs(self.proxy, self.space, [tuple(map(int, archs[i])) for i in new], self.batch,
+                                 self.seed, on_failure=self._failed)
+            self.evaluations += len(new)
+            self.cache.update({ids[i]: float(v) for i, v in zip(new, values, strict=True)})
+            raw = np.array([self.cache[k] for k in ids])
+        self.seconds += time.perf_counter() - t0
+        scores = np.asarray(self.proxy.oriented(raw), dtype=float)
+        bad = ~np.isfinite(scores)
+        self.failures += int(bad.sum()) if self.fast else 0
+        return np.where(bad, -np.inf, scores)
+
+    def _failed(self, e: Exception) -> None:
+        self.failures += 1
+        self.last_failure = str(e)
+
+
+def predicted_cheapest(space: SearchSpace, size: Callable[[np.ndarray], np.ndarray], seed: int) -> tuple[int, ...]:
+    """The arch of least `size` (predicted cost, or FLOPs without a predictor): every arch of a small space,
+    else the least of 2,000 random ones refined by greedy per-layer descent (as hwsearch.cost.reachable_range)."""
+    import itertools
+
+    if space.size <= _SMALL_SPACE:
+        archs = np.array(list(itertools.product(range(space.n_ops), repeat=space.n_layers)), dtype=np.int64)
+        return tuple(int(a) for a in archs[int(np.argmin(size(archs)))])
+    archs = np.random.default_rng(seed).integers(0, space.n_ops, size=(2000, space.n_layers))
+    values = size(archs)
+    arch, best = archs[int(np.argmin(values))].copy(), float(values.min())
+    for _ in range(4):
+        changed = False
+        for layer in range(space.n_layers):
+            cands = np.repeat(arch[None], space.n_ops, axis=0)
+            cands[:, layer] = np.arange(space.n_ops)
+            v = size(cands)
+            k = int(np.argmin(v))
+            if v[k] < best - 1e-12:
+                arch, best, changed = cands[k], float(v[k]), True
+        if not changed:
+            break
+    return tuple(int(a) for a in arch)
+
+
+def mutate(parents: np.ndarray, n_layers_changed: int, n_ops: int, rng: np.random.Generator) -> np.ndarray:
+    """Children of `parents` [B, L]: `n_layers_changed` distinct random layers of each take another op."""
+    children = parents.copy()
+    b, n_layers = parents.shape
+    layers = np.argsort(rng.random((b, n_layers)), axis=1)[:, :n_layers_changed]
+    rows = np.arange(b)[:, None]
+    shift = rng.integers(1, n_ops, size=(b, n_layers_changed))  # never the parent's op
+    children[rows, layers] = (parents[rows, layers] + shift) % n_ops
+    return children
+
+
+@register_search("zeroshot")
+class ZeroShotSearch(Params):
+    """TPC-NAS: maximise a zero-shot proxy (default TPC) under predicted latency/energy, FLOPs, #params and
+    depth constraints by mutation-only evolution (scikit-learn style: parameters in __init__, `fit` runs, the
+    result in `result_`; `scores_` maps every scored arch id to its oriented score).
+
+    `predictor` (a fitted cost predictor, a saved folder or a CostModel) with `target` (ms or mJ), or None to
+    search under FLOPs/params/depth only (then `space` is needed); `max_flops`/`max_params` in millions,
+    `max_depth` main-path conv layers; `population` N (paper 512), `iterations` (children proposed; None:
+    FAST_ITERATIONS or SLOW_ITERATIONS by proxy), `batch` children per generation (1: the paper's loop)."""
+
+    name: ClassVar[str] = "zeroshot"
+    summary: ClassVar[str] = "TPC-NAS: mutation-only evolution maximising a zero-shot proxy under the constraints"
+    needs_predictor: ClassVar[bool] = False
+    needs_target: ClassVar[bool] = False
+    _parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        **SEARCH_CONSTRAINTS,
+        "target": optional(_POSITIVE), "max_flops": optional(_POSITIVE), "max_params": optional(_POSITIVE),
+        "max_depth": optional(int_at_least(1)), "population": int_at_least(1),
+        "iterations": optional(int_at_least(0)), "batch": int_at_least(1), "seed": int_at_least(0),
+        "proxy_batch_size": int_at_least(2), "init": optional((lambda v: isinstance(v, str | list | tuple),
+                                                               "an arch id or a list of op indices")),
+    }
+
+    def __init__(self, predictor: Any = None, target: float | None = None, metric: str = "latency",
+                 proxy: str = "tpc", max_flops: float | None = None, max_params: float | None = None,
+                 max_depth: int | None = None, population: int = 512, iterations: int | None = None,
+                 batch: int = 64, seed: int = 0, init: str | list[int] | None = None, proxy_data: str = "gaussian",
+                 proxy_batch_size: int = 64, space: str | None = None,
+                 space_config: dict[str, Any] | None = None) -> None:
+        self.predictor = predictor
+        self.target = target
+        self.metric = metric
+        self.proxy = proxy
+        self.max_flops = max_flops
+        self.max_params = max_params
+        self.max_depth = max_depth
+        self.population = population
+        self.iterations = iterations
+        self.batch = batch
+        self.seed = seed
+        self.init = init
+        self.proxy_data = proxy_data
+        self.proxy_batch_size = proxy_batch_size
+        self.space = space
+        self.space_config = space_config
+
+    def __repr__(self) -> str:
+        return f"ZeroShotSearch({', '.join(f'{k}={v!r}' for k, v in self._json_params().items())})"
+
+    def _json_params(self) -> dict[str, Any]:
+        params = {k: v for k, v in self.get_params().items() if k != "predictor"}
+        params["init"] = None if self.init is None else (self.init if isinstance(self.init, str)
+                                                         else [int(a) for a in self.init])
+        return params
+
+    def _validate(self) -> None:
+        self._validate_params()
+        if self.predictor is not None and self.target is None:
+            raise InvalidParameterError("ZeroShotSearch: a predictor needs a target (ms or mJ) to constrain")
+        if self.predictor is None and self.target is not None:
+            raise InvalidParameterError("ZeroShotSearch: a target needs a predictor of the board")
+        if self.predictor is None and self.space is None:
+            raise InvalidParameterError("ZeroShotSearch without a predictor needs its space (space=...)")
+        if self.predictor is None and self.max_flops is None and self.max_params is None:
+            raise InvalidParameterError("ZeroShotSearch needs a constraint: a predictor and target, max_flops or "
+                                        "max_params (the proxies grow with size: unconstrained, the largest wins)")
+
+    def search(self) -> ZeroShotResult:
+        """`fit` and return its result."""
+        return self.fit().result_
+
+    def _setup(self) -> tuple[SearchSpace, Any, Any]:
+        from hwsearch.cost import as_predict_model
+        from hwsearch.proxies import create_proxy
+
+        cost = None
+        if self.predictor is not None:
+            cost = as_predict_model(self.predictor, self.metric)
+            space = search_space("ZeroShotSearch", cost, self.space, self.space_config)
+        else:
+            try:
+                space = create_space(self.space, **(self.space_config or {}))
+            except (KeyError, ValueError, TypeError) as e:
+                raise InvalidParameterError(f"ZeroShotSearch: space {self.space!r} does not build: {e}") from None
+        return space, cost, create_proxy(self.proxy)
+
+    def _initial(self, space: SearchSpace, checks: _Checks) -> tuple[int, ...]:
+        if self.init is not None:
+            arch = space.parse(self.init) if isinstance(self.init, str) else space.validate(self.init)
+            return tuple(int(a) for a in arch)
+        if checks.cost is not None:
+            return predicted_cheapest(space, checks.predict, self.seed)
+        return predicted_cheapest(space, lambda a: _fast_counter("flops", space).fast_scores(space, a), self.seed)
+
+    def fit(self) -> ZeroShotSearch:
+        """The evolution (see the module's docstring)."""
+        self._validate()
+        start = time.perf_counter()
+        space, cost, proxy = self._setup()
+        checks = _Checks(space, cost, self.target, self.max_flops, self.max_params, self.max_depth)
+        score = _Scorer(proxy, space, self.proxy_data, self.proxy_batch_size, self.seed)
+        iterations = self.iterations if self.iterations is not None else (
+            FAST_ITERATIONS if score.fast else SLOW_ITERATIONS)
+        rng = np.random.default_rng(self.seed)
+        init = np.array([self._initial(space, checks)], dtype=np.int64)
+        init_queries, checks.queries, checks.predict_s = checks.queries, 0, 0.0  # the loop's queries are timed
+        ok0, m0 = checks(init)
+        s0 = score(init)
+        # the population: archs [n, L], oriented scores, measures, insertion order (older wins ties)
+        pop = {"arch": init, "score": s0, "order": np.zeros(1, dtype=np.int64),
+               **m0}
+        self.scores_: dict[str, float] = {space.arch_id(tuple(init[0])): float(s0[0])}
+        history = [[0, _finite(s0[0])]]
+        duplicates, done, order = 0, 0, 1
+        radix = space.n_ops ** np.arange(space.n_layers, dtype=np.int64)
+        members = {int(init[0] @ radix)}
+        if not ok0[0]:
+            iterations = 0
+            warnings.warn(f"zeroshot search: the initial network {space.arch_id(tuple(init[0]))} (the smallest "
+                          f"known) breaks the constraints ({'; '.join(checks.reasons(m0, 0, UNITS[self.metric]))})"
+                          "; returning it (feasible: false)", InfeasibleTargetWarning, stacklevel=2)
+        while done < iterations:
+            b = min(self.batch, iterations - done)
+            n = len(pop["score"])
+            parents = pop["arch"][rng.integers(0, n, size=b)]
+            children = mutate(parents, 1 if n <= 10 else 2, space.n_ops, rng)
+            done += b
+            codes = children @ radix
+            _, first = np.unique(codes, return_index=True)
+            fresh = np.zeros(b, dtype=bool)
+            fresh[first] = True
+            fresh &= np.array([int(c) not in members for c in codes])
+            duplicates += int(b - fresh.sum())
+            children, codes = children[fresh], codes[fresh]
+            ok, m = checks(children)
+            if not ok.any():
+                continue
+            children, codes, m = children[ok], codes[ok], {k: v[ok] for k, v in m.items()}
+            s = score(children)
+            self.scores_.update({space.arch_id(tuple(a)): float(v) for a, v in zip(children, s, strict=True)})
+            keep = np.isfinite(s)
+            if not keep.any():
+                continue
+            new = {"arch": children[keep], "score": s[keep],
+                   "order": np.arange(order, order + int(keep.sum())), **{k: v[keep] for k, v in m.items()}}
+            order += int(keep.sum())
+            pop = {k: np.concatenate([pop[k], new[k]]) for k in pop}
+            members.update(int(c) for c in codes[keep])
+            if len(pop["score"]) > self.population:
+                survivors = np.lexsort((pop["order"], -pop["score"]))[:self.population]
+                gone = np.setdiff1d(np.arange(len(pop["score"])), survivors)
+                members.difference_update(int(c) for c in pop["arch"][gone] @ radix)
+                pop = {k: v[np.sort(survivors)] for k, v in pop.items()}
+            best = float(pop["score"].max())
+            if best > (history[-1][1] if history[-1][1] is not None else -np.inf):
+                history.append([done, best])
+        history.append([done, _finite(float(pop["score"].max()))])
+        self.population_ = pop
+        self.result_ = self._result(space, cost, proxy, pop, ok0[0], init[0], checks, score, iterations,
+                                    duplicates, history, time.perf_counter() - start)
+        self.result_.init_queries = init_queries
+        return self
+
+    def _result(self, space: SearchSpace, cost: Any, proxy: Any, pop: dict[str, np.ndarray], feasible: bool,
+                init: np.ndarray, checks: _Checks, score: _Scorer, iterations: int, duplicates: int,
+                history: list[list[Any]], wall_s: float) -> ZeroShotResult:
+        predicted = np.where(np.isnan(pop["predicted"]), np.inf, pop["predicted"])
+        ranked = np.lexsort((pop["order"], predicted, -pop["score"]))  # best score, then cheapest, then oldest
+        if not feasible:
+            ranked = np.array([0])
+        ranked = ranked[:TOP_K]
+        full = all_measures(space, pop["arch"][ranked])
+        top = [_candidate(space, pop, int(i), proxy, {k: v[j] for k, v in full.items()})
+               for j, i in enumerate(ranked)]
+        w = top[0]
+        unit = UNITS[self.metric]
+        return ZeroShotResult(
+            search=self.name, space=space.name, space_config=space.config, arch=w["arch"], arch_id=w["arch_id"],
+            target=None if self.target is None else float(self.target), metric=self.metric, unit=unit,
+            predicted=w["predicted"], wall_s=wall_s, params=self._json_params(),
+            predictor={} if cost is None else {"space": cost.space, "space_config": cost.space_config,
+                                               "source": cost.source, "device": cost.device_name},
+            proxy=proxy.name, proxy_info=proxy.describe(), proxy_value=w["proxy_value"], fast_proxy=score.fast,
+            feasible=bool(feasible),
+            constraints={"target": self.target, "unit": unit, "max_flops_m": self.max_flops,
+                         "max_params_m": self.max_params, "max_depth": self.max_depth},
+            flops_m=w["flops_m"], params_m=w["params_m"], depth=w["depth"],
+            init_arch_id=space.arch_id(tuple(int(a) for a in init)), iterations=iterations,
+            generations=-(-iterations // self.batch), batch=self.batch, population=self.population,
+            population_final=len(pop["score"]), evaluations=score.evaluations, proxy_failures=score.failures,
+            proxy_ms_per_arch=1e3 * score.seconds / score.evaluations if score.evaluations else None,
+            rejected={**checks.rejected, "duplicate": duplicates}, predictor_queries=checks.queries,
+            predictor_ms_per_arch=1e3 * checks.predict_s / checks.queries if checks.queries else None,
+            history=history, top=top, seed=self.seed)
+
+    # --- `edgeprof search zeroshot` ----------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """TPC-NAS's own options: the proxy, the other constraints, the evolution's size, the final measuring."""
+        parser.add_argument("--proxy", default="tpc", help="the zero-shot proxy to maximise (default tpc; "
+                                                           "any of `edgeprof proxies list`)")
+        parser.add_argument("--max-flops", type=float, metavar="M", help="FLOPs budget in millions")
+        parser.add_argument("--max-params", type=float, metavar="M", help="parameter budget in millions")
+        parser.add_argument("--max-depth", type=int, metavar="D",
+                            help="depth cap: main-path conv layers (TPC grows with depth; the paper caps it)")
+        parser.add_argument("--space", help="the space to search without --predictor (FLOPs/params constraints "
+                                            "only, as the paper); with one, the predictor's space is searched")
+        parser.add_argument("--population", type=int, default=512, help="population N (default 512, the paper's)")
+        parser.add_argument("--iterations", type=int, default=None,
+                            help=f"children proposed (paper 480,000; default {FAST_ITERATIONS:,} with a fast-path "
+                                 f"proxy, {SLOW_ITERATIONS} with one that builds every network)")
+        parser.add_argument("--batch", type=int, default=64,
+                            help="children per generation, predicted in one call (default 64; 1: the paper's loop)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--init", metavar="ARCH_ID", help="the initial network (default: the predicted-cheapest)")
+        parser.add_argument("--proxy-data", choices=["gaussian", "digits"], default="gaussian",
+                            help="stand-in batch of a data-dependent proxy (default gaussian)")
+        parser.add_argument("--proxy-batch-size", type=int, default=64)
+        parser.add_argument("--measure-final", type=int, default=None, metavar="K",
+                            help="with --verify: measure the K best candidates on DEV and keep the best by the "
+                                 "proxy whose measured value is within the target")
+
+    @classmethod
+    def run_from_args(cls, args: argparse.Namespace, setup: SearchSetup) -> ZeroShotResult:
+        """The search the options describe; refusals name the option, the infeasible warning is one line."""
+        k = args.measure_final
+        if k is not None and (k < 1 or not args.verify or setup.target is None):
+            raise UserInputError(f"--measure-final K measures the K best candidates against the target: K >= 1 "
+                                 f"with --verify and --target-ms/--target-mj (got {k}"
+                                 + ("" if args.verify else ", no --verify") + ")")
+        if k is not None and args.correct:
+            raise UserInputError("--measure-final and --correct both choose the network by measuring: give one")
+        if setup.predictor is None and args.space is None:
+            raise UserInputError("search zeroshot without --predictor searches --space under --max-flops/--max-params")
+        if setup.predictor is not None and args.space is not None and args.space != setup.space.name:
+            raise UserInputError(f"--space {args.space}: the predictor {setup.predictor_path} is for "
+                                 f"{setup.space.name!r}")
+        search = cls(predictor=setup.predictor, target=setup.target, metric=setup.metric, proxy=args.proxy,
+                     max_flops=args.max_flops, max_params=args.max_params, max_depth=args.max_depth,
+                     population=args.population, iterations=args.iterations, batch=args.batch, seed=args.seed,
+                     init=args.init, proxy_data=args.proxy_data, proxy_batch_size=args.proxy_batch_size,
+                     space=None if setup.predictor is not None else args.space)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InfeasibleTargetWarning)
+            result = search.search()
+        for w in caught:
+            if issubclass(w.category, InfeasibleTargetWarning):
+                print(f"warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return result
+
+    @classmethod
+    def after_search(cls, result: ZeroShotResult, args: argparse.Namespace, log: Any, progress: Any
+                     ) -> dict[str, Any]:
+        """With --verify --measure-final K: the K best candidates measured on DEV (hwsearch.zeroshot_result)."""
+        if not (args.verify and args.measure_final):
+            return {}
+        return measure_final(result, args.device, args.db, args.rounds, args.measure_final, log, progress)
+
+    @classmethod
+    def summary_lines(cls, res: dict[str, Any]) -> list[str]:
+        return summary_lines(res)
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def all_measures(space: SearchSpace, archs: np.ndarray) -> dict[str, np.ndarray]:
+    """Depth, params (M) and FLOPs (M) of `archs` whatever the constraints (NaN where a count is not known
+    fast for the space): what the result records of its candidates."""
+    from hwsearch.proxies import create_proxy
+
+    out = {k: np.full(len(archs), np.nan) for k in ("depth", "params_m", "flops_m")}
+    try:
+        out["depth"] = conv_depths(space, archs)
+    except (ImportError, ValueError, KeyError, NotImplementedError):
+        pass
+    for key, name in (("params_m", "params"), ("flops_m", "flops")):
+        try:
+            values = create_proxy(name).fast_scores(space, archs)
+        except (LookupError, ValueError, NotImplementedError):
+            values = None
+        if values is not None:
+            out[key] = np.asarray(values, dtype=float).reshape(-1) / 1e6
+    return out
+
+
+def _candidate(space: SearchSpace, pop: dict[str, np.ndarray], i: int, proxy: Any,
+               full: dict[str, float]) -> dict[str, Any]:
+    """One population member as JSON: the arch, the proxy's raw value and every measure."""
+    arch = [int(a) for a in pop["arch"][i]]
+    oriented = float(pop["score"][i])
+    raw = oriented if proxy.higher_is_better else -oriented
+
+    def num(key: str) -> float | None:
+        v = float(full[key]) if key in full and np.isfinite(full[key]) else float(pop[key][i])
+        return v if np.isfinite(v) else None
+
+    depth = num("depth")
+    return {"arch": arch, "arch_id": space.arch_id(arch), "proxy_value": _finite(raw), "score": _finite(oriented),
+            "predicted": num("predicted"), "flops_m": num("flops_m"), "params_m": num("params_m"),
+            "depth": None if depth is None else int(depth)}

@@ -15,7 +15,7 @@ import sys
 from edgeprof import __version__
 
 COMMANDS = ("devices", "trust", "deploy", "profile", "dataset", "train", "adapt", "evaluate", "predict", "costs",
-            "report", "search", "comfort-zone", "demo", "graft")
+            "report", "search", "comfort-zone", "demo", "graft", "proxies")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Set to re-raise every failure with its traceback (for a bug report).
 DEBUG_ENV = "EDGEPROF_DEBUG"

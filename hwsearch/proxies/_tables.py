@@ -28,6 +28,7 @@ import numpy as np
 from spaces import SearchSpace, create_space
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 SHORTCUT_NAMES: frozenset[str] = frozenset({"shortcut", "downsample"})
@@ -93,33 +94,94 @@ def param_count(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def macs(model: nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates of every Conv2d and Linear call when `model` runs once on an input of
-    `input_shape` (batch 1), by spaces.costs's formulas; the input is on the model's device (meta works)."""
+def _shape_keeping() -> tuple[type, ...]:
+    from torch import nn
+
+    return (nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU,
+            nn.GELU, nn.Sigmoid, nn.Dropout)
+
+
+COUNTINGS: tuple[str, ...] = ("macs", "tensorwatch")
+
+
+def _tensorwatch_term(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """tensorwatch's torchstat `compute_flops` of one leaf call (what NASLib's zero-cost `flops` sums): conv
+    MACs (+ a bias add per output), BatchNorm2d numel (x2 when affine), ReLU/ReLU6 numel, pooling kernel ops
+    per output element, adaptive pooling (h_span+1)(w_span+1) per output, Linear in x out; else 0."""
+    from torch import nn
+
+    if isinstance(m, nn.Conv2d):
+        kh, kw = m.kernel_size
+        out = int(y.shape[2] * y.shape[3])
+        return kh * kw * int(x.shape[1]) * (int(y.shape[1]) // m.groups) * out + (
+            int(y.shape[1]) * out if m.bias is not None else 0)
+    if isinstance(m, nn.BatchNorm2d):
+        return x.numel() * (2 if m.affine else 1)
+    if isinstance(m, nn.ReLU | nn.ReLU6):
+        return x.numel()
+    if isinstance(m, nn.AvgPool2d | nn.MaxPool2d):
+        k, s, p = (v if isinstance(v, tuple) else (v, v) for v in (m.kernel_size, m.stride, m.padding))
+        ow = math.floor((x.shape[3] + 2 * p[0] - k[0]) / s[0] + 1)
+        oh = math.floor((x.shape[2] + 2 * p[1] - k[1]) / s[0] + 1)  # sic: tensorwatch divides by stride[0]
+        return int(x.shape[1]) * ow * oh * k[0] * k[1]
+    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d):
+        h, w, oh, ow = int(x.shape[2]), int(x.shape[3]), int(y.shape[2]), int(y.shape[3])
+        rows = sum(math.ceil((a + 1) * h / oh) - math.floor(a * h / oh) + 1 for a in range(oh))
+        cols = sum(math.ceil((b + 1) * w / ow) - math.floor(b * w / ow) + 1 for b in range(ow))
+        return int(x.shape[1]) * rows * cols
+    if isinstance(m, nn.Linear):
+        return int(x.shape[1]) * int(y.shape[1])
+    return 0
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int], counting: str = "macs") -> int:
+    """The operation count of one run of `model` on an input of `input_shape` (batch 1; on the model's
+    device, so meta-device modules work).
+
+    "macs": multiply-accumulates of every Conv2d and Linear call, spaces.costs's formulas (the thesis' and
+    this project's FLOPs; ptflops' MACs). "tensorwatch": NASLib's zero-cost `flops` (tensorwatch ModelStats
+    `Flops`, see `_tensorwatch_term`), summed over every leaf-module call."""
     import torch
     from torch import nn
 
     from spaces.costs import conv_costs, linear_costs
 
+    if counting not in COUNTINGS:
+        raise ValueError(f"counting must be one of {COUNTINGS}, got {counting!r}")
     total = [0]
 
-    def on_conv(layer: nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        total[0] += conv_costs(inputs[0].shape[1:], output.shape[1:], layer.kernel_size, layer.groups)[0]
-
-    def on_linear(layer: nn.Linear, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        total[0] += linear_costs(layer.in_features, layer.out_features, inputs[0].numel() // layer.in_features)[0]
+    def on_call(layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        x = inputs[0]
+        if counting == "tensorwatch":
+            total[0] += _tensorwatch_term(layer, x, output)
+        elif isinstance(layer, nn.Conv2d):
+            total[0] += conv_costs(x.shape[1:], output.shape[1:], layer.kernel_size, layer.groups)[0]
+        elif isinstance(layer, nn.Linear):
+            total[0] += linear_costs(layer.in_features, layer.out_features, x.numel() // layer.in_features)[0]
 
     shape = (1, *tuple(int(s) for s in input_shape)[-3:])
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    handles = [m.register_forward_hook(on_conv if isinstance(m, nn.Conv2d) else on_linear)
-               for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    counted = (nn.Conv2d, nn.Linear) if counting == "macs" else (nn.Module,)
+    handles = [m.register_forward_hook(on_call) for m in model.modules()
+               if isinstance(m, counted) and not any(True for _ in m.children())]
+    # BN and activations keep the shape: their forward is skipped (hooks still see the call), a meta
+    # forward is then ~10x faster
+    skipped = [m for m in model.modules() if isinstance(m, _shape_keeping()) and "forward" not in vars(m)]
+    for m in skipped:
+        m.forward = _identity
     try:
         with torch.no_grad():
             model(torch.zeros(shape, device=device))
     finally:
         for h in handles:
             h.remove()
+        for m in skipped:
+            del m.forward
     return int(total[0])
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 # --- per-(layer, op) tables -----------------------------------------------------------------------------------
@@ -142,8 +204,8 @@ def _measure(kind: str) -> Callable[[SearchSpace, nn.Module, tuple[int, ...]], f
         return lambda space, m, arch: tpc_value(m, shortcuts=True, fc=True)
     if kind == "conv_depth":
         return lambda space, m, arch: float(conv_count(m))
-    if kind == "macs":
-        return lambda space, m, arch: float(macs(m, space.input_shape_of(arch, 1)))
+    if kind in COUNTINGS:
+        return lambda space, m, arch: float(count_flops(m, space.input_shape_of(arch, 1), kind))
     if kind == "params":
         return lambda space, m, arch: float(param_count(m))
     raise ValueError(f"unknown measure {kind!r}")
@@ -239,6 +301,7 @@ def table_values(space: SearchSpace, archs: Sequence[Sequence[int]] | np.ndarray
     return base + per_layer.sum(axis=1)
 
 
-def is_additive(space: SearchSpace, kind: str) -> bool:
-    """Whether `kind` has a per-(layer, op) table in `space` (else table_values builds each arch)."""
-    return _table(space.name, json.dumps(space.config, sort_keys=True), kind) is not None
+def layer_table(space: SearchSpace, kind: str) -> tuple[float, np.ndarray] | None:
+    """(the base arch's value, [L, K] increments per layer and op) of measure `kind` in `space`, or None where
+    it is not additive (then `table_values` builds each arch). NB201's base is the all-skip cell."""
+    return _table(space.name, json.dumps(space.config, sort_keys=True), kind)

@@ -17,7 +17,7 @@ T = TypeVar("T", bound=type)
 
 # Modules whose import registers the built-in searches.
 BUILTIN_MODULES: tuple[str, ...] = ("hwsearch.domino", "hwsearch.lightnas", "hwsearch.random_search",
-                                     "hwsearch.surgenas", "hwsearch.zeroshot")
+                                     "hwsearch.surgenas", "hwsearch.zeroshot", "hwsearch.ftso")
 
 
 class UnknownSearchError(UnknownNameError):

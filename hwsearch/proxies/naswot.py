@@ -34,8 +34,12 @@ def naswot_kernel(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     k = torch.zeros((b, b), dtype=torch.float64)
 
     def add(code: torch.Tensor) -> None:
-        c = code.to(torch.float64)
-        k.add_(c @ c.T).add_((1.0 - c) @ (1.0 - c).T)
+        # c cᵀ + (1 − c)(1 − c)ᵀ = 2 c cᵀ + units − s_i − s_j (s the row sums): one matmul, and in float32 while
+        # the counts stay below 2^24 (exact integers), accumulated in float64
+        units = code.shape[1]
+        c = code.to(torch.float32 if units < 2**24 else torch.float64)
+        s = c.sum(1, dtype=torch.float64)
+        k.add_(2.0 * (c @ c.T).to(torch.float64) + units - s[:, None] - s[None, :])
 
     with relu_codes(model, add) as count, torch.no_grad():
         if count == 0:

@@ -13,7 +13,8 @@ does not reset it, and over repeats it keeps moving. We do the same and do not r
 hands a fresh network). Zen reads no images: `data_free` is True, but the batch gives x's shape and size; the
 weights and x, x₂ come from `seed`, or from torch's global generator (seeded per network by `score_arch`) when
 `seed` is None. The network needs a global average pool module (pre-GAP features, found by a hook on the last
-one called) and should have BN layers (without, the BN term is 0, as in the reference).
+one called) and should have BN layers (without, the BN term is 0, as in the reference). Features that do not
+move at all (Δ = 0) score -inf, the reference's log 0.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def zen_once(model: nn.Module, shape: tuple[int, ...], gen: torch.Generator, mix
         delta = float(torch.sum(torch.abs(out - mixed), dim=tuple(range(1, out.dim()))).mean())
         bn_term = sum(float(torch.log(torch.sqrt(torch.mean(m.running_var))))
                       for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.running_var is not None)
-    if not delta > 0.0:
-        raise ValueError(f"the pre-GAP features do not move under the mixup perturbation (Δ = {delta}): log Δ "
-                         f"is undefined")
-    return math.log(delta) + bn_term
+    if math.isnan(delta):
+        raise ValueError("the pre-GAP features are NaN (N(0, 1) weights overflowed float32)")
+    # Δ = 0 (features that do not move: an NB201 cell cut off from its input outputs zeros) is log 0 = -inf,
+    # the reference's value: the lowest score, not a failure
+    return math.log(delta) + bn_term if delta > 0.0 else -math.inf
 
 
 @register_proxy("zen")

@@ -73,6 +73,18 @@ def test_deterministic_under_a_seed(name, nb_small):
     assert score_arch(proxy, nb_small, arch, batch, seed=6) != first
 
 
+def test_a_cell_cut_off_from_its_input_scores_the_references_worst():
+    """An NB201 cell whose output no path reaches outputs zeros: every ReLU code is the same for all samples
+    (NASWOT's K is singular: -inf, numpy's slogdet in the reference), Zen's features do not move (log 0 = -inf),
+    and the NTK is zero (0/0, NaN: the reference's 1e5)."""
+    space = create_space("nb201", C=8, N=1, num_classes=100)
+    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|none~1|none~2|")
+    batch = make_batch("gaussian", (3, 32, 32), 8, num_classes=100)
+    assert score_arch(create_proxy("naswot"), space, arch, batch) == -math.inf
+    assert score_arch(create_proxy("zen"), space, arch, batch) == -math.inf
+    assert score_arch(create_proxy("ntk_cond"), space, arch, batch) == 1e5
+
+
 # --- NASWOT -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("relu", [nn.ReLU(), nn.ReLU(inplace=True), nn.ReLU6(), nn.ReLU6(inplace=True)])

@@ -197,57 +197,75 @@ def _meta_build(space: SearchSpace, arch: tuple[int, ...]) -> nn.Module:
         return space._make_module(arch)
 
 
-def _measure(kind: str) -> Callable[[SearchSpace, nn.Module, tuple[int, ...]], float]:
-    if kind == "tpc":
-        return lambda space, m, arch: tpc_value(m, shortcuts=False, fc=False)
-    if kind == "tpc-table8":
-        return lambda space, m, arch: tpc_value(m, shortcuts=True, fc=True)
-    if kind == "conv_depth":
-        return lambda space, m, arch: float(conv_count(m))
-    if kind in COUNTINGS:
-        return lambda space, m, arch: float(count_flops(m, space.input_shape_of(arch, 1), kind))
-    if kind == "params":
-        return lambda space, m, arch: float(param_count(m))
-    raise ValueError(f"unknown measure {kind!r}")
+# measures read from one build: the shape ones need no forward, the counting ones one forward each
+SHAPE_KINDS: tuple[str, ...] = ("tpc", "tpc-table8", "conv_depth", "params")
+KINDS: tuple[str, ...] = SHAPE_KINDS + COUNTINGS
+
+
+def _measures(space: SearchSpace, module: nn.Module, arch: tuple[int, ...], kinds: Sequence[str]) -> np.ndarray:
+    values = []
+    for kind in kinds:
+        if kind == "tpc":
+            values.append(tpc_value(module, shortcuts=False, fc=False))
+        elif kind == "tpc-table8":
+            values.append(tpc_value(module, shortcuts=True, fc=True))
+        elif kind == "conv_depth":
+            values.append(float(conv_count(module)))
+        elif kind == "params":
+            values.append(float(param_count(module)))
+        elif kind in COUNTINGS:
+            values.append(float(count_flops(module, space.input_shape_of(arch, 1), kind)))
+        else:
+            raise ValueError(f"unknown measure {kind!r} (known: {', '.join(KINDS)})")
+    return np.array(values)
 
 
 def measure_arch(space: SearchSpace, arch: Sequence[int], kind: str) -> float:
     """One arch's measure `kind` from its (meta) build: what the table must reproduce."""
     arch = tuple(int(a) for a in arch)
-    return _measure(kind)(space, _meta_build(space, arch), arch)
+    return float(_measures(space, _meta_build(space, arch), arch, (kind,))[0])
 
 
-def _base_arch(space: SearchSpace) -> tuple[int, ...]:
-    from hwsearch.random_search import _layout
+def _layout(space: SearchSpace) -> tuple[tuple[int, ...], Callable[[tuple[int, ...]], Sequence[int]]]:
+    """(the table's base arch, the layers of an arch that are built): random_search's layout."""
+    from hwsearch.random_search import _layout as layout
 
-    return _layout(space)[0]
-
-
-def _built_layers(space: SearchSpace) -> Callable[[tuple[int, ...]], Sequence[int]]:
-    from hwsearch.random_search import _layout
-
-    return _layout(space)[1]
+    base, built, _ = layout(space)
+    return base, built
 
 
-@lru_cache(maxsize=64)
-def _table(space_name: str, config_json: str, kind: str) -> tuple[float, np.ndarray] | None:
-    """(the base arch's value, [L, K] increments of each layer's op over the base's), or None when a check
-    arch's direct value differs from the table's (the measure does not add up per layer in this space)."""
+@lru_cache(maxsize=32)
+def _group_tables(space_name: str, config_json: str, kinds: tuple[str, ...]
+                  ) -> dict[str, tuple[float, np.ndarray] | None]:
+    """For each measure of `kinds` (read from the same builds): (the base arch's value, [L, K] increments of
+    each layer's op over the base's), or None when a check arch's direct value differs from the table's (the
+    measure does not add up per layer in this space)."""
     space = create_space(space_name, **json.loads(config_json))
-    base_arch, built = _base_arch(space), _built_layers(space)
-    base = measure_arch(space, base_arch, kind)
-    table = np.zeros((space.n_layers, space.n_ops))
+    base_arch, built = _layout(space)
+
+    def measure(arch: tuple[int, ...]) -> np.ndarray:
+        return _measures(space, _meta_build(space, arch), arch, kinds)
+
+    base = measure(base_arch)
+    table = np.zeros((len(kinds), space.n_layers, space.n_ops))
     for layer in range(space.n_layers):
         for op in range(space.n_ops):
             if op != base_arch[layer]:
-                arch = base_arch[:layer] + (op,) + base_arch[layer + 1:]
-                table[layer, op] = measure_arch(space, arch, kind) - base
+                table[:, layer, op] = measure(base_arch[:layer] + (op,) + base_arch[layer + 1:]) - base
+    additive = np.ones(len(kinds), dtype=bool)
     for arch in space.sample_unique(min(_CHECKS, space.size), np.random.default_rng(0)):
-        want = measure_arch(space, arch, kind)
-        got = base + float(table[list(built(arch)), [arch[i] for i in built(arch)]].sum())
-        if not math.isclose(got, want, rel_tol=_REL_TOL, abs_tol=_REL_TOL):
-            return None
-    return base, table
+        layers = list(built(arch))
+        got = base + table[:, layers, [arch[i] for i in layers]].sum(axis=1)
+        additive &= np.isclose(got, measure(arch), rtol=_REL_TOL, atol=_REL_TOL)
+    return {kind: (float(base[k]), table[k]) if additive[k] else None for k, kind in enumerate(kinds)}
+
+
+def _table(space_name: str, config_json: str, kind: str) -> tuple[float, np.ndarray] | None:
+    """The table of one measure: the shape measures are built together, each counting from its own forwards."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown measure {kind!r} (known: {', '.join(KINDS)})")
+    group = SHAPE_KINDS if kind in SHAPE_KINDS else (kind,)
+    return _group_tables(space_name, config_json, group)[kind]
 
 
 @lru_cache(maxsize=1)

@@ -1,22 +1,21 @@
 """#params, the naive data-free baseline of the zero-shot survey (§3.3 item 15; NB201 C100 ρ ≈ 0.73).
 
 `score(model)` counts every parameter of the network it is given (BN scale and shift included, buffers not),
-as spaces.costs and NASLib's tensorwatch count do. `fast_scores` counts from hwsearch.random_search's
-per-(layer, op) parameter table, vectorised; with `effective` (the default, random_search.param_counts's
-proxy) it leaves out NB201 edges that are built but fed by a node the input never reaches (their weights see
-a constant); `effective=False` equals `score` of every arch's build.
+as spaces.costs and NASLib's tensorwatch count do. `fast_scores` counts from a per-(layer, op) parameter
+table (hwsearch.proxies._tables; the figures of hwsearch.random_search.param_counts), vectorised. With
+`effective` (the default, random_search's proxy) it leaves out NB201 edges that are built but fed by a node
+the input never reaches (their weights see a constant); `effective=False` equals `score` of every build.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hwsearch.proxies import register_proxy
-from hwsearch.proxies._tables import built_mask, param_count
+from hwsearch.proxies._tables import built_mask, layer_table, param_count
 from hwsearch.proxies.base import Proxy, ProxyBatch
 from spaces.errors import UserInputError
 
@@ -28,19 +27,20 @@ if TYPE_CHECKING:
 
 def param_values(space: SearchSpace, archs: Sequence[Sequence[int]] | np.ndarray, effective: bool = True
                  ) -> np.ndarray:
-    """Parameter counts of `archs` (float [N]): random_search.param_counts's figures, vectorised."""
-    from hwsearch.random_search import _param_table, param_counts
+    """Parameter counts of `archs` (float [N]): random_search.param_counts's figures, vectorised, from the
+    per-(layer, op) table that TPC's shape measures share (one pass of meta builds for all of them)."""
+    from hwsearch.random_search import param_counts
 
     codes = np.asarray(archs, dtype=np.int64).reshape(-1, space.n_layers)
-    table = _param_table(space.name, json.dumps(space.config, sort_keys=True))
+    table = layer_table(space, "params")
     if table is None:  # not additive per layer: random_search builds each
         return param_counts(space, codes, effective=effective)
     base, increments = table
     per_layer = increments[np.arange(space.n_layers), codes]
     mask = built_mask(space, codes, effective=effective)
     if mask is not None:
-        per_layer = np.where(mask, per_layer, 0)
-    return (base + per_layer.sum(axis=1)).astype(float)
+        per_layer = np.where(mask, per_layer, 0.0)
+    return np.rint(base + per_layer.sum(axis=1))
 
 
 @register_proxy("params")

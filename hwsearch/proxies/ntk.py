@@ -15,9 +15,9 @@ mean and variance); `bn="batch"` computes that exactly, as the Jacobian (jacrev)
 of one train-mode forward of the whole batch. Both are deterministic; "frozen" is the per-sample kernel of the
 function the batch computes, "batch" the reference's number.
 
-The kernel is formed and diagonalised in float64 (eigvalsh). A singular kernel (λ_min ≤ 0: two samples with the
-same gradient) gets the reference's NaN sentinel 1e5 too: the reference would return a negative or infinite
-ratio there.
+The kernel is formed and diagonalised in float64 (eigvalsh). A singular kernel (λ_min at rounding level: two
+samples with the same gradient, or all gradients zero) gets the reference's NaN sentinel 1e5 too: the reference
+would return NaN (0/0), a negative or an enormous ratio there.
 """
 
 from __future__ import annotations
@@ -61,11 +61,8 @@ def _frozen_buffers(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor
     return buffers
 
 
-def per_sample_gradients(model: nn.Module, x: torch.Tensor, bn: str = "frozen",
-                         chunk_size: int | None = None) -> torch.Tensor:
-    """G [B, P]: row i is the gradient of sample i's summed logits over the "weight" parameters (TE-NAS),
-    with the batch's BN statistics frozen (`bn="frozen"`) or differentiated through (`bn="batch"`)."""
-    import torch
+def _gradients(model: nn.Module, x: torch.Tensor, bn: str, chunk_size: int | None) -> dict[str, torch.Tensor]:
+    """{weight name: [B, *shape]}: the per-sample gradients of `per_sample_gradients`, per parameter."""
     from torch.func import functional_call, grad, jacrev, vmap
 
     weights, others = _split_params(model)
@@ -93,17 +90,40 @@ def per_sample_gradients(model: nn.Module, x: torch.Tensor, bn: str = "frozen",
             raise UserInputError(f"ntk_cond: bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
     finally:
         model.train(was_training)
+    return {n: g[n] for n in weights}
+
+
+def per_sample_gradients(model: nn.Module, x: torch.Tensor, bn: str = "frozen",
+                         chunk_size: int | None = None) -> torch.Tensor:
+    """G [B, P]: row i is the gradient of sample i's summed logits over the "weight" parameters (TE-NAS),
+    with the batch's BN statistics frozen (`bn="frozen"`) or differentiated through (`bn="batch"`)."""
+    import torch
+
     b = int(x.shape[0])
-    return torch.cat([g[n].reshape(b, -1) for n in weights], dim=1)
+    return torch.cat([t.reshape(b, -1) for t in _gradients(model, x, bn, chunk_size).values()], dim=1)
+
+
+def ntk_kernel(model: nn.Module, x: torch.Tensor, bn: str = "frozen", chunk_size: int | None = None
+               ) -> torch.Tensor:
+    """NTK = G Gᵀ [B, B] in float64, summed parameter by parameter (no B x P concatenation or float64 copy)."""
+    import torch
+
+    b = int(x.shape[0])
+    kernel = torch.zeros((b, b), dtype=torch.float64)
+    for t in _gradients(model, x, bn, chunk_size).values():
+        g = t.reshape(b, -1).to(torch.float64)
+        kernel += g @ g.T
+    return kernel
 
 
 def condition_number(gram: torch.Tensor) -> float:
-    """λ_max / λ_min of a symmetric kernel (float64 eigvalsh); 1e5 where it is NaN or λ_min ≤ 0 (singular)."""
+    """λ_max / λ_min of a symmetric kernel (float64 eigvalsh); 1e5 where it is NaN or singular (λ_min at or
+    below numpy's rank tolerance λ_max · B · eps, where the ratio is rounding noise)."""
     import torch
 
     lam = torch.linalg.eigvalsh(gram.to(torch.float64))
     lo, hi = float(lam[0]), float(lam[-1])
-    if math.isnan(lo) or math.isnan(hi) or lo <= 0.0:
+    if math.isnan(lo) or math.isnan(hi) or lo <= hi * len(lam) * torch.finfo(torch.float64).eps:
         return NAN_COND
     cond = hi / lo
     return cond if math.isfinite(cond) else NAN_COND
@@ -128,7 +148,4 @@ class NTKCondition(Proxy):
         self.chunk_size = chunk_size
 
     def score(self, model: nn.Module, batch: ProxyBatch) -> float:
-        import torch
-
-        g = per_sample_gradients(model, batch.x, self.bn, self.chunk_size).to(torch.float64)
-        return condition_number(g @ g.T)
+        return condition_number(ntk_kernel(model, batch.x, self.bn, self.chunk_size))

@@ -30,7 +30,7 @@ import argparse
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -48,7 +48,7 @@ from spaces.errors import UserInputError
 if TYPE_CHECKING:
     from hwsearch.pipeline import SearchSetup
 
-FAST_ITERATIONS = 100_000  # default with a fast-path proxy (TPC, #params, #FLOPs): mbconv in seconds
+FAST_ITERATIONS = 480_000  # the paper's; with a fast-path proxy (TPC, #params, #FLOPs) mbconv takes ~1 min here
 SLOW_ITERATIONS = 300  # default with a proxy that builds each network (grad_norm, synflow, ...)
 TOP_K = 10  # final candidates recorded
 _SMALL_SPACE = 1 << 16  # spaces enumerated for the predicted-cheapest F0
@@ -120,10 +120,11 @@ class _Checks:
 
 
 def _fast_counter(name: str, space: SearchSpace) -> Any:
-    """The #params or #FLOPs proxy, refused when it cannot count this space without building every network."""
+    """The #params (every parameter built: the model's size, not the proxy's effective count) or #FLOPs (MACs)
+    proxy, refused when it cannot count this space without building every network."""
     from hwsearch.proxies import create_proxy
 
-    proxy = create_proxy(name)
+    proxy = create_proxy(name, effective=False) if name == "params" else create_proxy(name)
     if proxy.fast_scores(space, [space.sample(np.random.default_rng(0))]) is None:
         raise UserInputError(f"--max-{name} needs a per-layer {name} table of space {space.name!r}, which the "
                              f"{name!r} proxy does not have")
@@ -331,6 +332,7 @@ class ZeroShotSearch(Params):
         self.scores_: dict[str, float] = {space.arch_id(tuple(init[0])): float(s0[0])}
         history = [[0, _finite(s0[0])]]
         duplicates, done, order = 0, 0, 1
+        self.population_max_ = 1  # the largest |P| after a generation's trim (never above N)
         radix = space.n_ops ** np.arange(space.n_layers, dtype=np.int64)
         members = {int(init[0] @ radix)}
         if not ok0[0]:
@@ -370,6 +372,7 @@ class ZeroShotSearch(Params):
                 gone = np.setdiff1d(np.arange(len(pop["score"])), survivors)
                 members.difference_update(int(c) for c in pop["arch"][gone] @ radix)
                 pop = {k: v[np.sort(survivors)] for k, v in pop.items()}
+            self.population_max_ = max(self.population_max_, len(pop["score"]))
             best = float(pop["score"].max())
             if best > (history[-1][1] if history[-1][1] is not None else -np.inf):
                 history.append([done, best])
@@ -388,7 +391,7 @@ class ZeroShotSearch(Params):
         if not feasible:
             ranked = np.array([0])
         ranked = ranked[:TOP_K]
-        full = all_measures(space, pop["arch"][ranked])
+        full = all_measures(space, pop["arch"][ranked], [k for k, v in checks.limits.items() if v is not None])
         top = [_candidate(space, pop, int(i), proxy, {k: v[j] for k, v in full.items()})
                for j, i in enumerate(ranked)]
         w = top[0]
@@ -487,23 +490,38 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-def all_measures(space: SearchSpace, archs: np.ndarray) -> dict[str, np.ndarray]:
-    """Depth, params (M) and FLOPs (M) of `archs` whatever the constraints (NaN where a count is not known
-    fast for the space): what the result records of its candidates."""
+def all_measures(space: SearchSpace, archs: np.ndarray, tabled: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Depth, params (M) and FLOPs (M, counted as MACs) of a few `archs` whatever the constraints: what the result
+    records of its candidates. The per-layer tables of the `tabled` measures (the constrained ones: built
+    already) or of a small space; else one shapes-only build per arch (an MBConv table is ~150 builds)."""
     from hwsearch.proxies import create_proxy
 
     out = {k: np.full(len(archs), np.nan) for k in ("depth", "params_m", "flops_m")}
-    try:
-        out["depth"] = conv_depths(space, archs)
-    except (ImportError, ValueError, KeyError, NotImplementedError):
-        pass
-    for key, name in (("params_m", "params"), ("flops_m", "flops")):
+    small = space.size <= _SMALL_SPACE
+    for key, name in (("depth", "depth"), ("params_m", "params"), ("flops_m", "flops")):
+        if small or key in tabled:
+            values = (conv_depths(space, archs) if key == "depth"
+                      else _fast_counter(name, space).fast_scores(space, archs))
+            out[key] = np.asarray(values, dtype=float).reshape(-1) / (1 if key == "depth" else 1e6)
+    if small or len(tabled) == 3:
+        return out
+    import torch
+
+    from hwsearch.proxies.tpc import model_conv_depth
+
+    params, flops = create_proxy("params", effective=False), create_proxy("flops", input_shape=space.input_shape())
+    for i, arch in enumerate(archs):
+        arch = space.validate([int(a) for a in arch])
         try:
-            values = create_proxy(name).fast_scores(space, archs)
-        except (LookupError, ValueError, NotImplementedError):
-            values = None
-        if values is not None:
-            out[key] = np.asarray(values, dtype=float).reshape(-1) / 1e6
+            with torch.device("meta"):
+                model = space._make_module(arch)
+        except (RuntimeError, NotImplementedError):  # an op without a meta kernel
+            model = space._make_module(arch)
+        measured = {"depth": model_conv_depth(model), "params_m": params.score(model) / 1e6,
+                    "flops_m": flops.score(model) / 1e6}
+        for key, value in measured.items():
+            if key not in tabled:
+                out[key][i] = float(value)
     return out
 
 

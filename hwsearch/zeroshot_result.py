@@ -162,8 +162,10 @@ def plot_history(res: dict[str, Any], path: str | Path) -> Path:
             x, y = np.array(pts, dtype=float).T
             ax.step(x, y, where="post", color="tab:blue")
             ax.plot(x, y, "o", ms=3, color="tab:blue")
-        ax.set_xlabel("iteration (children proposed)")
-        ax.set_ylabel(f"best {res['proxy']} in the population")
+        ax.set_xscale("symlog", linthresh=100)  # the climb is in the first thousands of iterations
+        ax.set_xlabel("iteration (children proposed; linear to 100, then log)")
+        flipped = "" if res["proxy_info"].get("higher_is_better", True) else " (negated: lower is better)"
+        ax.set_ylabel(f"best {res['proxy']} in the population{flipped}")
         ax.set_title(f"zeroshot ({res['proxy']}) on {res['space']}: {constraint_text(res)}", fontsize="small")
         ax.grid(alpha=0.3)
         fig.tight_layout()

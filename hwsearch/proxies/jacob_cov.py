@@ -1,7 +1,9 @@
 """Jacob_cov (Mellor et al.'s first NASWOT score, as in zero-cost-nas / NASLib `jacov`; spec §3.3 item 7):
 J_i = ∂(Σ y)/∂x_i, the input gradient of the sum of the outputs, flattened per sample (one backward of
 ones_like(y)); Σ_J = corrcoef(J) (B×B); score −Σ_i [log(λ_i + k) + 1/(λ_i + k)], k = 1e-5, over Σ_J's
-eigenvalues. The survey's printed equation drops the log; the code's form is used. No labels."""
+eigenvalues. The survey's printed equation drops the log; the code's form is used. No labels. In train mode
+BatchNorm couples the samples, so J_i is the gradient of the whole batch's output sum with respect to x_i, as
+in the reference (one backward, not B per-sample ones)."""
 
 from __future__ import annotations
 

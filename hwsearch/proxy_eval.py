@@ -91,10 +91,15 @@ def _key(proxy: Proxy, arch_id: str, batch: ProxyBatch | None, seed: int, config
             "batch_size": None if batch is None else batch.size, "seed": int(seed), "space_config": config}
 
 
-def _has_fast_path(proxy: Proxy, space: SearchSpace, arch: Sequence[int]) -> bool:
+def _overrides_fast(proxy: Proxy) -> bool:
     from hwsearch.proxies import Proxy as Base
 
-    return type(proxy).fast_scores is not Base.fast_scores and proxy.fast_scores(space, [arch]) is not None
+    return type(proxy).fast_scores is not Base.fast_scores
+
+
+def _has_fast_path(proxy: Proxy, space: SearchSpace, arch: Sequence[int]) -> bool:
+    """Whether `proxy` scores archs of `space` without building them (asked on one arch)."""
+    return _overrides_fast(proxy) and proxy.fast_scores(space, [arch]) is not None
 
 
 def score_cells(proxies: Sequence[Proxy], space: SearchSpace, arch_ids: Sequence[str], batch: ProxyBatch | None,
@@ -109,12 +114,11 @@ def score_cells(proxies: Sequence[Proxy], space: SearchSpace, arch_ids: Sequence
 
     cache = cache if cache is not None else ScoreCache()
     config = dict(space.config)
-    todo = {p.name: list(cells_for(p) if cells_for else arch_ids) for p in proxies}
-    total, done = sum(len(v) for v in todo.values()), 0
     out: dict[str, dict[str, Any]] = {}
+    plan = []
     for proxy in proxies:
-        ids = todo[proxy.name]
-        res: dict[str, Any] = {"values": {}, "errors": {}, "time_s": {}, "computed": 0, "cached": 0, "fast": False}
+        ids = list(cells_for(proxy) if cells_for else arch_ids)
+        res: dict[str, Any] = {"values": {}, "errors": {}, "time_s": {}, "computed": 0, "cached": 0}
         out[proxy.name] = res
         missing = []
         for a in ids:
@@ -124,13 +128,18 @@ def score_cells(proxies: Sequence[Proxy], space: SearchSpace, arch_ids: Sequence
             else:
                 _take(res, rec)
                 res["cached"] += 1
-        done += len(ids) - len(missing)
-        progress(done, total, proxy.name)
+        # probed (one cell) only when there is work: a rerun from the cache calls no proxy at all
+        res["fast"] = (_has_fast_path(proxy, space, space.parse(missing[0])) if missing
+                       else _overrides_fast(proxy))
+        plan.append((proxy, res, missing))
+    # progress counts the networks to build and score: the cached values and the fast paths take no time
+    total, done = sum(len(m) for _, res, m in plan if not res["fast"]), 0
+    progress(0, total, "")
+    for proxy, res, missing in plan:
         if not missing:
             continue
         archs = [space.parse(a) for a in missing]
-        if _has_fast_path(proxy, space, archs[0]):
-            res["fast"] = True
+        if res["fast"]:
             t0 = time.perf_counter()
             vals = np.asarray(proxy.fast_scores(space, archs), dtype=float).reshape(-1)
             per = (time.perf_counter() - t0) / len(archs)
@@ -141,8 +150,7 @@ def score_cells(proxies: Sequence[Proxy], space: SearchSpace, arch_ids: Sequence
             for rec in recs:
                 _take(res, rec)
             res["computed"] += len(recs)
-            done += len(recs)
-            progress(done, total, proxy.name)
+            progress(done, total, f"{proxy.name} (fast path, {len(recs)} cells)")
             continue
         for a, arch in zip(missing, archs, strict=True):
             t0 = time.perf_counter()

@@ -142,7 +142,7 @@ def plot_proxy_fronts(table: SpaceTable, result: Mapping[str, Any], path: str | 
             label = "true front" + (" of the sampled cells" if r.get("cells") else "")
             for ids, style in ((r["true_front"], {"color": "black", "lw": 1.4, "label": label}),
                                (r["proxy_front"], {"color": colours[k % 10], "lw": 1.6, "marker": "o", "ms": 3.5,
-                                                   "label": f"{r['name']}'s pick per budget"})):
+                                                   "label": f"picked by {r['name']}, per budget"})):
                 ix = np.array([index[a] for a in ids])
                 fx = np.append(table.cost[ix], x1 * 2)
                 fy = np.append(table.accuracy[ix], table.accuracy[ix][-1])

@@ -138,7 +138,10 @@ def test_cache_resumes_and_a_failing_proxy_is_recorded(toys, tiny, tmp_path):
     assert len(bad["errors"]) == n_bad and sum(math.isnan(v) for v in bad["values"].values()) == n_bad
     assert all("toy-fail" in m and a in m and "no such luck" in m for a, m in bad["errors"].items())
     assert len(path.read_text().splitlines()) == 24
-    again = score_cells([fail, count], space, ids, None, cache=ScoreCache(path))
+    steps = []
+    again = score_cells([fail, count], space, ids, None, cache=ScoreCache(path),
+                        progress=lambda done, total, note: steps.append((done, total)))
+    assert steps == [(0, 0)]  # the progress counts networks still to score: none
     assert type(count).calls == 12 and again["toy-count"]["computed"] == 0 and again["toy-count"]["cached"] == 12
     assert again["toy-fail"]["errors"] == bad["errors"]  # a recorded failure is not retried
     # another seed is another key: computed again

@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ev = sub.add_parser("evaluate", help="ρ and τ of each proxy against the true accuracy (and NASLib's scores)")
     _common(ev, "100")
     ev.add_argument("--top", type=float, default=5.0, help="the top share by true accuracy, in percent (default 5)")
-    ev.add_argument("--naslib", help="NASLib's zc_nasbench201.json: compare with its per-cell scores")
+    ev.add_argument("--naslib", help="NASLib's zc_nasbench201.json: compare with its per-cell scores (the sample "
+                                     "then takes NASLib's ~725 cells first)")
     pa = sub.add_parser("pareto", help="the Pareto front each proxy finds on a device's costs vs the true one")
     _common(pa, "500")
     pa.add_argument("--device", required=True, help="the device whose measured latencies give the costs")
@@ -116,7 +117,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     naslib = load_naslib(args.naslib, args.task) if args.naslib else None
     with Store(args.db, readonly=True) as store:
         space, truth = accuracy_space(store, args.space, args.task, args.metric)
-    cells = sample_cells(list(truth), n, args.seed)
+    cells = sample_cells(list(truth), n, args.seed, prefer=list(naslib or ()))
     cache = ScoreCache(args.scores)
     with count_progress("scoring cells", quiet=False) as step:
         result = evaluate(proxies, space, truth, cells, args.batch, args.batch_size, args.seed, args.top / 100,

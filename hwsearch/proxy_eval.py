@@ -36,8 +36,12 @@ if TYPE_CHECKING:
 DEFAULT_NASLIB = Path(__file__).resolve().parents[2] / "shared" / "data" / "NASLib-zc" / "zc_nasbench201.json"
 # Our proxy name -> NASLib's key (the others are the same name; proxies NASLib lacks have no entry there).
 NASLIB_NAMES = {"jacob_cov": "jacov", "naswot": "nwot"}
-# NASLib's op order in its `arch` tuples (SOURCES.md §3); the edges are in the NB201 string's order, as ours.
+# NASLib's op order in its `arch` tuples (SOURCES.md §3). Its edges are in NASLib's EDGE_LIST order, (1,2),
+# (1,3), (1,4), (2,3), (2,4), (3,4) (nodes from 1), which is not the NB201 string's (1,2), (1,3), (2,3), (1,4), ...:
+# ours takes the tuple's entries in this order (SOURCES.md says "the same order"; SynFlow, which sees the
+# topology, matches NASLib's per-cell values to rho 0.999 this way and 0.92 read as the string's order).
 NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+NASLIB_EDGES = (0, 1, 3, 2, 4, 5)
 Progress = Callable[[int, int, str], None]
 
 
@@ -248,7 +252,8 @@ def naslib_arch_id(arch: Any) -> str:
 
     if isinstance(arch, str):
         arch = [int(x) for x in arch.strip("()[] ").split(",")]
-    return nb201().arch_id(tuple(OPS.index(NASLIB_OPS[int(i)]) for i in arch))
+    ops = [int(i) for i in arch]
+    return nb201().arch_id(tuple(OPS.index(NASLIB_OPS[ops[e]]) for e in NASLIB_EDGES))
 
 
 def load_naslib(path: str | Path, task: str) -> dict[str, dict[str, float]]:

@@ -8,6 +8,7 @@ a cell of the space's own op modules, so the stem, reductions and classifier are
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -184,7 +185,6 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 def topology_search(p: FTSO, space: SearchSpace, train: Any, held: Any, iterations: int
                     ) -> tuple[list[float], _Phase]:
     """The topology step: the one-op supernet trained for `iterations`; β after it, and the phase's record."""
-    torch.manual_seed(p.seed)
     net = CellNet(space, lambda width: TopologyCell(p.topology_op, width))
     init_weights(net, torch.Generator().manual_seed(p.seed))
     beta = torch.tensor(beta_start(p.beta_form), requires_grad=True)
@@ -195,7 +195,6 @@ def topology_search(p: FTSO, space: SearchSpace, train: Any, held: Any, iteratio
 def gradient_operators(p: FTSO, space: SearchSpace, kept: tuple[int, ...], ops: tuple[str, ...], train: Any,
                        held: Any, iterations: int) -> tuple[list[list[float]], _Phase]:
     """Strategy 1: mixed ops on the kept edges, α (Adam) and w alternated; softmax α per edge back."""
-    torch.manual_seed(p.seed)
     net = CellNet(space, lambda width: MixedCell(kept, ops, width))
     init_weights(net, torch.Generator().manual_seed(p.seed))
     alpha = torch.zeros(len(EDGES), len(ops), requires_grad=True)
@@ -209,7 +208,7 @@ def run_search(p: FTSO, train: Any, held: Any, space: SearchSpace, cost: Any) ->
     from predictors.maml import torch_threads
 
     start = time.perf_counter()
-    with torch_threads(p.threads) if p.threads else _nothing():
+    with torch_threads(p.threads) if p.threads else contextlib.nullcontext():
         per_epoch = steps_per_epoch(len(train), p.batch_size)
         iterations = p.iterations if p.iterations is not None else p.epochs * per_epoch
         beta, topo = topology_search(p, space, train, held, iterations)
@@ -251,11 +250,3 @@ def run_search(p: FTSO, train: Any, held: Any, space: SearchSpace, cost: Any) ->
               "proxy": bool(getattr(train, "proxy", False)), "n": len(train), "n_heldout": len(held),
               "resolution": int(train[0][0].shape[-1])},
         topology_s=topology_s, operator_s=wall - topology_s, seed=p.seed)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None

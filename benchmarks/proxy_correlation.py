@@ -64,7 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--compare-n", type=int, default=200, help="cells scored with both batch kinds (default 200)")
     ap.add_argument("--batch", default="digits", choices=("digits", "gaussian"))
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--top", type=float, default=0.05, help="the top share by true accuracy (default 0.05)")
+    ap.add_argument("--top", type=float, default=5.0, help="the top share by true accuracy, in percent (default 5)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scores", help="the per-cell cache, a rerun resumes (default: benchmarks/out/"
                                      "proxy_correlation.jsonl; with --quick, a temporary file)")
@@ -72,6 +72,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help=f"smoke size: {QUICK}")
     ap.add_argument("--json", action="store_true", help="print JSON")
     args = ap.parse_args(argv)
+    if not 0 < args.top <= 100:
+        ap.error(f"--top is a percentage in (0, 100], got {args.top:g}")
+    args.top /= 100
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)

@@ -143,7 +143,7 @@ def _print_evaluate(result: dict[str, Any], args: argparse.Namespace) -> None:
         nl = r["naslib"]
         t.add_row(r["name"] + ("" if r["higher_is_better"] else " (-)"), _f(r["spearman"]), _f(r["kendall"]),
                   _f(r["top"]["spearman"]), _f(r["top"]["kendall"]), f"{r['n']}/{r['top']['n']}",
-                  _f(r["time_per_cell_s"], "{:.4f}"), str(r["n_failed"]),
+                  _f(r["time_per_cell_s"], "{:.3g}"), str(r["n_failed"]),
                   "-" if not nl else f"{_f(nl['spearman_vs_ours'])} ({nl['n_common']})",
                   "-" if not nl else f"{_f(nl['naslib_spearman'])} ({nl['naslib_n']})")
     outc.print(t)

@@ -304,16 +304,19 @@ def built_mask(space: SearchSpace, codes: np.ndarray, effective: bool = False) -
     return (_nb201_effective_masks() if effective else _nb201_built_masks())[index]
 
 
-def table_values(space: SearchSpace, archs: Sequence[Sequence[int]] | np.ndarray, kind: str) -> np.ndarray:
+def table_values(space: SearchSpace, archs: Sequence[Sequence[int]] | np.ndarray, kind: str,
+                 effective: bool = False) -> np.ndarray:
     """Measure `kind` of every arch (float [N]): from the space's per-(layer, op) table, vectorised, or, where
-    the measure is not additive in this space, from one meta build per arch."""
+    the measure is not additive in this space, from one meta build per arch. With `effective`, NB201 counts
+    only the edges on an input-to-output path (`built_mask`): an edge fed by a node the input never reaches
+    computes on a constant, opens no path from the input and adds no useful work."""
     codes = np.asarray(archs, dtype=np.int64).reshape(-1, space.n_layers)
     table = _table(space.name, json.dumps(space.config, sort_keys=True), kind)
     if table is None:
         return np.array([measure_arch(space, a, kind) for a in codes.tolist()], dtype=float)
     base, increments = table
     per_layer = increments[np.arange(space.n_layers), codes]
-    mask = built_mask(space, codes)
+    mask = built_mask(space, codes, effective)
     if mask is not None:
         per_layer = np.where(mask, per_layer, 0.0)
     return base + per_layer.sum(axis=1)

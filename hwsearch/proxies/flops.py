@@ -43,7 +43,8 @@ class Flops(Proxy):
     data_free = True
     summary = "#FLOPs as MACs (multiply-accumulates) of every Conv2d and Linear, one image"
 
-    def __init__(self, input_shape: Sequence[int] | None = None, counting: str = "macs") -> None:
+    def __init__(self, input_shape: Sequence[int] | None = None, counting: str = "macs",
+                 effective: bool = True) -> None:
         if input_shape is not None:
             shape = list(input_shape)
             if len(shape) not in (3, 4) or not all(isinstance(s, int) and s > 0 for s in shape):
@@ -54,6 +55,7 @@ class Flops(Proxy):
             raise UserInputError(f"flops: counting must be one of {', '.join(COUNTINGS)}, got {counting!r}")
         self.input_shape = input_shape
         self.counting = counting
+        self.effective = effective
 
     def score(self, model: nn.Module, batch: ProxyBatch | None = None) -> float:
         """The count for `model` at the batch's image shape (or `input_shape`); only the shape is read."""
@@ -66,10 +68,12 @@ class Flops(Proxy):
         return float(count_flops(model, shape, self.counting))
 
     def fast_scores(self, space: SearchSpace, archs: Sequence[Sequence[int]]) -> np.ndarray | None:
-        """Every arch's count at the space's input shape (None when `input_shape` differs from it)."""
+        """Every arch's count at the space's input shape (None when `input_shape` differs from it); with
+        `effective` (default), NB201 leaves out edges fed by no input (they compute on a constant), as #params
+        does; `effective=False` is `score` of each build."""
         if self.input_shape is not None and list(space.input_shape(1)[1:]) != list(self.input_shape):
             return None
-        return table_values(space, archs, self.counting)
+        return table_values(space, archs, self.counting, self.effective)
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

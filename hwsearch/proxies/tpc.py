@@ -49,8 +49,8 @@ class TPC(Proxy):
     convention = "algorithm1"
     summary = "total path count: sum of ln(C_out k^2 / (s^2 g)) over main-path convs (TPC-NAS Algorithm 1)"
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, effective: bool = True) -> None:
+        self.effective = effective
 
     @property
     def _table_kind(self) -> str:
@@ -62,8 +62,11 @@ class TPC(Proxy):
         return tpc_value(model, shortcuts=table8, fc=table8)
 
     def fast_scores(self, space: SearchSpace, archs: Sequence[Sequence[int]]) -> np.ndarray | None:
-        """Every arch's TPC from the space's per-(layer, op) table (equal to `score` of its build)."""
-        return table_values(space, archs, self._table_kind)
+        """Every arch's TPC from the space's per-(layer, op) table: `score` of its build, except that with
+        `effective` (default) NB201 counts only the convs on an input-to-output path (TPC counts paths from
+        the input; a conv fed by a constant opens none; a cell cut off from its input scores its skeleton's
+        TPC, not more than a cell of convs that the input reaches)."""
+        return table_values(space, archs, self._table_kind, self.effective)
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -80,9 +83,10 @@ class TPCTable8(TPC):
     summary = "total path count as Table 8 counts it: every Conv2d incl. shortcut projections, plus the FC"
 
 
-def conv_depth(space: SearchSpace, archs: Sequence[Sequence[int]]) -> np.ndarray:
-    """The number of main-path convs (Algorithm 1's layers) of every arch (int [N]), from a per-layer table."""
-    return np.rint(table_values(space, archs, "conv_depth")).astype(np.int64)
+def conv_depth(space: SearchSpace, archs: Sequence[Sequence[int]], effective: bool = True) -> np.ndarray:
+    """The number of main-path convs (Algorithm 1's layers) of every arch (int [N]), from a per-layer table
+    (NB201 with `effective`: those on an input-to-output path)."""
+    return np.rint(table_values(space, archs, "conv_depth", effective)).astype(np.int64)
 
 
 def model_conv_depth(model: nn.Module) -> int:

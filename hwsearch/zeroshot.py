@@ -1,13 +1,15 @@
 """TPC-NAS (zero-shot, mutation-only evolution, spec §1.6) under a board's predicted latency or energy.
 
 The paper's Algorithm 2: P = {F0}, a small initial network; each iteration mutates a random member (one layer
-while |P| <= 10, then two), rejects the child if it breaks a constraint or the depth cap, else scores it with
-the proxy and inserts it; when |P| > N the lowest-scoring member goes (aging by lowest score, not by age); the
-highest score wins. Here a layer-wise space's "block" is a layer and a mutation gives it another op (MBConv: the
-kernel, the expansion, or `skip`, which changes the depth; NB201: an edge's op). The constraints are the
-paper's (FLOPs, #params, the depth cap in main-path conv layers: `hwsearch.proxies.tpc.conv_depth`) plus what
-the paper left to future work (its §5.3): a board's latency or energy from a saved predictor, the spec's §4.3
-"constraint filter" where TPC-NAS measured GPU latency in the loop.
+while |P| <= 10, then two; the paper's code mutates F0 itself while |P| <= 10, which never grows P under a
+budget that leaves F0 fewer than 10 feasible neighbours), rejects the child if it breaks a constraint or the
+depth cap, else scores it with the proxy and inserts it; when |P| > N the lowest-scoring member goes (aging by
+lowest score, not by age); the highest score wins. Here a layer-wise space's "block" is a layer and a mutation
+gives it another op (MBConv: the kernel, the expansion, or `skip`, which changes the depth; NB201: an edge's
+op). The constraints are the paper's (FLOPs, #params, the depth cap in main-path conv layers:
+`hwsearch.proxies.tpc.conv_depth`) plus what the paper left to future work (its §5.3): a board's latency or
+energy from a saved predictor, the spec's §4.3 "constraint filter" where TPC-NAS measured GPU latency in the
+loop.
 
 Batched, unlike the paper's one-child loop: each generation draws `batch` children from the population as it
 stood at the generation's start, checks them against the cheap constraints, asks the predictor about the rest
@@ -51,8 +53,13 @@ if TYPE_CHECKING:
 FAST_ITERATIONS = 480_000  # the paper's; with a fast-path proxy (TPC, #params, #FLOPs) mbconv takes ~1 min here
 SLOW_ITERATIONS = 300  # default with a proxy that builds each network (grad_norm, synflow, ...)
 TOP_K = 10  # final candidates recorded
+SLOW_PREDICTOR_MS = 0.6  # per network: 480,000 queries in under 5 min (spec §1.9)
 _SMALL_SPACE = 1 << 16  # spaces enumerated for the predicted-cheapest F0
 _POSITIVE = (positive_number, "a positive number")
+
+
+class SlowPredictorWarning(UserWarning):
+    """The predictor answers too slowly for the iterations asked (it builds each network, say)."""
 
 
 class _Checks:
@@ -312,6 +319,22 @@ class ZeroShotSearch(Params):
             return predicted_cheapest(space, checks.predict, self.seed)
         return predicted_cheapest(space, lambda a: _fast_counter("flops", space).fast_scores(space, a), self.seed)
 
+    def _check_speed(self, space: SearchSpace, checks: _Checks, iterations: int) -> None:
+        """SlowPredictorWarning when a batch of the predictor takes over SLOW_PREDICTOR_MS per arch (one that
+        builds every network, as the FLOPs kind does): the search would take hours, as TPC-NAS §5.3 warns."""
+        if checks.cost is None:
+            return
+        archs = np.random.default_rng(self.seed).integers(0, space.n_ops, size=(self.batch, space.n_layers))
+        checks.predict(archs[:1])  # the first call's set-up is not the predictor's speed
+        t0 = time.perf_counter()
+        checks.predict(archs)
+        ms = 1e3 * (time.perf_counter() - t0) / len(archs)
+        if ms > SLOW_PREDICTOR_MS:
+            warnings.warn(f"zeroshot search: the predictor answers in {ms:.3g} ms per network (a batch of "
+                          f"{len(archs)}); {iterations:,} iterations will take about {ms * iterations / 6e4:.0f} "
+                          "min. Use an MLP/GNN predictor, or fewer --iterations", SlowPredictorWarning,
+                          stacklevel=3)
+
     def fit(self) -> ZeroShotSearch:
         """The evolution (see the module's docstring)."""
         self._validate()
@@ -322,6 +345,7 @@ class ZeroShotSearch(Params):
         iterations = self.iterations if self.iterations is not None else (
             FAST_ITERATIONS if score.fast else SLOW_ITERATIONS)
         rng = np.random.default_rng(self.seed)
+        self._check_speed(space, checks, iterations)
         init = np.array([self._initial(space, checks)], dtype=np.int64)
         init_queries, checks.queries, checks.predict_s = checks.queries, 0, 0.0  # the loop's queries are timed
         ok0, m0 = checks(init)
@@ -422,7 +446,8 @@ class ZeroShotSearch(Params):
         """TPC-NAS's own options: the proxy, the other constraints, the evolution's size, the final measuring."""
         parser.add_argument("--proxy", default="tpc", help="the zero-shot proxy to maximise (default tpc; "
                                                            "any of `edgeprof proxies list`)")
-        parser.add_argument("--max-flops", type=float, metavar="M", help="FLOPs budget in millions")
+        parser.add_argument("--max-flops", type=float, metavar="M",
+                            help="FLOPs budget in millions (multiply-accumulates, as spaces.costs counts FLOPs)")
         parser.add_argument("--max-params", type=float, metavar="M", help="parameter budget in millions")
         parser.add_argument("--max-depth", type=int, metavar="D",
                             help="depth cap: main-path conv layers (TPC grows with depth; the paper caps it)")
@@ -463,14 +488,11 @@ class ZeroShotSearch(Params):
                      population=args.population, iterations=args.iterations, batch=args.batch, seed=args.seed,
                      init=args.init, proxy_data=args.proxy_data, proxy_batch_size=args.proxy_batch_size,
                      space=None if setup.predictor is not None else args.space)
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings():
             warnings.simplefilter("always", InfeasibleTargetWarning)
+            warnings.simplefilter("always", SlowPredictorWarning)
+            warnings.showwarning = _one_line(warnings.showwarning)
             result = search.search()
-        for w in caught:
-            if issubclass(w.category, InfeasibleTargetWarning):
-                print(f"warning: {w.message}", file=sys.stderr)
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return result
 
     @classmethod
@@ -484,6 +506,19 @@ class ZeroShotSearch(Params):
     @classmethod
     def summary_lines(cls, res: dict[str, Any]) -> list[str]:
         return summary_lines(res)
+
+
+def _one_line(show: Callable[..., None]) -> Callable[..., None]:
+    """`warnings.showwarning` printing the search's own warnings at once as one 'warning: ...' line on stderr
+    (a slow predictor is said before the hours it costs, not after)."""
+
+    def shown(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, InfeasibleTargetWarning | SlowPredictorWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return shown
 
 
 def _finite(v: float) -> float | None:

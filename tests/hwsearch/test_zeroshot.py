@@ -185,3 +185,27 @@ def test_mbconv_small_with_a_lut(tmp_path) -> None:
     assert 1.0 + table[np.arange(space.n_layers), res.arch].sum() <= target + 1e-4
     assert res.proxy_value > res.history[0][1] and res.depth is not None and res.flops_m > 0
     assert res.plot(tmp_path / "h.png").stat().st_size > 0
+
+
+class _SlowTable:
+    """A fitted-predictor stand-in that takes 1 ms per network (as one that builds each network does)."""
+
+    space, space_config, kind = "nb201", NB_CONFIG, "slow"
+
+    def predict(self, ids):
+        import time
+
+        from spaces import create_space
+
+        space = create_space("nb201", **NB_CONFIG)
+        time.sleep(1e-3 * len(ids))
+        return np.array([_latency(space.parse(i)) for i in ids])
+
+
+def test_a_slow_predictor_is_named_before_the_search() -> None:
+    from hwsearch.zeroshot import SlowPredictorWarning
+
+    with pytest.warns(SlowPredictorWarning, match=r"ms per network .* iterations will take about"):
+        res = ZeroShotSearch(predictor=_SlowTable(), target=2.5, population=8, iterations=16, batch=8,
+                             init=[0] * 6).search()
+    assert res.feasible and res.predictor_ms_per_arch > 0.6 and _latency(res.arch) <= 2.5 + 1e-6

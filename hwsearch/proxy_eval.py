@@ -173,8 +173,10 @@ def score_cells(proxies: Sequence[Proxy], space: SearchSpace, arch_ids: Sequence
 
 
 def _finite(v: Any) -> float | None:
+    """The value to cache: None for NaN; ±inf kept (NASWOT and Zen give a cell cut off from its input log 0 =
+    -inf, the reference's value: it ranks that chance-level cell last, which dropping it would hide)."""
     v = float(v)
-    return v if math.isfinite(v) else None
+    return None if math.isnan(v) else v
 
 
 def _take(res: dict[str, Any], rec: Mapping[str, Any]) -> None:
@@ -191,7 +193,7 @@ def _clean(pred: Any, truth: Any) -> tuple[np.ndarray, np.ndarray]:
     p, t = np.asarray(pred, dtype=float).reshape(-1), np.asarray(truth, dtype=float).reshape(-1)
     if p.shape != t.shape:
         raise ValueError(f"pred and truth differ in length ({p.size} vs {t.size})")
-    ok = np.isfinite(p) & np.isfinite(t)
+    ok = ~np.isnan(p) & np.isfinite(t)  # an infinite proxy value still ranks (first or last)
     return p[ok], t[ok]
 
 
@@ -233,14 +235,15 @@ def top_indices(truth: Any, fraction: float) -> np.ndarray:
 
 def correlations(values: Any, truth: Any, higher_is_better: bool = True, top: float = 0.05) -> dict[str, Any]:
     """ρ and τ of `values` (oriented: negated where lower is better) against `truth` over all cells and over
-    the top `top` fraction by truth. NaN-safe: a cell whose value or truth is NaN is left out (and counted)."""
+    the top `top` fraction by truth. NaN-safe: a cell whose value or truth is NaN is left out (and counted);
+    an infinite value ranks."""
     v = np.asarray(values, dtype=float).reshape(-1)
     v = v if higher_is_better else -v
     t = np.asarray(truth, dtype=float).reshape(-1)
     idx = top_indices(t, top)
-    n_ok = int((np.isfinite(v) & np.isfinite(t)).sum())
+    n_ok = int((~np.isnan(v) & np.isfinite(t)).sum())
     return {"n": n_ok, "n_missing": int(v.size - n_ok), "spearman": spearman(v, t), "kendall": kendall(v, t),
-            "top": {"fraction": top, "n": int(np.isfinite(v[idx]).sum()), "spearman": spearman(v[idx], t[idx]),
+            "top": {"fraction": top, "n": int((~np.isnan(v[idx])).sum()), "spearman": spearman(v[idx], t[idx]),
                     "kendall": kendall(v[idx], t[idx])}}
 
 

@@ -45,7 +45,7 @@ from hwsearch.zeroshot_result import ZeroShotResult, measure_final, summary_line
 from predictors.base import Constraint, InvalidParameterError, Params
 from predictors.common import int_at_least
 from spaces import SearchSpace, create_space
-from spaces.errors import UserInputError
+from spaces.errors import RuntimeFailure, UserInputError
 
 if TYPE_CHECKING:
     from hwsearch.pipeline import SearchSetup
@@ -153,7 +153,7 @@ class _Scorer:
         self.proxy, self.space, self.seed = proxy, space, seed
         self.fast = proxy.fast_scores(space, [space.sample(np.random.default_rng(0))]) is not None
         self.batch = None
-        if not self.fast and not proxy.data_free:
+        if not self.fast:  # data-free ones (SynFlow) read the batch's shape
             from hwsearch.proxies import make_batch
 
             self.batch = make_batch(batch_kind, space.input_shape(), batch_size, seed,
@@ -400,6 +400,9 @@ class ZeroShotSearch(Params):
             best = float(pop["score"].max())
             if best > (history[-1][1] if history[-1][1] is not None else -np.inf):
                 history.append([done, best])
+        if score.failures and not np.isfinite(pop["score"]).any():
+            raise RuntimeFailure(f"proxy {proxy.name!r} failed on all {score.evaluations} networks it scored; the "
+                                 f"last: {score.last_failure or 'a value that is not finite'}")
         history.append([done, _finite(float(pop["score"].max()))])
         self.population_ = pop
         self.result_ = self._result(space, cost, proxy, pop, ok0[0], init[0], checks, score, iterations,
@@ -434,6 +437,7 @@ class ZeroShotSearch(Params):
             init_arch_id=space.arch_id(tuple(int(a) for a in init)), iterations=iterations,
             generations=-(-iterations // self.batch), batch=self.batch, population=self.population,
             population_final=len(pop["score"]), evaluations=score.evaluations, proxy_failures=score.failures,
+            proxy_failure=score.last_failure,
             proxy_ms_per_arch=1e3 * score.seconds / score.evaluations if score.evaluations else None,
             rejected={**checks.rejected, "duplicate": duplicates}, predictor_queries=checks.queries,
             predictor_ms_per_arch=1e3 * checks.predict_s / checks.queries if checks.queries else None,

@@ -41,6 +41,7 @@ class ZeroShotResult(SearchResult):
     population_final: int
     evaluations: int
     proxy_failures: int
+    proxy_failure: str | None
     proxy_ms_per_arch: float | None
     rejected: dict[str, int]
     predictor_queries: int
@@ -81,6 +82,9 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
              f"{res['iterations']:,} iterations ({res['generations']:,} generations of {res['batch']}), population "
              f"{res['population_final']}/{res['population']}, {res['evaluations']:,} proxy evaluations, "
              f"{res['predictor_queries']:,} predictor queries{speed}"]
+    if res["proxy_failures"]:
+        lines.append(f"the proxy failed on {res['proxy_failures']:,} networks (never inserted)"
+                     + (f"; the last: {res['proxy_failure']}" if res.get("proxy_failure") else ""))
     rej = {k: v for k, v in res["rejected"].items() if v}
     if rej:
         lines.append("rejected children: " + ", ".join(f"{v:,} {k}" for k, v in rej.items()))

@@ -137,7 +137,16 @@ class _Counting(Proxy):
 
     def score(self, model, batch=None) -> float:
         type(self).calls += 1
+        if batch is None:  # a data-free proxy may read the batch's shape (SynFlow does)
+            raise ValueError("no batch")
         return float(sum(p.numel() for p in model.parameters()))
+
+
+class _Failing(Proxy):
+    data_free = True
+
+    def score(self, model, batch=None) -> float:
+        raise RuntimeError("always")
 
 
 class _Fewer(Proxy):
@@ -154,16 +163,24 @@ class _Fewer(Proxy):
 def toy_proxies():
     register_proxy("zs-counting")(_Counting)
     register_proxy("zs-fewer")(_Fewer)
+    register_proxy("zs-failing")(_Failing)
     _Counting.calls = 0
     yield
-    unregister_proxy("zs-counting")
-    unregister_proxy("zs-fewer")
+    for name in ("zs-counting", "zs-fewer", "zs-failing"):
+        unregister_proxy(name)
 
 
 def test_a_slow_proxy_scores_each_network_once(lut, toy_proxies) -> None:
     s, res = _search(lut, proxy="zs-counting", iterations=120, batch=8)
-    assert not res.fast_proxy and res.evaluations == _Counting.calls == len(s.scores_)
+    assert not res.fast_proxy and res.evaluations == _Counting.calls == len(s.scores_) and res.proxy_failures == 0
     assert res.proxy_value == max(s.scores_.values())
+
+
+def test_a_proxy_failing_everywhere_is_named(lut, toy_proxies) -> None:
+    from spaces.errors import RuntimeFailure
+
+    with pytest.raises(RuntimeFailure, match=r"proxy 'zs-failing' failed on all \d+ networks.*always"):
+        _search(lut, proxy="zs-failing", iterations=40)
 
 
 def test_a_lower_is_better_proxy_is_minimised(lut, toy_proxies) -> None:

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from hwsearch.pipeline import SearchSetup
 
 FAST_ITERATIONS = 480_000  # the paper's; with a fast-path proxy (TPC, #params, #FLOPs) mbconv takes ~1 min here
-SLOW_ITERATIONS = 300  # default with a proxy that builds each network (grad_norm, synflow, ...)
+SLOW_ITERATIONS = 500  # default with a proxy that builds each network (grad_norm, synflow, ...)
 TOP_K = 10  # final candidates recorded
 SLOW_PREDICTOR_MS = 0.6  # per network: 480,000 queries in under 5 min (spec §1.9)
 _SMALL_SPACE = 1 << 16  # spaces enumerated for the predicted-cheapest F0

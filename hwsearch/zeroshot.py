@@ -29,10 +29,8 @@ few iterations (default SLOW_ITERATIONS).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -41,6 +39,19 @@ from hwsearch.random_search import InfeasibleTargetWarning
 from hwsearch.registry import register_search
 from hwsearch.result import UNITS
 from hwsearch.search_params import SEARCH_CONSTRAINTS, optional, positive_number, search_space
+from hwsearch.zeroshot_engine import (
+    SLOW_PREDICTOR_MS,
+    Checks,
+    Scorer,
+    SlowPredictorWarning,
+    all_measures,
+    candidate,
+    fast_counter,
+    finite,
+    mutate,
+    one_line,
+    predicted_cheapest,
+)
 from hwsearch.zeroshot_result import ZeroShotResult, measure_final, summary_lines
 from predictors.base import Constraint, InvalidParameterError, Params
 from predictors.common import int_at_least
@@ -53,175 +64,7 @@ if TYPE_CHECKING:
 FAST_ITERATIONS = 480_000  # the paper's; with a fast-path proxy (TPC, #params, #FLOPs) mbconv takes ~1 min here
 SLOW_ITERATIONS = 500  # default with a proxy that builds each network (grad_norm, synflow, ...)
 TOP_K = 10  # final candidates recorded
-SLOW_PREDICTOR_MS = 0.6  # per network: 480,000 queries in under 5 min (spec §1.9)
-_SMALL_SPACE = 1 << 16  # spaces enumerated for the predicted-cheapest F0
 _POSITIVE = (positive_number, "a positive number")
-
-
-class SlowPredictorWarning(UserWarning):
-    """The predictor answers too slowly for the iterations asked (it builds each network, say)."""
-
-
-class _Checks:
-    """The constraints of one search, vectorised over a batch of children: depth, params, FLOPs, then the
-    predictor on what is left (so its queries are the children that passed the free checks)."""
-
-    def __init__(self, space: SearchSpace, cost: Any, target: float | None, max_flops: float | None,
-                 max_params: float | None, max_depth: int | None) -> None:
-        self.space, self.cost, self.target = space, cost, target
-        self.limits = {"depth": max_depth, "params_m": max_params, "flops_m": max_flops}
-        self.queries, self.predict_s = 0, 0.0
-        self.rejected = {"depth": 0, "params_m": 0, "flops_m": 0, "predicted": 0}
-        self._flops = self._params = None
-        if max_flops is not None:
-            self._flops = _fast_counter("flops", space)
-        if max_params is not None:
-            self._params = _fast_counter("params", space)
-
-    def measures(self, archs: np.ndarray) -> dict[str, np.ndarray]:
-        """Depth, params (M) and FLOPs (M) of `archs` (NaN where not asked or not countable fast)."""
-        out = {k: np.full(len(archs), np.nan) for k in self.limits}
-        if self.limits["depth"] is not None:
-            out["depth"] = conv_depths(self.space, archs)
-        if self._params is not None:
-            out["params_m"] = np.asarray(self._params.fast_scores(self.space, archs), dtype=float) / 1e6
-        if self._flops is not None:
-            out["flops_m"] = np.asarray(self._flops.fast_scores(self.space, archs), dtype=float) / 1e6
-        return out
-
-    def predict(self, archs: np.ndarray) -> np.ndarray:
-        from hwsearch.cost import predict_archs
-
-        if self.cost is None or len(archs) == 0:
-            return np.full(len(archs), np.nan)
-        t0 = time.perf_counter()
-        values = predict_archs(self.cost, self.space, archs)
-        self.predict_s += time.perf_counter() - t0
-        self.queries += len(archs)
-        return values
-
-    def __call__(self, archs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(which children meet every constraint, their measures incl. "predicted"), counting rejections."""
-        m = self.measures(archs)
-        ok = np.ones(len(archs), dtype=bool)
-        for key, limit in self.limits.items():
-            if limit is not None:
-                bad = ok & ~(m[key] <= limit)
-                self.rejected[key] += int(bad.sum())
-                ok &= ~bad
-        m["predicted"] = np.full(len(archs), np.nan)
-        if self.cost is not None and ok.any():
-            m["predicted"][ok] = self.predict(archs[ok])
-            bad = ok & ~((m["predicted"] > 0) & (m["predicted"] <= self.target))
-            self.rejected["predicted"] += int(bad.sum())
-            ok &= ~bad
-        return ok, m
-
-    def reasons(self, m: dict[str, np.ndarray], i: int, unit: str) -> list[str]:
-        """Why child `i` broke its constraints (for the infeasible warning)."""
-        out = [f"{key} {m[key][i]:.4g} > {limit:g}" for key, limit in self.limits.items()
-               if limit is not None and not m[key][i] <= limit]
-        if self.cost is not None and not m["predicted"][i] <= self.target:
-            out.append(f"predicted {m['predicted'][i]:.4g} {unit} > target {self.target:g} {unit}")
-        return out
-
-
-def _fast_counter(name: str, space: SearchSpace) -> Any:
-    """The #params (every parameter built: the model's size, not the proxy's effective count) or #FLOPs (MACs)
-    proxy, refused when it cannot count this space without building every network."""
-    from hwsearch.proxies import create_proxy
-
-    proxy = create_proxy(name, effective=False) if name == "params" else create_proxy(name)
-    if proxy.fast_scores(space, [space.sample(np.random.default_rng(0))]) is None:
-        raise UserInputError(f"--max-{name} needs a per-layer {name} table of space {space.name!r}, which the "
-                             f"{name!r} proxy does not have")
-    return proxy
-
-
-def conv_depths(space: SearchSpace, archs: np.ndarray) -> np.ndarray:
-    """Main-path conv layers of each arch (the depth cap's count: hwsearch.proxies.tpc.conv_depth)."""
-    from hwsearch.proxies.tpc import conv_depth
-
-    return np.asarray(conv_depth(space, archs), dtype=float).reshape(-1)
-
-
-class _Scorer:
-    """The proxy's oriented score of archs: one `fast_scores` call per batch when the proxy has one for the
-    space, else each network built and scored once (cached by arch). A failure scores -inf (never inserted)."""
-
-    def __init__(self, proxy: Any, space: SearchSpace, batch_kind: str, batch_size: int, seed: int) -> None:
-        self.proxy, self.space, self.seed = proxy, space, seed
-        self.fast = proxy.fast_scores(space, [space.sample(np.random.default_rng(0))]) is not None
-        self.batch = None
-        if not self.fast:  # data-free ones (SynFlow) read the batch's shape
-            from hwsearch.proxies import make_batch
-
-            self.batch = make_batch(batch_kind, space.input_shape(), batch_size, seed,
-                                    num_classes=int(space.config.get("num_classes", 10)))
-        self.cache: dict[str, float] = {}
-        self.evaluations, self.failures, self.seconds = 0, 0, 0.0
-        self.last_failure: str | None = None
-
-    def __call__(self, archs: np.ndarray) -> np.ndarray:
-        from hwsearch.proxies import score_archs
-
-        t0 = time.perf_counter()
-        if self.fast:
-            raw = np.asarray(self.proxy.fast_scores(self.space, archs), dtype=float).reshape(-1)
-            self.evaluations += len(archs)
-        else:
-            ids = [self.space.arch_id(tuple(int(a) for a in row)) for row in archs]
-            new = [i for i, k in enumerate(ids) if k not in self.cache]
-            values = score_archs(self.proxy, self.space, [tuple(map(int, archs[i])) for i in new], self.batch,
-                                 self.seed, on_failure=self._failed)
-            self.evaluations += len(new)
-            self.cache.update({ids[i]: float(v) for i, v in zip(new, values, strict=True)})
-            raw = np.array([self.cache[k] for k in ids])
-        self.seconds += time.perf_counter() - t0
-        scores = np.asarray(self.proxy.oriented(raw), dtype=float)
-        bad = ~np.isfinite(scores)
-        self.failures += int(bad.sum()) if self.fast else 0
-        return np.where(bad, -np.inf, scores)
-
-    def _failed(self, e: Exception) -> None:
-        self.failures += 1
-        self.last_failure = str(e)
-
-
-def predicted_cheapest(space: SearchSpace, size: Callable[[np.ndarray], np.ndarray], seed: int) -> tuple[int, ...]:
-    """The arch of least `size` (predicted cost, or FLOPs without a predictor): every arch of a small space,
-    else the least of 2,000 random ones refined by greedy per-layer descent (as hwsearch.cost.reachable_range)."""
-    import itertools
-
-    if space.size <= _SMALL_SPACE:
-        archs = np.array(list(itertools.product(range(space.n_ops), repeat=space.n_layers)), dtype=np.int64)
-        return tuple(int(a) for a in archs[int(np.argmin(size(archs)))])
-    archs = np.random.default_rng(seed).integers(0, space.n_ops, size=(2000, space.n_layers))
-    values = size(archs)
-    arch, best = archs[int(np.argmin(values))].copy(), float(values.min())
-    for _ in range(4):
-        changed = False
-        for layer in range(space.n_layers):
-            cands = np.repeat(arch[None], space.n_ops, axis=0)
-            cands[:, layer] = np.arange(space.n_ops)
-            v = size(cands)
-            k = int(np.argmin(v))
-            if v[k] < best - 1e-12:
-                arch, best, changed = cands[k], float(v[k]), True
-        if not changed:
-            break
-    return tuple(int(a) for a in arch)
-
-
-def mutate(parents: np.ndarray, n_layers_changed: int, n_ops: int, rng: np.random.Generator) -> np.ndarray:
-    """Children of `parents` [B, L]: `n_layers_changed` distinct random layers of each take another op."""
-    children = parents.copy()
-    b, n_layers = parents.shape
-    layers = np.argsort(rng.random((b, n_layers)), axis=1)[:, :n_layers_changed]
-    rows = np.arange(b)[:, None]
-    shift = rng.integers(1, n_ops, size=(b, n_layers_changed))  # never the parent's op
-    children[rows, layers] = (parents[rows, layers] + shift) % n_ops
-    return children
 
 
 @register_search("zeroshot")
@@ -311,15 +154,15 @@ class ZeroShotSearch(Params):
                 raise InvalidParameterError(f"ZeroShotSearch: space {self.space!r} does not build: {e}") from None
         return space, cost, create_proxy(self.proxy)
 
-    def _initial(self, space: SearchSpace, checks: _Checks) -> tuple[int, ...]:
+    def _initial(self, space: SearchSpace, checks: Checks) -> tuple[int, ...]:
         if self.init is not None:
             arch = space.parse(self.init) if isinstance(self.init, str) else space.validate(self.init)
             return tuple(int(a) for a in arch)
         if checks.cost is not None:
             return predicted_cheapest(space, checks.predict, self.seed)
-        return predicted_cheapest(space, lambda a: _fast_counter("flops", space).fast_scores(space, a), self.seed)
+        return predicted_cheapest(space, lambda a: fast_counter("flops", space).fast_scores(space, a), self.seed)
 
-    def _check_speed(self, space: SearchSpace, checks: _Checks, iterations: int) -> None:
+    def _check_speed(self, space: SearchSpace, checks: Checks, iterations: int) -> None:
         """SlowPredictorWarning when a batch of the predictor takes over SLOW_PREDICTOR_MS per arch (one that
         builds every network, as the FLOPs kind does): the search would take hours, as TPC-NAS §5.3 warns."""
         if checks.cost is None:
@@ -340,8 +183,8 @@ class ZeroShotSearch(Params):
         self._validate()
         start = time.perf_counter()
         space, cost, proxy = self._setup()
-        checks = _Checks(space, cost, self.target, self.max_flops, self.max_params, self.max_depth)
-        score = _Scorer(proxy, space, self.proxy_data, self.proxy_batch_size, self.seed)
+        checks = Checks(space, cost, self.target, self.max_flops, self.max_params, self.max_depth)
+        score = Scorer(proxy, space, self.proxy_data, self.proxy_batch_size, self.seed)
         iterations = self.iterations if self.iterations is not None else (
             FAST_ITERATIONS if score.fast else SLOW_ITERATIONS)
         rng = np.random.default_rng(self.seed)
@@ -354,7 +197,7 @@ class ZeroShotSearch(Params):
         pop = {"arch": init, "score": s0, "order": np.zeros(1, dtype=np.int64),
                **m0}
         self.scores_: dict[str, float] = {space.arch_id(tuple(init[0])): float(s0[0])}
-        history = [[0, _finite(s0[0])]]
+        history = [[0, finite(s0[0])]]
         duplicates, done, order = 0, 0, 1
         self.population_max_ = 1  # the largest |P| after a generation's trim (never above N)
         radix = space.n_ops ** np.arange(space.n_layers, dtype=np.int64)
@@ -403,7 +246,7 @@ class ZeroShotSearch(Params):
         if score.failures and not np.isfinite(pop["score"]).any():
             raise RuntimeFailure(f"proxy {proxy.name!r} failed on all {score.evaluations} networks it scored; the "
                                  f"last: {score.last_failure or 'a value that is not finite'}")
-        history.append([done, _finite(float(pop["score"].max()))])
+        history.append([done, finite(float(pop["score"].max()))])
         self.population_ = pop
         self.result_ = self._result(space, cost, proxy, pop, ok0[0], init[0], checks, score, iterations,
                                     duplicates, history, time.perf_counter() - start)
@@ -411,7 +254,7 @@ class ZeroShotSearch(Params):
         return self
 
     def _result(self, space: SearchSpace, cost: Any, proxy: Any, pop: dict[str, np.ndarray], feasible: bool,
-                init: np.ndarray, checks: _Checks, score: _Scorer, iterations: int, duplicates: int,
+                init: np.ndarray, checks: Checks, score: Scorer, iterations: int, duplicates: int,
                 history: list[list[Any]], wall_s: float) -> ZeroShotResult:
         predicted = np.where(np.isnan(pop["predicted"]), np.inf, pop["predicted"])
         ranked = np.lexsort((pop["order"], predicted, -pop["score"]))  # best score, then cheapest, then oldest
@@ -419,7 +262,7 @@ class ZeroShotSearch(Params):
             ranked = np.array([0])
         ranked = ranked[:TOP_K]
         full = all_measures(space, pop["arch"][ranked], [k for k, v in checks.limits.items() if v is not None])
-        top = [_candidate(space, pop, int(i), proxy, {k: v[j] for k, v in full.items()})
+        top = [candidate(space, pop, int(i), proxy, {k: v[j] for k, v in full.items()})
                for j, i in enumerate(ranked)]
         w = top[0]
         unit = UNITS[self.metric]
@@ -495,7 +338,7 @@ class ZeroShotSearch(Params):
         with warnings.catch_warnings():
             warnings.simplefilter("always", InfeasibleTargetWarning)
             warnings.simplefilter("always", SlowPredictorWarning)
-            warnings.showwarning = _one_line(warnings.showwarning)
+            warnings.showwarning = one_line(warnings.showwarning)
             result = search.search()
         return result
 
@@ -510,72 +353,3 @@ class ZeroShotSearch(Params):
     @classmethod
     def summary_lines(cls, res: dict[str, Any]) -> list[str]:
         return summary_lines(res)
-
-
-def _one_line(show: Callable[..., None]) -> Callable[..., None]:
-    """`warnings.showwarning` printing the search's own warnings at once as one 'warning: ...' line on stderr
-    (a slow predictor is said before the hours it costs, not after)."""
-
-    def shown(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, InfeasibleTargetWarning | SlowPredictorWarning):
-            print(f"warning: {message}", file=sys.stderr, flush=True)
-        else:
-            show(message, category, *args, **kwargs)
-
-    return shown
-
-
-def _finite(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
-
-
-def all_measures(space: SearchSpace, archs: np.ndarray, tabled: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """Depth, params (M) and FLOPs (M, counted as MACs) of a few `archs` whatever the constraints: what the result
-    records of its candidates. The per-layer tables of the `tabled` measures (the constrained ones: built
-    already) or of a small space; else one shapes-only build per arch (an MBConv table is ~150 builds)."""
-    from hwsearch.proxies import create_proxy
-
-    out = {k: np.full(len(archs), np.nan) for k in ("depth", "params_m", "flops_m")}
-    small = space.size <= _SMALL_SPACE
-    for key, name in (("depth", "depth"), ("params_m", "params"), ("flops_m", "flops")):
-        if small or key in tabled:
-            values = (conv_depths(space, archs) if key == "depth"
-                      else _fast_counter(name, space).fast_scores(space, archs))
-            out[key] = np.asarray(values, dtype=float).reshape(-1) / (1 if key == "depth" else 1e6)
-    if small or len(tabled) == 3:
-        return out
-    import torch
-
-    from hwsearch.proxies.tpc import model_conv_depth
-
-    params, flops = create_proxy("params", effective=False), create_proxy("flops", input_shape=space.input_shape())
-    for i, arch in enumerate(archs):
-        arch = space.validate([int(a) for a in arch])
-        try:
-            with torch.device("meta"):
-                model = space._make_module(arch)
-        except (RuntimeError, NotImplementedError):  # an op without a meta kernel
-            model = space._make_module(arch)
-        measured = {"depth": model_conv_depth(model), "params_m": params.score(model) / 1e6,
-                    "flops_m": flops.score(model) / 1e6}
-        for key, value in measured.items():
-            if key not in tabled:
-                out[key][i] = float(value)
-    return out
-
-
-def _candidate(space: SearchSpace, pop: dict[str, np.ndarray], i: int, proxy: Any,
-               full: dict[str, float]) -> dict[str, Any]:
-    """One population member as JSON: the arch, the proxy's raw value and every measure."""
-    arch = [int(a) for a in pop["arch"][i]]
-    oriented = float(pop["score"][i])
-    raw = oriented if proxy.higher_is_better else -oriented
-
-    def num(key: str) -> float | None:
-        v = float(full[key]) if key in full and np.isfinite(full[key]) else float(pop[key][i])
-        return v if np.isfinite(v) else None
-
-    depth = num("depth")
-    return {"arch": arch, "arch_id": space.arch_id(arch), "proxy_value": _finite(raw), "score": _finite(oriented),
-            "predicted": num("predicted"), "flops_m": num("flops_m"), "params_m": num("params_m"),
-            "depth": None if depth is None else int(depth)}

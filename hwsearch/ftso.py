@@ -280,7 +280,7 @@ class FTSO(Params):
 
     def fit(self, train_data: Any, val_data: Any = None) -> FTSO:
         """Validate, forget the last search's state, run both steps (torch: imported only now)."""
-        from hwsearch import ftso_result
+        from hwsearch import ftso_engine
         from hwsearch.data import split
         from hwsearch.lightnas_engine import check_data
 
@@ -295,7 +295,7 @@ class FTSO(Params):
         side = int(train_data[0][0].shape[-1])  # any side: the network ends in global pooling
         for which, data in (("train_data", train_data), ("val_data", val_data)):
             check_data(data, space, which, side)
-        ftso_result.run_search(self, train_data, val_data, space, cost)
+        ftso_engine.run_search(self, train_data, val_data, space, cost)
         return self
 
     # --- `edgeprof search ftso` ---------------------------------------------------------------------------

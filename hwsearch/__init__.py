@@ -1,6 +1,7 @@
 """Hardware-aware searches: LightNAS (differentiable, hits a latency or energy target), SurgeNAS (one-level,
-ordered sampling, β·latency in the loss), random search (the baseline), their parts, and the
-one path from a search's result to a network measured on the device (`hwsearch.pipeline`).
+ordered sampling, β·latency in the loss), Domino (Pareto), the zero-shot TPC-NAS and FTSO, random search (the
+baseline), their parts, and the one path from a search's result to a network measured on the device
+(`hwsearch.pipeline`). The zero-shot accuracy proxies are `hwsearch.proxies`.
 
 Pick a search by name (`create_search("lightnas", predictor=..., target=...)`) or use the class; the
 parts (single-path supernets, Gumbel sampling, search data without torchvision, the frozen cost model)
@@ -20,6 +21,8 @@ _EXPORTS = {
     "hwsearch.domino": ("DominoSearch",),
     "hwsearch.domino_result": ("DominoResult", "plot_pareto", "verify_pareto"),
     "hwsearch.data": ("ImageFolderDataset", "TensorData", "digits_proxy", "shard_indices", "split"),
+    "hwsearch.ftso": ("FTSO",),
+    "hwsearch.ftso_result": ("FTSOResult",),
     "hwsearch.gumbel": ("derive_arch", "hard_gumbel", "ordered_samples"),
     "hwsearch.schedule": ("tau_schedule",),
     "hwsearch.lightnas": ("LightNAS", "lambda_step"),
@@ -31,6 +34,8 @@ _EXPORTS = {
                           "search_class"),
     "hwsearch.result": ("LightNASResult", "SearchContractError", "SearchResult", "plot_history", "target_errors"),
     "hwsearch.supernet": ("Supernet", "build_supernet"),
+    "hwsearch.zeroshot": ("ZeroShotSearch",),
+    "hwsearch.zeroshot_result": ("ZeroShotResult",),
     "hwsearch.surgenas": ("SurgeNAS",),
     "hwsearch.surgenas_result": ("SurgeNASResult", "plot_surgenas"),
 }
@@ -41,6 +46,8 @@ __all__ = [
     "CostModel",
     "DominoResult",
     "DominoSearch",
+    "FTSO",
+    "FTSOResult",
     "ImageFolderDataset",
     "InfeasibleTargetWarning",
     "LUTCost",
@@ -59,6 +66,8 @@ __all__ = [
     "TensorData",
     "UnknownSearchError",
     "VerifyPlan",
+    "ZeroShotResult",
+    "ZeroShotSearch",
     "as_cost_model",
     "as_predict_model",
     "best_under",

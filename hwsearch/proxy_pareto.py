@@ -184,8 +184,9 @@ def evaluate_pareto(store: Any, proxies: Sequence[Any], device: str, space: str,
                     metric: str = "test_accuracy", setting: Mapping[str, Any] | None = None,
                     progress: Any = None) -> tuple[SpaceTable, dict[str, Any]]:
     """The whole check from a store: `device`'s cost table joined with the task's accuracies (judge.load_table),
-    each proxy scoring every cell of it when it has a fast path and `n` seeded cells otherwise (all for None),
-    through the score cache; (table, `proxy_fronts` result with the scoring's counts and times)."""
+    each proxy scoring every cell of it when it has a fast path and `n` seeded cells otherwise (all for None;
+    cells the cache holds for those proxies first), through the score cache; (table, `proxy_fronts` result
+    with the scoring's counts and times)."""
     import time
 
     from hwsearch.judge import load_table
@@ -195,9 +196,15 @@ def evaluate_pareto(store: Any, proxies: Sequence[Any], device: str, space: str,
     t0 = time.perf_counter()
     net_space, _ = accuracy_space(store, space, task, metric)
     table = load_table(store, device, space, task, metric, **dict(setting or {}))
-    sampled = sample_cells(table.arch_ids, n, seed)
     first = net_space.parse(table.arch_ids[0])
     fast = {p.name: _has_fast_path(p, net_space, first) for p in proxies}
+    # the cells the cache already holds for the slow proxies come first (`evaluate` scored them): a rerun or a
+    # pareto after an evaluate computes only what is missing
+    slow = {p.name for p in proxies if not fast[p.name]}
+    entries = getattr(cache, "entries", {}).values()
+    held = [r["arch"] for r in entries if r.get("proxy") in slow and r.get("seed") == seed
+            and r.get("batch_size") == batch_size and r.get("space_config") == dict(net_space.config)]
+    sampled = sample_cells(table.arch_ids, n, seed, prefer=held)
     batch = make_batch(batch_kind, net_space.input_shape(), batch_size, seed,
                        num_classes=int(net_space.config.get("num_classes", 10)))
     kwargs = {} if progress is None else {"progress": progress}

@@ -16,7 +16,8 @@ from pathlib import Path
 SIZE_FLAGS = frozenset({
     "--n", "--epochs", "--train-n", "--rounds", "--resolution", "--nproc-per-node", "--batch-size", "--plan",
     "--meta-iters", "--samples-per-device", "--quick", "--proxy-n", "--max-trials", "--channels", "--cap",
-    "--phis", "--scale-phis", "--digits-n", "--population", "--generations", "--verify-max",
+    "--phis", "--scale-phis", "--digits-n", "--population", "--generations", "--verify-max", "--iterations",
+    "--measure-final",
 })
 OPERATORS = frozenset({"&&", "||", "|", ";", "&"})
 SAFE = re.compile(r"[\w@%+=:,./~-]+")

@@ -186,6 +186,38 @@ WALK: list[Step] = [
          "--weights weights/mobilenetv2-small-01101111000011110.pt --out merged.onnx"),
     Step("domino", "edgeprof profile local-cpu --onnx merged.onnx --batch 1,8 --db domino.db",
          "edgeprof profile local-cpu --onnx merged.onnx --batch 1,8 --db domino.db"),
+    # Zero-shot search (tests/test_readme_walk_zeroshot.py walks it, in a workspace of its own)
+    Step("zeroshot", "edgeprof proxies list", "edgeprof proxies list"),
+    Step("zeroshot", "edgeprof proxies evaluate --space nb201 --db lab.db --task cifar100 --n 50 --proxies "
+                     "params,flops,tpc,synflow,naswot,jacob_cov --naslib ../shared/data/NASLib-zc/zc_nasbench201.json "
+                     "--scores scores.jsonl",
+         "edgeprof proxies evaluate --space nb201 --db lab.db --task cifar100 --n 8 --proxies "
+         "params,flops,tpc,synflow,naswot,jacob_cov --naslib ../shared/data/NASLib-zc/zc_nasbench201.json "
+         "--scores scores.jsonl --batch-size 16"),
+    Step("zeroshot", "edgeprof proxies pareto --space nb201 --device raspi4 --db lab.db --task cifar100 --proxies "
+                     "params,flops,tpc,synflow,naswot --n 100 --scores scores.jsonl --out front.png",
+         "edgeprof proxies pareto --space nb201 --device raspi4 --db lab.db --task cifar100 --proxies "
+         "params,flops,tpc,synflow,naswot --n 8 --scores scores.jsonl --out front.png --batch-size 16"),
+    Step("zeroshot", "edgeprof search zeroshot --device raspi4 --predictor mlp-raspi4 --proxy tpc --max-latency-ms 20 "
+                     "--out zs-raspi4.json",
+         "edgeprof search zeroshot --device raspi4 --predictor mlp-raspi4 --proxy tpc --max-latency-ms 20 "
+         "--out zs-raspi4.json --iterations 20000"),
+    Step("zeroshot", "edgeprof search zeroshot --device raspi4 --predictor mlp-raspi4 --proxy synflow --max-latency-ms "
+                     "20 --population 50 --batch 8 --iterations 1000 --out zs-synflow.json",
+         "edgeprof search zeroshot --device raspi4 --predictor mlp-raspi4 --proxy synflow --max-latency-ms "
+         "20 --population 10 --batch 8 --iterations 40 --out zs-synflow.json"),
+    Step("zeroshot", "edgeprof search ftso --device raspi4 --predictor mlp-raspi4 --max-latency-ms 20 "
+                     "--out ftso-raspi4.json",
+         "edgeprof search ftso --device raspi4 --predictor mlp-raspi4 --max-latency-ms 20 --out ftso-raspi4.json "
+         "--iterations 2 --proxy-n 60 --batch-size 32"),
+    Step("zeroshot", "edgeprof report search zs-raspi4.json zs-synflow.json ftso-raspi4.json --db lab.db --device "
+                     "raspi4 --task cifar100 --out zeroshot-raspi4.png",
+         "edgeprof report search zs-raspi4.json zs-synflow.json ftso-raspi4.json --db lab.db --device "
+         "raspi4 --task cifar100 --out zeroshot-raspi4.png"),
+    Step("zeroshot", "edgeprof search zeroshot --device local-cpu --predictor mlp-cpu --max-latency-ms p50 --verify "
+                     "--rounds 3 --measure-final 3 --db lab.db --out zs-cpu.json",
+         "edgeprof search zeroshot --device local-cpu --predictor mlp-cpu --max-latency-ms p50 --verify "
+         "--rounds 1 --measure-final 2 --db lab.db --out zs-cpu.json --iterations 20000"),
     Step("", "make test TEST_WORKERS=0", covered_by="the suite in one process: what `make test` runs, without -n"),
     # Hardware-aware search (into the lab.db of the predictor walk, from this CPU)
     Step("search", "edgeprof profile local-cpu --space mbconv-small --n 60 --db lab.db",

@@ -141,9 +141,9 @@ class Scorer:
             raw = np.array([self.cache[k] for k in ids])
         self.seconds += time.perf_counter() - t0
         scores = np.asarray(self.proxy.oriented(raw), dtype=float)
-        bad = ~np.isfinite(scores)
-        self.failures += int(bad.sum()) if self.fast else 0
-        return np.where(bad, -np.inf, scores)
+        # NaN is a failure; -inf a value (TPC, NASWOT and Zen of a cell with no path from its input): never inserted
+        self.failures += int(np.isnan(scores).sum()) if self.fast else 0
+        return np.where(np.isfinite(scores), scores, -np.inf)
 
     def _failed(self, e: Exception) -> None:
         self.failures += 1

@@ -64,9 +64,16 @@ class TPC(Proxy):
     def fast_scores(self, space: SearchSpace, archs: Sequence[Sequence[int]]) -> np.ndarray | None:
         """Every arch's TPC from the space's per-(layer, op) table: `score` of its build, except that with
         `effective` (default) NB201 counts only the convs on an input-to-output path (TPC counts paths from
-        the input; a conv fed by a constant opens none; a cell cut off from its input scores its skeleton's
-        TPC, not more than a cell of convs that the input reaches)."""
-        return table_values(space, archs, self._table_kind, self.effective)
+        the input; a conv fed by a constant opens none), and a cell with no path from its input to its output
+        at all scores -inf: its network has zero paths (ln 0), as NASWOT and Zen score it."""
+        values = table_values(space, archs, self._table_kind, self.effective)
+        if self.effective:  # no input-to-output path at all: zero paths, ln 0
+            from hwsearch.proxies._tables import built_mask
+
+            mask = built_mask(space, np.asarray(archs, dtype=np.int64).reshape(-1, space.n_layers), effective=True)
+            if mask is not None:
+                values = np.where(mask.any(axis=1), values, -np.inf)
+        return values
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()

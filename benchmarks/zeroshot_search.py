@@ -162,6 +162,25 @@ def board_runs(args: argparse.Namespace, store: Store, board: str, ftso_cell: di
                                            "heldout_spearman": rho, "heldout_mape": mape}, "budgets": rows}]
 
 
+def summarise(boards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method over every (board, budget) it ran at: runs, within the budget by the table, mean accuracy,
+    regret at the budget, |error| against the budget, queries and wall time. Pure."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for b in boards:
+        for row in b["budgets"]:
+            for m, r in row["runs"].items():
+                by.setdefault(m, []).append(r)
+
+    def mean(rs: list[dict[str, Any]], key: str, f: Any = float) -> float | None:
+        v = [f(r[key]) for r in rs if r[key] is not None]
+        return float(np.mean(v)) if v else None
+
+    return {m: {"runs": len(rs), "within": sum(bool(r["within"]) for r in rs),
+                "accuracy_mean": mean(rs, "accuracy"), "regret_at_target_mean": mean(rs, "regret_at_target"),
+                "abs_error_mean": mean(rs, "error_vs_target", abs), "evaluations_mean": mean(rs, "evaluations"),
+                "wall_s_mean": mean(rs, "wall_s")} for m, rs in by.items()}
+
+
 def best_by_proxy(acc_of: dict[str, float], scores_paths: list[str]) -> dict[str, Any]:
     """Accuracy of the cell each proxy ranks first: exhaustive for the fast-path proxies, over the cached
     cells for the others (ties: every cell at the top value; the mean is the headline, min/max beside)."""
@@ -242,6 +261,12 @@ def local_cpu(args: argparse.Namespace) -> dict[str, Any]:
     mf = measure_final(res, config.name, db, args.rounds, args.measure_final, log, protocol=protocol)
     if tmp:
         tmp.cleanup()
+    tpc = create_proxy("tpc")
+    under = [i for i, v in zip(ids, y, strict=True) if v <= res.target]
+    scores = tpc.fast_scores(space, [space.parse(i) for i in under]) if under else []
+    b = int(np.argmax(scores)) if under else None
+    best_measured = None if b is None else {"arch_id": under[b], "tpc": float(scores[b]), "measured_ms": lat[under[b]],
+                                            "of": len(under)}
     cands = [{k: c[k] for k in ("arch_id", "proxy_value", "predicted", "measured", "within")}
              for c in mf["measure_final"]["candidates"]]
     first = cands[0]
@@ -253,7 +278,8 @@ def local_cpu(args: argparse.Namespace) -> dict[str, Any]:
                          "predictor_error": first["predicted"] / first["measured"] - 1,
                          "error_vs_target": first["measured"] / res.target - 1},
             "kept": {"arch_id": mf["measure_final"]["chosen"], "measured_ms": mf["verify"]["median"]},
-            "within": mf["measure_final"]["within"], "candidates": cands}
+            "within": mf["measure_final"]["within"], "candidates": cands,
+            "best_tpc_of_measured_within": best_measured}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             IMPORTERS["help"](store, args.help_dir, spaces=("nb201",), devices=boards)
             for board in boards:
                 out["boards"] += board_runs(args, store, board, ftso_cell)
+        out["summary"] = summarise(out["boards"])
         out["best_by_proxy"] = best_by_proxy(acc_of, args.scores)
     out["nb201_s"] = round(time.perf_counter() - t_start, 1)
     out["local_cpu"] = None if args.no_local else local_cpu(args)
@@ -353,6 +380,16 @@ def table_lines(out: dict[str, Any]) -> list[str]:
                              f"{_f(r['regret_at_target'], '6.2f')} {_f(r['regret'], '7.2f')} "
                              f"{r['evaluations'] if r['evaluations'] is not None else '':>7} {r['wall_s']:6.1f}  "
                              f"{r['short']}")
+    if out["boards"]:
+        lines.append("regret = best accuracy within the budget by the table - its accuracy (negative: over the budget, "
+                     "more accurate than any cell within it); reg@own = the same at its own table latency")
+        lines.append("summary over the (board, budget) pairs (means; within: table latency <= budget)")
+        lines.append(f"  {'method':24s} {'runs':>4s} {'within':>6s} {'acc':>6s} {'regret':>6s} {'|err|':>6s} "
+                     f"{'queries':>7s} {'wall s':>6s}")
+        for m, r in out["summary"].items():
+            lines.append(f"  {m:24s} {r['runs']:4d} {r['within']:6d} {_f(r['accuracy_mean'], '6.2f')} "
+                         f"{_f(r['regret_at_target_mean'], '6.2f')} {_f(100 * r['abs_error_mean'], '5.0f')}% "
+                         f"{_f(r['evaluations_mean'], '7.0f')} {_f(r['wall_s_mean'], '6.1f')}")
     lines.append("best-by-proxy accuracy (NB201 CIFAR-100; ties: mean [min, max] of the tied cells)")
     lines.append(f"  {'proxy':22s} {'ours':>6s} {'min':>6s} {'max':>6s} {'tied':>5s} {'cells':>6s} "
                  f"{'best of cells':>13s} {'survey IV':>9s}")
@@ -372,6 +409,10 @@ def table_lines(out: dict[str, Any]) -> list[str]:
                      f"(predictor {100 * s['predictor_error']:+.1f}%, {100 * s['error_vs_target']:+.1f}% vs "
                      f"target); {lc['within']}/{len(lc['candidates'])} candidates within; kept "
                      f"{lc['kept']['measured_ms']:.3f} ms")
+        bm = lc["best_tpc_of_measured_within"]
+        if bm:
+            lines.append(f"  of the {bm['of']} measured networks within the target, the highest TPC: {bm['tpc']:.1f} "
+                         f"({bm['measured_ms']:.3f} ms) {bm['arch_id']}")
         for c in lc["candidates"]:
             lines.append(f"    proxy {c['proxy_value']:.1f} predicted {c['predicted']:.3f} measured "
                          f"{c['measured']:.3f} ms  {c['arch_id']}")

@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 HELP_DIR = REPO.parent / "shared" / "data" / "HELP" / "data"
 BENCH = REPO / "benchmarks"
 BENCHMARKS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
-NEEDS_HELP = {"help_nb201", "help_fbnet", "supervised_nb201", "lightnas_nb201_tables", "surgenas_nb201"}
+NEEDS_HELP = {"help_nb201", "help_fbnet", "supervised_nb201", "lightnas_nb201_tables", "surgenas_nb201",
+              "zeroshot_search"}
 NEEDS_SSHD = {"transport_overhead", "fault_drills"}
 # Run at smoke size by a test of their own, which checks more than the figures (each drill's target): not twice.
 RUN_BY = {"fault_drills": "tests/ssh/test_fault_drills.py"}
@@ -66,6 +67,16 @@ EXPECTED: dict[str, tuple[str, ...]] = {
                           "proxies.params.naslib.naslib_spearman", "proxies.params.best_by_proxy.accuracy",
                           "proxies.params.best_by_proxy.gt_best", "proxies.tpc.spearman", "proxies.flops.spearman",
                           "proxies.*.time_per_cell_s", "n_cells_fast", "n_sampled", "wall_s"),
+    "zeroshot_search": ("boards.*.predictor.heldout_spearman", "boards.*.budgets.*.target_ms",
+                        "boards.*.budgets.*.runs.*.latency", "boards.*.budgets.*.runs.*.accuracy",
+                        "boards.*.budgets.*.runs.*.regret_at_target", "boards.*.budgets.*.runs.*.evaluations",
+                        "boards.*.budgets.*.runs.zeroshot_tpc.predicted",
+                        "boards.*.budgets.*.runs.ftso_budget.latency", "boards.*.budgets.*.runs.lightnas.latency",
+                        "boards.*.budgets.*.runs.surgenas.latency", "summary.*.accuracy_mean",
+                        "best_by_proxy.tpc.accuracy", "best_by_proxy.params.accuracy",
+                        "best_by_proxy.ground_truth.accuracy", "local_cpu.target_ms",
+                        "local_cpu.searched.predicted_ms", "local_cpu.searched.measured_ms",
+                        "local_cpu.candidates.*.measured", "wall_s"),
     "domino_search": ("latency_predictor.rows.*.mlp.rmse_ms", "latency_predictor.rows.*.flops_linear.rmse_ms",
                       "latency_predictor.latency_ms.max", "search.evaluations", "search.hypervolume",
                       "search.random_hypervolume",

@@ -148,7 +148,7 @@ def score_cells(proxies: Sequence[Proxy], space: SearchSpace, arch_ids: Sequence
             vals = np.asarray(proxy.fast_scores(space, archs), dtype=float).reshape(-1)
             per = (time.perf_counter() - t0) / len(archs)
             recs = [{**_key(proxy, a, batch, seed, config), "value": _finite(v), "time_s": per,
-                     "error": None if math.isfinite(v) else "not a finite number"}
+                     "error": None if not math.isnan(v) else "not a number"}
                     for a, v in zip(missing, vals, strict=True)]
             cache.add(recs)
             for rec in recs:

@@ -84,12 +84,13 @@ def front_gaps(cost: Any, accuracy: Any, score: Any, arch_ids: Sequence[str] | N
 def proxy_fronts(table: SpaceTable, scores: Mapping[str, Mapping[str, float]],
                  higher_is_better: Mapping[str, bool] | None = None) -> dict[str, Any]:
     """`front_gaps` of every proxy in `scores` ({name: {arch id: value}}, raw values oriented here by
-    `higher_is_better`) over the table's cells that it scored with a finite value. JSON-ready but for NaN."""
+    `higher_is_better`) over the table's cells that it scored (NaN: failed, left out; ±inf ranks). JSON-ready
+    but for NaN."""
     hib = higher_is_better or {}
     index = {a: i for i, a in enumerate(table.arch_ids)}
     rows = []
     for name, vals in scores.items():
-        ids = [a for a, v in vals.items() if a in index and v is not None and math.isfinite(v)]
+        ids = [a for a, v in vals.items() if a in index and v is not None and not math.isnan(v)]  # -inf ranks
         if len(ids) < 2:
             rows.append({"name": name, "n": len(ids), "error": "fewer than 2 scored cells with a cost"})
             continue

@@ -197,28 +197,27 @@ def _clean(pred: Any, truth: Any) -> tuple[np.ndarray, np.ndarray]:
     return p[ok], t[ok]
 
 
-def spearman(pred: Any, truth: Any) -> float:
-    """Spearman ρ over the pairs where both are finite; NaN with fewer than 3 pairs or a constant side."""
+def _rank(fn: str, pred: Any, truth: Any) -> float:
+    """scipy.stats' `fn` (spearmanr, kendalltau) over the pairs where `_clean` keeps both; NaN with fewer than
+    3 pairs or a constant side."""
     from scipy import stats
 
     p, t = _clean(pred, truth)
-    if p.size < 3 or np.ptp(p) == 0 or np.ptp(t) == 0:
+    if p.size < 3 or len(np.unique(p)) < 2 or np.ptp(t) == 0:
         return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(stats.spearmanr(p, t).statistic)
+        return float(getattr(stats, fn)(p, t).statistic)
+
+
+def spearman(pred: Any, truth: Any) -> float:
+    """Spearman ρ over the pairs where both are known (an infinite value ranks); NaN where undefined."""
+    return _rank("spearmanr", pred, truth)
 
 
 def kendall(pred: Any, truth: Any) -> float:
-    """Kendall τ-b over the pairs where both are finite; NaN with fewer than 3 pairs or a constant side."""
-    from scipy import stats
-
-    p, t = _clean(pred, truth)
-    if p.size < 3 or np.ptp(p) == 0 or np.ptp(t) == 0:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.kendalltau(p, t).statistic)
+    """Kendall τ-b over the pairs where both are known (an infinite value ranks); NaN where undefined."""
+    return _rank("kendalltau", pred, truth)
 
 
 def top_indices(truth: Any, fraction: float) -> np.ndarray:

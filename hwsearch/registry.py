@@ -6,7 +6,6 @@ first use, so `create_search("lightnas")` works without importing `hwsearch.ligh
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -50,10 +49,4 @@ def search_class(name: str) -> type:
 
 def create_search(name: str, **params: Any) -> Any:
     """An unfitted search `name` with `params`; an unknown parameter is a ValueError listing the known."""
-    cls = search_class(name)
-    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = [k for k in params if k not in known]
-    if unknown:
-        raise ValueError(f"search {name!r} has no parameter(s) {', '.join(map(repr, unknown))} "
-                         f"(known: {', '.join(known)})")
-    return cls(**params)
+    return _REGISTRY.create(name, **params)

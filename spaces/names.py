@@ -88,6 +88,19 @@ class ClassRegistry(Generic[T]):
         """Registered names, sorted."""
         return sorted(self.classes())
 
+    def create(self, name: str, **params: Any) -> Any:
+        """An instance of the class registered as `name` with `params`; a parameter its __init__ does not take
+        is a ValueError listing the ones it does (scikit-learn style: caught before anything runs)."""
+        import inspect
+
+        cls = self.get(name)
+        known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        unknown = [k for k in params if k not in known]
+        if unknown:
+            raise ValueError(f"{self.what} {name!r} has no parameter(s) {', '.join(map(repr, unknown))} "
+                             f"(known: {', '.join(known) or 'none'})")
+        return cls(**params)
+
     def get(self, name: str) -> T:
         """The entry registered as `name`, or the registry's error naming the known names."""
         self._load_builtins()

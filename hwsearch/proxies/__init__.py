@@ -8,7 +8,6 @@ on first lookup; their torch imports stay inside the functions, so listing names
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -70,13 +69,7 @@ def proxy_class(name: str) -> type:
 
 def create_proxy(name: str, **params: Any) -> Proxy:
     """A proxy `name` with `params`; an unknown parameter is a ValueError listing the known."""
-    cls = proxy_class(name)
-    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = [k for k in params if k not in known]
-    if unknown:
-        raise ValueError(f"proxy {name!r} has no parameter(s) {', '.join(map(repr, unknown))} "
-                         f"(known: {', '.join(known) or 'none'})")
-    return cls(**params)
+    return _REGISTRY.create(name, **params)
 
 
 __all__ = ["BATCH_KINDS", "Proxy", "ProxyBatch", "ProxyFailure", "UnknownProxyError", "build_for_proxy",

@@ -54,6 +54,8 @@ PUBLISHED = {"synflow": 0.763, "jacob_cov": 0.704, "snip": 0.637, "grad_norm": 0
              "fisher": 0.385, "params": 0.73}
 PUBLISHED_SOURCE = "zero-cost-nas (Abdelfattah et al. 2021), NB201 CIFAR-100, all 15,625 cells; #params: the survey"
 QUICK = {"n": 6, "compare_n": 3, "batch_size": 16}
+# at --quick without --proxies: the table proxies and one of each kind that builds networks (a smoke run)
+QUICK_PROXIES = "params,flops,tpc,tpc-table8,synflow,naswot,grad_norm"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -69,7 +71,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--scores", help="the per-cell cache, a rerun resumes (default: benchmarks/out/"
                                      "proxy_correlation.jsonl; with --quick, a temporary file)")
     ap.add_argument("--naslib", default=str(DEFAULT_NASLIB))
-    ap.add_argument("--quick", action="store_true", help=f"smoke size: {QUICK}")
+    ap.add_argument("--quick", action="store_true", help=f"smoke size: {QUICK}, proxies {QUICK_PROXIES} unless given")
     ap.add_argument("--json", action="store_true", help="print JSON")
     args = ap.parse_args(argv)
     if not 0 < args.top <= 100:
@@ -78,6 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
+        args.proxies = args.proxies or QUICK_PROXIES
     return args
 
 

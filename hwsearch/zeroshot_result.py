@@ -76,7 +76,12 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
     value = res["proxy_value"]
     speed = ("" if res["predictor_ms_per_arch"] is None
              else f" at {res['predictor_ms_per_arch']:.4f} ms/arch")
-    lines = [f"proxy {res['proxy']}: " + ("none (failed)" if value is None else f"{value:.6g}")
+    if value is None:  # NaN (failed) or -inf: the network has no path from its input (TPC, NASWOT, Zen)
+        value_text = ("none (failed)" if res["proxy_failures"] else
+                      "-inf: no network found within the constraints has a path from its input to its output")
+    else:
+        value_text = f"{value:.6g}"
+    lines = [f"proxy {res['proxy']}: " + value_text
              + ("" if res["feasible"] else " (infeasible: the initial network breaks a constraint)"),
              f"constraints: {constraint_text(res)}",
              f"{res['iterations']:,} iterations ({res['generations']:,} generations of {res['batch']}), population "

@@ -226,3 +226,15 @@ def test_a_slow_predictor_is_named_before_the_search() -> None:
         res = ZeroShotSearch(predictor=_SlowTable(), target=2.5, population=8, iterations=16, batch=8,
                              init=[0] * 6).search()
     assert res.feasible and res.predictor_ms_per_arch > 0.6 and _latency(res.arch) <= 2.5 + 1e-6
+
+
+def test_when_only_cells_without_a_path_fit_tpc_says_so(lut) -> None:
+    """Under a budget only the all-`none` cell meets (every op but none costs), TPC is -inf everywhere within:
+    the result says no network within the constraints has a path from its input, not that the proxy failed."""
+    from hwsearch.zeroshot_result import summary_lines
+
+    _, res = _search(lut, target=NB_BASE + 0.01, iterations=200)
+    d = res.to_dict()
+    assert d["feasible"] and d["proxy_value"] is None and d["proxy_failures"] == 0
+    assert d["arch"] == [0] * 6  # the all-none cell: the only one predicted within
+    assert "no network found within the constraints has a path" in summary_lines(d)[0]

@@ -4,13 +4,12 @@ linear model, per-sample gradients against autograd) and, for NASWOT, with NASLi
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from proxy_helpers import naslib_cells, needs_naslib
 from torch import nn
 
 from hwsearch.proxies import create_proxy, list_proxies, make_batch, proxy_class, score_arch
@@ -19,18 +18,6 @@ from spaces import create_space
 from spaces.errors import UserInputError
 
 NAMES = ("naswot", "zen", "ntk_cond")
-NASLIB_ZC = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "NASLib-zc" / "zc_nasbench201.json"
-NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
-
-
-@pytest.fixture(scope="module")
-def nb_small():
-    return create_space("nb201", C=8, N=1, num_classes=100)
-
-
-@pytest.fixture(scope="module")
-def mb_small():
-    return create_space("mbconv", width_mult=0.25, resolution=64, num_classes=10)
 
 
 def _batch(x: torch.Tensor) -> ProxyBatch:
@@ -116,23 +103,15 @@ def test_naswot_counts_every_relu_call_and_refuses_a_network_without_relu_module
         create_proxy("naswot").score(Functional(), _batch(x))
 
 
-def _naslib_cells(space, n: int):
-    """n NASLib cifar100 cells (fixed pick) as our archs, with their `nwot` scores. NASLib's `arch` tuple is in
-    its EDGE_LIST order (0-1, 0-2, 0-3, 1-2, 1-3, 2-3), not the NB201 string's (0-1, 0-2, 1-2, 0-3, 1-3, 2-3):
-    read the string's way, NASLib's val_accuracy agrees with NB201's at rho 0.76 instead of 0.996."""
-    data = json.loads(NASLIB_ZC.read_text())["cifar100"]
-    keys = sorted(data)
-    archs, ref = [], []
-    for i in np.random.default_rng(0).choice(len(keys), n, replace=False):
-        cell = data[keys[i]]
-        t = [int(v) for v in cell["arch"].strip("()").split(",")]
-        o = [NASLIB_OPS[t[j]] for j in (0, 1, 3, 2, 4, 5)]
-        archs.append(space.parse(f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"))
-        ref.append(cell["nwot"]["score"])
-    return archs, np.array(ref)
+def _naslib_cells(n: int):
+    """n NASLib cifar100 cells (fixed pick) as our archs, with their `nwot` scores."""
+    cells = naslib_cells()
+    keys = sorted(cells)
+    picked = [cells[keys[i]] for i in np.random.default_rng(0).choice(len(keys), n, replace=False)]
+    return [arch for arch, _ in picked], np.array([cell["nwot"]["score"] for _, cell in picked])
 
 
-@pytest.mark.skipif(not NASLIB_ZC.exists(), reason="needs ../shared/data/NASLib-zc")
+@needs_naslib
 @pytest.mark.parametrize("kind", ["digits", "gaussian"])
 def test_naswot_ranks_cells_as_naslib_nwot_does(kind):
     """NASLib scored real CIFAR-100 batches and we have none: compare by rank. Small config (C=8, N=1) and a
@@ -140,7 +119,7 @@ def test_naswot_ranks_cells_as_naslib_nwot_does(kind):
     from scipy.stats import spearmanr
 
     space = create_space("nb201", C=8, N=1, num_classes=100)
-    archs, ref = _naslib_cells(space, 30)
+    archs, ref = _naslib_cells(30)
     batch = make_batch(kind, (3, 32, 32), 32, seed=0, num_classes=100)
     ours = [score_arch(create_proxy("naswot"), space, a, batch) for a in archs]
     assert spearmanr(ours, ref)[0] > 0.8  # measured 0.93-0.95 (digits), 0.88-0.90 (gaussian) over seeds 0-2

@@ -4,46 +4,19 @@ spaces to a finite, seed-determined value, leaves the model as it was, matches i
 
 from __future__ import annotations
 
-import ast
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from proxy_helpers import naslib_cells, needs_naslib
 from torch import nn
 
 from hwsearch.proxies import ProxyBatch, ProxyFailure, create_proxy, make_batch, proxy_class, score_arch
 from spaces import create_space
-from spaces.nb201 import EDGES, OPS
 
 NAMES = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov")
 DATA_PROXIES = tuple(n for n in NAMES if n != "synflow")
-NASLIB_ZC = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "NASLib-zc" / "zc_nasbench201.json"
-# NASLib's op indices and edge order (naslib/search_spaces/nasbench201/conversions.py: OP_NAMES, EDGE_LIST).
-# Its edge order is (0,1),(0,2),(0,3),(1,2),(1,3),(2,3), not the NB201 string's (0,1),(0,2),(1,2),(0,3),...
-NL_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
-NL_EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
-
-
-def naslib_to_arch(naslib_arch: tuple[int, ...]) -> tuple[int, ...]:
-    arch = [0] * len(EDGES)
-    for edge, op in zip(NL_EDGES, naslib_arch, strict=True):
-        arch[EDGES.index(edge)] = OPS.index(NL_OPS[op])
-    return tuple(arch)
-
-
-@pytest.fixture(scope="module")
-def small_nb():
-    return create_space("nb201", C=8, N=1, num_classes=100)
-
-
-@pytest.fixture(scope="module")
-def small_mbconv():
-    return create_space("mbconv", width_mult=0.25, resolution=64, num_classes=10)
-
-
 def _batch(space, kind="digits", size=16, seed=0):
     return make_batch(kind, space.input_shape(1), size, seed, num_classes=space.num_classes)
 
@@ -60,12 +33,12 @@ def test_registered_with_their_flags():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_scores_nb201_and_mbconv_to_finite_seeded_values(name, small_nb, small_mbconv):
+def test_scores_nb201_and_mbconv_to_finite_seeded_values(name, nb_small, mb_small):
     proxy = create_proxy(name)
     nb_arch = (3, 1, 2, 3, 4, 3)
-    mb_arch = small_mbconv.sample_unique(1, np.random.default_rng(0))[0]
-    for space, arch in ((small_nb, nb_arch), (small_mbconv, mb_arch)):
-        batch = _batch(space, size=8 if space is small_mbconv else 16)
+    mb_arch = mb_small.sample_unique(1, np.random.default_rng(0))[0]
+    for space, arch in ((nb_small, nb_arch), (mb_small, mb_arch)):
+        batch = _batch(space, size=8 if space is mb_small else 16)
         first = score_arch(proxy, space, arch, batch, seed=0)
         assert isinstance(first, float) and math.isfinite(first)
         assert score_arch(proxy, space, arch, batch, seed=0) == first
@@ -80,12 +53,12 @@ def test_default_nb201_cell(name):
 
 
 @pytest.mark.parametrize("name", DATA_PROXIES)
-def test_model_left_as_it_was(name, small_nb):
+def test_model_left_as_it_was(name, nb_small):
     from hwsearch.proxies import build_for_proxy
 
-    model = build_for_proxy(small_nb, (3, 1, 2, 3, 4, 3), seed=0)
+    model = build_for_proxy(nb_small, (3, 1, 2, 3, 4, 3), seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    create_proxy(name).score(model, _batch(small_nb))
+    create_proxy(name).score(model, _batch(nb_small))
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
     assert all(p.grad is None for p in model.parameters())
@@ -93,10 +66,10 @@ def test_model_left_as_it_was(name, small_nb):
     assert model.training
 
 
-def test_a_network_that_ignores_its_input_fails_with_its_name(small_nb):
+def test_a_network_that_ignores_its_input_fails_with_its_name(nb_small):
     """The all-`none` cell cuts every path: the input gradients are zero and their correlation undefined."""
     with pytest.raises(ProxyFailure, match=r"jacob_cov.*\|none~0\|.*constant"):
-        score_arch(create_proxy("jacob_cov"), small_nb, (0,) * 6, _batch(small_nb), seed=0)
+        score_arch(create_proxy("jacob_cov"), nb_small, (0,) * 6, _batch(nb_small), seed=0)
 
 
 # --- the formulas by hand: a 2-layer tanh MLP in float64, backpropagated in numpy ---------------------
@@ -196,7 +169,7 @@ def test_synflow_closed_form_for_two_linear_layers():
     assert create_proxy("synflow", bn=True).score(model, batch) != pytest.approx(math.log(2 * r))
 
 
-@pytest.mark.skipif(not NASLIB_ZC.exists(), reason="needs ../shared/data/NASLib-zc/zc_nasbench201.json")
+@needs_naslib
 def test_synflow_matches_naslib_per_cell():
     """NASLib stores log(synflow) of its own random init (BN-free, float64), so values agree up to the init:
     measured over 50 cells x 3 seeds, Spearman 0.998-0.999 and |Δ log| <= 0.28 (median 0.01-0.02). The bounds
@@ -204,13 +177,12 @@ def test_synflow_matches_naslib_per_cell():
     or the NB201-string edge order: ranks scramble)."""
     from scipy.stats import spearmanr
 
-    cells = list(json.loads(NASLIB_ZC.read_text())["cifar100"].values())[:30]
+    cells = list(naslib_cells().values())[:30]
     space = create_space("nb201", num_classes=100)
     batch = _batch(space, "gaussian", size=2)
     proxy = create_proxy("synflow")
-    ref = np.array([c["synflow"]["score"] for c in cells])
-    ours = np.array([score_arch(proxy, space, naslib_to_arch(ast.literal_eval(c["arch"])), batch, seed=0)
-                     for c in cells])
+    ref = np.array([c["synflow"]["score"] for _, c in cells])
+    ours = np.array([score_arch(proxy, space, arch, batch, seed=0) for arch, _ in cells])
     assert spearmanr(ours, ref)[0] > 0.98
     assert np.abs(ours - ref).max() < 0.75
     assert np.median(np.abs(ours - ref)) < 0.1

@@ -5,13 +5,12 @@ stored per-cell values where the networks are the same."""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from proxy_helpers import naslib_cells, needs_naslib
 from torch import nn
 
 from hwsearch.proxies import ProxyFailure, create_proxy, make_batch, score_arch, score_archs
@@ -19,14 +18,9 @@ from hwsearch.proxies._tables import is_shortcut, layer_table
 from hwsearch.proxies.tpc import conv_depth, model_conv_depth
 from hwsearch.random_search import _nb201_effective, param_counts
 from spaces import create_space
-from spaces.nb201 import EDGES, OPS, live_edges
+from spaces.nb201 import OPS, live_edges
 
 NAMES = ("tpc", "tpc-table8", "params", "flops")
-NASLIB_ZC = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "NASLib-zc" / "zc_nasbench201.json"
-# NASLib's op order (OP_NAMES) and edge order (EDGE_LIST: (0,1),(0,2),(0,3),(1,2),(1,3),(2,3)); its edge order
-# is not the NB201 string's (read that way its val_accuracy agrees with NB201's CIFAR-100 at rho 0.76, not 0.996)
-NL_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
-NL_EDGES = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 TINY_MBCONV = {"width_mult": 0.25, "resolution": 32, "num_classes": 10, "stage_repeats": (1, 2, 1, 1, 1, 1)}
 
 
@@ -177,18 +171,12 @@ def test_conv_depth_counts_main_path_convs(nb_space):
 
 def _naslib_cells() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All cifar100 cells as our archs, and NASLib's params and flops (both /1e6, rounded to 6 decimals)."""
-    data = json.loads(NASLIB_ZC.read_text())["cifar100"]
-    archs, params, flops = [], [], []
-    for cell in data.values():
-        t = [int(v) for v in cell["arch"].strip("()").split(",")]
-        op_of = {edge: NL_OPS[t[i]] for i, edge in enumerate(NL_EDGES)}
-        archs.append(tuple(OPS.index(op_of[edge]) for edge in EDGES))
-        params.append(cell["params"]["score"])
-        flops.append(cell["flops"]["score"])
-    return np.array(archs), np.array(params), np.array(flops)
+    cells = list(naslib_cells().values())
+    return (np.array([arch for arch, _ in cells]), np.array([c["params"]["score"] for _, c in cells]),
+            np.array([c["flops"]["score"] for _, c in cells]))
 
 
-@pytest.mark.skipif(not NASLIB_ZC.exists(), reason="needs ../shared/data/NASLib-zc")
+@needs_naslib
 def test_params_and_flops_match_naslib_cell_by_cell():
     """NASLib's `params` counts every parameter and its `flops` is tensorwatch's count, both over a network that
     builds every non-`none` edge, BN affine, CIFAR-100 head, batch 1, /1e6. Our NB201 leaves out edges that

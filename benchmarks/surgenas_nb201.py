@@ -115,15 +115,23 @@ def per_trial(calls: list[list[tuple[int, ...]]], space_size: int, trials: int) 
     return [len({a for c in rest[i * n:(i + 1) * n] for a in c}) for i in range(trials)]
 
 
-def board_runs(args: argparse.Namespace, store: Store, board: str, log: Any) -> list[dict[str, Any]]:
-    """SurgeNAS at the board's percentile targets beside LightNAS and random search, judged on the table."""
+def board_mlp(store: Store, board: str, train_n: int, seed: int) -> tuple[Any, dict[int, float], np.ndarray]:
+    """The MLP of a HELP board, fitted on NB201 indices [0, train_n) of its table: (predictor, {NB201 index:
+    table latency}, the latencies of the board's cells). What the NB201 search benchmarks search with."""
     space = create_space("nb201")
     ids, y = load_xy(store, board, "nb201")
     table = {space.index(space.parse(a)): v for a, v in zip(ids, y, strict=True)}
+    train_ids = [space.arch_id(space.from_index(i)) for i in range(train_n)]
+    pred = create_predictor("mlp", space="nb201", seed=seed).fit(
+        train_ids, np.array([table[i] for i in range(train_n)]))
+    return pred, table, np.asarray(y)
+
+
+def board_runs(args: argparse.Namespace, store: Store, board: str, log: Any) -> list[dict[str, Any]]:
+    """SurgeNAS at the board's percentile targets beside LightNAS and random search, judged on the table."""
+    space = create_space("nb201")
+    pred, _, y = board_mlp(store, board, args.train_n, args.seed)
     both = load_table(store, board, "nb201", TASK)
-    train_ids = [space.arch_id(space.from_index(i)) for i in range(args.train_n)]
-    pred = create_predictor("mlp", space="nb201", seed=args.seed).fit(
-        train_ids, np.array([table[i] for i in range(args.train_n)]))
     data = digits_proxy(resolution=args.resolution, seed=args.seed, n=args.digits)
     rows = []
     for pct in args.percentiles:

@@ -41,13 +41,13 @@ import numpy as np
 import torch
 from lightnas_nb201_tables import QueryLog, judged, random_search, search_evaluations
 from scipy.stats import spearmanr
-from surgenas_nb201 import recorded
+from surgenas_nb201 import board_mlp, recorded
 
 from hwsearch import create_search, digits_proxy
 from hwsearch.cost import as_predict_model, predict_archs
 from hwsearch.judge import load_table
 from hwsearch.proxies import create_proxy
-from predictors.data import load_accuracy, load_xy
+from predictors.data import load_accuracy
 from predictors.importers import IMPORTERS
 from predictors.registry import create_predictor
 from profiler.store import Store
@@ -104,12 +104,8 @@ def board_runs(args: argparse.Namespace, store: Store, board: str, ftso_cell: di
                ) -> list[dict[str, Any]]:
     """Every method at each budget of `board` (see the module's docstring)."""
     space = create_space("nb201")
-    ids, y = load_xy(store, board, "nb201")
-    lat = {space.index(space.parse(a)): v for a, v in zip(ids, y, strict=True)}
+    pred, lat, y = board_mlp(store, board, args.train_n, args.seed)
     table = load_table(store, board, "nb201", TASK)
-    train_ids = [space.arch_id(space.from_index(i)) for i in range(args.train_n)]
-    pred = create_predictor("mlp", space="nb201", seed=args.seed).fit(
-        train_ids, np.array([lat[i] for i in range(args.train_n)]))
     every = np.array([space.from_index(i) for i in range(space.size)])
     p_all = predict_archs(as_predict_model(pred), space, every)
     t_all = np.array([lat[i] for i in range(space.size)])

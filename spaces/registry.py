@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Factory)
 
 # Modules whose import registers the built-in spaces.
 BUILTIN_MODULES: tuple[str, ...] = ("spaces.nb201", "spaces.mbconv", "spaces.fbnet", "spaces.conv_probe",
-                                    "spaces.mobilenetv2", "spaces.resnet50")
+                                    "spaces.mobilenetv2", "spaces.resnet50", "spaces.mbconv_channels")
 
 
 class UnknownSpaceError(UnknownNameError):

@@ -27,6 +27,12 @@ the search, which on NB201 predicts all 15,625 cells to refuse an unreachable ta
 at that count (--random-large, default all 15,625 cells: the predictor's best #params under the target) is the
 second random column. The digits proxy is checked per run (`hwsearch.proxy_check`): the trained supernet's own
 α-split accuracy of the found cell and its 24 one-edge neighbours, ranked against their CIFAR-100 accuracy.
+
+The open-loop remedy (issue 16; --remedy-members 0 skips it): an ensemble of --remedy-members MLPs (kind
+mlp-ensemble, bootstrap resamples of the same 900 cells) drives a second LightNAS search per target (same data,
+epochs, seed), whose refine scores candidates by α log-probability − κ·disagreement over the archs up to
+--remedy-radius edges away (κ = --remedy-kappa). Two open-loop cells come from that one trajectory:
+"ensemble" (refine's thesis pick: κ 0, radius 1) and "remedy" (κ, radius); both judged like the plain search.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
+import predictors.ensemble  # noqa: F401  (registers kind mlp-ensemble)
 from hwsearch import CostModel, as_cost_model, close_loop, create_search, digits_proxy, target_errors
+from hwsearch.cost import refine_arch
 from hwsearch.judge import judge, load_table
 from hwsearch.proxy_check import blind_regret, proxy_check
 from hwsearch.random_search import InfeasibleTargetWarning
@@ -59,9 +67,10 @@ DEVICES = {"raspi4": [3.0, 47.0], "pixel3": None, "eyeriss": None, "gold_6226": 
 PERCENTILES = (25, 50, 75)
 TASK = "cifar100"
 QUICK = {"devices": "raspi4", "train_n": 200, "epochs": 2, "digits": 300, "targets": 1, "measurements": 2,
-         "loop_predictor": "same", "threads": 1, "proxy_calibration": 16}
-METHODS = ("lightnas_open", "lightnas_closed", "random", "random_large")
-LABELS = {"lightnas_open": "LightNAS open loop", "lightnas_closed": "LightNAS closed loop",
+         "loop_predictor": "same", "threads": 1, "proxy_calibration": 16, "remedy_members": 2}
+METHODS = ("lightnas_open", "ensemble_open", "remedy_open", "lightnas_closed", "random", "random_large")
+LABELS = {"lightnas_open": "LightNAS open loop", "ensemble_open": "ensemble, thesis pick",
+          "remedy_open": "ensemble, κ pick", "lightnas_closed": "LightNAS closed loop",
           "random": "random, same budget", "random_large": "random, large budget"}
 
 
@@ -78,6 +87,34 @@ class QueryLog(nn.Module):
         codes = onehot.detach().reshape(len(onehot), *self.shape).argmax(-1)
         self.calls.append([tuple(row) for row in codes.cpu().tolist()])
         return self.inner(onehot)
+
+
+class EnsembleQueryLog(QueryLog):
+    """QueryLog around an ensemble's module, passing its members' predictions through (refine's κ pick)."""
+
+    def member_predictions(self, onehot: torch.Tensor) -> torch.Tensor:
+        return self.inner.member_predictions(onehot)
+
+
+def remedy_search(ens: Any, target: float, args: argparse.Namespace, data: Any, space: Any) -> dict[str, Any]:
+    """The remedy's LightNAS search (the ensemble's mean drives α and λ, refine with κ) and, from the same
+    trajectory, refine's thesis pick (κ 0, radius 1): their result JSONs and what refine did."""
+    cost = as_cost_model(ens)
+    q = EnsembleQueryLog(cost.module, space.n_layers, space.n_ops)
+    wrapped = CostModel(q, cost.space, cost.space_config, cost.metric, cost.device_name, cost.source)
+    t0 = time.perf_counter()
+    search = create_search("lightnas", predictor=wrapped, target=target, epochs=args.epochs, seed=args.seed,
+                           refine_kappa=args.remedy_kappa, refine_radius=args.remedy_radius)
+    res = search.search(data).to_dict()
+    plain_arch, plain_info = refine_arch(tuple(res["derived_arch"]), search.alpha_, wrapped, space, target,
+                                         search.refine_tolerance)
+    plain = {**res, "arch": list(plain_arch), "arch_id": space.arch_id(plain_arch),
+             "predicted": plain_info.get("after_predicted", plain_info["before_predicted"])}
+    return {"remedy": res, "ensemble": plain, "search_s": round(time.perf_counter() - t0, 1),
+            "refine": {k: res["refine"].get(k) for k in ("changed", "within_tolerance", "candidates",
+                                                        "before_disagreement", "after_disagreement",
+                                                        "log_prob_before", "log_prob_after")},
+            "disagreement": res["disagreement"], "thesis_pick_disagreement": plain_info.get("after_disagreement")}
 
 
 def search_evaluations(calls: list[list[tuple[int, ...]]], space_size: int) -> dict[str, Any]:
@@ -122,6 +159,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                   "regret_at_target_mean": _mean([j["regret_at_target"] for j in js])}
         if m.startswith("random"):  # runs where some sampled cell was predicted within the target
             out[m]["feasible"] = sum(bool(j["feasible"]) for j in js)
+    rem = [r["remedy"] for r in runs if r.get("remedy")]
+    if rem:
+        out["remedy_disagreement_mean"] = _mean([x["disagreement"] for x in rem])
+        out["ensemble_disagreement_mean"] = _mean([x["thesis_pick_disagreement"] for x in rem])
     out["closed_loop_measurements_mean"] = float(np.mean([r["closed_loop"]["measurements"] for r in runs]))
     out["evaluations_mean"] = float(np.mean([r["evaluations"]["evaluations"] for r in runs]))
     out["blind_regret_mean"] = _mean([r["blind_regret"]["mean"] for r in runs])
@@ -196,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
                          "no proxy check)")
     ap.add_argument("--targets", type=int, default=None, help="the first N targets per device only (default: all)")
     ap.add_argument("--digits", type=int, default=None, help="use the first N digits only (default: all 1,797)")
+    ap.add_argument("--remedy-members", type=int, default=5,
+                    help="open-loop remedy: MLPs in the ensemble (default 5; 0: no remedy search)")
+    ap.add_argument("--remedy-kappa", type=float, default=50.0,
+                    help="open-loop remedy: refine's penalty κ on the ensemble's disagreement (default 50)")
+    ap.add_argument("--remedy-radius", type=int, default=2, choices=(1, 2),
+                    help="open-loop remedy: refine's candidates, layers from the argmax (default 2)")
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke size: {QUICK} (explicit options still win)")
     ap.add_argument("--json", action="store_true", help="print JSON")
@@ -224,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             train_ids = [space.arch_id(space.from_index(i)) for i in range(args.train_n)]
             train_y = np.array([table[i] for i in range(args.train_n)])
             pred = create_predictor(args.predictor, space="nb201", seed=args.seed).fit(train_ids, train_y)
+            ens = create_predictor("mlp-ensemble", space="nb201", seed=args.seed, members=args.remedy_members).fit(
+                train_ids, train_y) if args.remedy_members else None
             loop_pred = pred if args.loop_predictor in ("same", args.predictor) else \
                 create_predictor(args.loop_predictor, space="nb201", seed=args.seed).fit(train_ids, train_y)
             targets = (DEVICES.get(device) or [float(np.percentile(y, p)) for p in PERCENTILES])[:args.targets]
@@ -253,6 +302,14 @@ def main(argv: list[str] | None = None) -> int:
                             "random": {**judged(rand, both), "n": rand["n"], "feasible": rand["feasible"]},
                             "random_large": {**judged(rand_large, both), "n": rand_large["n"],
                                              "feasible": rand_large["feasible"]}}
+                remedy = remedy_search(ens, target, args, train_data, space) if ens is not None else None
+                if remedy is not None:
+                    verdicts["ensemble_open"] = judged(remedy["ensemble"], both)
+                    verdicts["remedy_open"] = judged(remedy["remedy"], both)
+                    remedy = {k: v for k, v in remedy.items() if k not in ("remedy", "ensemble")} | {
+                        "arch_id": remedy["remedy"]["arch_id"], "predicted_ms": remedy["remedy"]["predicted"],
+                        "ensemble_arch_id": remedy["ensemble"]["arch_id"],
+                        "ensemble_predicted_ms": remedy["ensemble"]["predicted"]}
                 check, t1 = None, time.perf_counter()
                 if args.proxy_calibration > 0:
                     check = proxy_check(search.supernet_, space, res.arch, train_data[1], both.accuracy_of,
@@ -266,13 +323,17 @@ def main(argv: list[str] | None = None) -> int:
                              "final_lambda": res.lambda_history[-1], "search_s": search_s,
                              "closed_loop": loop.to_dict(), "evaluations": evals, "judged": verdicts,
                              "blind_regret": blind_regret(both.cost, both.accuracy, target, 0.05),
-                             "proxy": check, "proxy_check_s": round(time.perf_counter() - t1, 1)})
+                             "proxy": check, "proxy_check_s": round(time.perf_counter() - t1, 1),
+                             "remedy": remedy})
                 o, c, r = (verdicts[m] for m in ("lightnas_open", "lightnas_closed", "random"))
                 log(f"{device:12s} target {target:8.3f} ms  error {100 * gap:+6.2f}% acc {_f(o['accuracy'], '.2f')} "
                     f"regret {_f(o['regret'], '.2f')} | closed {100 * loop.error:+6.2f}% acc "
                     f"{_f(c['accuracy'], '.2f')} | random@{evals['evaluations']} {100 * r['error_vs_target']:+6.2f}% "
                     f"acc {_f(r['accuracy'], '.2f')}"
                     + (f" | proxy rho {_f(check['spearman'], '+.2f')}" if check else "")
+                    + (f" | ensemble {100 * verdicts['ensemble_open']['error_vs_target']:+6.2f}% remedy "
+                       f"{100 * verdicts['remedy_open']['error_vs_target']:+6.2f}% acc "
+                       f"{_f(verdicts['remedy_open']['accuracy'], '.2f')}" if remedy else "")
                     + f"  (search {search_s} s, all {round(time.perf_counter() - t0, 1)} s)")
     summary = summarise(runs)
     out = {"quick": args.quick,
@@ -295,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
                                                  "norm re-estimated per path on w-split images",
                                         "calibration_images": args.proxy_calibration,
                                         "in_budget": "cells at <= the found cell's table latency"},
+                        "remedy": None if not args.remedy_members else {
+                            "predictor": f"mlp-ensemble, {args.remedy_members} bootstrap members, same cells",
+                            "kappa": args.remedy_kappa, "radius": args.remedy_radius,
+                            "ensemble_open": "the remedy search's trajectory, refine's thesis pick (kappa 0, "
+                                             "radius 1)"},
                         "blind_regret": "mean regret of the cells within 5% of the target: what hitting the "
                                         "latency alone buys"},
            "runs": runs, "summary": summary, "wall_s": round(time.perf_counter() - t_start, 1)}
@@ -316,8 +382,9 @@ def print_table(out: dict[str, Any], space: Any) -> None:
           f"accuracy: NB201 {TASK} test accuracy; random: #params proxy, same predictor, target and seed")
     print(f"{'device':10s} {'target':>8s} {'method':22s} {'ms':>8s} {'err':>8s} {'acc':>6s} {'regret':>6s} "
           f"{'best@T':>6s} {'reg@T':>6s}  cell")
+    methods = [m for m in METHODS if all(m in r["judged"] for r in runs)]
     for r in runs:
-        for k, m in enumerate(METHODS):
+        for k, m in enumerate(methods):
             j = r["judged"][m]
             name = LABELS[m] if "n" not in j else f"random@{j['n']}" + ("" if j["feasible"] else " (none<=T)")
             head = f"{r['device']:10s} {r['target_ms']:8.3f}" if k == 0 else " " * 19
@@ -332,7 +399,7 @@ def print_table(out: dict[str, Any], space: Any) -> None:
                      f"{c['found_proxy_rank']} by the supernet and {c['found_true_rank']} truly; the supernet's "
                      f"pick at <= its latency loses {_f(ib.get('regret'), '.2f')} pts to the best there")
         print(line)
-    for m in METHODS:
+    for m in methods:
         x = s[m]
         print(f"{LABELS[m]:21s}: |err| mean {100 * x['mean_abs_error']:.2f}%, max {100 * x['max_abs_error']:.2f}%, "
               f"{x['within']}/{len(runs)} within 5% ({'met' if x['target_met'] else 'NOT met'}); accuracy mean "
@@ -356,6 +423,11 @@ def print_table(out: dict[str, Any], space: Any) -> None:
               f"{_f(x['neighbour_gain_truth_mean'], '+.2f')} pts on average ("
               f"{_f(None if share is None else 100 * share, '.0f')}% of the open-loop regret), the supernet's "
               f"pick {_f(x['neighbour_gain_proxy_mean'], '+.2f')} pts")
+    if "remedy_disagreement_mean" in s:
+        print(f"ensemble disagreement (std/mean) of the pick: thesis pick "
+              f"{_f(s['ensemble_disagreement_mean'], '.3f')}, "
+              f"κ pick {_f(s['remedy_disagreement_mean'], '.3f')} (κ {p['remedy']['kappa']:g}, radius "
+              f"{p['remedy']['radius']})")
     print(f"{out['wall_s']:.0f} s")
 
 

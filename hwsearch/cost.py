@@ -231,35 +231,94 @@ def reachable_range(model: CostModel, space: SearchSpace, samples: int = 20_000,
                  tuple(map(int, hi_arch)), f"{samples} random archs + greedy per-layer descent/ascent")
 
 
-def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, space: SearchSpace,
-                target: float, tolerance: float, device: str | torch.device = "cpu"
-                ) -> tuple[tuple[int, ...], dict[str, Any]]:
-    """Post-step: among `arch` and the archs one layer away from it, those predicted within `tolerance`
-    (relative) of `target`, the one α finds most probable (Σ log softmax(α)); `arch` if none qualifies.
+def member_predictions(model: CostModel, space: SearchSpace, archs: list[tuple[int, ...]] | np.ndarray,
+                       device: str | torch.device = "cpu") -> np.ndarray | None:
+    """Every member's cost of many archs, [members, N], when the cost model is an ensemble (its module has
+    `member_predictions(onehot) -> [K, B]`, as `predictors.ensemble.EnsembleHead`); None otherwise."""
+    fn = getattr(model.module, "member_predictions", None)
+    if fn is None:
+        return None
+    codes = torch.as_tensor(np.asarray(archs, dtype=np.int64).reshape(-1, space.n_layers))
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(codes), _CHUNK):
+            onehot = torch.nn.functional.one_hot(codes[i:i + _CHUNK], space.n_ops).float()
+            out.append(fn(onehot.reshape(len(onehot), -1).to(device)).float().cpu())
+    return torch.cat(out, dim=1).numpy().astype(np.float64)
 
-    The argmax arch is the most probable of all, so it is kept whenever it already meets the target; the
-    step only trades the least α-probability for a target hit when the search ended just off it.
+
+def is_ensemble(model: CostModel) -> bool:
+    """Whether the cost model can say how much its members disagree (what `refine_arch`'s kappa needs)."""
+    return callable(getattr(model.module, "member_predictions", None))
+
+
+def neighbourhood(arch: tuple[int, ...], n_ops: int, radius: int = 1) -> list[tuple[int, ...]]:
+    """`arch` first, then every arch that differs from it in 1..`radius` layers (pure)."""
+    arch = tuple(int(k) for k in arch)
+    cands = [arch]
+    for r in range(1, radius + 1):
+        for layers in itertools.combinations(range(len(arch)), r):
+            choices = [[op for op in range(n_ops) if op != arch[layer]] for layer in layers]
+            for ops in itertools.product(*choices):
+                c = list(arch)
+                for layer, op in zip(layers, ops, strict=True):
+                    c[layer] = op
+                cands.append(tuple(c))
+    return cands
+
+
+def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, space: SearchSpace,
+                target: float, tolerance: float, device: str | torch.device = "cpu", kappa: float = 0.0,
+                radius: int = 1, keep: int = 8) -> tuple[tuple[int, ...], dict[str, Any]]:
+    """Post-step: among `arch` and the archs up to `radius` layers away from it, those predicted within
+    `tolerance` (relative) of `target`, the one with the best score
+
+        score(c) = Σ_l log softmax(α)_l[c_l] − κ·d(c),    d(c) = std/mean of the ensemble members' costs of c,
+
+    `arch` if none qualifies. κ = 0 (the thesis' behaviour; any predictor) keeps the most α-probable arch,
+    so the argmax arch is kept whenever it already meets the target and the step only trades the least
+    α-probability for a target hit. κ > 0 (an ensemble cost model only, `is_ensemble`) trades α-probability
+    for agreement: the mean is least trustworthy where the members disagree, and that is where a network
+    predicted on target misses it when measured (issue 16's open loop; /work/notes/H4_diagnosis.txt). κ is in
+    nats per unit of relative disagreement: κ = 10 gives up 0.1 nat of α log-probability for 1 point (0.01)
+    less disagreement. `keep`: how many of the qualifying candidates (best score first) the info lists.
     """
+    if kappa < 0 or not math.isfinite(kappa):
+        raise ValueError(f"kappa must be a finite number >= 0, got {kappa!r}")
+    if radius not in (1, 2):
+        raise ValueError(f"radius must be 1 or 2, got {radius!r}")
+    members_fn = is_ensemble(model)
+    if kappa > 0 and not members_fn:
+        raise ValueError("kappa > 0 needs an ensemble cost model (one whose module has member_predictions, "
+                         "e.g. a fitted mlp-ensemble predictor)")
     logp = torch.log_softmax(alpha.detach().float().cpu(), dim=-1).numpy()
-    cands = [tuple(arch)]
-    for layer in range(space.n_layers):
-        for op in range(space.n_ops):
-            if op != arch[layer]:
-                cands.append(tuple(arch[:layer]) + (op,) + tuple(arch[layer + 1:]))
+    cands = neighbourhood(tuple(arch), space.n_ops, radius)
     values = predict_archs(model, space, cands, device)
+    codes = np.asarray(cands, dtype=np.int64)
+    score = logp[np.arange(space.n_layers)[None, :], codes].sum(axis=1)
+    spread = None
+    if members_fn:
+        members = member_predictions(model, space, cands, device)
+        spread = members.std(axis=0) / np.abs(members.mean(axis=0))
     ok = np.abs(values / target - 1.0) <= tolerance
-    score = np.array([logp[np.arange(space.n_layers), list(c)].sum() for c in cands])
-    info: dict[str, Any] = {"enabled": True, "tolerance": tolerance, "candidates": len(cands),
-                            "within_tolerance": int(ok.sum()), "before_arch": list(arch),
-                            "before_predicted": float(values[0])}
+    total = score - kappa * spread if kappa > 0 else score
+    info: dict[str, Any] = {"enabled": True, "tolerance": tolerance, "kappa": kappa, "radius": radius,
+                            "candidates": len(cands), "within_tolerance": int(ok.sum()), "before_arch": list(arch),
+                            "before_predicted": float(values[0]),
+                            "before_disagreement": None if spread is None else float(spread[0])}
     if not ok.any():
-        info.update(changed=False, reason="no arch within one layer of the derived arch is within tolerance")
+        info.update(changed=False, after_disagreement=info["before_disagreement"],
+                    reason=f"no arch within {radius} layer(s) of the derived arch is within tolerance")
         return tuple(arch), info
-    best = int(np.flatnonzero(ok)[np.argmax(score[ok])])
+    qualified = np.flatnonzero(ok)[np.argsort(-total[ok], kind="stable")]
+    best = int(qualified[0])
     info.update(changed=best != 0, after_predicted=float(values[best]),
-                log_prob_before=float(score[0]), log_prob_after=float(score[best]))
+                log_prob_before=float(score[0]), log_prob_after=float(score[best]),
+                after_disagreement=None if spread is None else float(spread[best]),
+                ranked=[{"arch": list(cands[i]), "predicted": float(values[i]), "log_prob": float(score[i]),
+                         "disagreement": None if spread is None else float(spread[i])} for i in qualified[:keep]])
     if best == 0:
-        info["reason"] = "the derived arch is already within tolerance"
+        info["reason"] = "the derived arch is already within tolerance" + (" and scores best" if kappa else "")
     return cands[best], info
 
 

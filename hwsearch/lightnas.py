@@ -24,6 +24,12 @@ Choices the thesis leaves open, decided here:
   epoch is one pass of w-steps over the w-split, then one pass of α-steps over the α-split.
 - `refine` (on by default, flagged in the result): a post-step that, when the argmax arch ends off the
   target, takes the most α-probable arch within one layer of it that is within `refine_tolerance`.
+- Open-loop remedy (issue 16; off by default, the thesis' pick is `refine_kappa=0`): with an ensemble
+  predictor (kind "mlp-ensemble") the α-gradient and λ see the members' mean, and `refine_kappa` κ > 0 makes
+  refine score a candidate by Σ log softmax(α) − κ·(std/mean of the members' predictions), over the archs
+  up to `refine_radius` layers away (1 or 2): among the archs predicted on target it prefers those the
+  members agree on, where the mean is more likely right (`hwsearch.cost.refine_arch` states the rule and
+  the figures that back it). The result's `refine` records κ, the candidates and the pick's disagreement.
 - `threads` (default 1): torch's intra-op threads on the CPU during the search. A proxy search's convolutions
   (batch 64 of 16-32 px) are too small to split, and where other processes compete for the cores, threads
   waiting for each other made a 2-epoch NB201 search on 16 px digits 16x slower (143 s on 2 threads against
@@ -53,7 +59,7 @@ from hwsearch.search_params import (
     training_data,
 )
 from hwsearch.supernet_search import SupernetSearch
-from predictors.base import Constraint
+from predictors.base import Constraint, InvalidParameterError
 from predictors.common import float_above, int_at_least, one_of
 from spaces.errors import UserInputError
 
@@ -117,6 +123,8 @@ class LightNAS(SupernetSearch):
         "literal_gumbel": ((lambda v: isinstance(v, bool)), "a bool"),
         "refine": ((lambda v: isinstance(v, bool)), "a bool"),
         "refine_tolerance": float_above(0.0),
+        "refine_kappa": float_above(0.0, inclusive=True),
+        "refine_radius": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v in (1, 2)), "1 or 2"),
         "reach_samples": int_at_least(1),
         "seed": int_at_least(0),
         "device": ((lambda v: isinstance(v, str) and (v == "cpu" or v.startswith("cuda"))),
@@ -134,7 +142,8 @@ class LightNAS(SupernetSearch):
                  lambda_init: float = 0.0, lambda_path: str = "argmax",
                  lambda_damping: float = DEFAULT_LAMBDA_DAMPING, tau0: float = 5.0,
                  tau_decay: float = FBNET_DECAY, tau_end: float | None = None, literal_gumbel: bool = False,
-                 refine: bool = True, refine_tolerance: float = 0.02, reach_samples: int = 20_000,
+                 refine: bool = True, refine_tolerance: float = 0.02, refine_kappa: float = 0.0,
+                 refine_radius: int = 1, reach_samples: int = 20_000,
                  seed: int = 0, device: str = "cpu", progress: bool = False,
                  data_resolution: int | None = None, threads: int | None = 1) -> None:
         self.predictor = predictor
@@ -160,6 +169,8 @@ class LightNAS(SupernetSearch):
         self.literal_gumbel = literal_gumbel
         self.refine = refine
         self.refine_tolerance = refine_tolerance
+        self.refine_kappa = refine_kappa
+        self.refine_radius = refine_radius
         self.reach_samples = reach_samples
         self.seed = seed
         self.device = device
@@ -174,6 +185,9 @@ class LightNAS(SupernetSearch):
 
     def _validate(self) -> None:
         self._validate_params()
+        if self.refine_kappa > 0 and not self.refine:
+            raise InvalidParameterError(f"refine_kappa={self.refine_kappa!r} weighs the disagreement in refine's "
+                                        "pick, but refine is off; set refine=True or refine_kappa=0")
         check_predictor_and_target("LightNAS", self.predictor, self.target, self.metric,
                                    "a fitted mlp/gnn/gcn predictor, a saved predictor folder or a hwsearch.CostModel")
         self._check_schedule_and_device()  # warm-up: the thesis' 10 of 90 epochs, scaled (warmup_share)
@@ -185,6 +199,12 @@ class LightNAS(SupernetSearch):
         """LightNAS's own options: the data the supernet trains on and the search's length."""
         add_training_arguments(parser)
         parser.add_argument("--no-refine", action="store_true", help="keep the argmax architecture as it is")
+        parser.add_argument("--refine-kappa", type=float, default=0.0,
+                            help="refine's penalty on the ensemble's disagreement (std/mean of its members), "
+                                 "in nats per unit; needs an mlp-ensemble predictor (default 0: the most "
+                                 "α-probable arch on target, the thesis' pick)")
+        parser.add_argument("--refine-radius", type=int, default=1, choices=(1, 2),
+                            help="refine's candidates: archs up to this many layers from the argmax (default 1)")
 
     @classmethod
     def run_from_args(cls, args: argparse.Namespace, setup: SearchSetup) -> LightNASResult:
@@ -195,6 +215,7 @@ class LightNAS(SupernetSearch):
         search = cls(predictor=setup.predictor, target=setup.target, metric=setup.metric, epochs=args.epochs,
                      batch_size=args.batch_size, seed=args.seed, refine=not args.no_refine,
                      progress=setup.progress, data_resolution=args.resolution,
+                     refine_kappa=args.refine_kappa, refine_radius=args.refine_radius,
                      threads=args.threads if args.threads != 0 else None)
         search._validate()  # a bad option value is refused before the data loads (InvalidParameterError)
         return search.search(training_data(args, setup.space))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from hwsearch.cost import as_cost_model, reachable_range, refine_arch
+from hwsearch.cost import as_cost_model, is_ensemble, member_predictions, reachable_range, refine_arch
 from hwsearch.data import batches, shard_indices, split
 from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, rank_device
 from hwsearch.gumbel import arch_onehot, derive_arch, hard_gumbel, tau_schedule
@@ -37,6 +37,10 @@ def run_search(p: LightNAS, train_data: Any, val_data: Any) -> None:
 
 def _setup(p: LightNAS, ctx: DistContext) -> tuple[SearchSpace, torch.device, Any]:
     cost = as_cost_model(p.predictor, p.metric)
+    if p.refine_kappa > 0 and not is_ensemble(cost):
+        raise UserInputError(f"refine_kappa={p.refine_kappa:g} penalises the disagreement of an ensemble's members, "
+                             f"but the predictor ({cost.source}) is not an ensemble; train one with `edgeprof "
+                             "train mlp-ensemble` or set refine_kappa 0")
     space = search_space("LightNAS", cost, p.space, p.space_config)
     device = rank_device(p.device, ctx)
     return space, device, cost.to(device)
@@ -78,7 +82,7 @@ def _fit(p: LightNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
     arch, refine_info = derived, {"enabled": False, "changed": False}
     if p.refine:
         arch, refine_info = refine_arch(derived, run.alpha, cost, space, target, p.refine_tolerance,
-                                        device)
+                                        device, kappa=p.refine_kappa, radius=p.refine_radius)
     p.alpha_ = run.alpha.detach().cpu()
     p.arch_, p.lambda_, p.supernet_, p.reach_ = arch, float(run.lam), run.net, reach
     p.cost_model_, p.rank_ = cost, ctx.rank
@@ -97,7 +101,15 @@ def _fit(p: LightNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
         derived_predicted=derived_pred, alpha=p.alpha_.tolist(), params=p._json_params(),
         predictor={"space": cost.space, "space_config": cost.space_config, "source": cost.source,
                    "device": cost.device_name},
-        world_size=ctx.world)
+        world_size=ctx.world, disagreement=_disagreement(cost, space, arch, device))
+
+
+def _disagreement(cost: Any, space: SearchSpace, arch: tuple[int, ...], device: torch.device) -> float | None:
+    """std/mean of an ensemble predictor's members at `arch` (None for a single predictor)."""
+    if not is_ensemble(cost):
+        return None
+    members = member_predictions(cost, space, [arch], device)[:, 0]
+    return float(members.std() / abs(members.mean()))
 
 
 

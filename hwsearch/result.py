@@ -120,6 +120,8 @@ class LightNASResult(SearchResult):
     derived_arch_id: str
     derived_predicted: float
     world_size: int = 1
+    # an ensemble predictor's disagreement (std/mean of its members) at the returned arch; None otherwise
+    disagreement: float | None = None
 
     def plot(self, path: str | Path) -> Path:
         return plot_history(self, path)

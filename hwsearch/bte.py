@@ -151,15 +151,17 @@ def _check_train(epochs: int, batch_size: int, lr: float, momentum: float, weigh
 def loss_logs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = DEFAULT_EPOCHS,
               batch_size: int = 64, lr: float = DEFAULT_LR, momentum: float = DEFAULT_MOMENTUM,
               weight_decay: float = DEFAULT_WEIGHT_DECAY, seed: int = 0, max_batches: int | None = None,
-              reevaluate: bool = False) -> dict[str, np.ndarray]:
+              reevaluate: bool = False) -> dict[str, Any]:
     """Train a copy of `model` (the model itself is left untouched) for `epochs` on the fixed mini-batches
     x[n*bs:(n+1)*bs] (the last incomplete one dropped; the first `max_batches` only), SGD as in the module
     docstring, and return {"logged": [epochs, N]} and, with `reevaluate`, {"reevaluated": [epochs, N]} (the
-    loss of every batch after each epoch, one extra forward pass over the data per epoch).
+    loss of every batch after each epoch, one extra forward pass over the data per epoch), with the seconds
+    spent training ("train_s") and re-evaluating ("reevaluate_s", 0 without it).
 
     Deterministic under `seed` (it seeds torch's RNG for anything stochastic in the network, restoring the
     caller's RNG afterwards). Runs on the model's device; gradients on even under an outer no_grad."""
     import copy
+    import time
 
     import torch
     import torch.nn.functional as F
@@ -177,6 +179,7 @@ def loss_logs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int
     dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
     xs = x[: n * batch_size].to(device=device, dtype=dtype)
     ys = y[: n * batch_size].to(device=device, dtype=torch.long)
+    top_label = int(y[: n * batch_size].max())
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         raise UserInputError("the network has no trainable parameters")
@@ -186,31 +189,40 @@ def loss_logs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int
     cpu_rng = torch.random.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
     torch.manual_seed(int(seed))
+    t_train = t_again = 0.0
     try:
         with torch.enable_grad():
             net.train()
             for e in range(epochs):
+                t0 = time.perf_counter()
                 step_losses = []
                 for i in range(n):
                     xb, yb = xs[i * batch_size:(i + 1) * batch_size], ys[i * batch_size:(i + 1) * batch_size]
-                    loss = F.cross_entropy(net(xb), yb)
+                    out = net(xb)
+                    if e == 0 and i == 0 and (out.ndim != 2 or out.shape[1] <= top_label):
+                        raise UserInputError(f"the network gives outputs {list(out.shape)} but the labels go up "
+                                             f"to {top_label}: it needs [batch, classes > {top_label}]")
+                    loss = F.cross_entropy(out, yb)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     step_losses.append(loss.detach())
                 logged[e] = torch.stack(step_losses).double().cpu().numpy()  # one sync per epoch
+                t1 = time.perf_counter()
+                t_train += t1 - t0
                 if again is not None:
                     with torch.no_grad():
                         again[e] = torch.stack([F.cross_entropy(net(xs[i * batch_size:(i + 1) * batch_size]),
                                                                 ys[i * batch_size:(i + 1) * batch_size])
                                                 for i in range(n)]).double().cpu().numpy()
+                    t_again += time.perf_counter() - t1
                 if not np.isfinite(logged[e]).all():
                     break  # diverged: the rest stays NaN, scored -inf
     finally:
         torch.random.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
-    out = {"logged": _floor(logged)}
+    out: dict[str, Any] = {"logged": _floor(logged), "train_s": t_train, "reevaluate_s": t_again}
     if again is not None:
         out["reevaluated"] = _floor(again)
     return out

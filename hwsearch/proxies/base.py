@@ -107,6 +107,9 @@ class Proxy:
     data_free: ClassVar[bool] = False
     needs_labels: ClassVar[bool] = False
     higher_is_better: ClassVar[bool] = True
+    # True for the training proxies (BTE, TSE): they train a copy for a few epochs, seconds per network, so
+    # a caller may size its budget (or warn) before scoring thousands of networks with one.
+    trains: ClassVar[bool] = False
     summary: ClassVar[str] = ""
 
     def score(self, model: nn.Module, batch: ProxyBatch) -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from edgeprof.arguments import _json_object
 from edgeprof.commands import DEFAULT_DB
 from edgeprof.output import err, fleet_progress, out, print_json, session_progress
 from profiler.config import resolve_device
@@ -29,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--space", help=f"search space: {', '.join(list_spaces())}")
     what.add_argument("--onnx", metavar="FILE", help="your own ONNX model (one file, weights inside it)")
+    p.add_argument("--space-config", type=_json_object, metavar="JSON",
+                   help="with --space: the space's config as a JSON object (default: the registered one), e.g. "
+                        "'{\"width_mult\": 0.5}' for mbconv-small or '{\"base\": \"found.json\"}' for "
+                        "mbconv-channels (a LightNAS result)")
     p.add_argument("--n", type=int, help="number of architectures to sample (with --space)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--input-shape", action="append", default=[], metavar="[NAME:]SHAPE",
@@ -122,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"{'--onnx' if args.onnx else 'a batch list'} measures on one device at a time "
                              f"({len(names)} given: {', '.join(names)}); run one command per device")
     if args.onnx:
-        if args.n is not None:
-            raise UserInputError("--n samples a space's networks; --onnx measures the one file: leave --n out")
+        if args.n is not None or args.space_config is not None:
+            flag = "--n" if args.n is not None else "--space-config"
+            raise UserInputError(f"{flag} is for a space's networks; --onnx measures the one file: leave {flag} out")
         return run_onnx(args, batches)
     if args.input_shape:
         raise UserInputError("--input-shape sets the inputs of an --onnx file; a space knows its input shape")
@@ -131,11 +137,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError("--space needs --n, the number of architectures to sample")
     args.batch = batches[0]
     if len(names) > 1:
+        if args.space_config is not None:
+            raise UserInputError(f"--space-config measures on one device at a time ({len(names)} given: "
+                                 f"{', '.join(names)}); run one command per device")
         return run_fleet_command(args, names)
     if len(batches) > 1:
         return run_space_sweep(args, batches)
     config = resolve_device(args.device)
-    space = create_space(args.space)
+    space = create_space(args.space, **(args.space_config or {}))
     # --json keeps its progress bars: they go to stderr, stdout holds only the JSON (-q silences them)
     with Store(args.db) as store, session_progress(args.quiet) as progress:
         report = profile(config, space, n=args.n, seed=args.seed, batch=args.batch, store=store,
@@ -201,7 +210,7 @@ def run_space_sweep(args: argparse.Namespace, batches: list[int]) -> int:
     from profiler.batch_sweep import profile_batches
 
     config = resolve_device(args.device)
-    space = create_space(args.space)
+    space = create_space(args.space, **(args.space_config or {}))
     with Store(args.db) as store, session_progress(args.quiet) as progress:
         sweep = profile_batches(config, space, args.n, args.seed, batches, store, progress=progress,
                                 protocol_overrides=overrides(args))

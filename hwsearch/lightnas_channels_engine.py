@@ -26,6 +26,10 @@ from spaces.errors import UserInputError
 KINDS = ("init", "crossover", "mutation")
 
 
+class NoFeasibleError(UserInputError):
+    """No configuration predicted within the tolerance was found for the first population."""
+
+
 def crossover(top: np.ndarray, n: int, rate: float, rng: np.random.Generator) -> np.ndarray:
     """`n` uniform-crossover children of random distinct pairs of the rows of `top` [k >= 2, L]."""
     k = len(top)
@@ -218,7 +222,7 @@ def evolve(space: SearchSpace, sampler: Sampler, score: Callable[[np.ndarray], n
         ok = sampler.within(values)
         current, current_pred = rows[ok][:population], values[ok][:population]
     if not len(current):
-        raise UserInputError(f"no channel configuration predicted within ±{100 * sampler.tolerance:g}% of the "
+        raise NoFeasibleError(f"no channel configuration predicted within ±{100 * sampler.tolerance:g}% of the "
                              f"target {sampler.target:.4g} was found in {counts.draws:,} draws")
     new_counts = {"init": counts}
     for i in range(1, iterations + 1):
@@ -235,7 +239,7 @@ def evolve(space: SearchSpace, sampler: Sampler, score: Callable[[np.ndarray], n
         ev.populations.append(current.copy())
         pool = list(dict.fromkeys(ev.top + [row.tobytes() for row in current]))
         ev.top = sorted(pool, key=lambda k: (-ev.scores[k], ev.order[k]))[:top_k]
-        row = {"iteration": i, "population": len(current), "new_evaluations": fresh,
+        rec = {"iteration": i, "population": len(current), "new_evaluations": fresh,
                "best_bte": _finite(ev.scores[ev.top[0]]), "mean_bte": _finite(float(np.mean(s))),
                "feasible_draws": {k: c.accepted for k, c in new_counts.items()},
                "draws": {k: c.draws for k, c in new_counts.items()},
@@ -251,10 +255,10 @@ def evolve(space: SearchSpace, sampler: Sampler, score: Callable[[np.ndarray], n
             new_counts = {"crossover": c_cx, "mutation": c_mu}
             current = np.concatenate([cx, mu, top])
             current_pred = np.concatenate([cx_pred, mu_pred, [ev.predicted[k] for k in ev.top]])
-        row["seconds"] = round(time.perf_counter() - t0, 3)
-        ev.history.append(row)
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        ev.history.append(rec)
         if on_iteration is not None:
-            on_iteration(row)
+            on_iteration(rec)
     return ev
 
 
@@ -325,6 +329,9 @@ def fit_search(p: Any) -> tuple[Any, dict[str, float]]:
                     rate=p.rate, rng=np.random.default_rng(p.seed), seeds=[base] if p.seed_base else [],
                     fallback=ladder(reach.lo_arch, reach.hi_arch), on_iteration=bar.advance if bar else None)
         base_bte = float(score(np.array([base]))[0])  # cached when the base was in P_0
+    except NoFeasibleError as e:
+        raise NoFeasibleError(f"{e}: the predictor's range is {reach.lo:.4g}-{reach.hi:.4g} {unit}; raise "
+                              "--max-draws or --latency-tolerance") from None
     finally:
         if bar is not None:
             bar.close()

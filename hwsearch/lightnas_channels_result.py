@@ -73,6 +73,7 @@ def plot_history(res: dict[str, Any], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = res["history"]
     it = [r["iteration"] for r in rows]
@@ -85,6 +86,7 @@ def plot_history(res: dict[str, Any], path: str | Path) -> Path:
         ax.plot(it, mean, marker=".", color="tab:blue", alpha=0.45, label="population mean")
         if res["base"]["bte"] is not None:
             ax.axhline(res["base"]["bte"], color="tab:red", ls="--", label="stage-1 base")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("iteration")
         ax.set_ylabel(f"BTE ({res['bte_setup']['negative']} rule)")
         ax.set_title(f"lightnas-channels: {res['target']:.4g} {res['unit']} target "

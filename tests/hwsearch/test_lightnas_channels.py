@@ -123,6 +123,13 @@ def test_an_unreachable_target_names_the_range(tiny) -> None:
         LightNASChannels(predictor=cost, target=hi * 1.5, base=found(), **SMALL).search()
 
 
+def test_a_reachable_target_that_no_draw_meets_is_refused(tiny) -> None:
+    space, cost, base_ms = tiny
+    with pytest.raises(UserInputError, match=r"no channel configuration .* in \d+ draws: the predictor's range"):
+        LightNASChannels(predictor=cost, target=base_ms * 1.013, base=found(), tolerance=1e-9, max_draws=2,
+                         seed_base=False, **SMALL).search()
+
+
 def test_a_predictor_of_another_base_or_space_is_refused(tiny) -> None:
     space, _, base_ms = tiny
     other = channel_space_for(found((1,) * 8))

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from hwsearch.bte import DEFAULT_LR, NEGATIVE_RULES, budgets, loss_logs
+from hwsearch.bte import DEFAULT_LR, DEFAULT_NEGATIVE, NEGATIVE_RULES, budgets, factors, loss_logs
 from hwsearch.proxies import build_for_proxy, create_proxy, make_batch
 from hwsearch.proxy_eval import (
     DEFAULT_NASLIB,
@@ -60,7 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="cifar100")
     ap.add_argument("--n", type=int, default=200, help="cells (default 200)")
-    ap.add_argument("--epochs", type=int, default=4, help="the largest budget E (default 4; BTE needs >= 2)")
+    ap.add_argument("--epochs", type=int, default=3, help="the largest budget E (default 3; BTE needs >= 2)")
     ap.add_argument("--batches", type=int, default=8, help="mini-batches in the training set (default 8)")
     ap.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
     ap.add_argument("--lr", type=float, default=DEFAULT_LR)
@@ -70,6 +70,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--top", type=float, default=5.0, help="the top share by true accuracy, in percent")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shard", help="K/M: train only cells i with i %% M == K, then stop (no table)")
+    ap.add_argument("--no-train", action="store_true", help="train nothing: the table over the cells whose loss "
+                                                            "logs are cached (a partial run's figures)")
     ap.add_argument("--scores", help="the loss-log cache (default benchmarks/out/bte_correlation.jsonl; with "
                                      "--quick a temporary file)")
     ap.add_argument("--proxy-scores", help=f"zero-shot values to reuse, read only (default {PROXY_CACHE.name}; "
@@ -101,11 +103,26 @@ def log(msg: str, t0: float) -> None:
 
 
 def log_key(args: argparse.Namespace, arch_id: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Everything a loss log depends on (a ScoreCache-shaped key: proxy 'loss_log', its training params)."""
-    return {"proxy": "loss_log", "params": {"epochs": args.epochs, "batches": args.batches,
-                                            "batch_size": args.batch_size, "lr": args.lr, "data": "digits"},
+    """Everything a loss log depends on but its length (a ScoreCache-shaped key: proxy 'loss_log', its
+    training params). The record says how many epochs it holds: with a constant lr, the first E rows of a
+    longer log are the log of an E-epoch run, so a longer one serves a shorter request."""
+    return {"proxy": "loss_log", "params": {"batches": args.batches, "batch_size": args.batch_size, "lr": args.lr,
+                                            "data": "digits"},
             "arch": arch_id, "batch": "digits", "batch_size": args.batch_size * args.batches, "seed": args.seed,
             "space_config": config}
+
+
+def cached_log(args: argparse.Namespace, cache: ScoreCache, arch_id: str, config: dict[str, Any]
+               ) -> dict[str, Any] | None:
+    """The cached loss logs of `arch_id` cut to `--epochs` rows (their seconds scaled alike), or None when
+    there are none or fewer epochs."""
+    rec = cache.get(log_key(args, arch_id, config))
+    if rec is None or rec["epochs"] < args.epochs:
+        return None
+    keep = args.epochs / rec["epochs"]
+    return {**rec, "epochs": args.epochs, "logged": rec["logged"][: args.epochs],
+            "reevaluated": rec["reevaluated"][: args.epochs], "train_s": rec["train_s"] * keep,
+            "reevaluate_s": rec["reevaluate_s"] * keep}
 
 
 def train_cells(args: argparse.Namespace, space: Any, cells: Sequence[str], cache: ScoreCache,
@@ -115,21 +132,26 @@ def train_cells(args: argparse.Namespace, space: Any, cells: Sequence[str], cach
     data = make_batch("digits", space.input_shape(), args.batch_size * args.batches, args.seed,
                       num_classes=space.num_classes)
     out, last = {}, time.perf_counter()
-    todo = [a for a in cells if cache.get(log_key(args, a, config)) is None]
+    todo = [a for a in cells if cached_log(args, cache, a, config) is None]
     log(f"loss logs: {len(cells) - len(todo)} cached, {len(todo)} to train ({args.epochs} epochs x "
-        f"{args.batches} batches of {args.batch_size})", t0)
+        f"{args.batches} batches of {args.batch_size})" + (": --no-train, none trained" if args.no_train else ""),
+        t0)
+    if args.no_train:
+        todo = []
     for i, a in enumerate(todo):
         model = build_for_proxy(space, space.parse(a), args.seed)
         logs = loss_logs(model, data.x, data.y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed, reevaluate=True)
-        cache.add([{**log_key(args, a, config), "logged": logs["logged"].tolist(),
+        cache.add([{**log_key(args, a, config), "epochs": args.epochs, "logged": logs["logged"].tolist(),
                     "reevaluated": logs["reevaluated"].tolist(), "train_s": logs["train_s"],
                     "reevaluate_s": logs["reevaluate_s"], "value": None, "error": None}])
         if time.perf_counter() - last > 30 or i + 1 == len(todo):
             last = time.perf_counter()
             log(f"trained {i + 1}/{len(todo)} (last {logs['train_s'] + logs['reevaluate_s']:.1f} s)", t0)
     for a in cells:
-        out[a] = cache.get(log_key(args, a, config))
+        rec = cached_log(args, cache, a, config)
+        if rec is not None:
+            out[a] = rec
     return out
 
 
@@ -142,6 +164,10 @@ def training_rows(args: argparse.Namespace, logs: dict[str, dict[str, Any]], tru
     for measure in ("logged", "reevaluated"):
         per_cell = {a: budgets(np.asarray(logs[a][measure], dtype=float)) for a in ids}
         for e in range(2, args.epochs + 1):
+            # the share of batch terms with a rise (a negative factor): where the rules differ at all
+            rising = float(np.mean([(factors(np.asarray(logs[a][measure], dtype=float)[:e]) < 0).any(axis=0).mean()
+                                    for a in ids if np.isfinite(np.asarray(logs[a][measure], dtype=float)[:e]).all()]
+                                   or [math.nan]))
             cost = float(np.mean([logs[a]["train_s"] for a in ids])) * e / args.epochs
             if measure == "reevaluated":
                 cost += float(np.mean([logs[a]["reevaluate_s"] for a in ids])) * e / args.epochs
@@ -152,7 +178,8 @@ def training_rows(args: argparse.Namespace, logs: dict[str, dict[str, Any]], tru
                     "kind": "training", "measure": measure, "epochs": e, "higher_is_better": name != "tse",
                     "n": corr["n"], "spearman": corr["spearman"], "kendall": corr["kendall"],
                     "top_spearman": corr["top"]["spearman"], "top_kendall": corr["top"]["kendall"],
-                    "time_per_cell_s": cost, "n_diverged": int(sum(not math.isfinite(v) for v in vals))}
+                    "time_per_cell_s": cost, "n_diverged": int(sum(not math.isfinite(v) for v in vals)),
+                    "rising_share": rising}
     return rows
 
 
@@ -171,6 +198,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_cells(args, space, mine, cache, t0)
         return {"shard": f"{k}/{m}", "cells": len(mine), "wall_s": time.perf_counter() - t0}
     logs = train_cells(args, space, cells, cache, t0)
+    cells = [a for a in cells if a in logs]  # all of them unless --no-train
+    if len(cells) < 3:
+        raise SystemExit(f"only {len(cells)} cells have loss logs: a rank correlation needs 3")
     rows = training_rows(args, logs, truth)
     if args.proxy_scores:  # their values, read only: copied into memory, never written back there
         cache.entries = {**ScoreCache(args.proxy_scores).entries, **cache.entries}
@@ -188,7 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "time_per_cell_s": float(np.mean([s["time_s"][a] for a in cells])),
                         "n_failed": len(s["errors"]), "computed": s["computed"], "cached": s["cached"]}
     acc = [truth[a] for a in cells]
-    return {"task": args.task, "space_config": dict(space.config), "n_cells": len(cells), "seed": args.seed,
+    return {"task": args.task, "space_config": dict(space.config), "n_cells": len(cells), "n_asked": args.n,
+            "seed": args.seed,
             "training": {"epochs": args.epochs, "batches": args.batches, "batch_size": args.batch_size,
                          "lr": args.lr, "momentum": 0.9, "weight_decay": 5e-4, "data": data_note(args)},
             "proxy_batch": batch.describe(), "top": args.top, "truth": {"min": min(acc), "max": max(acc),
@@ -203,16 +234,16 @@ def data_note(args: argparse.Namespace) -> str:
 
 
 def summary(rows: dict[str, Any], epochs: int) -> dict[str, Any]:
-    """At each budget: the best BTE rule (logged loss) by ρ, and whether it beats TSE and Jacob_cov."""
+    """At each budget E (logged loss): BTE under each rule, TSE and Jacob_cov (ρ), and whether BTE under the
+    default rule beats TSE and Jacob_cov (the thesis' claim, Fig. 4.6-4.7)."""
     out: dict[str, Any] = {}
     jc = rows.get("jacob_cov", {}).get("spearman", float("nan"))
     for e in range(2, epochs + 1):
         rules = {r: rows[f"bte_{r}@{e}"]["spearman"] for r in NEGATIVE_RULES}
-        best = max(rules, key=lambda r: -math.inf if math.isnan(rules[r]) else rules[r])
-        out[str(e)] = {"best_rule": best, "bte_spearman": rules, "tse_spearman": rows[f"tse@{e}"]["spearman"],
-                       "jacob_cov_spearman": jc,
-                       "bte_beats_tse": bool(rules[best] > rows[f"tse@{e}"]["spearman"]),
-                       "bte_beats_jacob_cov": bool(rules[best] > jc) if not math.isnan(jc) else None}
+        mine, ts = rules[DEFAULT_NEGATIVE], rows[f"tse@{e}"]["spearman"]
+        out[str(e)] = {"default_rule": DEFAULT_NEGATIVE, "bte_spearman": rules, "tse_spearman": ts,
+                       "jacob_cov_spearman": jc, "bte_beats_tse": bool(mine > ts),
+                       "bte_beats_jacob_cov": bool(mine > jc) if not math.isnan(jc) else None}
     return out
 
 
@@ -222,22 +253,26 @@ def fmt(x: Any, spec: str = "+.3f") -> str:
 
 def print_table(res: dict[str, Any]) -> None:
     tr = res["training"]
-    print(f"NB201 {res['task']} ({res['space_config']}): {res['n_cells']} cells vs the true test accuracy "
+    print(f"NB201 {res['task']} ({res['space_config']}): {res['n_cells']} of {res['n_asked']} cells vs the true "
+          f"test accuracy "
           f"(range {res['truth']['min']:.1f}-{res['truth']['max']:.1f} %)")
     print(f"training proxies: {tr['data']}; SGD lr {tr['lr']:g} momentum {tr['momentum']} wd {tr['weight_decay']:g} "
           f"constant; budget E = epochs (@E); 're' = re-evaluated loss, else logged")
     print(f"one-batch proxies: {res['proxy_batch']['kind']} x{res['proxy_batch']['batch_size']}")
     head = (f"{'proxy':<18} {'kind':<10} {'n':>4} {'ρ all':>7} {'τ all':>7} {'ρ top':>7} {'τ top':>7} "
-            f"{'s/cell':>7}")
+            f"{'s/cell':>7} {'rises':>6}")
     print(head)
     print("-" * len(head))
     for name, r in res["rows"].items():
         print(f"{name + ('' if r['higher_is_better'] else ' (-)'):<18} {r['kind']:<10} {r['n']:>4} "
               f"{fmt(r['spearman']):>7} {fmt(r['kendall']):>7} {fmt(r['top_spearman']):>7} "
-              f"{fmt(r['top_kendall']):>7} {fmt(r['time_per_cell_s'], '.2f'):>7}")
-    print(f"top = the best {100 * res['top']:g}% of these cells by true accuracy; (-) lower is better, negated")
+              f"{fmt(r['top_kendall']):>7} {fmt(r['time_per_cell_s'], '.2f'):>7} "
+              f"{fmt(r.get('rising_share'), '.1%'):>6}")
+    print(f"top = the best {100 * res['top']:g}% of these cells by true accuracy; (-) lower is better, negated; "
+          "rises = share of batches whose loss rose between two epochs within the budget (where the BTE rules "
+          "differ)")
     for e, s in res["summary"].items():
-        print(f"E={e}: best BTE rule {s['best_rule']} ρ {fmt(s['bte_spearman'][s['best_rule']])}; TSE ρ "
+        print(f"E={e}: BTE ({s['default_rule']}) ρ {fmt(s['bte_spearman'][s['default_rule']])}; TSE ρ "
               f"{fmt(s['tse_spearman'])}; Jacob_cov ρ {fmt(s['jacob_cov_spearman'])}; BTE > TSE: "
               f"{s['bte_beats_tse']}, BTE > Jacob_cov: {s['bte_beats_jacob_cov']}")
     print(f"\nwall {res['wall_s']:.0f} s")

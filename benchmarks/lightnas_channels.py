@@ -52,8 +52,8 @@ from spaces.mbconv_channels import ONE, channel_space_for
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_channels.db"
 QUICK = {"n": 8, "channel_n": 8, "epochs": 2, "resolution": 16, "digits": 300, "rounds": 1, "population": 4,
-         "iterations": 2, "top_k": 2, "images": 64, "bte_batch": 32, "bte_resolution": 8, "acc_epochs": 1,
-         "acc_seeds": 1, "acc_digits": 200}
+         "iterations": 2, "top_k": 2, "images": 32, "bte_batch": 16, "bte_resolution": 8, "epochs_bte": 2,
+         "acc_epochs": 1, "acc_seeds": 1, "acc_digits": 200}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from spaces.mbconv_channels import ONE, SCALES, channel_space_for
 TINY = {"width_mult": 0.25, "resolution": 32, "num_classes": 10, "stage_repeats": [2, 2, 1, 1, 1, 1]}
 BASE_ARCH = (0, 1, 2, 3, 6, 1, 0, 4)  # one skip: 7 live layers
 # BTE on a handful of 8 px digits: a few hundredths of a second per network
-SMALL = {"population": 5, "iterations": 3, "top_k": 2, "resolution": 8, "images": 64, "batch_size": 32, "epochs": 2}
+SMALL = {"population": 4, "iterations": 2, "top_k": 2, "resolution": 8, "images": 32, "batch_size": 16, "epochs": 2}
 
 
 def found(arch=BASE_ARCH) -> dict:
@@ -142,7 +142,7 @@ def test_a_predictor_of_another_base_or_space_is_refused(tiny) -> None:
 
 
 @pytest.mark.parametrize(("change", "word"), [({"top_k": 5}, "top_k"), ({"rate": 1.5}, "'rate'"),
-                                              ({"epochs": 1}, "'epochs'"), ({"images": 16}, "full batch"),
+                                              ({"epochs": 1}, "'epochs'"), ({"images": 8}, "full batch"),
                                               ({"tolerance": 0.0}, "'tolerance'")])
 def test_bad_parameters_are_named(tiny, change: dict, word: str) -> None:
     space, cost, base_ms = tiny

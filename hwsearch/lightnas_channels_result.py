@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsearch.result import SearchResult, save_figure
+from spaces.mbconv_channels import SCALES
 
 
 @dataclass(kw_only=True)
@@ -54,9 +55,11 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
     in_pop = "in P_0" if base["in_population"] else (
         f"not in P_0: predicted {_num(base['predicted'])} {res['unit']}, outside ±{100 * s['tolerance']:g}%")
     total = s["total"]
+    searched = res.get("searched_arch_id")  # --correct adopted another network: BTE is the searched one's
     return [
-        f"BTE {_num(res['bte'])}{gain}; base {base['arch_id']} BTE {_num(base['bte'])} ({in_pop})",
-        "scales: " + " ".join(f"{x:g}" for x in res["scales"]),
+        f"BTE {_num(res['bte'])}{gain}" + (f" (of the searched {searched})" if searched else "")
+        + f"; base {base['arch_id']} BTE {_num(base['bte'])} ({in_pop})",
+        "scales: " + " ".join(f"{SCALES[i]:g}" for i in res["arch"]),
         f"{alg['iterations']} iterations, population {alg['population']}, top-{alg['top_k']}, r = {alg['rate']:g}; "
         f"{res['evaluations']} networks trained ({res['cache_hits']} cache hits, {res['bte_s']:.0f} s), "
         f"BTE on {setup['images']} digits at {setup['resolution']} px, {setup['epochs']} epochs, "

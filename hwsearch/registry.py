@@ -16,7 +16,8 @@ T = TypeVar("T", bound=type)
 
 # Modules whose import registers the built-in searches.
 BUILTIN_MODULES: tuple[str, ...] = ("hwsearch.domino", "hwsearch.lightnas", "hwsearch.random_search",
-                                     "hwsearch.surgenas", "hwsearch.zeroshot", "hwsearch.ftso")
+                                     "hwsearch.surgenas", "hwsearch.zeroshot", "hwsearch.ftso",
+                                     "hwsearch.lightnas_channels")
 
 
 class UnknownSearchError(UnknownNameError):

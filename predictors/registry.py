@@ -18,7 +18,8 @@ P = TypeVar("P", bound=type[LatencyPredictor])
 
 # Modules whose import registers the built-in kinds.
 BUILTIN_MODULES: tuple[str, ...] = ("predictors.mlp", "predictors.gnn", "predictors.baselines", "predictors.help",
-                                     "predictors.help_ensemble", "predictors.meta_accuracy", "predictors.gnn_att")
+                                     "predictors.help_ensemble", "predictors.meta_accuracy", "predictors.gnn_att",
+                                     "predictors.ensemble")
 
 
 class UnknownPredictorError(UnknownNameError):

@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from hwsearch.proxies import create_proxy, list_proxies, make_batch
+from hwsearch.proxies import create_proxy, make_batch
 from hwsearch.proxy_eval import (
     DEFAULT_NASLIB,
     ScoreCache,
     _has_fast_path,
     correlations,
+    default_proxy_names,
     json_ready,
     load_naslib,
     naslib_comparison,
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     truth = {r.arch_id: r.value for r in records}
     space = create_space("nb201", **records[0].space_config)
     naslib = load_naslib(args.naslib, args.task) if args.naslib else {}
-    names = [s for s in (args.proxies.split(",") if args.proxies else list_proxies()) if s]
+    names = [s for s in (args.proxies.split(",") if args.proxies else default_proxy_names()) if s]
     proxies = [create_proxy(n) for n in names]
     first = space.parse(next(iter(truth)))
     fast = {p.name: _has_fast_path(p, space, first) for p in proxies}

@@ -346,11 +346,19 @@ def parse_n(text: str) -> int | None:
     return n
 
 
-def create_proxies(names: Sequence[str] | None) -> list[Proxy]:
-    """The named proxies (all registered ones for None); an unknown name is the registry's error (exit 2)."""
-    from hwsearch.proxies import create_proxy, list_proxies
+def default_proxy_names() -> list[str]:
+    """The registered proxies that score an untrained network (not the training ones, `Proxy.trains`)."""
+    from hwsearch.proxies import list_proxies, proxy_class
 
-    names = list_proxies() if not names else list(dict.fromkeys(names))
+    return [n for n in list_proxies() if not proxy_class(n).trains]
+
+
+def create_proxies(names: Sequence[str] | None) -> list[Proxy]:
+    """The named proxies (for None, every registered one that does not train: BTE and TSE train each network
+    for seconds, so they are asked for by name); an unknown name is the registry's error (exit 2)."""
+    from hwsearch.proxies import create_proxy
+
+    names = default_proxy_names() if not names else list(dict.fromkeys(names))
     if not names:
         raise UserInputError("no proxy is registered")
     return [create_proxy(n) for n in names]

@@ -24,7 +24,8 @@ def _common(p: argparse.ArgumentParser, n_default: str) -> None:
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--task", required=True, help="the task of the accuracy records (e.g. cifar100)")
     p.add_argument("--metric", default="test_accuracy")
-    p.add_argument("--proxies", help="comma-separated proxy names (default: every registered proxy)")
+    p.add_argument("--proxies", help="comma-separated proxy names (default: every registered proxy but the "
+                                     "training ones, bte and tse, which take seconds a network: name them)")
     p.add_argument("--n", default=n_default, help=f"cells to sample (seeded), or 'all' (default {n_default})")
     p.add_argument("--batch", default="digits", choices=("digits", "gaussian"),
                    help="the stand-in batch of the data-dependent proxies (we have no CIFAR images)")
@@ -65,13 +66,14 @@ def run_list(args: argparse.Namespace) -> int:
     for name in list_proxies():
         cls = proxy_class(name)
         rows.append({"name": name, "data_free": cls.data_free, "needs_labels": cls.needs_labels,
-                     "higher_is_better": cls.higher_is_better, "summary": cls.summary})
+                     "trains": cls.trains, "higher_is_better": cls.higher_is_better, "summary": cls.summary})
     if args.json:
         print_json({"proxies": rows})
         return 0
-    t = Table("proxy", "data-free", "labels", "better", "what it measures")
+    t = Table("proxy", "data-free", "labels", "trains", "better", "what it measures")
     for r in rows:
         t.add_row(r["name"], "yes" if r["data_free"] else "no", "yes" if r["needs_labels"] else "no",
+                  "yes" if r["trains"] else "no",
                   "higher" if r["higher_is_better"] else "lower", r["summary"])
     outc.print(t)
     return 0

@@ -82,6 +82,7 @@ def test_list(capsys, toys):
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)["proxies"]}
     assert rows["toy-oracle"]["data_free"] and rows["toy-inverse"]["higher_is_better"] is False
+    assert rows["bte"]["trains"] is True and rows["toy-oracle"]["trains"] is False
     code, out, _ = cli(capsys, "proxies", "list")
     assert code == 0 and "toy-oracle" in out and "lower" in out
 

@@ -220,3 +220,14 @@ def test_cache_lines_are_json_with_their_key(toys, tiny, tmp_path):
     rec = json.loads(path.read_text().splitlines()[0])
     assert rec["proxy"] == "toy-count" and rec["seed"] == 3 and rec["space_config"]["C"] == 4
     assert rec["arch"] in ids and rec["value"] > 0 and rec["time_s"] >= 0
+
+
+def test_default_proxies_leave_out_the_training_ones():
+    from hwsearch.proxies import list_proxies
+    from hwsearch.proxy_eval import create_proxies, default_proxy_names
+
+    names = default_proxy_names()
+    assert {"bte", "tse"} <= set(list_proxies()) and not {"bte", "tse"} & set(names)
+    assert {"synflow", "params", "jacob_cov"} <= set(names)
+    assert [p.name for p in create_proxies(None)] == names
+    assert [p.name for p in create_proxies(["tse", "params"])] == ["tse", "params"]  # asked for by name

@@ -31,8 +31,10 @@ second random column. The digits proxy is checked per run (`hwsearch.proxy_check
 The open-loop remedy (issue 16; --remedy-members 0 skips it): an ensemble of --remedy-members MLPs (kind
 mlp-ensemble, bootstrap resamples of the same 900 cells) drives a second LightNAS search per target (same data,
 epochs, seed), whose refine scores candidates by α log-probability − κ·disagreement over the archs up to
---remedy-radius edges away (κ = --remedy-kappa). Two open-loop cells come from that one trajectory:
-"ensemble" (refine's thesis pick: κ 0, radius 1) and "remedy" (κ, radius); both judged like the plain search.
+--remedy-radius edges away (κ = --remedy-kappa). Three open-loop cells come from that one trajectory:
+"ensemble" (refine's thesis pick: κ 0, radius 1), "remedy" (κ, radius) and "remedy + trust" (κ and a trust region
+of μ = --remedy-trust nats per edge between a candidate and the nearest of the 900 training cells). "trust" is the
+plain search's trajectory with the trust region alone (the MLP, μ, radius). All judged like the plain search.
 """
 
 from __future__ import annotations
@@ -68,9 +70,12 @@ PERCENTILES = (25, 50, 75)
 TASK = "cifar100"
 QUICK = {"devices": "raspi4", "train_n": 200, "epochs": 2, "digits": 300, "targets": 1, "measurements": 2,
          "loop_predictor": "same", "threads": 1, "proxy_calibration": 16, "remedy_members": 2}
-METHODS = ("lightnas_open", "ensemble_open", "remedy_open", "lightnas_closed", "random", "random_large")
-LABELS = {"lightnas_open": "LightNAS open loop", "ensemble_open": "ensemble, thesis pick",
-          "remedy_open": "ensemble, κ pick", "lightnas_closed": "LightNAS closed loop",
+METHODS = ("lightnas_open", "trust_open", "ensemble_open", "remedy_open", "remedy_trust_open", "lightnas_closed",
+           "random", "random_large")
+LABELS = {"lightnas_open": "LightNAS open loop", "trust_open": "MLP, trust pick",
+          "ensemble_open": "ensemble, thesis pick",
+          "remedy_open": "ensemble, κ pick", "remedy_trust_open": "ensemble, κ+trust pick",
+          "lightnas_closed": "LightNAS closed loop",
           "random": "random, same budget", "random_large": "random, large budget"}
 
 
@@ -96,7 +101,14 @@ class EnsembleQueryLog(QueryLog):
         return self.inner.member_predictions(onehot)
 
 
-def remedy_search(ens: Any, target: float, args: argparse.Namespace, data: Any, space: Any) -> dict[str, Any]:
+def picked(res: dict[str, Any], arch: tuple[int, ...], info: dict[str, Any], space: Any) -> dict[str, Any]:
+    """A result JSON with refine's other pick from the same trajectory in place of the search's own."""
+    return {**res, "arch": list(arch), "arch_id": space.arch_id(arch),
+            "predicted": info.get("after_predicted", info["before_predicted"])}
+
+
+def remedy_search(ens: Any, target: float, args: argparse.Namespace, data: Any, space: Any,
+                  known: np.ndarray) -> dict[str, Any]:
     """The remedy's LightNAS search (the ensemble's mean drives α and λ, refine with κ) and, from the same
     trajectory, refine's thesis pick (κ 0, radius 1): their result JSONs and what refine did."""
     cost = as_cost_model(ens)
@@ -106,11 +118,14 @@ def remedy_search(ens: Any, target: float, args: argparse.Namespace, data: Any, 
     search = create_search("lightnas", predictor=wrapped, target=target, epochs=args.epochs, seed=args.seed,
                            refine_kappa=args.remedy_kappa, refine_radius=args.remedy_radius)
     res = search.search(data).to_dict()
-    plain_arch, plain_info = refine_arch(tuple(res["derived_arch"]), search.alpha_, wrapped, space, target,
-                                         search.refine_tolerance)
-    plain = {**res, "arch": list(plain_arch), "arch_id": space.arch_id(plain_arch),
-             "predicted": plain_info.get("after_predicted", plain_info["before_predicted"])}
-    return {"remedy": res, "ensemble": plain, "search_s": round(time.perf_counter() - t0, 1),
+    derived = tuple(res["derived_arch"])
+    plain_arch, plain_info = refine_arch(derived, search.alpha_, wrapped, space, target, search.refine_tolerance)
+    trust_arch, trust_info = refine_arch(derived, search.alpha_, wrapped, space, target, search.refine_tolerance,
+                                         kappa=args.remedy_kappa, radius=args.remedy_radius, mu=args.remedy_trust,
+                                         known=known)
+    return {"remedy": res, "ensemble": picked(res, plain_arch, plain_info, space),
+            "remedy_trust": picked(res, trust_arch, trust_info, space), "search_s": round(time.perf_counter() - t0, 1),
+            "trust_from_known": trust_info.get("after_from_known"),
             "refine": {k: res["refine"].get(k) for k in ("changed", "within_tolerance", "candidates",
                                                         "before_disagreement", "after_disagreement",
                                                         "log_prob_before", "log_prob_after")},
@@ -241,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="open-loop remedy: MLPs in the ensemble (default 5; 0: no remedy search)")
     ap.add_argument("--remedy-kappa", type=float, default=50.0,
                     help="open-loop remedy: refine's penalty κ on the ensemble's disagreement (default 50)")
+    ap.add_argument("--remedy-trust", type=float, default=5.0,
+                    help="open-loop remedy: trust region μ, nats per edge from the nearest training cell (default 5)")
     ap.add_argument("--remedy-radius", type=int, default=2, choices=(1, 2),
                     help="open-loop remedy: refine's candidates, layers from the argmax (default 2)")
     ap.add_argument("--quick", action="store_true",
@@ -302,11 +319,17 @@ def main(argv: list[str] | None = None) -> int:
                             "random": {**judged(rand, both), "n": rand["n"], "feasible": rand["feasible"]},
                             "random_large": {**judged(rand_large, both), "n": rand_large["n"],
                                              "feasible": rand_large["feasible"]}}
-                remedy = remedy_search(ens, target, args, train_data, space) if ens is not None else None
+                known = np.array([space.from_index(i) for i in range(args.train_n)], dtype=np.int64)
+                t_arch, t_info = refine_arch(tuple(res.derived_arch), search.alpha_, recorded, space, target,
+                                             search.refine_tolerance, radius=args.remedy_radius, mu=args.remedy_trust,
+                                             known=known)
+                verdicts["trust_open"] = judged(picked(found, t_arch, t_info, space), both)
+                remedy = remedy_search(ens, target, args, train_data, space, known) if ens is not None else None
                 if remedy is not None:
                     verdicts["ensemble_open"] = judged(remedy["ensemble"], both)
                     verdicts["remedy_open"] = judged(remedy["remedy"], both)
-                    remedy = {k: v for k, v in remedy.items() if k not in ("remedy", "ensemble")} | {
+                    verdicts["remedy_trust_open"] = judged(remedy["remedy_trust"], both)
+                    remedy = {k: v for k, v in remedy.items() if k not in ("remedy", "ensemble", "remedy_trust")} | {
                         "arch_id": remedy["remedy"]["arch_id"], "predicted_ms": remedy["remedy"]["predicted"],
                         "ensemble_arch_id": remedy["ensemble"]["arch_id"],
                         "ensemble_predicted_ms": remedy["ensemble"]["predicted"]}
@@ -324,15 +347,17 @@ def main(argv: list[str] | None = None) -> int:
                              "closed_loop": loop.to_dict(), "evaluations": evals, "judged": verdicts,
                              "blind_regret": blind_regret(both.cost, both.accuracy, target, 0.05),
                              "proxy": check, "proxy_check_s": round(time.perf_counter() - t1, 1),
-                             "remedy": remedy})
+                             "remedy": remedy, "trust_from_known": t_info.get("after_from_known")})
                 o, c, r = (verdicts[m] for m in ("lightnas_open", "lightnas_closed", "random"))
                 log(f"{device:12s} target {target:8.3f} ms  error {100 * gap:+6.2f}% acc {_f(o['accuracy'], '.2f')} "
                     f"regret {_f(o['regret'], '.2f')} | closed {100 * loop.error:+6.2f}% acc "
                     f"{_f(c['accuracy'], '.2f')} | random@{evals['evaluations']} {100 * r['error_vs_target']:+6.2f}% "
                     f"acc {_f(r['accuracy'], '.2f')}"
                     + (f" | proxy rho {_f(check['spearman'], '+.2f')}" if check else "")
+                    + f" | trust {100 * verdicts['trust_open']['error_vs_target']:+6.2f}%"
                     + (f" | ensemble {100 * verdicts['ensemble_open']['error_vs_target']:+6.2f}% remedy "
-                       f"{100 * verdicts['remedy_open']['error_vs_target']:+6.2f}% acc "
+                       f"{100 * verdicts['remedy_open']['error_vs_target']:+6.2f}% +trust "
+                       f"{100 * verdicts['remedy_trust_open']['error_vs_target']:+6.2f}% acc "
                        f"{_f(verdicts['remedy_open']['accuracy'], '.2f')}" if remedy else "")
                     + f"  (search {search_s} s, all {round(time.perf_counter() - t0, 1)} s)")
     summary = summarise(runs)
@@ -358,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "in_budget": "cells at <= the found cell's table latency"},
                         "remedy": None if not args.remedy_members else {
                             "predictor": f"mlp-ensemble, {args.remedy_members} bootstrap members, same cells",
-                            "kappa": args.remedy_kappa, "radius": args.remedy_radius,
+                            "kappa": args.remedy_kappa, "radius": args.remedy_radius, "trust": args.remedy_trust,
                             "ensemble_open": "the remedy search's trajectory, refine's thesis pick (kappa 0, "
                                              "radius 1)"},
                         "blind_regret": "mean regret of the cells within 5% of the target: what hitting the "

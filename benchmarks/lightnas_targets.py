@@ -11,6 +11,11 @@ search wall time. Target: every measured latency within +-5% of its target (the 
 Two figures per target: open loop (the searched network) and closed loop (`search --correct`: while the
 measured network misses by more than --tolerance, up to --correct neighbours chosen by ratio-corrected
 predictions are measured, each in --rounds jobs; the measured one nearest the target is kept).
+Open-loop remedy (issue 16; --remedy-members 0 skips it): an ensemble of --remedy-members MLPs (kind mlp-ensemble,
+bootstrap resamples of the same training archs) drives a second search per target, whose refine scores the archs
+up to --remedy-radius layers away by α log-probability − κ·disagreement (κ = --remedy-kappa); from that one
+trajectory, the "ensemble" network (refine's thesis pick, κ 0, radius 1) and the "remedy" network (the κ pick) are
+measured in --rounds jobs each, open loop.
 Keep the machine otherwise idle while it runs. `--quick` is a smoke size (10 networks, an MLP, 2 epochs, one
 target, 1 round, a short protocol, a temporary dataset): it checks that the path runs, not the figures.
 """
@@ -23,14 +28,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from hwsearch import create_search, digits_proxy, target_errors
+import predictors.ensemble  # noqa: F401  (registers kind mlp-ensemble)
+from hwsearch import as_cost_model, create_search, digits_proxy, refine_arch, target_errors
 from hwsearch.pipeline import VerifyPlan, close_loop_on_device
 from hwsearch.result import SearchResult
 from predictors.data import load_xy
@@ -46,7 +52,7 @@ DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_local.db"
 PERCENTILES = (20, 50, 80)
 # --quick: a smoke size and a short protocol; its measurements never go into the default dataset
 QUICK = {"n": 8, "predictor": "mlp", "epochs": 2, "resolution": 16, "rounds": 1, "correct": 1, "percentiles": "50",
-         "digits": 300, "threads": 1}
+         "digits": 300, "threads": 1, "remedy_members": 2}
 QUICK_PROTOCOL = {"warmup_min_runs": 3, "warmup_min_s": 0.05, "min_runs": 5, "max_runs": 30, "target_rel_ci": 0.05}
 
 
@@ -80,6 +86,16 @@ def add_arguments(ap: argparse.ArgumentParser, default_db: Path, quick: dict[str
     ap.add_argument("--json", action="store_true", help="print JSON")
 
 
+def add_remedy_arguments(ap: argparse.ArgumentParser) -> None:
+    """The open-loop remedy's options (lightnas_targets only)."""
+    ap.add_argument("--remedy-members", type=int, default=5,
+                    help="open-loop remedy: MLPs in the ensemble (default 5; 0: no remedy search)")
+    ap.add_argument("--remedy-kappa", type=float, default=50.0,
+                    help="open-loop remedy: refine's penalty κ on the ensemble's disagreement (default 50)")
+    ap.add_argument("--remedy-radius", type=int, default=2, choices=(1, 2),
+                    help="open-loop remedy: refine's candidates, layers from the argmax (default 2)")
+
+
 def parse_and_run(ap: argparse.ArgumentParser, argv: list[str] | None, quick: dict[str, Any], default_db: Path,
                   run_fn: Callable[[argparse.Namespace], int]) -> int:
     """Parse (`--quick` sets the smoke defaults, explicit options still win) and run with the dataset: a
@@ -99,6 +115,7 @@ def parse_and_run(ap: argparse.ArgumentParser, argv: list[str] | None, quick: di
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(ap, DEFAULT_DB, QUICK)
+    add_remedy_arguments(ap)
     return parse_and_run(ap, argv, QUICK, DEFAULT_DB, run)
 
 
@@ -115,6 +132,7 @@ class Bench:
     n_fit: int
     measure_s: float
     protocol: dict[str, Any] | None
+    fit_idx: np.ndarray | None = None  # the rows of ids/y the predictor was fitted on
 
     def targets(self, percentiles: list[int]) -> list[tuple[int, float]]:
         return [(p, float(np.percentile(self.y, p))) for p in percentiles]
@@ -156,7 +174,7 @@ def measure_and_fit(args: argparse.Namespace, log: Callable[[str], None]) -> Ben
                   split=f"random {n_fit} train / {len(hold_idx)} held out")
     log(f"{args.predictor}: held-out rho {held['spearman']:.3f}, Acc@10 {100 * held['acc10']:.1f}%, "
         f"MAPE {held['mape']:.1f}%")
-    return Bench(config, space, ids, y, pred, held, n_fit, measure_s, protocol)
+    return Bench(config, space, ids, y, pred, held, n_fit, measure_s, protocol, fit_idx)
 
 
 def verified_row(res: SearchResult, plan: VerifyPlan, pred: Any) -> dict[str, Any]:
@@ -167,6 +185,36 @@ def verified_row(res: SearchResult, plan: VerifyPlan, pred: Any) -> dict[str, An
     return {"arch_id": res.arch_id, "predicted_ms": res.predicted, "measured_ms": first["measured"],
             "error": first["error_vs_target"], "predictor_error": first["predictor_error"],
             "closed_loop": {**loop, "rounds_ms": v["values"], "spread": v["spread"]}}
+
+
+def remedy_rows(args: argparse.Namespace, ens: Any, target: float, data: Any, plan: VerifyPlan) -> dict[str, Any]:
+    """The remedy's search (the ensemble's mean drives α and λ, refine with κ) and, from the same trajectory,
+    refine's thesis pick (κ 0, radius 1): each network measured open loop (`plan` without the closed loop)."""
+    t0 = time.perf_counter()
+    search = create_search("lightnas", predictor=ens, target=target, epochs=args.epochs, seed=args.seed,
+                           data_resolution=args.resolution, refine_kappa=args.remedy_kappa,
+                           refine_radius=args.remedy_radius)
+    res = search.search(data)
+    search_s = round(time.perf_counter() - t0, 1)
+    cost = as_cost_model(ens)
+    arch, info = refine_arch(tuple(res.derived_arch), search.alpha_, cost, search_space_of(res), target,
+                             search.refine_tolerance)
+    thesis = replace(res, arch=list(arch), arch_id=search_space_of(res).arch_id(arch),
+                     predicted=info.get("after_predicted", info["before_predicted"]))
+    open_plan = replace(plan, correct=0)
+    remedy = verified_row(res, open_plan, ens)
+    same = thesis.arch_id == res.arch_id
+    ensemble = dict(remedy) if same else verified_row(thesis, open_plan, ens)
+    for row, disagreement in ((remedy, res.disagreement), (ensemble, info.get("after_disagreement"))):
+        row.pop("closed_loop", None)
+        row["disagreement"] = disagreement
+    remedy["refine"] = {k: res.refine.get(k) for k in ("changed", "within_tolerance", "candidates",
+                                                        "before_disagreement", "after_disagreement")}
+    return {"ensemble": ensemble, "remedy": remedy, "same_arch": same, "search_s": search_s}
+
+
+def search_space_of(res: SearchResult) -> SearchSpace:
+    return create_space(res.space, **(res.space_config or {}))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,6 +234,11 @@ def run(args: argparse.Namespace) -> int:
     data = digits_proxy(resolution=args.resolution, seed=args.seed, n=args.digits)
     runs = []
     plan = b.plan(args, Path(args.db))
+    ens = None
+    if getattr(args, "remedy_members", 0):
+        idx = b.fit_idx if b.fit_idx is not None else np.arange(n_fit)
+        ens = create_predictor("mlp-ensemble", space=args.space, space_config=pred.space_config, seed=args.seed,
+                               members=args.remedy_members).fit([ids[i] for i in idx], b.y[idx])
     for p, target in b.targets(percentiles_of(args)):
         t1 = time.perf_counter()
         search = create_search("lightnas", predictor=pred, target=target, epochs=args.epochs, seed=args.seed,
@@ -196,6 +249,10 @@ def run(args: argparse.Namespace) -> int:
         loop = found["closed_loop"]
         row = {"percentile": p, "target_ms": target, **{k: v for k, v in found.items() if k != "closed_loop"},
                "search_s": round(search_s, 1), "refined": res.refine.get("changed", False), "closed_loop": loop}
+        if ens is not None:
+            row.update(remedy_rows(args, ens, target, data, plan))
+            log(f"p{p}: ensemble (thesis pick) {100 * row['ensemble']['error']:+.2f}%, remedy (κ pick) "
+                f"{100 * row['remedy']['error']:+.2f}% (disagreement {row['remedy']['disagreement']})")
         runs.append(row)
         log(f"p{p}: target {target:.3f} ms, measured {row['measured_ms']:.3f} ms ({100 * row['error']:+.2f}%), "
             f"predicted {res.predicted:.3f} ({100 * row['predictor_error']:+.2f}% vs measured), "
@@ -209,7 +266,12 @@ def run(args: argparse.Namespace) -> int:
            "closed_loop": {"max_extra": args.correct, "tolerance": args.tolerance},
            "summary": {**target_errors([r["error"] for r in runs], 0.05),
                        "closed_loop": {**target_errors([r["closed_loop"]["error_vs_target"] for r in runs], 0.05),
-                                       "measurements": [r["closed_loop"]["measurements"] for r in runs]}},
+                                       "measurements": [r["closed_loop"]["measurements"] for r in runs]},
+                       **{k: target_errors([r[k]["error"] for r in runs], 0.05) for k in ("ensemble", "remedy")
+                          if ens is not None}},
+           "remedy": None if ens is None else {"members": args.remedy_members, "kappa": args.remedy_kappa,
+                                               "radius": args.remedy_radius, "ensemble": "the remedy search's "
+                                               "trajectory, refine's thesis pick (kappa 0, radius 1)"},
            "wall_s": round(time.perf_counter() - t0, 1)}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -229,6 +291,11 @@ def run(args: argparse.Namespace) -> int:
           f"{100 * sm['closed_loop']['max_abs_error']:.2f}% -> target (all within 5%) open "
           f"{'met' if sm['target_met'] else 'NOT met'}, "
           f"closed {'met' if sm['closed_loop']['target_met'] else 'NOT met'}; {out['wall_s']:.0f} s")
+    for k, label in (("ensemble", "ensemble, thesis pick"), ("remedy", "ensemble, κ pick")):
+        if k in sm:
+            errs = " ".join(f"{100 * r[k]['error']:+.2f}%" for r in runs)
+            print(f"{label}: {errs}; mean |error| {100 * sm[k]['mean_abs_error']:.2f}%, max "
+                  f"{100 * sm[k]['max_abs_error']:.2f}%, {sm[k]['within']}/{len(runs)} within 5%")
     return 0
 
 

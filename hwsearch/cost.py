@@ -90,9 +90,11 @@ def as_cost_model(predictor: Any, metric: str = "latency") -> CostModel:
     """A frozen CostModel from a fitted TorchPredictor, a saved predictor folder or a CostModel."""
     if metric not in UNITS:
         raise ValueError(f"metric must be one of {', '.join(map(repr, UNITS))}, got {metric!r}")
+    seen: list[str] | None = None
     if isinstance(predictor, str | Path):
-        from predictors.io import load_predictor
+        from predictors.io import load_predictor, read_train_archs
 
+        seen = sorted(read_train_archs(predictor)) or None
         predictor = load_predictor(predictor)
     if isinstance(predictor, CostModel):
         model = CostModel(predictor.module, predictor.space, predictor.space_config, metric,
@@ -102,6 +104,9 @@ def as_cost_model(predictor: Any, metric: str = "latency") -> CostModel:
         kind = getattr(predictor, "kind", type(predictor).__name__)
         model = CostModel(predictor.torch_model(), predictor.space, predictor.space_config, metric,
                           ", ".join(devices) or None, f"{kind} predictor")
+        seen = seen or getattr(predictor, "train_archs_", None)
+        if seen:  # the archs it was fitted on: refine's trust region (`refine_arch`'s mu)
+            model.extra["train_archs"] = list(seen)
     elif isinstance(predictor, nn.Module):
         raise TypeError("a bare torch module does not say which space it predicts for; wrap it as "
                         "hwsearch.CostModel(module, space=..., space_config=...)")
@@ -267,13 +272,37 @@ def neighbourhood(arch: tuple[int, ...], n_ops: int, radius: int = 1) -> list[tu
     return cands
 
 
+def known_archs(model: CostModel, space: SearchSpace) -> np.ndarray | None:
+    """The archs the cost model's predictor was fitted on, as op indices [M, L] (`extra["train_archs"]`, which
+    `as_cost_model` fills from a saved predictor's train_archs.json or a predictor's `train_archs_`); None
+    when it does not know them."""
+    ids = model.extra.get("train_archs")
+    if not ids:
+        return None
+    return np.asarray([space.parse(a) for a in ids], dtype=np.int64).reshape(-1, space.n_layers)
+
+
+def distance_to_known(cands: np.ndarray, known: np.ndarray, cap: int) -> np.ndarray:
+    """Per candidate [N, L]: the fewest layers in which it differs from any known arch [M, L], at most `cap`
+    (pure)."""
+    cands = np.asarray(cands, dtype=np.int64)
+    out = np.full(len(cands), cap, dtype=np.int64)
+    for i in range(0, len(cands), 256):
+        diff = (cands[i:i + 256, None, :] != known[None, :, :]).sum(-1)
+        out[i:i + 256] = np.minimum(diff.min(axis=1), cap)
+    return out
+
+
 def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, space: SearchSpace,
                 target: float, tolerance: float, device: str | torch.device = "cpu", kappa: float = 0.0,
-                radius: int = 1, keep: int = 8) -> tuple[tuple[int, ...], dict[str, Any]]:
+                radius: int = 1, keep: int = 8, mu: float = 0.0, known: np.ndarray | None = None
+                ) -> tuple[tuple[int, ...], dict[str, Any]]:
     """Post-step: among `arch` and the archs up to `radius` layers away from it, those predicted within
     `tolerance` (relative) of `target`, the one with the best score
 
-        score(c) = Σ_l log softmax(α)_l[c_l] − κ·d(c),    d(c) = std/mean of the ensemble members' costs of c,
+        score(c) = Σ_l log softmax(α)_l[c_l] − κ·d(c) − μ·h(c),
+        d(c) = std/mean of the ensemble members' costs of c,
+        h(c) = layers in which c differs from the nearest arch the predictor was fitted on, at most radius + 1,
 
     `arch` if none qualifies. κ = 0 (the thesis' behaviour; any predictor) keeps the most α-probable arch,
     so the argmax arch is kept whenever it already meets the target and the step only trades the least
@@ -281,12 +310,25 @@ def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, sp
     for agreement: the mean is least trustworthy where the members disagree, and that is where a network
     predicted on target misses it when measured (issue 16's open loop; /work/notes/H4_diagnosis.txt). κ is in
     nats per unit of relative disagreement: κ = 10 gives up 0.1 nat of α log-probability for 1 point (0.01)
-    less disagreement. `keep`: how many of the qualifying candidates (best score first) the info lists.
+    less disagreement. μ > 0 is a trust region around the training data (`known`: op indices [M, L], default
+    `known_archs(model)`): a predictor is most accurate on the archs it was fitted on and next to them, so
+    each layer further from them costs μ nats. On HELP's NB201 tables (an MLP ensemble on 900 cells), among
+    the archs within two edges of a near-target cell and predicted within 2%, picking by least disagreement
+    cut the mean true miss from 6.0/12.9/3.5% (a random pick; raspi4 47 ms, pixel3 p25, gold_6226 p25) to
+    5.2/10.1/2.9%, a training cell first (h = 0) to 4.9/9.9/2.1% (/work/notes/H4_diagnosis.txt, issue 16).
+    `keep`: how many of the qualifying candidates (best score first) the info lists.
     """
     if kappa < 0 or not math.isfinite(kappa):
         raise ValueError(f"kappa must be a finite number >= 0, got {kappa!r}")
     if radius not in (1, 2):
         raise ValueError(f"radius must be 1 or 2, got {radius!r}")
+    if mu < 0 or not math.isfinite(mu):
+        raise ValueError(f"mu must be a finite number >= 0, got {mu!r}")
+    if known is None and mu > 0:
+        known = known_archs(model, space)
+        if known is None:
+            raise ValueError("mu > 0 needs the archs the predictor was fitted on (known, or a cost model whose "
+                             "extra['train_archs'] lists them: a saved predictor folder has them)")
     members_fn = is_ensemble(model)
     if kappa > 0 and not members_fn:
         raise ValueError("kappa > 0 needs an ensemble cost model (one whose module has member_predictions, "
@@ -302,7 +344,10 @@ def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, sp
         spread = members.std(axis=0) / np.abs(members.mean(axis=0))
     ok = np.abs(values / target - 1.0) <= tolerance
     total = score - kappa * spread if kappa > 0 else score
-    info: dict[str, Any] = {"enabled": True, "tolerance": tolerance, "kappa": kappa, "radius": radius,
+    hops = None if known is None else distance_to_known(codes, known, radius + 1)
+    if mu > 0:
+        total = total - mu * hops
+    info: dict[str, Any] = {"enabled": True, "tolerance": tolerance, "kappa": kappa, "mu": mu, "radius": radius,
                             "candidates": len(cands), "within_tolerance": int(ok.sum()), "before_arch": list(arch),
                             "before_predicted": float(values[0]),
                             "before_disagreement": None if spread is None else float(spread[0])}
@@ -316,7 +361,9 @@ def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, sp
                 log_prob_before=float(score[0]), log_prob_after=float(score[best]),
                 after_disagreement=None if spread is None else float(spread[best]),
                 ranked=[{"arch": list(cands[i]), "predicted": float(values[i]), "log_prob": float(score[i]),
-                         "disagreement": None if spread is None else float(spread[i])} for i in qualified[:keep]])
+                         "disagreement": None if spread is None else float(spread[i]),
+                         "from_known": None if hops is None else int(hops[i])} for i in qualified[:keep]],
+                after_from_known=None if hops is None else int(hops[best]))
     if best == 0:
         info["reason"] = "the derived arch is already within tolerance" + (" and scores best" if kappa else "")
     return cands[best], info

@@ -29,7 +29,10 @@ Choices the thesis leaves open, decided here:
   refine score a candidate by Σ log softmax(α) − κ·(std/mean of the members' predictions), over the archs
   up to `refine_radius` layers away (1 or 2): among the archs predicted on target it prefers those the
   members agree on, where the mean is more likely right (`hwsearch.cost.refine_arch` states the rule and
-  the figures that back it). The result's `refine` records κ, the candidates and the pick's disagreement.
+  the figures that back it). `refine_trust` μ > 0 (any predictor that knows its training archs: a saved
+  folder, an mlp-ensemble) subtracts μ per layer between a candidate and the nearest training arch (a trust
+  region: the predictor is most accurate where it was fitted). The result's `refine` records κ, μ, the
+  candidates and the pick's disagreement and distance from the training data.
 - `threads` (default 1): torch's intra-op threads on the CPU during the search. A proxy search's convolutions
   (batch 64 of 16-32 px) are too small to split, and where other processes compete for the cores, threads
   waiting for each other made a 2-epoch NB201 search on 16 px digits 16x slower (143 s on 2 threads against
@@ -124,6 +127,7 @@ class LightNAS(SupernetSearch):
         "refine": ((lambda v: isinstance(v, bool)), "a bool"),
         "refine_tolerance": float_above(0.0),
         "refine_kappa": float_above(0.0, inclusive=True),
+        "refine_trust": float_above(0.0, inclusive=True),
         "refine_radius": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v in (1, 2)), "1 or 2"),
         "reach_samples": int_at_least(1),
         "seed": int_at_least(0),
@@ -143,7 +147,7 @@ class LightNAS(SupernetSearch):
                  lambda_damping: float = DEFAULT_LAMBDA_DAMPING, tau0: float = 5.0,
                  tau_decay: float = FBNET_DECAY, tau_end: float | None = None, literal_gumbel: bool = False,
                  refine: bool = True, refine_tolerance: float = 0.02, refine_kappa: float = 0.0,
-                 refine_radius: int = 1, reach_samples: int = 20_000,
+                 refine_radius: int = 1, refine_trust: float = 0.0, reach_samples: int = 20_000,
                  seed: int = 0, device: str = "cpu", progress: bool = False,
                  data_resolution: int | None = None, threads: int | None = 1) -> None:
         self.predictor = predictor
@@ -171,6 +175,7 @@ class LightNAS(SupernetSearch):
         self.refine_tolerance = refine_tolerance
         self.refine_kappa = refine_kappa
         self.refine_radius = refine_radius
+        self.refine_trust = refine_trust
         self.reach_samples = reach_samples
         self.seed = seed
         self.device = device
@@ -185,9 +190,10 @@ class LightNAS(SupernetSearch):
 
     def _validate(self) -> None:
         self._validate_params()
-        if self.refine_kappa > 0 and not self.refine:
-            raise InvalidParameterError(f"refine_kappa={self.refine_kappa!r} weighs the disagreement in refine's "
-                                        "pick, but refine is off; set refine=True or refine_kappa=0")
+        for name in ("refine_kappa", "refine_trust"):
+            if getattr(self, name) > 0 and not self.refine:
+                raise InvalidParameterError(f"{name}={getattr(self, name)!r} weighs refine's pick, but refine is "
+                                            f"off; set refine=True or {name}=0")
         check_predictor_and_target("LightNAS", self.predictor, self.target, self.metric,
                                    "a fitted mlp/gnn/gcn predictor, a saved predictor folder or a hwsearch.CostModel")
         self._check_schedule_and_device()  # warm-up: the thesis' 10 of 90 epochs, scaled (warmup_share)
@@ -203,6 +209,9 @@ class LightNAS(SupernetSearch):
                             help="refine's penalty on the ensemble's disagreement (std/mean of its members), "
                                  "in nats per unit; needs an mlp-ensemble predictor (default 0: the most "
                                  "α-probable arch on target, the thesis' pick)")
+        parser.add_argument("--refine-trust", type=float, default=0.0,
+                            help="refine's trust region: nats per layer between a candidate and the nearest "
+                                 "arch the predictor was trained on (default 0: off)")
         parser.add_argument("--refine-radius", type=int, default=1, choices=(1, 2),
                             help="refine's candidates: archs up to this many layers from the argmax (default 1)")
 
@@ -216,6 +225,7 @@ class LightNAS(SupernetSearch):
                      batch_size=args.batch_size, seed=args.seed, refine=not args.no_refine,
                      progress=setup.progress, data_resolution=args.resolution,
                      refine_kappa=args.refine_kappa, refine_radius=args.refine_radius,
+                     refine_trust=args.refine_trust,
                      threads=args.threads if args.threads != 0 else None)
         search._validate()  # a bad option value is refused before the data loads (InvalidParameterError)
         return search.search(training_data(args, setup.space))

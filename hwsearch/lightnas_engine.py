@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from hwsearch.cost import as_cost_model, is_ensemble, member_predictions, reachable_range, refine_arch
+from hwsearch.cost import (
+    as_cost_model,
+    is_ensemble,
+    known_archs,
+    member_predictions,
+    reachable_range,
+    refine_arch,
+)
 from hwsearch.data import batches, shard_indices, split
 from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, rank_device
 from hwsearch.gumbel import arch_onehot, derive_arch, hard_gumbel, tau_schedule
@@ -42,6 +49,10 @@ def _setup(p: LightNAS, ctx: DistContext) -> tuple[SearchSpace, torch.device, An
                              f"but the predictor ({cost.source}) is not an ensemble; train one with `edgeprof "
                              "train mlp-ensemble` or set refine_kappa 0")
     space = search_space("LightNAS", cost, p.space, p.space_config)
+    if p.refine_trust > 0 and known_archs(cost, space) is None:
+        raise UserInputError(f"refine_trust={p.refine_trust:g} measures distance to the archs the predictor was "
+                             "trained on, but it does not list them; pass a saved predictor folder (its "
+                             "train_archs.json) or set refine_trust 0")
     device = rank_device(p.device, ctx)
     return space, device, cost.to(device)
 
@@ -82,7 +93,8 @@ def _fit(p: LightNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
     arch, refine_info = derived, {"enabled": False, "changed": False}
     if p.refine:
         arch, refine_info = refine_arch(derived, run.alpha, cost, space, target, p.refine_tolerance,
-                                        device, kappa=p.refine_kappa, radius=p.refine_radius)
+                                        device, kappa=p.refine_kappa, radius=p.refine_radius,
+                                        mu=p.refine_trust)
     p.alpha_ = run.alpha.detach().cpu()
     p.arch_, p.lambda_, p.supernet_, p.reach_ = arch, float(run.lam), run.net, reach
     p.cost_model_, p.rank_ = cost, ctx.rank

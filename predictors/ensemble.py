@@ -90,6 +90,7 @@ class MLPEnsemble(MLPPredictor):
             fitted.append(self._member(i).fit([ids[r] for r in rows], y[rows], on_epoch=step))
         self.members_ = fitted
         self.n_train_ = len(y)
+        self.train_archs_ = sorted(set(ids))  # what refine's trust region measures distance to
         self.loss_history_ = [float(np.mean([m.loss_history_[-1] for m in fitted]))]
         self.fitted_ = True
         return self

@@ -8,8 +8,8 @@ import pytest
 import torch
 from search_helpers import NB_BASE, NB_CONFIG, NB_TABLE, random_data
 
-from hwsearch import CostModel, lut_cost_model, refine_arch
-from hwsearch.cost import LUTCost, is_ensemble, member_predictions, neighbourhood
+from hwsearch import CostModel, as_cost_model, lut_cost_model, refine_arch
+from hwsearch.cost import LUTCost, distance_to_known, is_ensemble, known_archs, member_predictions, neighbourhood
 from hwsearch.lightnas import LightNAS
 from predictors.base import InvalidParameterError
 from predictors.ensemble import EnsembleHead
@@ -88,8 +88,38 @@ def test_radius_two_reaches_two_layer_changes(nb_space):
     assert sum(a != 2 for a in arch) in (1, 2) and sum(arch) == 14 and info["candidates"] == 265
 
 
+def test_distance_to_known_is_the_fewest_differing_layers_capped():
+    known = np.array([[0, 0, 0, 0], [1, 1, 1, 1]])
+    cands = np.array([[0, 0, 0, 0], [0, 0, 0, 2], [1, 1, 2, 2], [2, 2, 2, 2]])
+    assert distance_to_known(cands, known, cap=3).tolist() == [0, 1, 2, 3]
+    assert distance_to_known(cands, known, cap=1).tolist() == [0, 1, 1, 1]
+
+
+def test_trust_region_prefers_the_training_arch(nb_space):
+    plain = lut_cost_model(BASE, nb_space)
+    alpha = alpha_preferring_layer0()
+    known = np.array([(2, 2, 2, 2, 3, 2), (0,) * 6])  # layer 4's change to op 3 was trained on
+    arch, info = refine_arch((2,) * 6, alpha, plain, nb_space, target=13.0, tolerance=0.02, mu=5.0, known=known)
+    assert arch == (2, 2, 2, 2, 3, 2) and info["after_from_known"] == 0 and info["mu"] == 5.0
+    same, info = refine_arch((2,) * 6, alpha, plain, nb_space, target=13.0, tolerance=0.02, mu=0.0, known=known)
+    assert same == (3, 2, 2, 2, 2, 2) and info["after_from_known"] == 2  # μ = 0: the plain pick
+    with pytest.raises(ValueError, match="fitted on"):
+        refine_arch((2,) * 6, alpha, plain, nb_space, target=13.0, tolerance=0.02, mu=1.0)
+
+
+def test_saved_predictor_brings_its_training_archs(nb_space, nb_mlp, tmp_path):
+    from predictors.io import save_predictor
+
+    ids = [nb_space.arch_id((2, 2, 2, 2, 3, 2)), nb_space.arch_id((0,) * 6)]
+    folder = save_predictor(nb_mlp, tmp_path / "mlp", train_archs=ids)
+    cost = as_cost_model(str(folder))
+    assert sorted(map(tuple, known_archs(cost, nb_space).tolist())) == [(0,) * 6, (2, 2, 2, 2, 3, 2)]
+    assert known_archs(as_cost_model(nb_mlp), nb_space) is None  # an in-memory MLP does not list them
+
+
 @pytest.mark.parametrize(("params", "match"), [
     ({"refine_kappa": -1.0}, "'refine_kappa'"), ({"refine_radius": 3}, "'refine_radius'"),
+    ({"refine_trust": -1.0}, "'refine_trust'"), ({"refine_trust": 1.0, "refine": False}, "refine is off"),
     ({"refine_kappa": 1.0, "refine": False}, "refine is off")])
 def test_bad_remedy_parameters_fail_before_any_work(nb_space, params, match):
     search = LightNAS(lut_cost_model(BASE, nb_space), target=12.0, epochs=1, **params)
@@ -97,9 +127,11 @@ def test_bad_remedy_parameters_fail_before_any_work(nb_space, params, match):
         search.search(random_data(4))
 
 
-def test_kappa_with_a_single_predictor_is_refused_before_training(nb_space):
-    search = LightNAS(lut_cost_model(BASE, nb_space), target=12.0, epochs=1, warmup_epochs=0, refine_kappa=1.0)
-    with pytest.raises(UserInputError, match="not an ensemble"):
+@pytest.mark.parametrize(("params", "match"), [({"refine_kappa": 1.0}, "not an ensemble"),
+                                               ({"refine_trust": 1.0}, "does not list them")])
+def test_remedy_without_what_it_needs_is_refused_before_training(nb_space, params, match):
+    search = LightNAS(lut_cost_model(BASE, nb_space), target=12.0, epochs=1, warmup_epochs=0, **params)
+    with pytest.raises(UserInputError, match=match):
         search.search(random_data(16), random_data(16, seed=1))
 
 
@@ -112,8 +144,8 @@ def test_search_with_an_ensemble_records_the_remedy(nb_space):
                            hidden=(16,)).fit([nb_space.arch_id(a) for a in archs], np.array(y))
     target = float(np.median(ens.predict([nb_space.arch_id(a) for a in archs])))  # reachable by its mean
     result = LightNAS(ens, target=target, epochs=1, warmup_epochs=0, batch_size=16, refine_kappa=20.0,
-                      refine_radius=2).search(random_data(16), random_data(16, seed=1))
-    assert result.refine["kappa"] == 20.0 and result.refine["radius"] == 2
+                      refine_radius=2, refine_trust=1.0).search(random_data(16), random_data(16, seed=1))
+    assert result.refine["kappa"] == 20.0 and result.refine["radius"] == 2 and result.refine["mu"] == 1.0
     assert result.disagreement is not None and result.disagreement >= 0
     assert result.to_dict()["disagreement"] == result.disagreement
     if result.refine["within_tolerance"]:

@@ -14,8 +14,10 @@ predictions are measured, each in --rounds jobs; the measured one nearest the ta
 Open-loop remedy (issue 16; --remedy-members 0 skips it): an ensemble of --remedy-members MLPs (kind mlp-ensemble,
 bootstrap resamples of the same training archs) drives a second search per target, whose refine scores the archs
 up to --remedy-radius layers away by α log-probability − κ·disagreement (κ = --remedy-kappa); from that one
-trajectory, the "ensemble" network (refine's thesis pick, κ 0, radius 1) and the "remedy" network (the κ pick) are
-measured in --rounds jobs each, open loop.
+trajectory, the "ensemble" network (refine's thesis pick, κ 0, radius 1), the "remedy" network (the κ pick) and
+the "remedy_trust" network (κ and a trust region of μ = --remedy-trust nats per layer between a candidate and the
+nearest training arch) are measured in --rounds jobs each, open loop; "trust" is the plain search's trajectory with
+the trust region alone (the MLP, μ, radius).
 Keep the machine otherwise idle while it runs. `--quick` is a smoke size (10 networks, an MLP, 2 epochs, one
 target, 1 round, a short protocol, a temporary dataset): it checks that the path runs, not the figures.
 """
@@ -52,7 +54,7 @@ DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_local.db"
 PERCENTILES = (20, 50, 80)
 # --quick: a smoke size and a short protocol; its measurements never go into the default dataset
 QUICK = {"n": 8, "predictor": "mlp", "epochs": 2, "resolution": 16, "rounds": 1, "correct": 1, "percentiles": "50",
-         "digits": 300, "threads": 1, "remedy_members": 2}
+         "digits": 300, "threads": 1, "remedy_members": 2, "remedy_radius": 1}
 QUICK_PROTOCOL = {"warmup_min_runs": 3, "warmup_min_s": 0.05, "min_runs": 5, "max_runs": 30, "target_rel_ci": 0.05}
 
 
@@ -92,6 +94,9 @@ def add_remedy_arguments(ap: argparse.ArgumentParser) -> None:
                     help="open-loop remedy: MLPs in the ensemble (default 5; 0: no remedy search)")
     ap.add_argument("--remedy-kappa", type=float, default=50.0,
                     help="open-loop remedy: refine's penalty κ on the ensemble's disagreement (default 50)")
+    ap.add_argument("--remedy-trust", type=float, default=5.0,
+                    help="open-loop remedy: trust region μ, nats per layer from the nearest training arch (default 5; "
+                         "0: no trust columns)")
     ap.add_argument("--remedy-radius", type=int, default=2, choices=(1, 2),
                     help="open-loop remedy: refine's candidates, layers from the argmax (default 2)")
 
@@ -187,30 +192,53 @@ def verified_row(res: SearchResult, plan: VerifyPlan, pred: Any) -> dict[str, An
             "closed_loop": {**loop, "rounds_ms": v["values"], "spread": v["spread"]}}
 
 
-def remedy_rows(args: argparse.Namespace, ens: Any, target: float, data: Any, plan: VerifyPlan) -> dict[str, Any]:
+def other_pick(res: SearchResult, alpha: Any, model: Any, target: float, tolerance: float,
+               **how: Any) -> tuple[SearchResult, dict[str, Any]]:
+    """Refine's pick under other settings (`how`: refine_arch's kappa, radius, mu, known) from the same
+    trajectory (the derived arch and α of `res`), as a result in place of the search's own."""
+    space = search_space_of(res)
+    arch, info = refine_arch(tuple(res.derived_arch), alpha, as_cost_model(model), space, target, tolerance, **how)
+    return replace(res, arch=list(arch), arch_id=space.arch_id(arch),
+                   predicted=info.get("after_predicted", info["before_predicted"])), info
+
+
+def measured_open(results: dict[str, SearchResult], plan: VerifyPlan, pred: Any,
+                  done: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Each result's network measured once, open loop (a network two picks share is measured once; `done`:
+    arch id -> a row measured already)."""
+    seen = dict(done or {})
+    out = {}
+    for name, res in results.items():
+        if res.arch_id not in seen:
+            row = verified_row(res, replace(plan, correct=0), pred)
+            row.pop("closed_loop", None)
+            seen[res.arch_id] = row
+        out[name] = {**seen[res.arch_id], "predicted_ms": res.predicted}
+    return out
+
+
+def remedy_rows(args: argparse.Namespace, ens: Any, target: float, data: Any, plan: VerifyPlan,
+                known: np.ndarray, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The remedy's search (the ensemble's mean drives α and λ, refine with κ) and, from the same trajectory,
-    refine's thesis pick (κ 0, radius 1): each network measured open loop (`plan` without the closed loop)."""
+    refine's thesis pick (κ 0, radius 1) and the κ + trust-region pick: each network measured open loop."""
     t0 = time.perf_counter()
     search = create_search("lightnas", predictor=ens, target=target, epochs=args.epochs, seed=args.seed,
                            data_resolution=args.resolution, refine_kappa=args.remedy_kappa,
                            refine_radius=args.remedy_radius)
     res = search.search(data)
     search_s = round(time.perf_counter() - t0, 1)
-    cost = as_cost_model(ens)
-    arch, info = refine_arch(tuple(res.derived_arch), search.alpha_, cost, search_space_of(res), target,
-                             search.refine_tolerance)
-    thesis = replace(res, arch=list(arch), arch_id=search_space_of(res).arch_id(arch),
-                     predicted=info.get("after_predicted", info["before_predicted"]))
-    open_plan = replace(plan, correct=0)
-    remedy = verified_row(res, open_plan, ens)
-    same = thesis.arch_id == res.arch_id
-    ensemble = dict(remedy) if same else verified_row(thesis, open_plan, ens)
-    for row, disagreement in ((remedy, res.disagreement), (ensemble, info.get("after_disagreement"))):
-        row.pop("closed_loop", None)
-        row["disagreement"] = disagreement
-    remedy["refine"] = {k: res.refine.get(k) for k in ("changed", "within_tolerance", "candidates",
-                                                        "before_disagreement", "after_disagreement")}
-    return {"ensemble": ensemble, "remedy": remedy, "same_arch": same, "search_s": search_s}
+    tol = search.refine_tolerance
+    thesis, info = other_pick(res, search.alpha_, ens, target, tol)
+    trust, tinfo = other_pick(res, search.alpha_, ens, target, tol, kappa=args.remedy_kappa,
+                              radius=args.remedy_radius, mu=args.remedy_trust, known=known)
+    rows = measured_open({"ensemble": thesis, "remedy": res, "remedy_trust": trust}, plan, ens, done)
+    rows["ensemble"]["disagreement"] = info.get("after_disagreement")
+    rows["remedy"]["disagreement"] = res.disagreement
+    rows["remedy_trust"]["disagreement"] = tinfo.get("after_disagreement")
+    rows["remedy_trust"]["from_known"] = tinfo.get("after_from_known")
+    rows["remedy"]["refine"] = {k: res.refine.get(k) for k in ("changed", "within_tolerance", "candidates",
+                                                               "before_disagreement", "after_disagreement")}
+    return {**rows, "search_s_remedy": search_s}
 
 
 def search_space_of(res: SearchResult) -> SearchSpace:
@@ -234,9 +262,11 @@ def run(args: argparse.Namespace) -> int:
     data = digits_proxy(resolution=args.resolution, seed=args.seed, n=args.digits)
     runs = []
     plan = b.plan(args, Path(args.db))
-    ens = None
+    ens, known = None, None
+    idx = b.fit_idx if b.fit_idx is not None else np.arange(n_fit)
+    if getattr(args, "remedy_trust", 0):
+        known = np.array([space.parse(ids[i]) for i in idx], dtype=np.int64)
     if getattr(args, "remedy_members", 0):
-        idx = b.fit_idx if b.fit_idx is not None else np.arange(n_fit)
         ens = create_predictor("mlp-ensemble", space=args.space, space_config=pred.space_config, seed=args.seed,
                                members=args.remedy_members).fit([ids[i] for i in idx], b.y[idx])
     for p, target in b.targets(percentiles_of(args)):
@@ -249,10 +279,19 @@ def run(args: argparse.Namespace) -> int:
         loop = found["closed_loop"]
         row = {"percentile": p, "target_ms": target, **{k: v for k, v in found.items() if k != "closed_loop"},
                "search_s": round(search_s, 1), "refined": res.refine.get("changed", False), "closed_loop": loop}
-        if ens is not None:
-            row.update(remedy_rows(args, ens, target, data, plan))
-            log(f"p{p}: ensemble (thesis pick) {100 * row['ensemble']['error']:+.2f}%, remedy (κ pick) "
-                f"{100 * row['remedy']['error']:+.2f}% (disagreement {row['remedy']['disagreement']})")
+        if known is not None:
+            trust, tinfo = other_pick(res, search.alpha_, pred, target, search.refine_tolerance,
+                                      radius=args.remedy_radius, mu=args.remedy_trust, known=known)
+            done = {res.arch_id: {k: found[k] for k in ("arch_id", "measured_ms", "error", "predictor_error")}}
+            row["trust"] = {**measured_open({"trust": trust}, plan, pred, done)["trust"],
+                            "from_known": tinfo.get("after_from_known")}
+            if ens is not None:
+                done[trust.arch_id] = row["trust"]
+                row.update(remedy_rows(args, ens, target, data, plan, known, done))
+            log(f"p{p}: trust {100 * row['trust']['error']:+.2f}%" + (
+                f", ensemble (thesis pick) {100 * row['ensemble']['error']:+.2f}%, remedy (κ pick) "
+                f"{100 * row['remedy']['error']:+.2f}%, κ+trust {100 * row['remedy_trust']['error']:+.2f}%"
+                if ens is not None else ""))
         runs.append(row)
         log(f"p{p}: target {target:.3f} ms, measured {row['measured_ms']:.3f} ms ({100 * row['error']:+.2f}%), "
             f"predicted {res.predicted:.3f} ({100 * row['predictor_error']:+.2f}% vs measured), "
@@ -267,11 +306,13 @@ def run(args: argparse.Namespace) -> int:
            "summary": {**target_errors([r["error"] for r in runs], 0.05),
                        "closed_loop": {**target_errors([r["closed_loop"]["error_vs_target"] for r in runs], 0.05),
                                        "measurements": [r["closed_loop"]["measurements"] for r in runs]},
-                       **{k: target_errors([r[k]["error"] for r in runs], 0.05) for k in ("ensemble", "remedy")
-                          if ens is not None}},
-           "remedy": None if ens is None else {"members": args.remedy_members, "kappa": args.remedy_kappa,
-                                               "radius": args.remedy_radius, "ensemble": "the remedy search's "
-                                               "trajectory, refine's thesis pick (kappa 0, radius 1)"},
+                       **{k: target_errors([r[k]["error"] for r in runs], 0.05)
+                          for k in ("trust", "ensemble", "remedy", "remedy_trust") if runs and k in runs[0]}},
+           "remedy": {"members": getattr(args, "remedy_members", 0), "kappa": getattr(args, "remedy_kappa", None),
+                      "radius": getattr(args, "remedy_radius", None), "trust": getattr(args, "remedy_trust", None),
+                      "ensemble": "the remedy search's trajectory, refine's thesis pick (kappa 0, radius 1)",
+                      "trust_pick": "the plain search's trajectory, refine with the trust region (mu, radius)",
+                      "remedy_trust": "the remedy search's trajectory, refine with kappa and mu"},
            "wall_s": round(time.perf_counter() - t0, 1)}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -291,7 +332,8 @@ def run(args: argparse.Namespace) -> int:
           f"{100 * sm['closed_loop']['max_abs_error']:.2f}% -> target (all within 5%) open "
           f"{'met' if sm['target_met'] else 'NOT met'}, "
           f"closed {'met' if sm['closed_loop']['target_met'] else 'NOT met'}; {out['wall_s']:.0f} s")
-    for k, label in (("ensemble", "ensemble, thesis pick"), ("remedy", "ensemble, κ pick")):
+    for k, label in (("trust", "MLP, trust pick"), ("ensemble", "ensemble, thesis pick"),
+                     ("remedy", "ensemble, κ pick"), ("remedy_trust", "ensemble, κ+trust pick")):
         if k in sm:
             errs = " ".join(f"{100 * r[k]['error']:+.2f}%" for r in runs)
             print(f"{label}: {errs}; mean |error| {100 * sm[k]['mean_abs_error']:.2f}%, max "

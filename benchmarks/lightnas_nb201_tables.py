@@ -34,7 +34,8 @@ epochs, seed), whose refine scores candidates by α log-probability − κ·disa
 --remedy-radius edges away (κ = --remedy-kappa). Three open-loop cells come from that one trajectory:
 "ensemble" (refine's thesis pick: κ 0, radius 1), "remedy" (κ, radius) and "remedy + trust" (κ and a trust region
 of μ = --remedy-trust nats per edge between a candidate and the nearest of the 900 training cells). "trust" is the
-plain search's trajectory with the trust region alone (the MLP, μ, radius). All judged like the plain search.
+plain search's trajectory with the trust region alone (the MLP, μ, radius), "radius-2" the same without μ (what the
+wider neighbourhood alone does). All judged like the plain search.
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ PERCENTILES = (25, 50, 75)
 TASK = "cifar100"
 QUICK = {"devices": "raspi4", "train_n": 200, "epochs": 2, "digits": 300, "targets": 1, "measurements": 2,
          "loop_predictor": "same", "threads": 1, "proxy_calibration": 16, "remedy_members": 2}
-METHODS = ("lightnas_open", "trust_open", "ensemble_open", "remedy_open", "remedy_trust_open", "lightnas_closed",
-           "random", "random_large")
-LABELS = {"lightnas_open": "LightNAS open loop", "trust_open": "MLP, trust pick",
+METHODS = ("lightnas_open", "radius2_open", "trust_open", "ensemble_open", "remedy_open", "remedy_trust_open",
+           "lightnas_closed", "random", "random_large")
+LABELS = {"lightnas_open": "LightNAS open loop", "radius2_open": "MLP, radius-2 pick",
+          "trust_open": "MLP, trust pick",
           "ensemble_open": "ensemble, thesis pick",
           "remedy_open": "ensemble, κ pick", "remedy_trust_open": "ensemble, κ+trust pick",
           "lightnas_closed": "LightNAS closed loop",
@@ -324,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                                              search.refine_tolerance, radius=args.remedy_radius, mu=args.remedy_trust,
                                              known=known)
                 verdicts["trust_open"] = judged(picked(found, t_arch, t_info, space), both)
+                r_arch, r_info = refine_arch(tuple(res.derived_arch), search.alpha_, recorded, space, target,
+                                             search.refine_tolerance, radius=args.remedy_radius)
+                verdicts["radius2_open"] = judged(picked(found, r_arch, r_info, space), both)
                 remedy = remedy_search(ens, target, args, train_data, space, known) if ens is not None else None
                 if remedy is not None:
                     verdicts["ensemble_open"] = judged(remedy["ensemble"], both)

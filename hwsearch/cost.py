@@ -308,14 +308,14 @@ def refine_arch(arch: tuple[int, ...], alpha: torch.Tensor, model: CostModel, sp
     so the argmax arch is kept whenever it already meets the target and the step only trades the least
     α-probability for a target hit. κ > 0 (an ensemble cost model only, `is_ensemble`) trades α-probability
     for agreement: the mean is least trustworthy where the members disagree, and that is where a network
-    predicted on target misses it when measured (issue 16's open loop; /work/notes/H4_diagnosis.txt). κ is in
+    predicted on target misses it when measured (issue 16: the open loop). κ is in
     nats per unit of relative disagreement: κ = 10 gives up 0.1 nat of α log-probability for 1 point (0.01)
     less disagreement. μ > 0 is a trust region around the training data (`known`: op indices [M, L], default
     `known_archs(model)`): a predictor is most accurate on the archs it was fitted on and next to them, so
     each layer further from them costs μ nats. On HELP's NB201 tables (an MLP ensemble on 900 cells), among
     the archs within two edges of a near-target cell and predicted within 2%, picking by least disagreement
-    cut the mean true miss from 6.0/12.9/3.5% (a random pick; raspi4 47 ms, pixel3 p25, gold_6226 p25) to
-    5.2/10.1/2.9%, a training cell first (h = 0) to 4.9/9.9/2.1% (/work/notes/H4_diagnosis.txt, issue 16).
+    cut the mean true miss from 6.0/12.9/3.5% (a random pick; raspi4 47 ms, pixel3 p50, gold_6226 p50) to
+    5.2/10.1/2.9%, a training cell first (h = 0) to 4.9/9.9/2.1%.
     `keep`: how many of the qualifying candidates (best score first) the info lists.
     """
     if kappa < 0 or not math.isfinite(kappa):

@@ -49,7 +49,7 @@ class MLPEnsemble(MLPPredictor):
     """`members` LightNAS MLPs (the MLP's hyper-parameters; member i seeded seed + i), each trained on a
     bootstrap resample of the archs (`bootstrap`; False: all members see every arch and differ by seed
     only). Predicts the members' mean in ms. Default 5 members: the ensemble's error and the rank
-    correlation of its disagreement with the error were measured at K = 5 (/work/notes/H4_diagnosis.txt)."""
+    correlation of its disagreement with the error were measured at K = 5."""
 
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         **MLPPredictor._parameter_constraints,

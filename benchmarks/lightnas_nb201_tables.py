@@ -118,7 +118,7 @@ def remedy_search(ens: Any, target: float, args: argparse.Namespace, data: Any, 
     wrapped = CostModel(q, cost.space, cost.space_config, cost.metric, cost.device_name, cost.source)
     t0 = time.perf_counter()
     search = create_search("lightnas", predictor=wrapped, target=target, epochs=args.epochs, seed=args.seed,
-                           refine_kappa=args.remedy_kappa, refine_radius=args.remedy_radius)
+                           refine_kappa=args.remedy_kappa, refine_radius=args.remedy_radius, refine_trust=0.0)
     res = search.search(data).to_dict()
     derived = tuple(res["derived_arch"])
     plain_arch, plain_info = refine_arch(derived, search.alpha_, wrapped, space, target, search.refine_tolerance)

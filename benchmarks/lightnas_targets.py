@@ -224,7 +224,7 @@ def remedy_rows(args: argparse.Namespace, ens: Any, target: float, data: Any, pl
     t0 = time.perf_counter()
     search = create_search("lightnas", predictor=ens, target=target, epochs=args.epochs, seed=args.seed,
                            data_resolution=args.resolution, refine_kappa=args.remedy_kappa,
-                           refine_radius=args.remedy_radius)
+                           refine_radius=args.remedy_radius, refine_trust=0.0)
     res = search.search(data)
     search_s = round(time.perf_counter() - t0, 1)
     tol = search.refine_tolerance

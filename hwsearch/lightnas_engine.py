@@ -25,7 +25,7 @@ from hwsearch.cost import (
 from hwsearch.data import batches, shard_indices, split
 from hwsearch.distributed import DistContext, all_reduce_mean_, broadcast_, rank_device
 from hwsearch.gumbel import arch_onehot, derive_arch, hard_gumbel, tau_schedule
-from hwsearch.lightnas import lambda_step
+from hwsearch.lightnas import lambda_step, refine_settings
 from hwsearch.result import LightNASResult
 from hwsearch.search_params import search_space
 from hwsearch.supernet import build_supernet
@@ -44,12 +44,12 @@ def run_search(p: LightNAS, train_data: Any, val_data: Any) -> None:
 
 def _setup(p: LightNAS, ctx: DistContext) -> tuple[SearchSpace, torch.device, Any]:
     cost = as_cost_model(p.predictor, p.metric)
-    if p.refine_kappa > 0 and not is_ensemble(cost):
+    if (p.refine_kappa or 0) > 0 and not is_ensemble(cost):
         raise UserInputError(f"refine_kappa={p.refine_kappa:g} penalises the disagreement of an ensemble's members, "
                              f"but the predictor ({cost.source}) is not an ensemble; train one with `edgeprof "
                              "train mlp-ensemble` or set refine_kappa 0")
     space = search_space("LightNAS", cost, p.space, p.space_config)
-    if p.refine_trust > 0 and known_archs(cost, space) is None:
+    if (p.refine_trust or 0) > 0 and known_archs(cost, space) is None:
         raise UserInputError(f"refine_trust={p.refine_trust:g} measures distance to the archs the predictor was "
                              "trained on, but it does not list them; pass a saved predictor folder (its "
                              "train_archs.json) or set refine_trust 0")
@@ -92,9 +92,10 @@ def _fit(p: LightNAS, train_data: Any, val_data: Any, ctx: DistContext) -> None:
     derived_pred = run.predicted(derived)
     arch, refine_info = derived, {"enabled": False, "changed": False}
     if p.refine:
+        kappa, mu, radius = refine_settings(p.refine_kappa, p.refine_trust, p.refine_radius, is_ensemble(cost),
+                                            known_archs(cost, space) is not None)
         arch, refine_info = refine_arch(derived, run.alpha, cost, space, target, p.refine_tolerance,
-                                        device, kappa=p.refine_kappa, radius=p.refine_radius,
-                                        mu=p.refine_trust)
+                                        device, kappa=kappa, radius=radius, mu=mu)
     p.alpha_ = run.alpha.detach().cpu()
     p.arch_, p.lambda_, p.supernet_, p.reach_ = arch, float(run.lam), run.net, reach
     p.cost_model_, p.rank_ = cost, ctx.rank

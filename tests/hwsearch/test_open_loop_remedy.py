@@ -10,7 +10,7 @@ from search_helpers import NB_BASE, NB_CONFIG, NB_TABLE, random_data
 
 from hwsearch import CostModel, as_cost_model, lut_cost_model, refine_arch
 from hwsearch.cost import LUTCost, distance_to_known, is_ensemble, known_archs, member_predictions, neighbourhood
-from hwsearch.lightnas import LightNAS
+from hwsearch.lightnas import DEFAULT_KAPPA, DEFAULT_TRUST, LightNAS, refine_settings
 from predictors.base import InvalidParameterError
 from predictors.ensemble import EnsembleHead
 from spaces.errors import UserInputError
@@ -135,6 +135,20 @@ def test_remedy_without_what_it_needs_is_refused_before_training(nb_space, param
         search.search(random_data(16), random_data(16, seed=1))
 
 
+def test_refine_settings_default_to_the_remedy_for_an_ensemble_only():
+    assert refine_settings(None, None, None, ensemble=False, known=True) == (0.0, 0.0, 1)  # the thesis' pick
+    assert refine_settings(None, None, None, ensemble=True, known=True) == (DEFAULT_KAPPA, DEFAULT_TRUST, 2)
+    assert refine_settings(None, None, None, ensemble=True, known=False) == (DEFAULT_KAPPA, 0.0, 2)
+    assert refine_settings(0.0, 1.0, 1, ensemble=True, known=True) == (0.0, 1.0, 1)  # given values win
+
+
+def test_plain_predictor_keeps_the_thesis_pick_by_default(nb_space):
+    result = LightNAS(lut_cost_model(BASE, nb_space), target=12.0, epochs=1, warmup_epochs=0,
+                      batch_size=16).search(random_data(16), random_data(16, seed=1))
+    assert (result.refine["kappa"], result.refine["mu"], result.refine["radius"]) == (0.0, 0.0, 1)
+    assert result.disagreement is None
+
+
 def test_search_with_an_ensemble_records_the_remedy(nb_space):
     from predictors.registry import create_predictor
 
@@ -143,9 +157,9 @@ def test_search_with_an_ensemble_records_the_remedy(nb_space):
     ens = create_predictor("mlp-ensemble", space="nb201", space_config=NB_CONFIG, epochs=10, members=2,
                            hidden=(16,)).fit([nb_space.arch_id(a) for a in archs], np.array(y))
     target = float(np.median(ens.predict([nb_space.arch_id(a) for a in archs])))  # reachable by its mean
-    result = LightNAS(ens, target=target, epochs=1, warmup_epochs=0, batch_size=16, refine_kappa=20.0,
-                      refine_radius=2, refine_trust=1.0).search(random_data(16), random_data(16, seed=1))
-    assert result.refine["kappa"] == 20.0 and result.refine["radius"] == 2 and result.refine["mu"] == 1.0
+    result = LightNAS(ens, target=target, epochs=1, warmup_epochs=0, batch_size=16).search(
+        random_data(16), random_data(16, seed=1))  # defaults: the remedy, the ensemble knows its training archs
+    assert (result.refine["kappa"], result.refine["mu"], result.refine["radius"]) == (DEFAULT_KAPPA, DEFAULT_TRUST, 2)
     assert result.disagreement is not None and result.disagreement >= 0
     assert result.to_dict()["disagreement"] == result.disagreement
     if result.refine["within_tolerance"]:

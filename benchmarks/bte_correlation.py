@@ -18,6 +18,8 @@ of proxy_correlation.py at the same cells and network config, with the cost per 
 The loss logs go to a JSONL cache (`--scores`, default benchmarks/out/bte_correlation.jsonl), one line per cell
 as soon as it is trained: a long run resumes, and `--shard K/M` lets M processes train disjoint cells into the
 same file (then run once without --shard for the table). `--quick` is a smoke size whose figures mean nothing.
+On this 2-core CPU, shared (load ~5), a cell took ~30 s wall (3 epochs of 8 batches of 32, and the
+re-evaluation): the 200 cells ran as two `--shard` processes in 52 min (OMP_NUM_THREADS=1).
 """
 
 from __future__ import annotations

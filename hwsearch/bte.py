@@ -17,9 +17,13 @@ What the thesis leaves open, and what this module does:
 - (b) Negative factors (batch n's loss rose between two epochs). `negative` picks the rule:
   "zero": a batch with any negative factor contributes 0 (a rise cancels the batch);
   "signed": the product of the factors' magnitudes, negative if any factor is negative, so two rises never
-  make a gain (the default: it keeps how much a batch improved or worsened, where "zero" throws away
-  the size of a rise and "literal" rewards two rises; bte_correlation.py measures all three);
-  "literal": the plain product, Definition 4.1 read as written.
+  make a gain (the default); "literal": the plain product, Definition 4.1 read as written.
+  Measured (benchmarks/bte_correlation.py, 200 NB201 cells, digits, 3 epochs): at the default lr no batch
+  of any cell rose, so the three rules gave the same ranks; at lr 0.2 (40 cells) 8-15 % of the batches
+  rose, none twice, "zero" led "signed" (= "literal" there) by <= 0.01 in ρ, well inside the sampling
+  error (~0.13). The data cannot choose, so the default is picked on principle: "signed" keeps how much a
+  batch worsened (where "zero" scores a rising batch like a flat one) and never rewards two rises (where
+  "literal" does).
   With E = 2 (one factor) "signed" and "literal" agree; "zero" clips a batch's rise to 0.
 - (c) Optimiser: SGD, momentum 0.9, weight decay 5e-4, constant learning rate (default 0.05), no schedule,
   no warm-up, no gradient clipping, mean cross-entropy. The constant rate makes epochs comparable, and

@@ -31,7 +31,7 @@ Choices the thesis leaves open, decided here:
   an mlp-ensemble and a saved predictor folder). `refine_radius`: candidates up to 1 or 2 layers from the
   argmax. None (the default) means: κ = DEFAULT_KAPPA, μ = DEFAULT_TRUST (where the training archs are
   known) and radius 2 for an ensemble predictor, where both LightNAS benchmarks measured the remedy's
-  open-loop error below the thesis pick's (NB201 tables: mean |error| 45.6% -> 3.3% over 8 runs;
+  open-loop error below the thesis pick's (NB201 tables: mean |error| 48% -> 4.4% over 16 runs;
   local-cpu mbconv-small: 29 -> 19% and 35 -> 21% in two runs of 7 targets); κ 0, μ 0, radius 1 for any
   other predictor: the thesis' pick, unchanged. `hwsearch.cost.refine_arch` states the rule; the result's
   `refine` records κ, μ, the candidates, the pick's disagreement and its distance from the training data.

@@ -72,6 +72,7 @@ class LightNASChannels(Params):
 
     name: ClassVar[str] = "lightnas-channels"
     summary: ClassVar[str] = "LightNAS stage 2: per-layer channel scales of a LightNet by BTE-scored evolution"
+    needs_target: ClassVar[bool] = False  # without --target-ms/-mj: the stage-1 target, read from --base
     _parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "metric": SEARCH_CONSTRAINTS["metric"],
         "base": (_base_given, "None, a LightNAS result JSON path, its dict or the result"),
@@ -197,7 +198,8 @@ class LightNASChannels(Params):
         cost = as_predict_model(setup.predictor, setup.metric)
         channel_space(args.base, cost.space, cost.space_config, f"the predictor {setup.predictor_path}",
                       f"--base {args.base}")
-        search = cls(predictor=cost, target=setup.target, base=args.base, metric=setup.metric,
+        target = setup.target if setup.target is not None else base_target(args.base, setup.metric)
+        search = cls(predictor=cost, target=target, base=args.base, metric=setup.metric,
                      population=args.population, iterations=args.iterations, top_k=args.top_k, rate=args.rate,
                      tolerance=args.latency_tolerance, max_draws=args.max_draws, epochs=args.epochs,
                      resolution=args.resolution, images=args.images, batch_size=args.batch_size,
@@ -209,6 +211,24 @@ class LightNASChannels(Params):
     @classmethod
     def summary_lines(cls, res: dict[str, Any]) -> list[str]:
         return summary_lines(res)
+
+
+def base_target(base: str | Path, metric: str) -> float:
+    """The target the stage-1 search at `base` (a LightNAS result JSON) aimed at: stage 2's when none is given.
+    UserInputError when the file has none, or one of another metric."""
+    import json
+
+    try:
+        res = json.loads(Path(base).read_text())
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"--base {base}: cannot read a LightNAS result from it ({e})") from None
+    target, theirs = (res.get("target"), res.get("metric", "latency")) if isinstance(res, dict) else (None, None)
+    if not isinstance(target, int | float) or isinstance(target, bool) or not target > 0:
+        raise UserInputError(f"--base {base} holds no target to keep; give --target-ms (or --target-mj)")
+    if theirs != metric:
+        raise UserInputError(f"--base {base} searched for {theirs}, not {metric}: give the target of this "
+                             f"search (--target-ms or --target-mj)")
+    return float(target)
 
 
 def _describe(space: MBConvChannelSpace) -> str:

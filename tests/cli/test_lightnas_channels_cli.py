@@ -132,3 +132,20 @@ def test_an_unreachable_target_or_no_base_exits_2(setup, tmp_path: Path, capsys)
     i = args.index("--base")
     code, _, err = cli(capsys, *(args[:i] + args[i + 2:]))
     assert code == 2 and "--base" in err
+
+
+def test_without_a_target_it_keeps_the_stage_1_target(setup, tmp_path: Path, capsys) -> None:
+    found, pred, _, base_ms = setup
+    with_target = tmp_path / "found-t.json"
+    with_target.write_text(json.dumps({**json.loads(found.read_text()), "target": round(base_ms, 4),
+                                       "metric": "latency"}))
+    out = tmp_path / "r.json"
+    argv = ["search", "lightnas-channels", "--base", str(with_target), "--device", "local-cpu", "--predictor",
+            str(pred), "--out", str(out), *SMALL]
+    code, _, err = cli(capsys, *argv)
+    assert code == 0, err
+    saved = json.loads(out.read_text())
+    assert saved["target"] == round(base_ms, 4) and abs(saved["predicted"] / saved["target"] - 1) <= 0.02
+    argv[argv.index(str(with_target))] = str(found)  # a result without a target: the user must give one
+    code, _, err = cli(capsys, *argv)
+    assert code == 2 and "holds no target" in err and "--target-ms" in err

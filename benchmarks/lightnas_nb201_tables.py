@@ -36,6 +36,10 @@ epochs, seed), whose refine scores candidates by α log-probability − κ·disa
 of μ = --remedy-trust nats per edge between a candidate and the nearest of the 900 training cells). "trust" is the
 plain search's trajectory with the trust region alone (the MLP, μ, radius), "radius-2" the same without μ (what the
 wider neighbourhood alone does). All judged like the plain search.
+
+(Over 450 lines: one run's columns are the plain search, its closed loop, random at two budgets, the proxy check
+and five remedy picks, judged in one place so they share the table and the trajectories; split, each would
+re-fit the MLP and re-run the search.)
 """
 
 from __future__ import annotations

@@ -198,6 +198,10 @@ WALK: list[Step] = [
                      "params,flops,tpc,synflow,naswot --n 100 --scores scores.jsonl --out front.png",
          "edgeprof proxies pareto --space nb201 --device raspi4 --db lab.db --task cifar100 --proxies "
          "params,flops,tpc,synflow,naswot --n 8 --scores scores.jsonl --out front.png --batch-size 16"),
+    Step("zeroshot", "edgeprof proxies evaluate --space nb201 --db lab.db --task cifar100 --n 8 --batch-size 64 "
+                     "--proxies bte,tse --scores scores.jsonl",
+         "edgeprof proxies evaluate --space nb201 --db lab.db --task cifar100 --n 3 --batch-size 32 "
+         "--proxies bte,tse --scores scores.jsonl"),
     Step("zeroshot", "edgeprof search zeroshot --device raspi4 --predictor mlp-raspi4 --proxy tpc --max-latency-ms 20 "
                      "--out zs-raspi4.json",
          "edgeprof search zeroshot --device raspi4 --predictor mlp-raspi4 --proxy tpc --max-latency-ms 20 "
@@ -243,6 +247,24 @@ WALK: list[Step] = [
          covered_by="needs GPUs, a Xavier's predictor and ImageNet-100: tests/hwsearch/test_hwsearch_distributed.py "
                     "runs the same DDP search in 2 gloo processes on the CPU"),
     Step("", "edgeprof search NAME", covered_by="a placeholder in prose for any registered search"),
+    # ... its open-loop remedy and LightNAS stage 2 (tests/test_readme_walk_search.py, after the search walk)
+    Step("channels", "edgeprof train mlp-ensemble --db lab.db --device local-cpu --space mbconv-small --out ens-cpu",
+         "edgeprof train mlp-ensemble --db lab.db --device local-cpu --space mbconv-small --out ens-cpu"),
+    Step("channels", "edgeprof search lightnas --device local-cpu --predictor ens-cpu --target-ms p50 --proxy digits "
+                     "--resolution 64 --epochs 10 --verify --rounds 5 --db lab.db --out found-ens.json",
+         "edgeprof search lightnas --device local-cpu --predictor ens-cpu --target-ms p50 --proxy digits "
+         "--resolution 16 --epochs 2 --verify --rounds 1 --db lab.db --out found-ens.json"),
+    Step("channels", "edgeprof profile local-cpu --space mbconv-channels --space-config '{\"base\": \"found.json\"}' "
+                     "--n 200 --db lab.db",
+         "edgeprof profile local-cpu --space mbconv-channels --space-config '{\"base\": \"found.json\"}' "
+         "--n 8 --db lab.db"),
+    Step("channels", "edgeprof train mlp --db lab.db --device local-cpu --space mbconv-channels --out mlp-channels",
+         "edgeprof train mlp --db lab.db --device local-cpu --space mbconv-channels --out mlp-channels"),
+    Step("channels", "edgeprof search lightnas-channels --base found.json --device local-cpu --predictor mlp-channels "
+                     "--target-ms p50 --verify --rounds 5 --db lab.db --out found2.json",
+         "edgeprof search lightnas-channels --base found.json --device local-cpu --predictor mlp-channels "
+         "--target-ms p50 --verify --rounds 1 --db lab.db --out found2.json --population 4 --iterations 2 "
+         "--top-k 2 --images 32 --batch-size 16 --resolution 8 --epochs 2"),
     # Add a board (its config is the README's own TOML block, pointed at a loopback sshd)
     Step("board", "edgeprof trust xavier", "edgeprof trust xavier", stdin="y\n"),
     Step("board", "edgeprof deploy xavier", "edgeprof deploy xavier"),

@@ -83,3 +83,21 @@ def test_walk_hardware_aware_search(ws: Workspace) -> None:
         assert r.returncode == 2 and all(w in r.stderr for w in said), (args, r.stderr)
         assert "Traceback" not in r.stderr
     assert not (ws.work / out).exists()
+    # the open-loop remedy (an mlp-ensemble's pick) and LightNAS stage 2 over found.json, as the README types them
+    rows = ok_rows(ws)
+    ran = dict(zip([s.readme for s in steps("channels")], ws.type(steps("channels")), strict=True))
+    assert all(r.returncode == 0 for r in ran.values()), [r.stderr[-2000:] for r in ran.values() if r.returncode]
+    ens = json.loads((ws.work / "found-ens.json").read_text())
+    refine = ens["refine"]
+    assert ens["predictor"]["source"] == "mlp-ensemble predictor" and ens["predictor_path"].endswith("ens-cpu")
+    assert refine["kappa"] > 0 and refine["radius"] == 2 and ens["disagreement"] >= 0  # the ensemble's default
+    assert ens["verify"]["median"] > 0
+    base = json.loads((ws.work / "found.json").read_text())
+    stage2 = json.loads((ws.work / "found2.json").read_text())
+    assert stage2["search"] == "lightnas-channels" and stage2["space"] == "mbconv-channels"
+    assert stage2["space_config"]["base"] == base["arch_id"]
+    assert len(stage2["scales"]) == len(stage2["arch"]) == sum(tok != "skip" for tok in base["arch_id"].split("-"))
+    assert abs(stage2["predicted"] / stage2["target"] - 1) <= 0.02 and len(stage2["history"]) == 2
+    assert stage2["verify"]["device"] == "local-cpu" and stage2["verify"]["median"] > 0
+    assert (ws.work / "found2.png").read_bytes()[:4] == b"\x89PNG"
+    assert ok_rows(ws) == rows + 1 + 8 + 1  # the ensemble's network, 8 channel configurations, stage 2's network

@@ -44,6 +44,9 @@ def test_walk_zeroshot(ws: Workspace) -> None:
     assert {r["proxy"] for r in cached} >= {"params", "tpc", "synflow", "naswot", "jacob_cov"}
     # evaluate scored 8 cells (NASLib's first); pareto's --n 8 took the same ones from --scores: nothing more
     assert sum(r["proxy"] == "synflow" for r in cached) == 8
+    trained = out("edgeprof proxies evaluate --space nb201 --db lab.db --task cifar100 --n 8 --batch-size 64")
+    assert "bte" in trained and "tse" in trained  # the training proxies, asked for by name
+    assert sum(r["proxy"] == "bte" for r in cached) == sum(r["proxy"] == "tse" for r in cached) == 3
     front = json.loads((ws.work / "front.json").read_text())
     assert (ws.work / "front.png").read_bytes()[:4] == b"\x89PNG"
     assert "params" in json.dumps(front) and "gap" in json.dumps(front)

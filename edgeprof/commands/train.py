@@ -1,4 +1,4 @@
-"""Train a predictor from the dataset: mlp, gnn, gnn-att, gcn, gbdt, lut, flops, params (one device), or
+"""Train a predictor from the dataset: mlp, mlp-ensemble, gnn, gnn-att, gcn, gbdt, lut, flops, params (one device), or
 meta (HELP-style, across devices; adapt it to a new device with `edgeprof adapt`).
 
 With `--quantity accuracy --task T` the supervised kinds learn accuracy instead, from the store's accuracy
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", help="mlp, gnn, gnn-att, gcn, gbdt, lut, flops, params, meta, or maml-acc")
+    p.add_argument("kind", help="mlp, mlp-ensemble, gnn, gnn-att, gcn, gbdt, lut, flops, params, meta, or maml-acc")
     p.add_argument("--db", default=DEFAULT_DB)
     p.add_argument("--space", required=True)
     p.add_argument("--device", help="the device to train for (latency/energy, all kinds but meta)")

@@ -17,7 +17,7 @@ same latency target, both measured on `local-cpu` (ONNX Runtime, one thread), sm
    one recipe (`--acc-epochs` epochs at 32 px, batch 32, SGD 0.05 cosine: profiler.proxy_accuracy) from
    `--acc-seeds` seeds, held-out accuracy (the 20% split) mean and spread; BTE of both (stage 2's result records
    the base's); the wall time of each stage.
-Keep the machine otherwise quiet; the load is recorded. `--quick` is a smoke size (a temporary dataset, 8 + 8
+Keep the machine otherwise quiet; the load is recorded. `--quick` is a smoke size (a temporary dataset, 6 + 6
 networks, a short protocol, tiny trainings; stage 2's target is then the channel predictor's value of the base,
 so a predictor fitted on 8 points cannot make it unreachable): it checks that the path runs, not the figures.
 """
@@ -55,9 +55,9 @@ from spaces.mbconv_channels import ONE, channel_space_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "lightnas_channels.db"
-QUICK = {"n": 8, "channel_n": 8, "epochs": 2, "resolution": 16, "digits": 300, "rounds": 1, "population": 4,
+QUICK = {"n": 6, "channel_n": 6, "epochs": 2, "resolution": 16, "digits": 300, "rounds": 1, "population": 4,
          "iterations": 2, "top_k": 2, "images": 32, "bte_batch": 16, "bte_resolution": 8, "epochs_bte": 2,
-         "acc_epochs": 1, "acc_seeds": 1, "acc_digits": 200}
+         "acc_epochs": 1, "acc_seeds": 1, "acc_digits": 120}
 
 
 def parser() -> argparse.ArgumentParser:

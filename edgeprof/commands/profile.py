@@ -19,7 +19,7 @@ from edgeprof.output import err, fleet_progress, out, print_json, session_progre
 from profiler.config import resolve_device
 from profiler.report import parse_batches
 from profiler.store import Store
-from spaces import UserInputError, create_space, list_spaces
+from spaces import SearchSpace, UserInputError, create_space, list_spaces
 
 EXIT_INTERRUPTED = 130
 
@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'{\"width_mult\": 0.5}' for mbconv-small or '{\"base\": \"found.json\"}' for "
                         "mbconv-channels (a LightNAS result)")
     p.add_argument("--n", type=int, help="number of architectures to sample (with --space)")
+    p.add_argument("--archs", metavar="FILE", help="with --space, instead of --n: measure exactly these networks, "
+                   "one arch id per line (blank lines and '#' comments skipped): networks you chose to measure")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--input-shape", action="append", default=[], metavar="[NAME:]SHAPE",
                    help="with --onnx: the shape of an input with dynamic dims besides the batch, e.g. 1x3x224x224, "
@@ -127,14 +129,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"{'--onnx' if args.onnx else 'a batch list'} measures on one device at a time "
                              f"({len(names)} given: {', '.join(names)}); run one command per device")
     if args.onnx:
-        if args.n is not None or args.space_config is not None:
-            flag = "--n" if args.n is not None else "--space-config"
+        if args.n is not None or args.space_config is not None or args.archs is not None:
+            flag = "--n" if args.n is not None else "--space-config" if args.space_config is not None else "--archs"
             raise UserInputError(f"{flag} is for a space's networks; --onnx measures the one file: leave {flag} out")
         return run_onnx(args, batches)
     if args.input_shape:
         raise UserInputError("--input-shape sets the inputs of an --onnx file; a space knows its input shape")
-    if args.n is None:
-        raise UserInputError("--space needs --n, the number of architectures to sample")
+    if args.archs is not None and (args.n is not None or len(names) > 1 or len(batches) > 1):
+        why = "--n samples networks" if args.n is not None else (
+            "it measures on one device at a time" if len(names) > 1 else "it measures at one batch size")
+        raise UserInputError(f"--archs names the networks to measure and {why}: give --archs alone, on one device "
+                             "and one batch")
+    if args.n is None and args.archs is None:
+        raise UserInputError("--space needs --n, the number of architectures to sample (or --archs FILE)")
     args.batch = batches[0]
     if len(names) > 1:
         if args.space_config is not None:
@@ -145,10 +152,11 @@ def run(args: argparse.Namespace) -> int:
         return run_space_sweep(args, batches)
     config = resolve_device(args.device)
     space = create_space(args.space, **(args.space_config or {}))
+    archs = None if args.archs is None else read_archs(args.archs, space)
     # --json keeps its progress bars: they go to stderr, stdout holds only the JSON (-q silences them)
     with Store(args.db) as store, session_progress(args.quiet) as progress:
-        report = profile(config, space, n=args.n, seed=args.seed, batch=args.batch, store=store,
-                         progress=progress, protocol_overrides=overrides(args))
+        report = profile(config, space, n=args.n or 0, seed=args.seed, batch=args.batch, store=store,
+                         progress=progress, protocol_overrides=overrides(args), archs=archs)
     rep = report.to_dict()
     if args.json:
         print_json(rep)
@@ -157,6 +165,29 @@ def run(args: argparse.Namespace) -> int:
     # A failed measurement (the board could not load or run a model) is an error: the good ones are stored
     # and a rerun tries the failed ones again.
     return EXIT_INTERRUPTED if report.interrupted else (1 if report.errors or report.remaining else 0)
+
+
+def read_archs(path: str, space: SearchSpace) -> list[tuple[int, ...]]:
+    """The arch ids in `path`, one per line (blank lines and '#' comments skipped, repeats kept once), parsed
+    by `space`; UserInputError naming the file and line of a bad one, or an empty file."""
+    from spaces.base import InvalidArchError
+
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserInputError(f"--archs {path}: cannot read it ({e})") from None
+    archs: dict[tuple[int, ...], None] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            archs.setdefault(space.parse(text))
+        except InvalidArchError as e:
+            raise UserInputError(f"--archs {path}, line {number}: {e}") from None
+    if not archs:
+        raise UserInputError(f"--archs {path} names no network (one {space.name} arch id per line)")
+    return list(archs)
 
 
 def _ms(value: float | None, digits: int = 3) -> str:

@@ -167,16 +167,23 @@ def check_space(model: CostModel, space: SearchSpace) -> None:
                          f"{space.name!r} {space.config}; fit or load a predictor for the search's space")
 
 
-def predict_archs(model: CostModel, space: SearchSpace, archs: list[tuple[int, ...]] | np.ndarray,
-                  device: str | torch.device = "cpu") -> np.ndarray:
-    """Predicted cost of many archs (rows of op indices), in chunks, without gradients."""
+def _on_onehots(fn: Any, space: SearchSpace, archs: list[tuple[int, ...]] | np.ndarray,
+                device: str | torch.device, dim: int = 0) -> np.ndarray:
+    """`fn` (flat one-hot [B, L*K] -> a tensor with B along `dim`) over many archs (rows of op indices), in
+    chunks, without gradients, joined along `dim` as float64."""
     codes = torch.as_tensor(np.asarray(archs, dtype=np.int64).reshape(-1, space.n_layers))
     out = []
     with torch.no_grad():
         for i in range(0, len(codes), _CHUNK):
             onehot = torch.nn.functional.one_hot(codes[i:i + _CHUNK], space.n_ops).float()
-            out.append(model(onehot.reshape(len(onehot), -1).to(device)).float().cpu())
-    return torch.cat(out).numpy().astype(np.float64) if out else np.empty(0)
+            out.append(fn(onehot.reshape(len(onehot), -1).to(device)).float().cpu())
+    return torch.cat(out, dim=dim).numpy().astype(np.float64) if out else np.empty(0)
+
+
+def predict_archs(model: CostModel, space: SearchSpace, archs: list[tuple[int, ...]] | np.ndarray,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """Predicted cost of many archs (rows of op indices), in chunks, without gradients."""
+    return _on_onehots(model, space, archs, device)
 
 
 @dataclass(frozen=True)
@@ -241,15 +248,7 @@ def member_predictions(model: CostModel, space: SearchSpace, archs: list[tuple[i
     """Every member's cost of many archs, [members, N], when the cost model is an ensemble (its module has
     `member_predictions(onehot) -> [K, B]`, as `predictors.ensemble.EnsembleHead`); None otherwise."""
     fn = getattr(model.module, "member_predictions", None)
-    if fn is None:
-        return None
-    codes = torch.as_tensor(np.asarray(archs, dtype=np.int64).reshape(-1, space.n_layers))
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(codes), _CHUNK):
-            onehot = torch.nn.functional.one_hot(codes[i:i + _CHUNK], space.n_ops).float()
-            out.append(fn(onehot.reshape(len(onehot), -1).to(device)).float().cpu())
-    return torch.cat(out, dim=1).numpy().astype(np.float64)
+    return None if fn is None else _on_onehots(fn, space, archs, device, dim=1)
 
 
 def is_ensemble(model: CostModel) -> bool:

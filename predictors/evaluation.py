@@ -152,6 +152,25 @@ def evaluate_saved_accuracy(path: str | Path, store: Store, task: str, metric: s
     return held_out(pred, ids, y, seen, f"task {task}", n_target_samples=len(seen), what=str(path))
 
 
+def card_expected_error(path: str | Path) -> dict[str, Any] | None:
+    """The expected error on a saved predictor's card without its log residuals (what `evaluate` shows beside
+    the measured figures; the residuals stay on the card for `predict --interval`); None when it has none."""
+    expected = read_card(path).get("expected_error")
+    if not isinstance(expected, dict):
+        return None
+    return {k: v for k, v in expected.items() if k != "log_residuals"}
+
+
+def expected_line(expected: dict[str, Any], metrics: dict[str, Any], quantity: str = "latency") -> str:
+    """'expected MAPE 7.1% (leave-one-out over 10 samples); measured MAPE 6.4% on 1,000 archs': what the
+    adaptation's own samples promised beside what the held-out archs show (accuracy: MAE in points)."""
+    if quantity == "accuracy" and isinstance(expected.get("mae"), int | float):
+        return (f"expected MAE {expected['mae']:.2f} pts ({expected['method']}); measured MAE "
+                f"{metrics['mae']:.2f} pts on {metrics['n']:,} archs")
+    return (f"expected MAPE {expected['mape']:.1f}% ({expected['method']}); measured MAPE {metrics['mape']:.1f}% "
+            f"on {metrics['n']:,} archs")
+
+
 def evaluate_saved(path: str | Path, store: Store, device: str, **setting: Any) -> Evaluation:
     """`held_out` of a saved predictor folder on `device` (same space and quantity as the predictor).
 

@@ -10,7 +10,8 @@ would tie non-torch predictors to torch.)
 The card holds: format and version, kind, params (space and space config included), feature spec, target
 transform and normalisation, the quantity and its unit (latency ms, energy mJ, accuracy %), devices (none
 for accuracy, which is a task's: its task, metric and source instead), a fingerprint of the training data,
-held-out metrics, package versions, creation time, and the predictor's JSON state. `load_predictor`
+held-out metrics, an adapted few-shot predictor's expected error (leave-one-out over its K samples, optional),
+package versions, creation time, and the predictor's JSON state. `load_predictor`
 rebuilds through the registry and `from_state`; an unknown kind or a newer format is a clear error, not a guess.
 
 Integrity: the card holds the sha256 of `arrays.npz` (`arrays_sha256`) and of its own content
@@ -138,7 +139,8 @@ def check_out_folder(path: str | Path, force: bool = False, option: str = "--out
 def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, Any] | None = None,
                    data_fingerprint: str | None = None, devices: Sequence[str] | str | None = None,
                    quantity: str = "latency", train_archs: Sequence[str] | None = None, task: str | None = None,
-                   metric: str | None = None, source: str | None = None) -> Path:
+                   metric: str | None = None, source: str | None = None,
+                   expected_error: dict[str, Any] | None = None) -> Path:
     """Write the fitted `pred` to the folder `path` (created; files replaced); returns the folder.
 
     `metrics` are held-out metrics (e.g. `predictors.metrics.report`), `data_fingerprint` names the
@@ -146,11 +148,17 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
     it predicts: "latency" (ms), "energy" (mJ) or "accuracy" (%, of `metric` on `task` from the store's
     accuracy table, `source` when one was named), so a search cannot mistake one for another.
     `train_archs`: the target device's (or task's) archs it was trained or adapted on (`read_train_archs`).
+    `expected_error`: `predictors.uncertainty.expected_error` of the adaptation (its log residuals included:
+    `predict --interval` needs them); cards without one (trained, or written before it existed) read as before.
     """
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
     if (quantity == "accuracy") != (metric is not None):
         raise ValueError("an accuracy predictor's card names its metric, and only an accuracy predictor's does")
+    if expected_error is not None:
+        from predictors.uncertainty import check_expected
+
+        expected_error = dict(check_expected(expected_error))
     pred.check_is_fitted()
     try:
         registered = predictor_class(pred.kind)
@@ -181,6 +189,7 @@ def save_predictor(pred: LatencyPredictor, path: str | Path, metrics: dict[str, 
         "data_fingerprint": data_fingerprint,
         **({"task": task, "metric": metric, "source": source} if quantity == "accuracy" else {}),
         "metrics": metrics,
+        **({"expected_error": expected_error} if expected_error is not None else {}),
         "versions": package_versions(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in arrays.items()},

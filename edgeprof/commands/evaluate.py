@@ -26,7 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from predictors.evaluation import evaluate_saved, foreign_device_warning, predictor_devices
+    from predictors.evaluation import (
+        card_expected_error,
+        evaluate_saved,
+        expected_line,
+        foreign_device_warning,
+        predictor_devices,
+    )
     from predictors.metrics import summary_line
 
     if args.task:
@@ -41,19 +47,28 @@ def run(args: argparse.Namespace) -> int:
     warning = foreign_device_warning(args.predictor, args.device)
     if warning:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
+    expected = card_expected_error(args.predictor)
     if args.json:
         print_json({"predictor": args.predictor, "device": args.device,
                     "predictor_devices": predictor_devices(args.predictor),
-                    "warnings": [warning] if warning else [], "metrics": metrics})
+                    "warnings": [warning] if warning else [], "metrics": metrics, "expected_error": expected})
     else:
-        err.print(f"{args.predictor} on {args.device}: {summary_line(metrics)}")
+        err.print(f"{escape(str(args.predictor))} on {escape(args.device)}: {summary_line(metrics)}")
+        if expected is not None:
+            err.print(escape(expected_line(expected, metrics)))
     return 0
 
 
 def evaluate_accuracy(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from predictors.evaluation import accuracy_summary_line, evaluate_saved_accuracy, foreign_task_warning
+    from predictors.evaluation import (
+        accuracy_summary_line,
+        card_expected_error,
+        evaluate_saved_accuracy,
+        expected_line,
+        foreign_task_warning,
+    )
 
     given = given_options(args, "device", settings=True)
     if given:
@@ -64,9 +79,12 @@ def evaluate_accuracy(args: argparse.Namespace) -> int:
     warning = foreign_task_warning(args.predictor, args.task)
     if warning:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
+    expected = card_expected_error(args.predictor)
     if args.json:
         print_json({"predictor": args.predictor, "task": args.task, "quantity": "accuracy",
-                    "warnings": [warning] if warning else [], "metrics": metrics})
+                    "warnings": [warning] if warning else [], "metrics": metrics, "expected_error": expected})
     else:
         err.print(f"{args.predictor} on {args.task}: {accuracy_summary_line(metrics)}")
+        if expected is not None:
+            err.print(escape(expected_line(expected, metrics, "accuracy")))
     return 0

@@ -118,7 +118,7 @@ def log_bound(expected: Mapping[str, Any], level: float) -> float:
     if rank > k:
         raise UserInputError(f"a {level:g} interval needs at least {math.ceil(level / (1 - level) - 1e-9)} "
                              f"held-out samples; the expected error has {k}, which support levels up to "
-                             f"{max_level(k):g} (adapt with more --samples for a wider level)")
+                             f"{max_level(k):g} (adapt on more samples for a higher level)")
     return float(np.sort(res)[max(rank, 1) - 1])
 
 

@@ -225,15 +225,17 @@ def eval_baselines(data: SpaceData, d: str, args: argparse.Namespace) -> dict[st
     """GNN and GBDT trained on the same K samples plus the references, per K (cached per device)."""
     settings = {"ks": args.ks, "draws": args.draws, "gnn_draws": args.gnn_draws, "gnn_steps": args.gnn_steps,
                 "gnn_max_epochs": args.gnn_max_epochs, "gnn_hidden": args.gnn_hidden}
+    if args.baselines != ["gnn", "gbdt"]:  # (the key of the default stays what it was)
+        settings["baselines"] = args.baselines
     path = None
     if args.cache is not None:
         path = args.cache / data.space / "baselines" / f"{d}-{params_hash(settings)}.json"
         if path.exists():
             return json.loads(path.read_text())
     q_ids, q_y = data.query(d)
-    out: dict[str, Any] = {"gnn": {}, "gbdt": {}}
+    out: dict[str, Any] = {b: {} for b in args.baselines}
     for k in args.ks:
-        for kind, draws in (("gbdt", args.draws), ("gnn", args.gnn_draws)):
+        for kind, draws in ((b, args.gnn_draws if b == "gnn" else args.draws) for b in args.baselines):
             runs, k_used = [], 0
             for s in range(n_draws(k, len(data.pool(d)), draws)):
                 rows = list(dict.fromkeys(list(data.draw(d, k, s)) + data.ref_rows))
@@ -323,8 +325,8 @@ def run_space(data: SpaceData, units: list[Unit], args: argparse.Namespace, work
     for d in targets:
         b = res["baselines"][d] = eval_baselines(data, d, args)
         work.add(W_BASE, f"{space} {d}: baselines")
-        log(f"{space} {d}: gnn rho " + " ".join(f"K{k} {b['gnn'][str(k)]['spearman']:.3f}" for k in args.ks[:3])
-            + ", gbdt " + " ".join(f"K{k} {b['gbdt'][str(k)]['spearman']:.3f}" for k in args.ks[:3]))
+        log(f"{space} {d}: " + ", ".join(f"{m} rho " + " ".join(f"K{k} {b[m][str(k)]['spearman']:.3f}"
+                                                               for k in args.ks[:3]) for m in args.baselines))
     res["baselines_s"] = round(time.perf_counter() - t0, 1)
     for mode in args.modes:
         per_device = {}
@@ -379,6 +381,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--devices", type=csv_words, default=None,
                    help="only the held-out groups containing these devices (default all)")
     p.add_argument("--seed", type=int, default=0, help="meta-training seed")
+    p.add_argument("--baselines", type=csv_words, default=["gnn", "gbdt"],
+                   help="supervised baselines beside the meta predictor: gnn,gbdt (or 'none')")
     p.add_argument("--gnn-draws", type=int, default=1)
     p.add_argument("--gnn-steps", type=int, default=500, help="most GNN optimiser steps per fit")
     p.add_argument("--gnn-max-epochs", type=int, default=200)
@@ -400,6 +404,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("cache", "plot"):
         if str(getattr(args, name)).lower() == "none":
             setattr(args, name, None)
+    args.baselines = [] if args.baselines == ["none"] else args.baselines
+    if [b for b in args.baselines if b not in ("gnn", "gbdt")]:
+        raise UserInputError(f"--baselines: expected gnn and/or gbdt or none, got {args.baselines}")
     bad = [m for m in args.modes if m not in ("lodo", "lofo")]
     if bad or not args.modes:
         raise UserInputError(f"--modes: expected lodo and/or lofo, got {args.modes}")

@@ -217,14 +217,15 @@ def print_report(results: dict[str, Any], modes: Sequence[str], ks: Sequence[int
             m = res[mode]
             title = "leave-one-device-out" if mode == "lodo" else "leave-one-family-out"
             p(f"\n== {space}, {title}: rho / Acc@10 % / MAPE % on the query, K target samples + 10 references ==")
-            cols = [(meth, k) for k in ks for meth in METHODS]
+            s = m["summary"]
+            methods = [meth for meth in METHODS if meth in s]
+            cols = [(meth, k) for k in ks for meth in methods]
             p(f"{'device':<15}" + "".join(f"{meth + '@' + str(k):>19}" for meth, k in cols))
             for d, r in sorted(m["per_device"].items(), key=lambda x: (FAMILY_OF[x[0]], x[0])):
                 p(f"{d:<15}" + "".join(
                     "{:>19}".format(f"{c['spearman']:.3f}/{100 * c['acc10']:.0f}/{c['mape']:.1f}")
                     for c in (r[meth][str(k)] for meth, k in cols)))
-            s = m["summary"]
-            for meth in METHODS:
+            for meth in methods:
                 for k in ks:
                     a = s[meth][str(k)]
                     p(f"  {meth:<5} K={k:<4} rho mean {a['spearman']['mean']:.3f}, worst {a['spearman']['worst']:.3f} "
@@ -244,9 +245,10 @@ def print_report(results: dict[str, Any], modes: Sequence[str], ks: Sequence[int
                 t = m["target"]
                 p(f"  target at K=10 (worst >= 0.90, mean >= 0.95): worst {t['worst']:.3f} ({t['worst_device']}), "
                   f"mean {t['mean']:.3f} -> {'met' if t['met'] else 'NOT met'}")
-            p("  meta-learning stops paying (baseline mean rho >= meta's from this K on): "
-              + ", ".join(f"{b} at K={v}" if v else f"{b} never (up to K={max(ks)})"
-                          for b, v in m["stops_paying"].items()))
+            if m["stops_paying"]:
+                p("  meta-learning stops paying (baseline mean rho >= meta's from this K on): "
+                  + ", ".join(f"{b} at K={v}" if v else f"{b} never (up to K={max(ks)})"
+                              for b, v in m["stops_paying"].items()))
     p(f"\nwall {results['wall_s']:.0f} s")
 
 

@@ -20,6 +20,7 @@ from predictors.data import NoDeviceDataError, NoMatchingSettingError, load_accu
 from predictors.fewshot import NotAdaptedError
 from predictors.io import load_predictor, read_card, read_train_archs
 from predictors.metrics import report
+from predictors.uncertainty import shown
 from profiler.store import Store
 from spaces.errors import UserInputError
 
@@ -156,9 +157,7 @@ def card_expected_error(path: str | Path) -> dict[str, Any] | None:
     """The expected error on a saved predictor's card without its log residuals (what `evaluate` shows beside
     the measured figures; the residuals stay on the card for `predict --interval`); None when it has none."""
     expected = read_card(path).get("expected_error")
-    if not isinstance(expected, dict):
-        return None
-    return {k: v for k, v in expected.items() if k != "log_residuals"}
+    return shown(expected) if isinstance(expected, dict) else None
 
 
 def expected_line(expected: dict[str, Any], metrics: dict[str, Any], quantity: str = "latency") -> str:

@@ -102,6 +102,12 @@ def expected_error(pred: FewShotPredictor, support_ids: Sequence[str], support_y
             "mae": mae(predicted, true), "log_residuals": np.log(true / predicted).tolist()}
 
 
+def shown(expected: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The expected error as commands print it: without its log residuals (they stay on the card, for
+    `predict --interval`); None stays None."""
+    return None if expected is None else {k: v for k, v in expected.items() if k != "log_residuals"}
+
+
 def max_level(k: int) -> float:
     """The highest interval level k residuals support: k / (k + 1), rounded down to 3 decimals."""
     return math.floor(1000 * k / (k + 1)) / 1000

@@ -141,9 +141,11 @@ def adapt_latency(args: argparse.Namespace, pred: Any) -> int:
     the device's other measured archs when there are any."""
     import numpy as np
 
+    from predictors.evaluation import expected_line
     from predictors.hardware_adaptive import draw_support
     from predictors.io import save_predictor
     from predictors.metrics import summary_line
+    from predictors.uncertainty import expected_error, shown, summary
 
     table = measured(pred, args)
     refs = pred.reference_ids()
@@ -157,21 +159,27 @@ def adapt_latency(args: argparse.Namespace, pred: Any) -> int:
         seen = {*support, *refs}
         rest = [a for a in table if a not in seen]
         rest_y = np.array([table[a] for a in rest])
+    # leave-one-out over the K samples, on copies of the meta-trained predictor (before it is adapted here)
+    expected = expected_error(pred, support, support_y, reference=reference) if len(support) >= 2 else None
     if support:
         pred.adapt(support, support_y, reference=reference)
     else:  # the file listed only references: adapt on them (they are the support of every adaptation)
         pred.adapt(refs, np.array([reference[r] for r in refs]), reference=reference)
     metrics = card_metrics(pred, rest, rest_y, args.device, len(support))
     out = Path(args.out)
-    save_predictor(pred, out, metrics=metrics, devices=[args.device], train_archs=[*support, *refs])
+    save_predictor(pred, out, metrics=metrics, devices=[args.device], train_archs=[*support, *refs],
+                   expected_error=expected)
     if args.json:
         print_json({"device": args.device, "out": str(out), "samples": len(support), "metrics": metrics,
+                    "expected_error": shown(expected),
                     **({"archs": args.archs} if args.archs is not None else {})})
     else:
         how = f"the {len(support)} archs of {args.archs}" if args.archs is not None else f"{len(support)} samples"
         score = summary_line(metrics) if metrics else (f"no other measured archs of {args.device} to score it on "
                                                         "(every measured one was used to adapt)")
         err.print(f"adapted to {args.device} with {how} (+{len(refs)} reference archs): {score}")
+        if expected is not None:
+            err.print(expected_line(expected, metrics) if metrics else summary(expected))
         err.print(f"saved {out}")
     return 0
 
@@ -280,9 +288,10 @@ def select_archs(args: argparse.Namespace, pred: Any) -> int:
 def adapt_accuracy(args: argparse.Namespace, pred: Any) -> int:
     """maml-acc: K pairs of the task drawn (seeded) from the store's figures, scored on all the others."""
     from predictors.data import load_accuracy
-    from predictors.evaluation import accuracy_summary_line, held_out
+    from predictors.evaluation import accuracy_summary_line, expected_line, held_out
     from predictors.hardware_adaptive import draw_support
     from predictors.io import read_train_archs, save_predictor
+    from predictors.uncertainty import expected_error, shown
 
     given = given_options(args, "device", settings=True)
     if given:
@@ -303,15 +312,20 @@ def adapt_accuracy(args: argparse.Namespace, pred: Any) -> int:
     where = f"task {args.task}" + (f" (without the {len(seen)} archs meta-training saw)" if seen else "")
     support, support_y, _, rest, rest_y = draw_support([ids[i] for i in keep], y[keep], [], args.samples,
                                                        args.seed, where)
+    # maml-acc adapts on >= 2 pairs, so leaving one out needs 3
+    expected = expected_error(pred, support, support_y) if len(support) >= 3 else None
     pred.adapt(support, support_y)
     metrics, _, _ = held_out(pred, rest, rest_y, (), f"task {args.task}", n_target_samples=args.samples)
     out = Path(args.out)
     save_predictor(pred, out, metrics=metrics, quantity="accuracy", train_archs=[*support, *seen], task=args.task,
-                   metric=metric, source=source)
+                   metric=metric, source=source, expected_error=expected)
     if args.json:
         print_json({"task": args.task, "metric": metric, "source": source, "out": str(out),
-                    "samples": args.samples, "meta_tasks": pred.meta_tasks_, "metrics": metrics})
+                    "samples": args.samples, "meta_tasks": pred.meta_tasks_, "metrics": metrics,
+                    "expected_error": shown(expected)})
     else:
         err.print(f"adapted to {args.task} ({metric}) with {args.samples} pairs: {accuracy_summary_line(metrics)}")
+        if expected is not None:
+            err.print(expected_line(expected, metrics, "accuracy"))
         err.print(f"saved {out}")
     return 0

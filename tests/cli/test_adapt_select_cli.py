@@ -100,8 +100,15 @@ def test_select_measure_then_adapt_on_the_listed_archs(meta: tuple[Path, Path], 
     assert rep["samples"] == 4 and rep["metrics"]["n"] == 30  # scored on the 30 measured archs it did not use
     card = json.loads((tmp_path / "adapted" / "card.json").read_text())
     assert card["metrics"]["n"] == 30 and card["devices"] == ["board"]
-    code, out, err = cli(capsys, "predict", tmp_path / "adapted", "--arch", listed[12], "--json")
-    assert code == 0 and json.loads(out)["predictions"][0]["predicted_ms"] > 0, err
+    # its expected error: each of the 4 samples predicted by a copy adapted without it (the references stay in)
+    expected = card["expected_error"]
+    assert expected["k"] == 4 and len(expected["log_residuals"]) == 4 and expected["mape"] > 0
+    assert rep["expected_error"]["mape"] == expected["mape"] and "log_residuals" not in rep["expected_error"]
+    code, out, err = cli(capsys, "predict", tmp_path / "adapted", "--arch", listed[12], "--interval", "0.75", "--json")
+    row = json.loads(out)["predictions"][0]
+    assert code == 0 and row["lo_ms"] < row["predicted_ms"] < row["hi_ms"], err
+    code, _, err = cli(capsys, "predict", tmp_path / "adapted", "--arch", listed[12], "--interval", "0.9")
+    assert code == 2 and "support levels up to 0.8" in err  # 4 residuals: at most 4/5
 
 
 def test_a_new_board_gets_its_references_first_and_a_fully_used_board_is_adapted_without_a_score(

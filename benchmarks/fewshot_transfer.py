@@ -67,6 +67,8 @@ OUT = ROOT / "benchmarks" / "out"
 SPACES = {"nb201": {"folder": "nasbench201", "pool": 900, "query": 1000},
           "fbnet": {"folder": "fbnet", "pool": 4000, "query": 1000}}
 QUICK_DEVICES = ("pixel2", "raspi4")
+# HelpEnsemble parameters meta_fit reads besides the members (the others act at adapt)
+META_PARAMS = ("space", "space_config", "seed", "weights")
 VALID_K, VALID_SEED = 10, 1000  # meta-valid support: 10 pool archs drawn with this seed (help_nb201's)
 Unit = tuple[str, str, list[str]]  # (mode, holdout key, held-out devices)
 # boards unlike the usual sources first, so a run cut by --budget-s has the cases the issue is about
@@ -142,11 +144,13 @@ def make_ensemble(data: SpaceData, args: argparse.Namespace) -> HelpEnsemble:
 
 
 def ensemble_hash(model: HelpEnsemble, train: Sequence[str], valid: Sequence[str]) -> str:
-    """What a cached meta-training depends on: every parameter of the ensemble and of each member as built."""
+    """What a cached meta-training depends on: every parameter of each member as built (a changed member
+    default trains afresh), the ensemble's META_PARAMS, the source and valid devices. The ensemble's other
+    parameters (how members are blended on a target) act at adapt: a loaded predictor takes the current ones."""
     drop = ("verbose", "reference")
     members = [{k: v for k, v in model._member(i).get_params().items() if k not in drop}
                for i in range(len(model.members))]
-    ens = {k: v for k, v in model.get_params().items() if k not in drop + ("members",)}
+    ens = {k: v for k, v in model.get_params().items() if k in META_PARAMS}
     return params_hash({"ensemble": ens, "members": members, "train": sorted(train), "valid": sorted(valid),
                         "valid_k": VALID_K, "valid_seed": VALID_SEED})
 
@@ -171,7 +175,9 @@ def meta_trained(data: SpaceData, key: str, held: Sequence[str], args: argparse.
     folder = cache_folder(data, key, held, args)
     info: dict[str, Any] = {"held_out": list(held), "train": train, "valid": valid, "hash": h, "cached": False}
     if folder is not None and (folder / "card.json").exists():
+        fresh = model
         model = load_predictor(folder)  # type: ignore[assignment]
+        model.set_params(**{k: v for k, v in fresh.get_params().items() if k not in META_PARAMS + ("reference",)})
         info["cached"] = True
     else:
         t0 = time.perf_counter()

@@ -18,14 +18,21 @@ draws. Random against chosen: at K in `--select-ks`, the meta predictor adapted 
 device's pool rows minus the references by each rule of `--select` (predictors.acquisition).
 
 Meta-trained predictors are cached (predictors.io) under benchmarks/out/fewshot_transfer/<space>/
-<holdout>-<hash>-seed<S>/, the hash covering the ensemble's and its members' parameters and the source and
-valid devices, so a rerun or a crash resumes and a changed default trains afresh; baseline results are
-cached beside them. `--quick` is a smoke size (NB201, 2 held-out devices, LODO, K 5 and 10, 1 draw, members
-meta-trained 10 iterations, a small GNN, no cache, no plot): its figures mean nothing.
+<holdout>-<hash>-seed<S>/, the hash covering the members' parameters as built, the ensemble's
+meta-training parameters (space, seed, weights) and the source and valid devices, so a rerun or a crash
+resumes and a changed member default trains afresh; the ensemble's blending parameters act at adapt, so a
+cached predictor is adapted with the current ones. Baseline results are cached beside them. `--quick` is
+a smoke size (NB201, 2 held-out devices, LODO, K 5 and 10, 1 draw, members meta-trained 10 iterations, a
+small GNN, no cache, no plot): its figures mean nothing.
 
-Cost of a full run on this project's 2-core machine (nice, OMP_NUM_THREADS=1, shared with other work):
-see the closing note of issue 17 (measured: a meta-training is ~1 min on NB201; the whole run is ~44
-meta-trainings plus the baselines).
+Cost, measured on this project's 2-core machine (nice, OMP_NUM_THREADS=1, shared with three other jobs): an
+NB201 meta-training 47-168 s (median ~65 s), FBNet 80-105 s; a device's meta evaluation (6 K x 3 draws, 2
+rules x 3 K x 3 draws) 0.5 s with help-ensemble's fixed blend, 5-8 s with its per-target blend; GNN + GBDT
+~27 s a device. From scratch: NB201 (21 meta-trainings, LODO + LOFO) ~26 min of meta-training + ~12 min of
+baselines; FBNet about as much; both spaces ~1.5 h. From the cache, only the evaluations run (~5 min a space).
+The GNN cap (`--gnn-steps 300`) leaves it under-trained at K >= 100 (5 epochs at K = 900); trained to its 200
+epochs on 6 held-out NB201 devices it matched the meta predictor at K = 900 (mean rho 0.921 both) and stayed
+below at K = 100 (0.904 against 0.919).
 """
 
 from __future__ import annotations
@@ -390,7 +397,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--baselines", type=csv_words, default=["gnn", "gbdt"],
                    help="supervised baselines beside the meta predictor: gnn,gbdt (or 'none')")
     p.add_argument("--gnn-draws", type=int, default=1)
-    p.add_argument("--gnn-steps", type=int, default=500, help="most GNN optimiser steps per fit")
+    p.add_argument("--gnn-steps", type=int, default=300, help="most GNN optimiser steps per fit")
     p.add_argument("--gnn-max-epochs", type=int, default=200)
     p.add_argument("--gnn-hidden", type=int, default=128)
     p.add_argument("--cache", type=Path, default=OUT / "fewshot_transfer",

@@ -306,7 +306,6 @@ def work_total(units: Sequence[Unit]) -> float:
 def run_space(data: SpaceData, units: list[Unit], args: argparse.Namespace, work: Work) -> dict[str, Any]:
     """Meta-train (or load) per unit, evaluate its held-out devices, the baselines per device, summarise."""
     space = data.space
-    targets = sorted({d for _, _, held in units for d in held})
     res: dict[str, Any] = {"devices": data.devices, "units": {}, "baselines": {}}
     t0 = time.perf_counter()
     res["skipped"] = []
@@ -335,6 +334,8 @@ def run_space(data: SpaceData, units: list[Unit], args: argparse.Namespace, work
         res["units"][f"{mode}:{key}"] = {"mode": mode, **info}
     res["meta_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
+    targets = sorted({d for u in res["units"].values() for d in u["per_device"]})  # not the skipped units'
+    work.add(W_BASE * (len({d for _, _, h in units for d in h}) - len(targets)), f"{space}: skipped units' baselines")
     for d in targets:
         b = res["baselines"][d] = eval_baselines(data, d, args)
         work.add(W_BASE, f"{space} {d}: baselines")

@@ -87,8 +87,15 @@ def test_views_can_be_switched_off_and_members_keep_the_weights(ens: HelpEnsembl
 
 def test_too_few_samples_fall_back_to_the_meta_valid_weights(ens: HelpEnsemble) -> None:
     ens.set_params(blend="loo")
-    adapt(ens, k=2)
-    assert ens.views_ == [] and np.allclose(ens.adapted_weights_, ens.weights_)
+    for k in (2, 9):  # below loo_min_samples (10): a view fitted on so few samples fits them by chance
+        adapt(ens, k=k)
+        assert ens.views_ == [] and np.allclose(ens.adapted_weights_, ens.weights_)
+    ens.set_params(loo_min_samples=5)
+    try:
+        adapt(ens, k=5)
+        assert len(ens.views_) == 1 and not np.allclose(ens.adapted_weights_[:2], ens.weights_)
+    finally:
+        ens.set_params(loo_min_samples=10)
 
 
 def test_given_weights_are_used_as_they_are(ens: HelpEnsemble) -> None:
@@ -116,7 +123,8 @@ def test_folds_bound_the_readaptations(ens: HelpEnsemble, monkeypatch: pytest.Mo
 
 def test_blend_parameters_are_checked(ens: HelpEnsemble) -> None:
     for bad, name in (({"blend": "mean"}, "blend"), ({"loo_folds": 1}, "loo_folds"),
-                      ({"no_reference_views": "yes"}, "no_reference_views")):
+                      ({"no_reference_views": "yes"}, "no_reference_views"),
+                      ({"loo_min_samples": 2}, "loo_min_samples")):
         with pytest.raises(InvalidParameterError, match=name):
             HelpEnsemble(reference=REFS, members=[MLP], **bad).meta_fit({})
 

@@ -17,7 +17,7 @@ SIZE_FLAGS = frozenset({
     "--n", "--epochs", "--train-n", "--rounds", "--resolution", "--nproc-per-node", "--batch-size", "--plan",
     "--meta-iters", "--samples-per-device", "--quick", "--proxy-n", "--max-trials", "--channels", "--cap",
     "--phis", "--scale-phis", "--digits-n", "--population", "--generations", "--verify-max", "--iterations",
-    "--measure-final", "--top-k", "--images",
+    "--measure-final", "--top-k", "--images", "--select",
 })
 OPERATORS = frozenset({"&&", "||", "|", ";", "&"})
 SAFE = re.compile(r"[\w@%+=:,./~-]+")

@@ -25,7 +25,7 @@ HELP_DIR = REPO.parent / "shared" / "data" / "HELP" / "data"
 BENCH = REPO / "benchmarks"
 BENCHMARKS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 NEEDS_HELP = {"help_nb201", "help_fbnet", "supervised_nb201", "lightnas_nb201_tables", "surgenas_nb201",
-              "zeroshot_search"}
+              "zeroshot_search", "fewshot_transfer"}
 NEEDS_SSHD = {"transport_overhead", "fault_drills"}
 # Run at smoke size by a test of their own, which checks more than the figures (each drill's target): not twice.
 RUN_BY = {"fault_drills": "tests/ssh/test_fault_drills.py"}
@@ -37,6 +37,11 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "transport_overhead": ("local_median_s", "ssh_median_s", "ratio_ssh_over_local", "per_model_overhead_ms",
                            "models_per_hour.ssh"),
     "help_nb201": ("per_device.*", "mean", "help_mean", "wall_s"),
+    "fewshot_transfer": ("spaces.*.lodo.per_device.*.meta.*.spearman", "spaces.*.lodo.per_device.*.gnn.*.spearman",
+                         "spaces.*.lodo.per_device.*.gbdt.*.spearman",
+                         "spaces.*.lodo.per_device.*.select.*.*.spearman",
+                         "spaces.*.lodo.summary.meta.*.spearman.worst", "spaces.*.lodo.curve.meta_mean.*",
+                         "spaces.*.lodo.target.worst", "wall_s"),
     "help_fbnet": ("per_device.*", "mean", "help_mean", "wall_s"),
     "supervised_nb201": ("results.*.*.spearman", "results.*.*.acc10", "results.*.*.mape",
                          "summary.gnn.mean_spearman", "wall_s"),

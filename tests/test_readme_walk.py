@@ -81,6 +81,17 @@ WALK: list[Step] = [
          "--valid-devices titanx_1 --out help-meta --epochs 20"),
     Step("predictors", "edgeprof adapt help-meta --db lab.db --device raspi4 --samples 10 --out help-raspi4",
          "edgeprof adapt help-meta --db lab.db --device raspi4 --samples 10 --out help-raspi4"),
+    # A board unlike HELP's (after the predictor walk: its help-meta and help-raspi4; local-cpu measured for real)
+    Step("newboard", "edgeprof evaluate help-raspi4 --db lab.db --device raspi4",
+         "edgeprof evaluate help-raspi4 --db lab.db --device raspi4"),
+    Step("newboard", f"edgeprof predict help-raspi4 --arch {NB201_ARCH} --interval 0.9",
+         f"edgeprof predict help-raspi4 --arch {NB201_ARCH} --interval 0.9"),
+    Step("newboard", "edgeprof adapt help-meta --db lab.db --device local-cpu --select 10 --archs-out to-measure.txt",
+         "edgeprof adapt help-meta --db lab.db --device local-cpu --select 3 --archs-out to-measure.txt"),
+    Step("newboard", "edgeprof profile local-cpu --space nb201 --archs to-measure.txt --db lab.db",
+         "edgeprof profile local-cpu --space nb201 --archs to-measure.txt --db lab.db"),
+    Step("newboard", "edgeprof adapt help-meta --db lab.db --device local-cpu --archs to-measure.txt --out help-cpu",
+         "edgeprof adapt help-meta --db lab.db --device local-cpu --archs to-measure.txt --out help-cpu"),
     # Accuracy, and judging a search on both axes (into the lab.db of the predictor walk)
     Step("accuracy", "edgeprof dataset import nb201-accuracy ../shared/data/NB201-accuracy/cifar100.csv --db lab.db",
          "edgeprof dataset import nb201-accuracy ../shared/data/NB201-accuracy/cifar100.csv --db lab.db"),
@@ -423,6 +434,30 @@ def test_walk_latency_predictors(ws: Workspace) -> None:
     assert (ws.work / "rep" / "scatter.png").stat().st_size > 0
     card = json.loads((ws.work / "help-raspi4" / "card.json").read_text())
     assert card["devices"] == ["raspi4"]
+
+
+@pytest.mark.slow
+def test_walk_a_board_unlike_helps(ws: Workspace) -> None:
+    if not (ws.work / "help-raspi4").exists():  # run alone: the predictor walk made these
+        ws.type([Step("", "", "edgeprof dataset import help ../shared --space nb201 --db lab.db"),
+                 Step("", "", "edgeprof train meta --db lab.db --space nb201 --devices 1080ti_1,silver_4114,pixel3 "
+                              "--valid-devices titanx_1 --out help-meta --epochs 20"),
+                 Step("", "", "edgeprof adapt help-meta --db lab.db --device raspi4 --samples 10 --out help-raspi4")])
+    ran = dict(zip([s.readme for s in steps("newboard")], ws.type(steps("newboard")), strict=True))
+    said = ran["edgeprof evaluate help-raspi4 --db lab.db --device raspi4"].stderr
+    assert "expected MAPE" in said and "(leave-one-out over 10 samples); measured MAPE" in said
+    line = ran[f"edgeprof predict help-raspi4 --arch {NB201_ARCH} --interval 0.9"].stdout
+    lo, hi = (float(x) for x in re.search(r"90% interval ([0-9.]+) to ([0-9.]+) ms", line).groups())
+    assert 0 < lo < float(line.split()[0]) < hi
+    # a board with nothing measured: its 10 references first, then 3 device-free picks; measured for real
+    listed = [a for a in (ws.work / "to-measure.txt").read_text().split() if not a.startswith("#") and "|" in a]
+    assert len(listed) == 13
+    rows = sqlite3.connect(ws.work / "lab.db").execute(
+        "SELECT COUNT(DISTINCT m.arch_id) FROM measurements r JOIN models m ON r.model_sha256 = m.sha256 "
+        "WHERE r.device = 'local-cpu' AND r.status = 'ok' AND m.space = 'nb201'").fetchone()
+    assert rows[0] == 13
+    card = json.loads((ws.work / "help-cpu" / "card.json").read_text())
+    assert card["devices"] == ["local-cpu"] and card["expected_error"]["k"] == 3
 
 
 @pytest.mark.slow

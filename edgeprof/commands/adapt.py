@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,12 +266,15 @@ def select_archs(args: argparse.Namespace, pred: Any) -> int:
         return 0
     from spaces import create_space
 
-    db = "" if args.db == DEFAULT_DB else f" --db {args.db}"
-    profile = f"edgeprof profile {args.device} --space {pred.space} --archs {args.archs_out}{db}"
+    q = shlex.quote  # commands to paste into a shell: a path with a space or a quote stays one word
+    db = "" if args.db == DEFAULT_DB else f" --db {q(str(args.db))}"
+    listing = q(str(args.archs_out))
+    profile = f"edgeprof profile {q(args.device)} --space {pred.space} --archs {listing}{db}"
     config = pred.space_obj().config
     if config != create_space(pred.space).config:
-        profile += f" --space-config '{json.dumps(config)}'"
-    adapt = f"edgeprof adapt {args.predictor} --device {args.device} --archs {args.archs_out} --out ADAPTED{db}"
+        profile += f" --space-config {q(json.dumps(config))}"
+    adapt = (f"edgeprof adapt {q(str(args.predictor))} --device {q(args.device)} --archs {listing} "
+             f"--out ADAPTED{db}")
     if have_refs:
         err.print(f"proposed {len(picks)} of {len(cands)} unmeasured archs to measure on {args.device} (rule {used}): "
                   f"{args.archs_out}")

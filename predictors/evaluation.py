@@ -28,9 +28,9 @@ Evaluation = tuple[dict[str, Any], np.ndarray, np.ndarray]  # (metrics, predicte
 
 
 def held_out(pred: LatencyPredictor, arch_ids: Sequence[str], y: np.ndarray, seen: Collection[str], device: str,
-             n_target_samples: int, what: str = "the predictor") -> Evaluation:
+             n_target_samples: int, what: str = "the predictor", positive: bool = True) -> Evaluation:
     """Metrics of `pred` on the measured (arch_ids, y) of `device` outside `seen`; ValueError when nothing
-    is left to score."""
+    is left to score. `positive=False` for accuracies (0% is a value; see metrics.report)."""
     seen = set(seen)
     keep = [i for i, a in enumerate(arch_ids) if a not in seen]
     if not keep:
@@ -40,7 +40,7 @@ def held_out(pred: LatencyPredictor, arch_ids: Sequence[str], y: np.ndarray, see
     true = np.asarray(y, dtype=np.float64)[keep]
     predicted = pred.predict(ids)
     split = f"all {len(ids)} measured archs of {device} not used by the predictor"
-    return report(predicted, true, n_target_samples=n_target_samples, split=split), predicted, true
+    return report(predicted, true, n_target_samples=n_target_samples, split=split, positive=positive), predicted, true
 
 
 class UnadaptedPredictorError(UserInputError):
@@ -150,7 +150,7 @@ def evaluate_saved_accuracy(path: str | Path, store: Store, task: str, metric: s
     ids, y = load_accuracy(store, pred.space, task, metric or card.get("metric") or "test_accuracy",
                            source if source is not None else card.get("source"))
     seen = read_train_archs(path)
-    return held_out(pred, ids, y, seen, f"task {task}", n_target_samples=len(seen), what=str(path))
+    return held_out(pred, ids, y, seen, f"task {task}", n_target_samples=len(seen), what=str(path), positive=False)
 
 
 def card_expected_error(path: str | Path) -> dict[str, Any] | None:

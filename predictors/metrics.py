@@ -29,8 +29,9 @@ ArrayLike = Sequence[float] | np.ndarray
 _BOUND_SLACK = 1e-12
 
 
-def _check(pred: ArrayLike, true: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """(pred, true) as float64 1-D arrays, or a ValueError saying what is wrong with them."""
+def _check(pred: ArrayLike, true: ArrayLike, positive: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(pred, true) as float64 1-D arrays, or a ValueError saying what is wrong with them (`positive`: the
+    true values must be > 0, as latencies are and relative errors need)."""
     arrays = []
     for label, values in (("pred", pred), ("true", true)):
         try:
@@ -49,10 +50,10 @@ def _check(pred: ArrayLike, true: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         bad = np.flatnonzero(~np.isfinite(a))
         if bad.size:
             raise ValueError(f"{label} has {bad.size} non-finite value(s), first at index {bad[0]}: {a[bad[0]]}")
-    bad = np.flatnonzero(t <= 0)
+    bad = np.flatnonzero(t <= 0) if positive else np.flatnonzero(t < 0)
     if bad.size:
-        raise ValueError(f"true latencies must be positive; {bad.size} are not, first at index {bad[0]}: "
-                         f"{t[bad[0]]}")
+        what = "true latencies must be positive" if positive else "true values must be >= 0"
+        raise ValueError(f"{what}; {bad.size} are not, first at index {bad[0]}: {t[bad[0]]}")
     return p, t
 
 
@@ -82,8 +83,8 @@ def acc_within(pred: ArrayLike, true: ArrayLike, tol: float) -> float:
     return float(np.mean(np.abs(p - t) <= tol * t * (1.0 + _BOUND_SLACK)))
 
 
-def _rank_corr(fn: Any, pred: ArrayLike, true: ArrayLike) -> float:
-    p, t = _check(pred, true)
+def _rank_corr(fn: Any, pred: ArrayLike, true: ArrayLike, positive: bool = True) -> float:
+    p, t = _check(pred, true, positive)
     if p.size < 2 or np.all(p == p[0]) or np.all(t == t[0]):
         return float("nan")
     with warnings.catch_warnings():
@@ -101,25 +102,31 @@ def kendall(pred: ArrayLike, true: ArrayLike) -> float:
     return _rank_corr(stats.kendalltau, pred, true)
 
 
-def report(pred: ArrayLike, true: ArrayLike, n_target_samples: int, split: str) -> dict[str, Any]:
+def report(pred: ArrayLike, true: ArrayLike, n_target_samples: int, split: str, positive: bool = True
+           ) -> dict[str, Any]:
     """Every metric plus n, the number of target-device samples the predictor saw, and the split's name.
 
     Keys: rmse, mae, mape (%), acc5, acc10 (shares), spearman, kendall, n, n_target_samples, split.
+    `positive=False` (accuracies: a network that learned nothing scores 0%) admits zero true values; the
+    relative metrics (mape, acc5, acc10) are then over the positive ones (NaN when there are none).
     """
     if isinstance(n_target_samples, bool) or not isinstance(n_target_samples, numbers.Integral) \
             or n_target_samples < 0:
         raise ValueError(f"n_target_samples must be an int >= 0, got {n_target_samples!r}")
     if not isinstance(split, str) or not split.strip():
         raise ValueError(f"split must name the evaluation split (a non-empty str), got {split!r}")
-    p, t = _check(pred, true)
+    p, t = _check(pred, true, positive)
+    pos = t > 0
+    rp, rt = p[pos], t[pos]
+    nan = float("nan")
     return {
-        "rmse": rmse(p, t),
-        "mae": mae(p, t),
-        "mape": mape(p, t),
-        "acc5": acc_within(p, t, 0.05),
-        "acc10": acc_within(p, t, 0.10),
-        "spearman": spearman(p, t),
-        "kendall": kendall(p, t),
+        "rmse": float(np.sqrt(np.mean((p - t) ** 2))),
+        "mae": float(np.mean(np.abs(p - t))),
+        "mape": mape(rp, rt) if rt.size else nan,
+        "acc5": acc_within(rp, rt, 0.05) if rt.size else nan,
+        "acc10": acc_within(rp, rt, 0.10) if rt.size else nan,
+        "spearman": _rank_corr(stats.spearmanr, p, t, positive),
+        "kendall": _rank_corr(stats.kendalltau, p, t, positive),
         "n": int(p.size),
         "n_target_samples": int(n_target_samples),
         "split": split,

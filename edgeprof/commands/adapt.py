@@ -317,9 +317,11 @@ def adapt_accuracy(args: argparse.Namespace, pred: Any) -> int:
     support, support_y, _, rest, rest_y = draw_support([ids[i] for i in keep], y[keep], [], args.samples,
                                                        args.seed, where)
     # maml-acc adapts on >= 2 pairs, so leaving one out needs 3
-    expected = expected_error(pred, support, support_y) if len(support) >= 3 else None
+    # (and log residuals need positive figures: a 0% network among the pairs leaves it out)
+    expected = expected_error(pred, support, support_y) if len(support) >= 3 and min(support_y) > 0 else None
     pred.adapt(support, support_y)
-    metrics, _, _ = held_out(pred, rest, rest_y, (), f"task {args.task}", n_target_samples=args.samples)
+    metrics, _, _ = held_out(pred, rest, rest_y, (), f"task {args.task}", n_target_samples=args.samples,
+                             positive=False)
     out = Path(args.out)
     save_predictor(pred, out, metrics=metrics, quantity="accuracy", train_archs=[*support, *seen], task=args.task,
                    metric=metric, source=source, expected_error=expected)

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             pred.fit(tr_ids, tr_y)
     fit_s = time.perf_counter() - t0
     desc = f"random {len(tr_ids)} train / {len(te_ids)} test, seed {args.seed}"
-    metrics = report(pred.predict(te_ids), te_y, n_target_samples=len(tr_ids), split=desc)
+    metrics = report(pred.predict(te_ids), te_y, n_target_samples=len(tr_ids), split=desc, positive=not accuracy)
     out = Path(args.out)
     fingerprint = data_fingerprint(tr_ids, tr_y)
     if accuracy:
@@ -215,7 +215,8 @@ def train_maml_acc(args: argparse.Namespace) -> int:
         except ValueError as e:  # too few pairs for an episode
             raise UserInputError(str(e)) from None
     fit_s = time.perf_counter() - t0
-    metrics = {task: report(pred.predict(te_ids), te_y, n_target_samples=0, split=f"meta-init as is, {desc}")
+    metrics = {task: report(pred.predict(te_ids), te_y, n_target_samples=0, split=f"meta-init as is, {desc}",
+                            positive=False)
                for task, (te_ids, te_y, desc) in held.items()}
     seen = [a for ids, _ in data.values() for a in ids]
     fingerprint = data_fingerprint([f"{t}:{a}" for t, (ids, _) in data.items() for a in ids],

@@ -86,3 +86,17 @@ def test_negative_predictions_are_allowed():
     """A regressor may predict below zero; only the ground truth must be positive."""
     assert acc_within([-1.0, 2.0], [1.0, 2.0], 0.1) == 0.5
     assert mape([-1.0], [1.0]) == pytest.approx(200.0)
+
+
+def test_accuracies_may_be_zero_and_relative_errors_skip_them():
+    # a network that learned nothing scores 0%: a value for an accuracy predictor, an error for a latency one
+    pred, true = [2.0, 45.0, 60.0], [0.0, 50.0, 60.0]
+    with pytest.raises(ValueError, match="must be positive"):
+        report(pred, true, n_target_samples=0, split="s")
+    m = report(pred, true, n_target_samples=0, split="s", positive=False)
+    assert m["mae"] == pytest.approx(7.0 / 3) and m["n"] == 3
+    assert m["mape"] == pytest.approx(5.0) and m["acc10"] == 1.0 and m["acc5"] == 0.5  # over the two above 0
+    assert m["spearman"] == pytest.approx(1.0)
+    assert math.isnan(report([1.0], [0.0], n_target_samples=0, split="s", positive=False)["mape"])
+    with pytest.raises(ValueError, match="must be >= 0"):
+        report([1.0], [-1.0], n_target_samples=0, split="s", positive=False)

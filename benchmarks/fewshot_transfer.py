@@ -33,6 +33,10 @@ baselines; FBNet about as much; both spaces ~1.5 h. From the cache, only the eva
 The GNN cap (`--gnn-steps 300`) leaves it under-trained at K >= 100 (5 epochs at K = 900); trained to its 200
 epochs on 6 held-out NB201 devices it matched the meta predictor at K = 900 (mean rho 0.921 both) and stayed
 below at K = 100 (0.904 against 0.919).
+
+Longer than ~450 lines on purpose: the runner, its cache, the baselines and the options stay in this one
+script so that the benchmark reads in one place; what is pure (families, splits, aggregation, report, plot)
+is in predictors.transfer.
 """
 
 from __future__ import annotations

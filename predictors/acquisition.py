@@ -28,7 +28,6 @@ mean or the worst device and needs no reference latencies, so one rule serves be
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,8 +84,8 @@ def select(pred: Any, candidates: Sequence[str], k: int, rule: str = DEFAULT_RUL
 def reference_adapted(pred: Any, reference: Mapping[str, float]) -> Any:
     """A copy of `pred` adapted on the reference latencies alone (the references are its support)."""
     ids = list(reference)
-    return copy.deepcopy(pred).adapt(ids, np.array([reference[a] for a in ids], dtype=np.float64),
-                                     reference=reference)
+    return pred.copy_sharing_features().adapt(ids, np.array([reference[a] for a in ids], dtype=np.float64),
+                                              reference=reference)
 
 
 def _pick(scores: np.ndarray, rng: np.random.Generator, tol: float = 1e-9) -> int:

@@ -10,6 +10,7 @@ that an ensemble shares with its members.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -90,6 +91,13 @@ class FewShotPredictor(LatencyPredictor):
         if cache is None or cache.key != key:
             cache = self._features = FeatureCache(self.space_obj(), key)
         return cache
+
+    def copy_sharing_features(self) -> FewShotPredictor:
+        """A deep copy that shares this predictor's encoding cache (append-only, keyed by space): copying the
+        meta-trained weights is cheap, copying a 15,625-arch one-hot table per copy is not needed. What
+        leave-one-out re-adaptation, an ensemble's views and acquisition's reference-only adaptation copy."""
+        cache = self.__dict__.get("_features")
+        return copy.deepcopy(self, memo={} if cache is None else {id(cache): cache})
 
     def share_features(self, other: FewShotPredictor) -> None:
         """Let `other` (an ensemble member of the same space) use this predictor's encoding cache."""

@@ -3,7 +3,6 @@ default members per space (what `edgeprof train meta` and the HELP benchmarks bu
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -178,12 +177,7 @@ class HelpEnsemble(HardwareAdaptivePredictor):
 
     def _view(self, member: HelpPredictor) -> HelpPredictor:
         """A copy of `member` that adapts on the samples alone (reference archs only as its embedding)."""
-        features = member.__dict__.pop("_features", None)  # not copied: the view shares the cache
-        try:
-            view = copy.deepcopy(member)
-        finally:
-            if features is not None:
-                member._features = features
+        view = member.copy_sharing_features()
         view.adapt_on_reference = False
         self.share_features(view)
         return view

@@ -16,7 +16,6 @@ HELP ensemble: `adapt(..., reference=...)`; maml-acc: `adapt(arch_ids, accuracie
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,13 +28,6 @@ from predictors.metrics import acc_within, mae, mape, spearman
 from spaces.errors import UserInputError
 
 KEYS = ("method", "k", "folds", "mape", "acc10", "spearman", "mae", "log_residuals")
-
-
-def _fresh_copy(pred: FewShotPredictor) -> FewShotPredictor:
-    """A deep copy that shares the encoding cache (append-only, keyed by space): copying the meta-trained
-    weights is cheap, copying the 15,625-arch one-hot table per fold is not needed."""
-    cache = pred.__dict__.get("_features")
-    return copy.deepcopy(pred, memo={} if cache is None else {id(cache): cache})
 
 
 def _folds(k: int, max_folds: int) -> list[np.ndarray]:
@@ -79,7 +71,7 @@ def expected_error(pred: FewShotPredictor, support_ids: Sequence[str], support_y
     for fold in folds:
         out = set(fold.tolist())
         rest = kept + [scored[j] for j in range(k) if j not in out]
-        work = _fresh_copy(pred)
+        work = pred.copy_sharing_features()
         try:
             if adaptive:
                 work.adapt([ids[i] for i in rest], y[rest], reference=reference)  # type: ignore[call-arg]

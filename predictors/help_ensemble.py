@@ -209,18 +209,21 @@ class HelpEnsemble(HardwareAdaptivePredictor):
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         self.check_is_fitted()
         arrays: dict[str, np.ndarray] = {}
-        extras = []
-        for i, m in enumerate(self.members_):
-            a, e = m.state()
-            arrays.update({f"m{i}.{k}": v for k, v in a.items()})
-            extras.append({"params": jsonable_params(m.get_params()), "extra": e})
+
+        def flatten(preds: Sequence[HelpPredictor], tag: str) -> list[dict[str, Any]]:
+            """Each predictor's arrays into `arrays` under "{tag}{i}.", its params and JSON state listed
+            (what from_state's `rebuild` reads back)."""
+            out = []
+            for i, p in enumerate(preds):
+                a, e = p.state()
+                arrays.update({f"{tag}{i}.{k}": x for k, x in a.items()})
+                out.append({"params": jsonable_params(p.get_params()), "extra": e})
+            return out
+
+        extras = flatten(self.members_, "m")
         adapted = bool(getattr(self, "adapted_", False))
-        views = []
-        for i, v in enumerate(getattr(self, "views_", []) if adapted else []):
-            a, e = v.state()
-            arrays.update({f"v{i}.{k}": x for k, x in a.items()})
-            views.append({"params": jsonable_params(v.get_params()), "extra": e})
-        blend = {"views": views, "adapted_weights": self.adapted_weights_.tolist()} if adapted else {}
+        blend = ({"views": flatten(getattr(self, "views_", []), "v"),
+                  "adapted_weights": self.adapted_weights_.tolist()} if adapted else {})
         return arrays, {"kind": self.kind, "weights": self.weights_.tolist(), "members": extras, **blend,
                         "target": {"transform": "weighted geometric mean of the members' ms"},
                         "valid_score": getattr(self, "valid_score_", None),
